@@ -1,0 +1,82 @@
+/**
+ * The shapes of devproxy's two files after validation: `devproxy.yaml` (committed, one per
+ * repository) and `.devproxy/profile.yaml` (per worktree, git-ignored). Validation turns YAML
+ * documents into these; everything downstream trusts them.
+ */
+
+/** Where the local instance of a service comes from. */
+export type LocalDefinition =
+  /** Something the user runs on 127.0.0.1:port; devproxy only routes to it and checks health. */
+  | { kind: 'port'; port: number }
+  /** A service of the repository's compose file; `port` is the container port. */
+  | { kind: 'compose'; compose: string; port: number }
+  /** A process run in the worktree with PORT injected; `port` is unused unless the app ignores PORT. */
+  | { kind: 'command'; command: string; port?: number };
+
+/** The service's endpoint in the shared cloud DEV environment. */
+export interface RemoteDefinition {
+  /** Absolute http(s) URL; its path is a prefix for every forwarded request. */
+  url: string;
+  /** Extra CA bundle (PEM file path, resolved against the repository root) trusted for this remote. */
+  ca?: string;
+  /** Skip TLS verification for this remote (flagged by `devproxy status`). Default false. */
+  insecure: boolean;
+}
+
+export interface ServiceConfig {
+  name: string;
+  local?: LocalDefinition;
+  remote?: RemoteDefinition;
+  /** HTTP path probed for health; without it a TCP connect is the health check. */
+  health?: string;
+  /** Declared memory budget of the local instance, in bytes. */
+  memoryBytes?: number;
+}
+
+export interface ProjectConfig {
+  /** Project name: the slug of the main checkout in hostnames. */
+  name: string;
+  /** Compose file, relative to the repository root. */
+  compose?: string;
+  /** Services in declaration order. */
+  services: Map<string, ServiceConfig>;
+  /** Profile name → services that run locally under it. */
+  profiles: Map<string, string[]>;
+  /** Profile used when a worktree has no profile file. */
+  defaultProfile: string;
+  /** Extra CA bundle trusted for every remote (PEM path, relative to the repository root). */
+  ca?: string;
+}
+
+/** A service's route mode. */
+export type RouteMode = 'local' | 'remote';
+
+/** `.devproxy/profile.yaml` after validation. */
+export interface ProfileFile {
+  profile: string;
+  /** Overrides the worktree's slug in hostnames. */
+  name?: string;
+  /** Per-service overrides on top of the profile. */
+  services: Map<string, RouteMode>;
+}
+
+/** One problem found in a file, located precisely enough to act on. */
+export interface Diagnostic {
+  file: string;
+  /** 1-based; 0 when the problem concerns the file as a whole. */
+  line: number;
+  column: number;
+  /** Dotted path of the offending field, e.g. `services.api.remote`. */
+  field?: string;
+  message: string;
+  hint: string;
+  /** Warnings are shown but change nothing; errors keep the last good file in force. */
+  severity?: 'warning';
+}
+
+/** `file:line:col field: message — hint` on one line, the form every surface prints. */
+export function formatDiagnostic(d: Diagnostic): string {
+  const where = d.line > 0 ? `${d.file}:${d.line}:${d.column}` : d.file;
+  const field = d.field ? ` ${d.field}:` : '';
+  return `${where}${field} ${d.message} — ${d.hint}`;
+}

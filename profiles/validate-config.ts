@@ -1,0 +1,328 @@
+import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
+import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteDefinition, ServiceConfig } from './schema.js';
+import { didYouMean, entries, parseYamlSource, rootMap, type YamlSource } from './yaml-source.js';
+
+/** Lower-case DNS label: what service, project and worktree names must be to live in a hostname. */
+export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Built-in profile under which every service is remote; defined unless the config defines its own. */
+export const REMOTE_PROFILE = 'remote';
+
+const TOP_LEVEL_KEYS = ['name', 'compose', 'ca', 'services', 'profiles', 'default'];
+const SERVICE_KEYS = ['local', 'remote', 'health', 'memory'];
+const LOCAL_KINDS = ['port', 'compose', 'command'] as const;
+const MEMORY_UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+
+export interface ConfigValidation {
+  /** Present when there is no error (warnings allowed). */
+  config?: ProjectConfig;
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+}
+
+/**
+ * Validates the text of a `devproxy.yaml`. Pure: `file` is only used in messages. Every problem
+ * is reported with its line, the field and a fix; unknown keys are warnings so that a newer
+ * config still loads in an older devproxy.
+ */
+export function validateConfig(text: string, file: string): ConfigValidation {
+  const parsed = parseYamlSource(text, file);
+  if (!parsed.source) return { errors: parsed.diagnostics, warnings: [] };
+  const source = parsed.source;
+  const root = rootMap(source, 'devproxy.yaml');
+  if (!root.map) return { errors: root.diagnostics, warnings: [] };
+
+  const errors: Diagnostic[] = [];
+  const warnings: Diagnostic[] = [];
+  const problem = (node: Node | null | undefined, field: string, message: string, hint: string) =>
+    errors.push(source.problem(node, field, message, hint));
+
+  const fields = new Map(entries(root.map).map((e) => [e.key, e]));
+  warnUnknownKeys(source, root.map, TOP_LEVEL_KEYS, '', warnings);
+
+  const nameEntry = fields.get('name');
+  let name = '';
+  if (!nameEntry) {
+    errors.push(source.problem(root.map, 'name', 'the project has no name', 'add `name: <project>` (lower-case letters, digits and hyphens); it names the main checkout in hostnames'));
+  } else {
+    name = scalarString(nameEntry.value) ?? '';
+    if (!DNS_LABEL.test(name)) {
+      problem(nameEntry.value, 'name', `"${name}" cannot be used in a hostname`, 'use lower-case letters, digits and hyphens, e.g. `name: contoso`');
+    }
+  }
+
+  const compose = optionalString(source, fields.get('compose')?.value, 'compose', errors);
+  const ca = optionalString(source, fields.get('ca')?.value, 'ca', errors);
+
+  const services = new Map<string, ServiceConfig>();
+  const servicesEntry = fields.get('services');
+  const servicesNode = servicesEntry?.value;
+  if (!servicesEntry || !isMap(servicesNode) || servicesNode.items.length === 0) {
+    problem(servicesNode ?? root.map, 'services', 'no services are defined', 'add `services:` with at least one service, e.g. `api: { local: { port: 8080 }, remote: https://api-dev.example.com }`');
+  } else {
+    const portOwners = new Map<number, string>();
+    for (const { key, pair, value } of entries(servicesNode)) {
+      const field = `services.${key}`;
+      if (!DNS_LABEL.test(key)) {
+        errors.push(source.problem(pair, field, `service name "${key}" cannot be used in a hostname`, 'rename it with lower-case letters, digits and hyphens'));
+        continue;
+      }
+      const service = validateService(source, key, value, errors, warnings);
+      if (!service) continue;
+      if (service.local?.kind === 'port') {
+        const owner = portOwners.get(service.local.port);
+        if (owner) {
+          problem(localPortNode(value), `${field}.local.port`, `port ${service.local.port} is already the local port of service "${owner}"`, 'give each service its own port');
+        } else {
+          portOwners.set(service.local.port, key);
+        }
+      }
+      services.set(key, service);
+    }
+  }
+
+  const profiles = new Map<string, string[]>();
+  const profilesEntry = fields.get('profiles');
+  if (profilesEntry) {
+    const profilesNode = profilesEntry.value;
+    if (!isMap(profilesNode)) {
+      problem(profilesNode, 'profiles', 'profiles must be a mapping of profile name to a list of services', 'write e.g. `profiles: { minimal: [ui], standard: [ui, api] }`');
+    } else {
+      for (const { key, pair, value } of entries(profilesNode)) {
+        const list = validateProfileList(source, key, pair, value, services, errors);
+        if (list) profiles.set(key, list);
+      }
+    }
+  }
+  if (!profiles.has(REMOTE_PROFILE)) profiles.set(REMOTE_PROFILE, []);
+
+  let defaultProfile = profiles.has('minimal') ? 'minimal' : profiles.keys().next().value ?? REMOTE_PROFILE;
+  const defaultEntry = fields.get('default');
+  if (defaultEntry) {
+    const value = scalarString(defaultEntry.value);
+    if (value === undefined || !profiles.has(value)) {
+      const suggestion = value === undefined ? undefined : didYouMean(value, profiles.keys());
+      problem(defaultEntry.value, 'default', `default profile "${value ?? ''}" is not defined`, suggestion ? `did you mean "${suggestion}"?` : `use one of: ${[...profiles.keys()].join(', ')}`);
+    } else {
+      defaultProfile = value;
+    }
+  }
+
+  if (errors.length > 0) return { errors, warnings };
+  return {
+    config: { name, ...(compose ? { compose } : {}), ...(ca ? { ca } : {}), services, profiles, defaultProfile },
+    errors,
+    warnings,
+  };
+}
+
+function validateService(source: YamlSource, name: string, node: Node | null, errors: Diagnostic[], warnings: Diagnostic[]): ServiceConfig | undefined {
+  const field = `services.${name}`;
+  if (!isMap(node)) {
+    errors.push(source.problem(node, field, `service "${name}" must be a mapping`, 'give it `local:` and/or `remote:`, e.g. `remote: https://api-dev.example.com`'));
+    return undefined;
+  }
+  warnUnknownKeys(source, node, SERVICE_KEYS, `${field}.`, warnings);
+  const fields = new Map(entries(node).map((e) => [e.key, e]));
+  const before = errors.length;
+  const service: ServiceConfig = { name };
+
+  const localNode = fields.get('local')?.value;
+  if (localNode !== undefined) {
+    const local = validateLocal(source, `${field}.local`, localNode, errors);
+    if (local) service.local = local;
+  }
+  const remoteNode = fields.get('remote')?.value;
+  if (remoteNode !== undefined) {
+    const remote = validateRemote(source, `${field}.remote`, remoteNode, errors);
+    if (remote) service.remote = remote;
+  }
+  if (localNode === undefined && remoteNode === undefined) {
+    errors.push(source.problem(node, field, `service "${name}" has neither local nor remote`, 'add `local: { port: <n> }` and/or `remote: <https url>`'));
+  }
+  const healthEntry = fields.get('health');
+  if (healthEntry) {
+    const health = scalarString(healthEntry.value);
+    if (!health || !health.startsWith('/')) {
+      errors.push(source.problem(healthEntry.value, `${field}.health`, 'health must be an HTTP path', 'write e.g. `health: /healthz`'));
+    } else {
+      service.health = health;
+    }
+  }
+  const memoryEntry = fields.get('memory');
+  if (memoryEntry) {
+    const bytes = parseMemory(isScalar(memoryEntry.value) ? memoryEntry.value.value : undefined);
+    if (bytes === undefined) {
+      errors.push(source.problem(memoryEntry.value, `${field}.memory`, 'memory must be a size', 'write e.g. `memory: 512MB` or `memory: 1.5GB`'));
+    } else {
+      service.memoryBytes = bytes;
+    }
+  }
+  return errors.length === before ? service : undefined;
+}
+
+function validateLocal(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): LocalDefinition | undefined {
+  const hint = 'write one of `{ port: 5173 }`, `{ compose: <service>, port: <container port> }`, `{ command: "npm run dev" }`';
+  if (!isMap(node)) {
+    errors.push(source.problem(node, field, 'local must be a mapping', hint));
+    return undefined;
+  }
+  const fields = new Map(entries(node).map((e) => [e.key, e]));
+  for (const { key, pair } of fields.values()) {
+    if (!(LOCAL_KINDS as readonly string[]).includes(key)) {
+      const suggestion = didYouMean(key, LOCAL_KINDS);
+      errors.push(source.problem(pair, `${field}.${key}`, `unknown key "${key}"`, suggestion ? `did you mean "${suggestion}"?` : hint));
+      return undefined;
+    }
+  }
+  let port: number | undefined;
+  const portEntry = fields.get('port');
+  if (portEntry) {
+    port = isScalar(portEntry.value) ? portNumber(portEntry.value.value) : undefined;
+    if (port === undefined) {
+      errors.push(source.problem(portEntry.value, `${field}.port`, 'port must be a whole number from 1 to 65535', 'write e.g. `port: 8080`'));
+      return undefined;
+    }
+  }
+  if (fields.has('compose') && fields.has('command')) {
+    errors.push(source.problem(node, field, 'local has both compose and command', 'keep one of them: a compose service or a process command'));
+    return undefined;
+  }
+  const composeEntry = fields.get('compose');
+  if (composeEntry) {
+    const compose = scalarString(composeEntry.value);
+    if (!compose) {
+      errors.push(source.problem(composeEntry.value, `${field}.compose`, 'compose must name a service of the compose file', 'write e.g. `compose: ui`'));
+      return undefined;
+    }
+    if (port === undefined) {
+      errors.push(source.problem(node, `${field}.port`, 'a compose service needs the container port it listens on', 'add `port: <container port>`, e.g. `port: 3000`'));
+      return undefined;
+    }
+    return { kind: 'compose', compose, port };
+  }
+  const commandEntry = fields.get('command');
+  if (commandEntry) {
+    const command = scalarString(commandEntry.value);
+    if (!command) {
+      errors.push(source.problem(commandEntry.value, `${field}.command`, 'command must be a shell command', 'write e.g. `command: "npm run dev"`'));
+      return undefined;
+    }
+    return port === undefined ? { kind: 'command', command } : { kind: 'command', command, port };
+  }
+  if (port === undefined) {
+    errors.push(source.problem(node, field, 'local says nothing about where the service runs', hint));
+    return undefined;
+  }
+  return { kind: 'port', port };
+}
+
+function validateRemote(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): RemoteDefinition | undefined {
+  let urlNode: Node | null = node;
+  let ca: string | undefined;
+  let insecure = false;
+  if (isMap(node)) {
+    const fields = new Map(entries(node).map((e) => [e.key, e]));
+    urlNode = fields.get('url')?.value ?? null;
+    ca = optionalString(source, fields.get('ca')?.value, `${field}.ca`, errors);
+    const insecureNode = fields.get('insecure')?.value;
+    if (insecureNode !== undefined) {
+      if (!isScalar(insecureNode) || typeof insecureNode.value !== 'boolean') {
+        errors.push(source.problem(insecureNode, `${field}.insecure`, 'insecure must be true or false', 'write `insecure: true` only for a remote whose certificate cannot be verified'));
+        return undefined;
+      }
+      insecure = insecureNode.value;
+    }
+    if (!urlNode) {
+      errors.push(source.problem(node, `${field}.url`, 'remote has no url', 'add `url: https://<service>-dev.example.com`'));
+      return undefined;
+    }
+  }
+  const raw = scalarString(urlNode);
+  const url = raw === undefined ? undefined : parseRemoteUrl(raw);
+  if (!url) {
+    errors.push(source.problem(urlNode, field, `"${raw ?? ''}" is not an absolute http(s) URL`, 'write e.g. `remote: https://contoso-api-dev.azurecontainerapps.io`'));
+    return undefined;
+  }
+  return { url, ...(ca ? { ca } : {}), insecure };
+}
+
+function parseRemoteUrl(raw: string): string | undefined {
+  try {
+    const url = new URL(raw);
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || url.username || url.password) return undefined;
+    return url.href.replace(/\/$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+function validateProfileList(source: YamlSource, name: string, pair: import('yaml').Pair, node: Node | null, services: Map<string, ServiceConfig>, errors: Diagnostic[]): string[] | undefined {
+  const field = `profiles.${name}`;
+  if (!DNS_LABEL.test(name)) {
+    errors.push(source.problem(pair, field, `profile name "${name}" is not valid`, 'use lower-case letters, digits and hyphens'));
+    return undefined;
+  }
+  if (!isSeq(node)) {
+    errors.push(source.problem(node, field, 'a profile must be a list of the services that run locally', `write e.g. \`${name}: [ui, api]\` (\`[]\` for none)`));
+    return undefined;
+  }
+  const list: string[] = [];
+  for (const item of node.items as Node[]) {
+    const service = scalarString(item);
+    if (service === undefined || !services.has(service)) {
+      const suggestion = service === undefined ? undefined : didYouMean(service, services.keys());
+      errors.push(source.problem(item, field, `profile "${name}" names unknown service "${service ?? ''}"`, suggestion ? `did you mean "${suggestion}"?` : `define it under \`services:\` or remove it (services: ${[...services.keys()].join(', ')})`));
+      continue;
+    }
+    if (!services.get(service)?.local) {
+      errors.push(source.problem(item, field, `profile "${name}" runs "${service}" locally but the service has no local definition`, `add \`local:\` to services.${service}, or remove it from this profile`));
+      continue;
+    }
+    list.push(service);
+  }
+  return list;
+}
+
+function warnUnknownKeys(source: YamlSource, map: YAMLMap, known: string[], prefix: string, warnings: Diagnostic[]): void {
+  for (const { key, pair } of entries(map)) {
+    if (known.includes(key)) continue;
+    const suggestion = didYouMean(key, known);
+    warnings.push(source.problem(pair, `${prefix}${key}`, `unknown key "${key}" is ignored`, suggestion ? `did you mean "${suggestion}"?` : `known keys: ${known.join(', ')}`));
+  }
+}
+
+function localPortNode(serviceNode: Node | null): Node | null {
+  if (!isMap(serviceNode)) return serviceNode;
+  const local = serviceNode.get('local', true);
+  return isMap(local) ? ((local.get('port', true) as Node | undefined) ?? local) : serviceNode;
+}
+
+function optionalString(source: YamlSource, node: Node | null | undefined, field: string, errors: Diagnostic[]): string | undefined {
+  if (node === undefined) return undefined;
+  const value = scalarString(node);
+  if (!value) {
+    errors.push(source.problem(node, field, `${field} must be a non-empty string`, `write e.g. \`${field.split('.').pop()}: path/to/file\``));
+    return undefined;
+  }
+  return value;
+}
+
+/** The string value of a scalar node (numbers and booleans are not strings). */
+export function scalarString(node: Node | null | undefined): string | undefined {
+  return isScalar(node) && typeof node.value === 'string' ? node.value : undefined;
+}
+
+function portNumber(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 65535 ? value : undefined;
+}
+
+/** `256MB`, `1.5GB`, `512` (bytes) → bytes; undefined when not a size. */
+export function parseMemory(value: unknown): number | undefined {
+  if (typeof value === 'number' && value > 0) return Math.round(value);
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d+(?:\.\d+)?)\s*([KMGT]?B)$/i.exec(value.trim());
+  if (!match) return undefined;
+  const unit = MEMORY_UNITS[match[2]!.toUpperCase()];
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
+}

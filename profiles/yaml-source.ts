@@ -1,0 +1,96 @@
+import { LineCounter, isMap, isScalar, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import type { Diagnostic } from './schema.js';
+
+/** A parsed YAML file that can say where any of its nodes stands. */
+export interface YamlSource {
+  file: string;
+  doc: Document.Parsed;
+  /** Reports a problem at `node` (or at the file when the node is absent). */
+  problem(node: Node | Pair | null | undefined, field: string | undefined, message: string, hint: string): Diagnostic;
+}
+
+/**
+ * Parses `text` keeping positions. Syntax errors come back as diagnostics with their own line;
+ * `source` is undefined when the document is unusable (syntax error or empty).
+ */
+export function parseYamlSource(text: string, file: string): { source?: YamlSource; diagnostics: Diagnostic[] } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number | undefined): { line: number; column: number } => {
+    if (offset === undefined) return { line: 0, column: 0 };
+    const pos = lineCounter.linePos(offset);
+    return { line: pos.line, column: pos.col };
+  };
+  const source: YamlSource = {
+    file,
+    doc,
+    problem(node, field, message, hint) {
+      const range = node && 'range' in node ? node.range : node && 'key' in node ? (node.key as Node | null)?.range : undefined;
+      return { file, ...at(range?.[0]), ...(field ? { field } : {}), message, hint };
+    },
+  };
+  if (doc.errors.length > 0) {
+    return {
+      diagnostics: doc.errors.map((error) => ({
+        file,
+        ...at(error.pos[0]),
+        message: `YAML syntax error: ${firstLine(error.message)}`,
+        hint: 'fix the YAML syntax at this line (indentation, a missing colon or quote)',
+      })),
+    };
+  }
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    return { diagnostics: [source.problem(undefined, undefined, 'the file is empty', 'write the settings the file needs (see the README for an example)')] };
+  }
+  return { source, diagnostics: [] };
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}
+
+/** The map node at the document root, or a diagnostic saying the root is not a map. */
+export function rootMap(source: YamlSource, what: string): { map?: YAMLMap; diagnostics: Diagnostic[] } {
+  const contents = source.doc.contents;
+  if (isMap(contents)) return { map: contents, diagnostics: [] };
+  return {
+    diagnostics: [source.problem(contents, undefined, `${what} must be a mapping of keys to values`, 'start the file with `key: value` lines (see the README for an example)')],
+  };
+}
+
+/** The pairs of a map with string keys, in source order. */
+export function entries(map: YAMLMap): Array<{ key: string; pair: Pair; value: Node | null }> {
+  return map.items.map((pair) => ({
+    key: isScalar(pair.key) ? String(pair.key.value) : String(pair.key),
+    pair,
+    value: (pair.value ?? null) as Node | null,
+  }));
+}
+
+/** The closest of `candidates` to `word` by edit distance, when it is plausibly a typo. */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(word, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = previous[0]!;
+    previous[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = previous[j]!;
+      previous[j] = Math.min(above + 1, previous[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,32 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { RoutingTable } from '../router/types.js';
+
+/** Receives what the proxy has to say; library code never prints (tests collect into arrays). */
+export interface ProxyLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export interface ProxyOptions {
+  /** Returns the current table; the watcher swaps it in one assignment, the proxy only reads. */
+  getTable: () => RoutingTable;
+  /** Port the plain HTTP listener is bound to (used to build stable URLs and rewrite Location). */
+  httpPort: number;
+  /** Port of the HTTPS listener, when there is one. */
+  httpsPort?: number;
+  /** Extra PEM CA files trusted for every remote (e.g. the demo's stand-in DEV CA). */
+  extraCaFiles?: string[];
+  logger?: ProxyLogger;
+}
+
+/** The request handler shared by the HTTP/1.1 and HTTP/2 listeners. */
+export interface ProxyHandler {
+  handleRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void;
+  /** HTTP/1.1 `upgrade` event (WebSocket). */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Closes upstream pools. */
+  close(): Promise<void>;
+}

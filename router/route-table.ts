@@ -1,0 +1,135 @@
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import type { Diagnostic, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
+import { serviceHost, worktreeSlug } from './hostname.js';
+import { localServices } from './profile-resolution.js';
+import type { Route, RoutingTable, Target, WorktreeInput, WorktreeState } from './types.js';
+
+/**
+ * Builds the routing table from what is known about every worktree. Pure: no fs, timers or
+ * sockets. A worktree whose files are broken keeps the routes of its last good files (its
+ * input carries them) and shows its diagnostics; a clash of slugs routes the first worktree
+ * (main checkout first, then by path) and reports the clash on both.
+ */
+export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTable {
+  const routes = new Map<string, Route>();
+  const worktrees: WorktreeState[] = [];
+  const diagnostics: Diagnostic[] = [];
+  const ordered = [...inputs].sort((a, b) => Number(b.isMain) - Number(a.isMain) || a.path.localeCompare(b.path));
+  const bySlug = new Map<string, WorktreeState>();
+
+  for (const input of ordered) {
+    const slug = worktreeSlug({
+      isMain: input.isMain,
+      path: input.path,
+      ...(input.branch ? { branch: input.branch } : {}),
+      ...(input.profile?.name ? { nameOverride: input.profile.name } : {}),
+      projectName: input.projectName ?? input.config?.name,
+    });
+    const state: WorktreeState = {
+      slug,
+      path: input.path,
+      repo: input.repo,
+      ...(input.branch ? { branch: input.branch } : {}),
+      isMain: input.isMain,
+      ...(input.config ? { profile: input.profile?.profile ?? input.config.defaultProfile } : {}),
+      diagnostics: [...input.diagnostics],
+      hosts: [],
+    };
+    worktrees.push(state);
+
+    const owner = bySlug.get(slug);
+    if (owner) {
+      const clash: Diagnostic = {
+        file: input.path,
+        line: 0,
+        column: 0,
+        message: `worktrees ${owner.path} and ${input.path} both have the hostname slug "${slug}"; only the first is routed`,
+        hint: 'give one of them another name with `name: <slug>` in its .devproxy/profile.yaml',
+      };
+      owner.diagnostics.push(clash);
+      state.diagnostics.push(clash);
+      diagnostics.push(clash);
+      continue;
+    }
+    bySlug.set(slug, state);
+    if (!input.config) continue;
+
+    const local = new Set(localServices(input.config, input.profile));
+    for (const service of input.config.services.values()) {
+      const route = routeFor(input, input.config, service, slug, local.has(service.name));
+      routes.set(route.host, route);
+      state.hosts.push(route.host);
+    }
+  }
+  return { routes, worktrees, diagnostics };
+}
+
+function routeFor(input: WorktreeInput, config: ProjectConfig, service: ServiceConfig, slug: string, wantsLocal: boolean): Route {
+  const base = {
+    host: serviceHost(service.name, slug),
+    worktree: slug,
+    service: service.name,
+    repo: input.repo,
+    ...(service.health ? { health: service.health } : {}),
+  };
+  if (wantsLocal) {
+    const port = service.local?.kind === 'port' ? service.local.port : input.runtimePorts?.get(service.name);
+    if (port !== undefined) {
+      return { ...base, mode: 'local', target: { kind: 'local', origin: `http://127.0.0.1:${port}`, port } };
+    }
+    // Make-before-break: until the local instance is healthy, the remote keeps serving.
+    if (service.remote) {
+      return { ...base, mode: 'remote', desired: 'local', target: remoteTarget(input.repo, config, service) };
+    }
+    return {
+      ...base,
+      mode: 'local',
+      problem: {
+        message: `service "${service.name}" of worktree "${slug}" is starting locally and has no remote to serve meanwhile`,
+        hint: 'wait for it to become healthy (`devproxy status`), or read its log with `devproxy logs ' + service.name + '`',
+      },
+    };
+  }
+  if (service.remote) return { ...base, mode: 'remote', target: remoteTarget(input.repo, config, service) };
+  return {
+    ...base,
+    mode: 'remote',
+    problem: {
+      message: `service "${service.name}" of worktree "${slug}" is remote in profile "${input.profile?.profile ?? config.defaultProfile}" but has no remote endpoint`,
+      hint: `run it locally: \`devproxy use ${input.profile?.profile ?? config.defaultProfile} --service ${service.name}=local\`, or add \`remote:\` to services.${service.name} in devproxy.yaml`,
+    },
+  };
+}
+
+function remoteTarget(repo: string, config: ProjectConfig, service: ServiceConfig): Target {
+  const remote = service.remote!;
+  const url = new URL(remote.url);
+  const caFiles = [config.ca, remote.ca].filter((ca): ca is string => Boolean(ca)).map((ca) => (isAbsolute(ca) ? ca : resolvePath(repo, ca)));
+  return {
+    kind: 'remote',
+    origin: url.origin,
+    hostname: url.hostname,
+    authority: url.host,
+    basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/$/, ''),
+    caFiles,
+    insecure: remote.insecure,
+  };
+}
+
+/** The route for a Host header value (any case, optional port and trailing dot). */
+export function resolveRoute(table: RoutingTable, host: string): Route | undefined {
+  return table.routes.get(normalizeHost(host));
+}
+
+/** Lower-case host name without port or trailing dot; IPv6 literals keep their brackets. */
+export function normalizeHost(host: string): string {
+  let name = host;
+  if (!name.startsWith('[')) {
+    const colon = name.lastIndexOf(':');
+    if (colon !== -1) name = name.slice(0, colon);
+  } else {
+    name = name.slice(0, name.indexOf(']') + 1);
+  }
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return name.toLowerCase();
+}

@@ -1,0 +1,91 @@
+import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode } from '../profiles/schema.js';
+
+/** Where a request for one `<service>.<worktree>.localhost` goes. */
+export type Target =
+  | {
+      kind: 'local';
+      /** `http://127.0.0.1:<port>`: the key of the upstream pool. */
+      origin: string;
+      port: number;
+    }
+  | {
+      kind: 'remote';
+      /** `https://host[:port]`: the key of the upstream pool. */
+      origin: string;
+      /** Host header and TLS SNI for the remote hop. */
+      hostname: string;
+      /** `host[:port]` as the remote sees it; compared when rewriting Location. */
+      authority: string;
+      /** Path prefix of the remote URL without a trailing slash ('' for none). */
+      basePath: string;
+      /** Resolved PEM file paths trusted in addition to the system roots. */
+      caFiles: string[];
+      insecure: boolean;
+    };
+
+/** A route that cannot be served, with the reason shown on the error page. */
+export interface RouteProblem {
+  message: string;
+  hint: string;
+}
+
+export interface Route {
+  /** Lower-case `<service>.<worktree>.localhost`, the table key. */
+  host: string;
+  worktree: string;
+  service: string;
+  /** Main checkout path of the repository the worktree belongs to. */
+  repo: string;
+  mode: RouteMode;
+  /** Set while the route differs from what the profile asks (a local instance not healthy yet). */
+  desired?: RouteMode;
+  /** Absent when the route cannot be served; `problem` says why. */
+  target?: Target;
+  problem?: RouteProblem;
+  /** Health path of the service, for status probes. */
+  health?: string;
+}
+
+/** What the router knows about one worktree. */
+export interface WorktreeState {
+  slug: string;
+  path: string;
+  repo: string;
+  branch?: string;
+  isMain: boolean;
+  /** Effective profile name (from the profile file, else the config's default). */
+  profile?: string;
+  /** Problems with this worktree's files; the routes shown are the last good ones. */
+  diagnostics: Diagnostic[];
+  hosts: string[];
+}
+
+export interface RoutingTable {
+  /** Lower-case host without port → route. */
+  routes: Map<string, Route>;
+  worktrees: WorktreeState[];
+  /** Problems that concern no single worktree (e.g. duplicate slugs). */
+  diagnostics: Diagnostic[];
+}
+
+/** One worktree as the outside world (git + files + runtime) describes it to the router. */
+export interface WorktreeInput {
+  path: string;
+  /** Main checkout path of the repository. */
+  repo: string;
+  branch?: string;
+  isMain: boolean;
+  /** Last good config for this worktree (its own devproxy.yaml, else the main checkout's). */
+  config?: ProjectConfig;
+  /** Last good profile file, undefined when the worktree has none. */
+  profile?: ProfileFile;
+  /** Current problems with its files (shown, never fatal). */
+  diagnostics: Diagnostic[];
+  /** Main checkout's project name, which names the main worktree. */
+  projectName?: string;
+  /**
+   * Ports of local instances started by the runtime (service → host port), only for services
+   * whose instance is healthy. Services of kind `port` do not need an entry.
+   */
+  runtimePorts?: Map<string, number>;
+}

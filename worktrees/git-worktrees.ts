@@ -1,0 +1,55 @@
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import { simpleGit } from 'simple-git';
+import { DevproxyError } from '../errors.js';
+
+/** One entry of `git worktree list`. */
+export interface GitWorktree {
+  path: string;
+  /** Short branch name (`feature/x`), absent when detached. */
+  branch?: string;
+  isMain: boolean;
+}
+
+/**
+ * Lists the worktrees of the repository that contains `dir`, main checkout first, using
+ * `git worktree list --porcelain` (bare and prunable entries, whose folder is gone, are skipped).
+ */
+export async function listWorktrees(dir: string): Promise<GitWorktree[]> {
+  const output = await simpleGit({ baseDir: dir }).raw(['worktree', 'list', '--porcelain']);
+  const worktrees: GitWorktree[] = [];
+  for (const block of output.split('\n\n')) {
+    const lines = block.split('\n').filter(Boolean);
+    const path = lines.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
+    if (!path || lines.includes('bare') || lines.some((l) => l.startsWith('prunable'))) continue;
+    const ref = lines.find((l) => l.startsWith('branch '))?.slice('branch '.length);
+    const branch = ref?.replace(/^refs\/heads\//, '');
+    worktrees.push({ path, ...(branch ? { branch } : {}), isMain: worktrees.length === 0 });
+  }
+  return worktrees;
+}
+
+/** Where a repository's git data lives, for a folder anywhere inside one of its worktrees. */
+export interface RepoLocation {
+  /** Top of the worktree that contains the folder. */
+  worktree: string;
+  /** Main checkout of the repository. */
+  main: string;
+  /** The shared `.git` directory (holds `worktrees/`). */
+  commonDir: string;
+}
+
+/** Finds the worktree, main checkout and common git dir for `dir`; a clear error outside git. */
+export async function locateRepo(dir: string): Promise<RepoLocation> {
+  const git = simpleGit({ baseDir: dir });
+  let worktree: string;
+  let commonDir: string;
+  try {
+    [worktree, commonDir] = (await git.raw(['rev-parse', '--show-toplevel', '--git-common-dir'])).trim().split('\n') as [string, string];
+  } catch (error) {
+    throw new DevproxyError('DEVPROXY_ERR_NOT_A_REPO', `${dir} is not inside a git repository`, { cause: error });
+  }
+  const absoluteCommon = await realpath(isAbsolute(commonDir) ? commonDir : resolve(dir, commonDir));
+  const main = (await listWorktrees(dir))[0]?.path ?? worktree;
+  return { worktree: await realpath(worktree), main: await realpath(main), commonDir: absoluteCommon };
+}
