@@ -1,0 +1,162 @@
+/**
+ * Which headers cross the proxy, in both directions. Pure functions over flat raw header arrays
+ * (`[name, value, name, value, …]`), the shape both node:http and undici use natively, so the hot
+ * path never builds header objects.
+ */
+
+/**
+ * Hop-by-hop headers: they describe one connection, not the message, so a proxy must not pass
+ * them on (RFC 9110 §7.6.1). Keys are lower-case.
+ */
+export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  // Advertises alternative services (h3) of the upstream's origin, not of the stable hostname.
+  'alt-svc',
+  // Lists per-connection options and further hop-by-hop header names.
+  'connection',
+  // curl sends `Expect: 100-continue`; node:http already answered it, an upstream must not wait.
+  'expect',
+  // HTTP/2 upgrade negotiation (h2c) of the client connection.
+  'http2-settings',
+  // Keep-alive parameters of the client connection.
+  'keep-alive',
+  // Authentication with this proxy, never with the upstream.
+  'proxy-authenticate',
+  'proxy-authorization',
+  // Non-standard Connection used by old clients talking to proxies.
+  'proxy-connection',
+  // Transfer codings the client accepts; only `trailers` is re-added (see buildUpstreamHeaders).
+  'te',
+  // Announces trailer fields of a chunked message that is re-framed on the other hop.
+  'trailer',
+  // Framing of the message on one hop; each side frames its own body.
+  'transfer-encoding',
+  // Protocol switch of the client connection; WebSocket upgrades take a separate path.
+  'upgrade',
+]);
+
+/** Most proxies in a chain before the proxy refuses with 508 Loop Detected. */
+export const MAX_PROXY_HOPS = 5;
+/** Counts how many times a request went through devproxy (portless calls it `x-portless-hops`). */
+export const HOPS_HEADER = 'x-devproxy-hops';
+/** Tells the client whether devproxy sent the request to a local instance or to the remote. */
+export const ROUTE_HEADER = 'x-devproxy-route';
+
+/** What the proxy adds to the upstream request. */
+export interface UpstreamHeaderContext {
+  /** Host header sent upstream: the stable authority (local) or the remote's authority. */
+  host: string;
+  /** Address of the client socket. */
+  forwardedFor: string;
+  /** Authority the client addressed (stable hostname with port). */
+  forwardedHost: string;
+  forwardedProto: 'http' | 'https';
+  /** Value of the incoming hops counter (0 when absent). */
+  hops: number;
+}
+
+/** Reads the hop counter from raw headers; absent or malformed counts as 0. */
+export function readHops(rawHeaders: readonly string[]): number {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === HOPS_HEADER) {
+      const hops = Number.parseInt(rawHeaders[i + 1] as string, 10);
+      return Number.isFinite(hops) && hops > 0 ? hops : 0;
+    }
+  }
+  return 0;
+}
+
+/**
+ * Names listed in `Connection` (other than the common `close`/`keep-alive`/`upgrade`, already
+ * hop-by-hop), or undefined when there are none, which is the usual case.
+ */
+function connectionListed(rawHeaders: readonly string[]): Set<string> | undefined {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() !== 'connection') continue;
+    for (const token of (rawHeaders[i + 1] as string).split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+      (listed ??= new Set()).add(name);
+    }
+  }
+  return listed;
+}
+
+/** True for headers only devproxy may set; client-supplied values are dropped, never trusted. */
+function isProxyOwned(name: string): boolean {
+  return name.startsWith('x-forwarded-') || name === 'forwarded' || name.startsWith('x-devproxy-');
+}
+
+/**
+ * The request headers sent upstream: the client's end-to-end headers (no HTTP/2 pseudo-headers,
+ * no hop-by-hop, no client-supplied X-Forwarded-* / x-devproxy-*), then Host, X-Forwarded-* and
+ * the incremented hop counter. HTTP/2 may split `cookie` into several fields; HTTP/1.1 needs one.
+ */
+export function buildUpstreamHeaders(rawHeaders: readonly string[], context: UpstreamHeaderContext): string[] {
+  const listed = connectionListed(rawHeaders);
+  const out: string[] = [];
+  let cookie: string | undefined;
+  let trailers = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'host' || isProxyOwned(lower)) continue;
+    const value = rawHeaders[i + 1] as string;
+    if (HOP_BY_HOP_HEADERS.has(lower)) {
+      if (lower === 'te' && value.toLowerCase().includes('trailers')) trailers = true;
+      continue;
+    }
+    if (listed?.has(lower)) continue;
+    if (lower === 'cookie') {
+      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (cookie !== undefined) out.push('cookie', cookie);
+  if (trailers) out.push('te', 'trailers');
+  out.push(
+    'host', context.host,
+    'x-forwarded-for', context.forwardedFor,
+    'x-forwarded-host', context.forwardedHost,
+    'x-forwarded-proto', context.forwardedProto,
+    HOPS_HEADER, String(context.hops + 1),
+  );
+  return out;
+}
+
+/** Rewrites applied to upstream response headers (remote routes only). */
+export interface ResponseHeaderRewriter {
+  location(value: string): string;
+  setCookie(value: string): string;
+}
+
+/**
+ * The response headers sent to the client: upstream headers without hop-by-hop ones (and those
+ * named in its `Connection`), Location/Set-Cookie rewritten when a rewriter is given, plus
+ * `x-devproxy-route`. Accepts undici's Buffer arrays to avoid an intermediate copy.
+ */
+export function buildClientHeaders(
+  rawHeaders: readonly (Buffer | string)[],
+  route: 'local' | 'remote',
+  rewriter: ResponseHeaderRewriter | undefined,
+): string[] {
+  const strings: string[] = new Array<string>(rawHeaders.length);
+  for (let i = 0; i < rawHeaders.length; i++) strings[i] = String(rawHeaders[i]);
+  const listed = connectionListed(strings);
+  const out: string[] = [];
+  for (let i = 0; i < strings.length; i += 2) {
+    const name = strings[i] as string;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP_HEADERS.has(lower) || lower === ROUTE_HEADER || listed?.has(lower)) continue;
+    let value = strings[i + 1] as string;
+    if (rewriter !== undefined) {
+      if (lower === 'location') value = rewriter.location(value);
+      else if (lower === 'set-cookie') value = rewriter.setCookie(value);
+    }
+    out.push(name, value);
+  }
+  out.push(ROUTE_HEADER, route);
+  return out;
+}

@@ -1,0 +1,473 @@
+/**
+ * The proxy engine: `createProxyHandler` turns a request for `<service>.<worktree>.localhost`
+ * into a forwarded exchange with the route's local or remote target (HTTP/1.1 and HTTP/2
+ * compat requests alike), and `startHttpProxy` serves it on plain HTTP. The hot path is raw
+ * node:http + undici `Pool.dispatch`: one small handler object per request, no closures.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import { ERROR_HINTS } from '../errors.js';
+import type { Route, RoutingTable, Target } from '../router/types.js';
+import { renderErrorPage, renderLandingPage, wantsHtml, type HostEntry } from './error-pages.js';
+import {
+  buildClientHeaders,
+  buildUpstreamHeaders,
+  MAX_PROXY_HOPS,
+  readHops,
+  ROUTE_HEADER,
+  type ResponseHeaderRewriter,
+} from './forward-headers.js';
+import { isLocalhostName, parseHost } from './host-header.js';
+import { rewriteLocation, rewriteSetCookie, stableOriginUrl, type RemoteAuthority, type StableOrigin } from './response-rewrite.js';
+import type { ProxyHandler, ProxyLogger, ProxyOptions } from './types.js';
+import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
+import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type UpstreamTimeouts } from './upstream-pools.js';
+import { forwardUpgrade } from './websocket.js';
+
+/** Options of {@link createProxyHandler}: the shared {@link ProxyOptions} plus engine tuning. */
+export interface ProxyHandlerOptions extends ProxyOptions {
+  /** Upstream timeouts; defaults in {@link DEFAULT_UPSTREAM_TIMEOUTS} (connect 10 s, headers 60 s, body idle 5 min). */
+  upstreamTimeouts?: Partial<UpstreamTimeouts>;
+}
+
+type ClientRequest = IncomingMessage | Http2ServerRequest;
+type ClientResponse = (ServerResponse | Http2ServerResponse) & { [kForward]?: ForwardExchange };
+
+const kForward = Symbol('devproxy.forward');
+
+/** Reason given to undici when the client went away; maps to "write nothing". */
+const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
+
+/** Internal state shared by the request path and the WebSocket path. */
+export interface ProxyCore {
+  readonly options: ProxyHandlerOptions;
+  readonly pools: UpstreamPools;
+  readonly timeouts: UpstreamTimeouts;
+  readonly logger: ProxyLogger | undefined;
+}
+
+/** What a Host header resolved to. */
+export type HostResolution =
+  | { kind: 'route'; route: Route; target: Target; host: string }
+  | { kind: 'landing' }
+  | { kind: 'page'; info: ProxyErrorInfo; route?: Route };
+
+function isHttpsRequest(req: ClientRequest): boolean {
+  return (req.socket as TLSSocket | null)?.encrypted === true;
+}
+
+function stableOriginFor(core: ProxyCore, host: string, https: boolean): StableOrigin {
+  return https
+    ? { scheme: 'https', host, port: core.options.httpsPort ?? 443 }
+    : { scheme: 'http', host, port: core.options.httpPort };
+}
+
+/** Stable URLs of the known hosts, sorted, for the 404 page. */
+function knownHostUrls(core: ProxyCore, table: RoutingTable, https: boolean): string[] {
+  return [...table.routes.keys()].sort().map((host) => `${stableOriginUrl(stableOriginFor(core, host, https))}/`);
+}
+
+function hostEntries(core: ProxyCore, table: RoutingTable, https: boolean): HostEntry[] {
+  return [...table.routes.values()]
+    .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))
+    .map((route) => {
+      const entry: HostEntry = {
+        host: route.host,
+        url: `${stableOriginUrl(stableOriginFor(core, route.host, https))}/`,
+        worktree: route.worktree,
+        service: route.service,
+        mode: route.mode,
+      };
+      if (route.problem !== undefined) entry.problem = route.problem.message;
+      return entry;
+    });
+}
+
+/**
+ * Applies the routing rules to a Host / `:authority` value: bad or missing → 400, names other
+ * than `localhost`/`*.localhost` (DNS rebinding) → 421, `localhost` → landing page, unknown →
+ * 404 listing the known hosts, route with a problem → 502, loop → 508.
+ */
+export function resolveHost(core: ProxyCore, authority: string | undefined, https: boolean, hops: number): HostResolution {
+  const parsed = parseHost(authority);
+  if (!parsed.ok) {
+    if (parsed.reason === 'ip-literal') {
+      return {
+        kind: 'page',
+        info: {
+          status: 421,
+          code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
+          message: `devproxy does not answer for the address ${String(authority)}.`,
+          hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
+        },
+      };
+    }
+    return {
+      kind: 'page',
+      info: {
+        status: 400,
+        code: 'DEVPROXY_ERR_BAD_HOST',
+        message: parsed.reason === 'missing' ? 'The request has no Host header.' : 'The Host header is not a valid hostname.',
+        hint: ERROR_HINTS.DEVPROXY_ERR_BAD_HOST,
+      },
+    };
+  }
+  const host = parsed.host;
+  if (!isLocalhostName(host)) {
+    return {
+      kind: 'page',
+      info: {
+        status: 421,
+        code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
+        message: `devproxy does not serve ${host}: only localhost names are routed, to keep other sites (DNS rebinding) out.`,
+        hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
+      },
+    };
+  }
+  if (host === 'localhost') return { kind: 'landing' };
+  const table = core.options.getTable();
+  const route = table.routes.get(host);
+  if (route === undefined) {
+    return {
+      kind: 'page',
+      info: {
+        status: 404,
+        code: 'DEVPROXY_ERR_UNKNOWN_HOST',
+        message: `No service is routed at ${host}.`,
+        hint: ERROR_HINTS.DEVPROXY_ERR_UNKNOWN_HOST,
+        knownHosts: knownHostUrls(core, table, https),
+      },
+    };
+  }
+  const target = route.target;
+  if (target === undefined) {
+    return {
+      kind: 'page',
+      route,
+      info: {
+        status: 502,
+        code: 'DEVPROXY_ERR_ROUTE_UNAVAILABLE',
+        message: route.problem?.message ?? `${route.host} has no target.`,
+        hint: route.problem?.hint ?? ERROR_HINTS.DEVPROXY_ERR_ROUTE_UNAVAILABLE,
+        service: route.service,
+        worktree: route.worktree,
+      },
+    };
+  }
+  if (hops >= MAX_PROXY_HOPS) {
+    return {
+      kind: 'page',
+      route,
+      info: {
+        status: 508,
+        code: 'DEVPROXY_ERR_LOOP_DETECTED',
+        message: `The request for ${host} went through devproxy ${hops} times.`,
+        hint: ERROR_HINTS.DEVPROXY_ERR_LOOP_DETECTED,
+        service: route.service,
+        worktree: route.worktree,
+      },
+    };
+  }
+  return { kind: 'route', route, target, host };
+}
+
+/** The worktree's effective profile, for the `devproxy use` fix on error pages. */
+export function profileOf(core: ProxyCore, route: Route): string | undefined {
+  return core.options.getTable().worktrees.find((w) => w.slug === route.worktree)?.profile;
+}
+
+function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route): void {
+  const headers = [
+    'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+  ];
+  if (route !== undefined) headers.push(ROUTE_HEADER, route.mode);
+  const out = res as ServerResponse;
+  out.writeHead(status, headers);
+  if (req.method === 'HEAD') out.end();
+  else out.end(body);
+}
+
+function sendError(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route): void {
+  const html = wantsHtml(req.headers.accept);
+  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route);
+}
+
+/** Rewrites a remote's Location/Set-Cookie for one exchange. */
+class RemoteRewriter implements ResponseHeaderRewriter {
+  constructor(
+    private readonly remote: RemoteAuthority,
+    private readonly stable: StableOrigin,
+  ) {}
+
+  location(value: string): string {
+    return rewriteLocation(value, this.remote, this.stable);
+  }
+
+  setCookie(value: string): string {
+    return rewriteSetCookie(value, this.remote, this.stable.scheme === 'https');
+  }
+}
+
+function onClientDrain(this: ClientResponse): void {
+  this[kForward]?.resumeUpstream();
+}
+
+function onClientClose(this: ClientResponse): void {
+  this[kForward]?.clientClosed();
+}
+
+/** One forwarded request: an undici dispatch handler streaming the response into `res`. */
+class ForwardExchange implements Dispatcher.DispatchHandler {
+  #abort: ((error?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #clientGone = false;
+  #done = false;
+
+  constructor(
+    private readonly core: ProxyCore,
+    private readonly req: ClientRequest,
+    private readonly res: ClientResponse,
+    private readonly route: Route,
+    private readonly target: Target,
+    private readonly rewriter: ResponseHeaderRewriter | undefined,
+  ) {
+    res[kForward] = this;
+    res.on('drain', onClientDrain);
+    res.on('close', onClientClose);
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    if (this.#clientGone) abort(CLIENT_ABORTED);
+    else this.#abort = abort;
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    // node:http already answered the client's 100-continue; other 1xx are not relayed.
+    if (statusCode < 200) return true;
+    this.#resume = resume;
+    (this.res as ServerResponse).writeHead(statusCode, buildClientHeaders(rawHeaders, this.target.kind, this.rewriter));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    // false pauses the upstream socket until the client drains (backpressure, no buffering).
+    return (this.res as ServerResponse).write(chunk);
+  }
+
+  onComplete(): void {
+    this.#done = true;
+    this.res.end();
+  }
+
+  onError(error: Error): void {
+    this.#done = true;
+    if (this.#clientGone) return;
+    const info = mapUpstreamError(error, { route: this.route, target: this.target, profile: profileOf(this.core, this.route) });
+    if (info === null) return;
+    this.core.logger?.warn(`${this.route.host}: ${info.message}`);
+    if (!this.res.headersSent) sendError(this.req, this.res, info, this.route);
+    else this.res.destroy();
+  }
+
+  resumeUpstream(): void {
+    this.#resume?.();
+  }
+
+  clientClosed(): void {
+    if (this.#done) return;
+    this.#clientGone = true;
+    this.#abort?.(CLIENT_ABORTED);
+  }
+}
+
+/** True when the request carries a body: HTTP/2 says so per stream, HTTP/1.1 by its framing headers. */
+function hasBody(req: ClientRequest): boolean {
+  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
+}
+
+/** Origin-form path of the request; absolute-form (`GET http://host/path`) is reduced to its path. */
+export function requestPath(url: string | undefined): string {
+  if (url === undefined || url === '') return '/';
+  if (url.charCodeAt(0) === 47 /* '/' */) return url;
+  try {
+    const parsed = new URL(url);
+    return `${parsed.pathname}${parsed.search}`;
+  } catch {
+    return '/';
+  }
+}
+
+/** The Host / `:authority` of a request. */
+export function requestAuthority(req: ClientRequest): string | undefined {
+  if (req.httpVersionMajor === 2) {
+    const authority = req.headers[':authority'];
+    if (typeof authority === 'string') return authority;
+  }
+  return req.headers.host;
+}
+
+function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, hops: number, https: boolean): void {
+  const authority = requestAuthority(req) as string;
+  let path = requestPath(req.url);
+  let rewriter: ResponseHeaderRewriter | undefined;
+  let upstreamHost = authority;
+  if (target.kind === 'remote') {
+    path = target.basePath + path;
+    upstreamHost = target.authority;
+    rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, https));
+  }
+  const headers = buildUpstreamHeaders(req.rawHeaders, {
+    host: upstreamHost,
+    forwardedFor: req.socket?.remoteAddress ?? '',
+    forwardedHost: authority,
+    forwardedProto: https ? 'https' : 'http',
+    hops,
+  });
+  const exchange = new ForwardExchange(core, req, res, route, target, rewriter);
+  let pool;
+  try {
+    pool = core.pools.poolFor(target);
+  } catch (error) {
+    exchange.onError(error as Error);
+    return;
+  }
+  pool.dispatch(
+    { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null },
+    exchange,
+  );
+}
+
+/** Creates the handler shared by the HTTP/1.1 and HTTP/2 listeners. */
+export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
+  const timeouts: UpstreamTimeouts = { ...DEFAULT_UPSTREAM_TIMEOUTS, ...options.upstreamTimeouts };
+  const core: ProxyCore = {
+    options,
+    pools: new UpstreamPools(timeouts, options.extraCaFiles),
+    timeouts,
+    logger: options.logger,
+  };
+  return {
+    handleRequest(req, res) {
+      const https = isHttpsRequest(req);
+      const hops = readHops(req.rawHeaders);
+      const resolved = resolveHost(core, requestAuthority(req), https, hops);
+      if (resolved.kind === 'route') {
+        forward(core, req, res, resolved.route, resolved.target, hops, https);
+      } else if (resolved.kind === 'landing') {
+        const html = wantsHtml(req.headers.accept);
+        sendPage(req, res, 200, renderLandingPage(hostEntries(core, core.options.getTable(), https), html), !html);
+        req.resume();
+      } else {
+        sendError(req, res, resolved.info, resolved.route);
+        req.resume();
+      }
+    },
+    handleUpgrade(req, socket, head) {
+      forwardUpgrade(core, req, socket, head);
+    },
+    close() {
+      return core.pools.close();
+    },
+  };
+}
+
+/** A running plain-HTTP listener set. */
+export interface HttpProxyServer {
+  /** The bound port (the one assigned when 0 was asked). */
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startHttpProxy}. */
+export interface StartHttpProxyOptions {
+  handler: ProxyHandler;
+  /** 0 picks a free port. */
+  port: number;
+  /** Addresses to bind, default `['127.0.0.1', '::1']`; `::1` is skipped when the machine has no IPv6 loopback. */
+  hosts?: string[];
+}
+
+/** Longest wait for a request's headers; slowloris clients are cut after it. */
+const HEADERS_TIMEOUT_MS = 30_000;
+/** Idle keep-alive connections from clients are closed after this. */
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+
+const BAD_REQUEST_RESPONSE =
+  'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n';
+
+function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset or timed-out socket has nobody to read an answer.
+  if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    socket.destroy();
+    return;
+  }
+  socket.end(BAD_REQUEST_RESPONSE);
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/**
+ * Serves `handler` on plain HTTP on each of `hosts` (same port on all). Requests may stream for
+ * hours (requestTimeout 0); headers must arrive within 30 s; malformed requests get a bare 400.
+ */
+export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpProxyServer> {
+  const hosts = opts.hosts ?? ['127.0.0.1', '::1'];
+  const servers: http.Server[] = [];
+  let port = opts.port;
+  const { handler } = opts;
+  try {
+    for (const host of hosts) {
+      const server = http.createServer({
+        requestTimeout: 0,
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      });
+      server.on('request', handler.handleRequest);
+      server.on('upgrade', handler.handleUpgrade);
+      server.on('clientError', onClientError);
+      try {
+        await listen(server, port, host);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // No IPv6 loopback on this machine: serve IPv4 only rather than fail.
+        if (host === '::1' && opts.hosts === undefined && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
+        throw error;
+      }
+      servers.push(server);
+      port = (server.address() as { port: number }).port;
+    }
+  } catch (error) {
+    await Promise.all(servers.map(closeServer));
+    throw error;
+  }
+  return {
+    port,
+    async close() {
+      await Promise.all(servers.map(closeServer));
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * HTTP/1.1 upgrade (WebSocket) forwarding: the same routing and target as plain requests, a
+ * fresh upstream connection per upgrade (node:http / node:https with the remote's SNI and CA
+ * set), then bytes piped both ways. Failures are answered as raw HTTP on the client socket.
+ */
+import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { Route, Target } from '../router/types.js';
+import { renderErrorPage, wantsHtml } from './error-pages.js';
+import { HOP_BY_HOP_HEADERS, HOPS_HEADER, readHops, ROUTE_HEADER } from './forward-headers.js';
+import type { ProxyCore } from './server.js';
+import { profileOf, requestPath, resolveHost } from './server.js';
+import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
+import { loopbackLookup } from './upstream-pools.js';
+
+const STATUS_TEXT: Readonly<Record<number, string>> = http.STATUS_CODES as Record<number, string>;
+
+function ignoreError(): void {
+  // The other side of a piped pair reports the failure; nothing to add here.
+}
+
+/** Writes a complete HTTP/1.1 response on a raw socket and closes it. */
+function writeRawPage(socket: Duplex, req: IncomingMessage, info: ProxyErrorInfo, route?: Route): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const html = wantsHtml(req.headers.accept);
+  const body = renderErrorPage(info, html);
+  socket.end(
+    `HTTP/1.1 ${info.status} ${STATUS_TEXT[info.status] ?? ''}\r\n` +
+      `Content-Type: ${html ? 'text/html' : 'application/json'}; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      (route === undefined ? '' : `${ROUTE_HEADER}: ${route.mode}\r\n`) +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
+
+/** Status line and headers of a raw HTTP/1.1 response head. */
+function rawHead(statusCode: number, statusMessage: string | undefined, rawHeaders: readonly string[], extra: readonly string[]): string {
+  let head = `HTTP/1.1 ${statusCode} ${statusMessage ?? STATUS_TEXT[statusCode] ?? ''}\r\n`;
+  for (let i = 0; i < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  for (let i = 0; i < extra.length; i += 2) head += `${extra[i]}: ${extra[i + 1]}\r\n`;
+  return `${head}\r\n`;
+}
+
+/**
+ * Headers for the upstream upgrade request: the client's end-to-end headers and its
+ * `Connection: upgrade` / `Upgrade` pair (Sec-WebSocket-* pass unchanged, so subprotocols and
+ * extensions are negotiated end to end), without client-supplied X-Forwarded-* / x-devproxy-*.
+ */
+function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops: number): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = (raw[i] as string).toLowerCase();
+    if (lower === 'host' || lower.startsWith('x-forwarded-') || lower === 'forwarded' || lower.startsWith('x-devproxy-')) continue;
+    if (HOP_BY_HOP_HEADERS.has(lower) && lower !== 'upgrade') continue;
+    const value = raw[i + 1] as string;
+    const previous = headers[lower];
+    headers[lower] = previous === undefined ? value : `${String(previous)}, ${value}`;
+  }
+  headers.connection = 'upgrade';
+  headers.host = host;
+  headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
+  headers['x-forwarded-host'] = req.headers.host ?? '';
+  headers['x-forwarded-proto'] = https ? 'https' : 'http';
+  headers[HOPS_HEADER] = String(hops + 1);
+  return headers;
+}
+
+/** Forwards one upgrade request to the route's target, or answers it raw (400/404/421/502/504). */
+export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', ignoreError);
+  const clientHttps = (req.socket as TLSSocket).encrypted === true;
+  const hops = readHops(req.rawHeaders);
+  const resolved = resolveHost(core, req.headers.host, clientHttps, hops);
+  if (resolved.kind === 'landing') {
+    writeRawPage(socket, req, {
+      status: 404,
+      code: 'DEVPROXY_ERR_UNKNOWN_HOST',
+      message: 'localhost itself serves no WebSocket.',
+      hint: 'connect to a `<service>.<worktree>.localhost` host',
+    });
+    return;
+  }
+  if (resolved.kind === 'page') {
+    writeRawPage(socket, req, resolved.info, resolved.route);
+    return;
+  }
+  const { route, target } = resolved;
+  const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : (req.headers.host as string), clientHttps, hops);
+  const path = requestPath(req.url);
+  let upstream: http.ClientRequest;
+  try {
+    upstream = openUpstream(core, target, req.method ?? 'GET', path, headers);
+  } catch (error) {
+    failUpgrade(core, req, socket, route, target, error);
+    return;
+  }
+  let settled = false;
+  const onClientGone = (): void => {
+    if (!settled) upstream.destroy();
+  };
+  socket.once('close', onClientGone);
+  upstream.setTimeout(core.timeouts.headersTimeoutMs, () => {
+    upstream.destroy(Object.assign(new Error('upstream did not answer the upgrade'), { code: 'ETIMEDOUT' }));
+  });
+
+  upstream.on('upgrade', (response: IncomingMessage, upstreamSocket: Socket, upstreamHead: Buffer) => {
+    settled = true;
+    upstreamSocket.setTimeout(0);
+    upstreamSocket.on('error', ignoreError);
+    if (!socket.writable) {
+      upstreamSocket.destroy();
+      return;
+    }
+    socket.write(rawHead(101, response.statusMessage, response.rawHeaders, [ROUTE_HEADER, route.mode]));
+    if (upstreamHead.length > 0) socket.write(upstreamHead);
+    if (head.length > 0) upstreamSocket.write(head);
+    upstreamSocket.on('close', () => socket.destroy());
+    socket.on('close', () => upstreamSocket.destroy());
+    upstreamSocket.pipe(socket);
+    socket.pipe(upstreamSocket);
+  });
+
+  upstream.on('response', (response: IncomingMessage) => {
+    // The upstream refused the upgrade: relay its answer as a plain, close-delimited response.
+    settled = true;
+    const raw = response.rawHeaders;
+    const kept: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      const lower = (raw[i] as string).toLowerCase();
+      if (HOP_BY_HOP_HEADERS.has(lower)) continue;
+      kept.push(raw[i] as string, raw[i + 1] as string);
+    }
+    if (!socket.writable) {
+      response.destroy();
+      return;
+    }
+    socket.write(rawHead(response.statusCode ?? 502, response.statusMessage, kept, [ROUTE_HEADER, route.mode, 'Connection', 'close']));
+    response.pipe(socket);
+  });
+
+  upstream.on('error', (error: Error) => {
+    if (settled) return;
+    settled = true;
+    failUpgrade(core, req, socket, route, target, error);
+  });
+  upstream.end();
+}
+
+function failUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, route: Route, target: Target, error: unknown): void {
+  const info = mapUpstreamError(error, { route, target, profile: profileOf(core, route) });
+  if (info === null) {
+    socket.destroy();
+    return;
+  }
+  core.logger?.warn(`${route.host}: ${info.message}`);
+  writeRawPage(socket, req, info, route);
+}
+
+function openUpstream(core: ProxyCore, target: Target, method: string, path: string, headers: OutgoingHttpHeaders): http.ClientRequest {
+  if (target.kind === 'local') {
+    return http.request({ host: '127.0.0.1', port: target.port, method, path, headers, agent: false });
+  }
+  const url = new URL(target.origin);
+  const tls = core.pools.tlsFor(target);
+  return https.request({
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port === '' ? 443 : Number(url.port),
+    method,
+    path: target.basePath + path,
+    headers,
+    agent: false,
+    servername: tls.servername,
+    rejectUnauthorized: tls.rejectUnauthorized,
+    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    lookup: loopbackLookup,
+  });
+}

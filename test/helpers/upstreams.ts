@@ -1,0 +1,200 @@
+/**
+ * Real upstream servers for proxy tests, all on 127.0.0.1 port 0: plain HTTP, HTTPS with a CA of
+ * its own, and WebSocket echo. Each records what it saw (connections, Host, SNI) for assertions.
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { webcrypto } from 'node:crypto';
+import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** What an upstream saw of one request. */
+export interface SeenRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  rawHeaders: string[];
+  /** TLS SNI (HTTPS upstreams only). */
+  servername?: string;
+}
+
+/** A running upstream server. */
+export interface Upstream {
+  port: number;
+  /** `http://127.0.0.1:<port>` or `https://127.0.0.1:<port>`. */
+  origin: string;
+  /** TCP connections accepted so far. */
+  connections: number;
+  requests: SeenRequest[];
+  server: http.Server | https.Server;
+  close(): Promise<void>;
+}
+
+/** Answers JSON `{ method, url, headers, body }` with the request body as text. */
+export function echoHandler(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+    res.writeHead(200, { 'content-type': 'application/json', 'keep-alive': 'timeout=30', 'x-upstream': 'yes' });
+    res.end(body);
+  });
+}
+
+async function listenUpstream(server: http.Server | https.Server, scheme: 'http' | 'https', handler: RequestListener): Promise<Upstream> {
+  const upstream: Upstream = {
+    port: 0,
+    origin: '',
+    connections: 0,
+    requests: [],
+    server,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+  server.on('connection', () => upstream.connections++);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const seen: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders };
+    const servername = (req.socket as TLSSocket).servername;
+    if (typeof servername === 'string') seen.servername = servername;
+    upstream.requests.push(seen);
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  upstream.port = (server.address() as AddressInfo).port;
+  upstream.origin = `${scheme}://127.0.0.1:${upstream.port}`;
+  return upstream;
+}
+
+/** Starts a plain HTTP upstream running `handler` (default: {@link echoHandler}). */
+export function startHttpUpstream(handler: RequestListener = echoHandler): Promise<Upstream> {
+  return listenUpstream(http.createServer(), 'http', handler);
+}
+
+/** A CA of its own and a leaf certificate for some DNS names, as PEM. */
+export interface TestTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+/** Creates a throwaway CA and a leaf for `dnsNames` signed by it (ECDSA P-256, valid one day). */
+export async function createTestTls(dnsNames: string[]): Promise<TestTls> {
+  const notBefore = new Date(Date.now() - 60_000);
+  const notAfter = new Date(Date.now() + 86_400_000);
+  const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=devproxy test CA',
+    notBefore,
+    notAfter,
+    keys: caKeys,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
+    ],
+  });
+  const leafKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: '02',
+    subject: `CN=${dnsNames[0] ?? 'localhost'}`,
+    issuer: ca.subject,
+    notBefore,
+    notAfter,
+    signingKey: caKeys.privateKey,
+    publicKey: leafKeys.publicKey,
+    signingAlgorithm: ALGORITHM,
+    extensions: [
+      new x509.BasicConstraintsExtension(false),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+      new x509.SubjectAlternativeNameExtension(dnsNames.map((value) => ({ type: 'dns' as const, value }))),
+      await x509.AuthorityKeyIdentifierExtension.create(ca),
+    ],
+  });
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey);
+  return { caPem: ca.toString('pem'), certPem: leaf.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };
+}
+
+/** Starts an HTTPS upstream serving `tls`'s leaf; records Host and SNI of each request. */
+export function startHttpsUpstream(tls: TestTls, handler: RequestListener = echoHandler): Promise<Upstream> {
+  return listenUpstream(https.createServer({ cert: tls.certPem, key: tls.keyPem }), 'https', handler);
+}
+
+/** A WebSocket echo upstream; it accepts the first offered subprotocol and echoes every message. */
+export interface WsUpstream extends Upstream {
+  /** Host header of each upgrade request. */
+  upgradeHosts: string[];
+}
+
+/** Starts a WebSocket echo server over HTTP, or HTTPS when `tls` is given. */
+export async function startWsEcho(tls?: TestTls): Promise<WsUpstream> {
+  const server = tls === undefined ? http.createServer() : https.createServer({ cert: tls.certPem, key: tls.keyPem });
+  const upstream = (await listenUpstream(server, tls === undefined ? 'http' : 'https', (_req, res) => {
+    res.writeHead(426, { 'content-type': 'text/plain' });
+    res.end('upgrade required\n');
+  })) as WsUpstream;
+  upstream.upgradeHosts = [];
+  const wss = new WebSocketServer({
+    server,
+    handleProtocols: (protocols) => protocols.values().next().value ?? false,
+  });
+  wss.on('headers', (_headers, req) => upstream.upgradeHosts.push(req.headers.host ?? ''));
+  wss.on('connection', (socket) => {
+    socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
+  });
+  const closeServer = upstream.close;
+  upstream.close = async () => {
+    for (const client of wss.clients) client.terminate();
+    wss.close();
+    await closeServer();
+  };
+  return upstream;
+}
+
+/** A response as a test reads it. */
+export interface TestResponse {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: string;
+}
+
+/** Options of {@link send}. */
+export interface SendOptions {
+  method?: string;
+  path?: string;
+  headers?: http.OutgoingHttpHeaders;
+  body?: string | Buffer;
+}
+
+/**
+ * Sends one request to `127.0.0.1:<port>` with the Host header given (the proxy routes on it;
+ * `*.localhost` does not resolve in Node here), on a fresh connection, and reads the whole body.
+ */
+export function send(port: number, host: string, options: SendOptions = {}): Promise<TestResponse> {
+  // node:http frames a DELETE/GET body only when told its length.
+  const length = options.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(options.body)) };
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: { host, ...length, ...options.headers }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
