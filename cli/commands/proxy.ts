@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { homePaths, isAlive, readDaemonInfo, type DaemonInfo } from '../../daemon/home.js';
+import { DevproxyError } from '../../errors.js';
+import { callDaemon, home, listenPorts, parsePort, portFromEnv } from '../context.js';
+
+/** How long `proxy start` waits for a background daemon to publish daemon.json. */
+const START_TIMEOUT_MS = 15_000;
+/** How long `proxy stop` waits for the daemon to drain and exit before it is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+
+export interface ProxyStartOptions {
+  foreground?: boolean;
+  port?: string;
+  httpsPort?: string;
+  /** commander's `--no-https` sets this to false. */
+  https?: boolean;
+  host?: string[];
+  json?: boolean;
+}
+
+/** `devproxy proxy start`: runs the daemon in the background (or here with --foreground). */
+export async function proxyStart(opts: ProxyStartOptions): Promise<void> {
+  const dir = home();
+  const running = await readDaemonInfo(dir);
+  if (running) {
+    throw new DevproxyError('DEVPROXY_ERR_DAEMON_ALREADY_RUNNING', `devproxy is already running (pid ${running.pid}) on http://127.0.0.1:${running.httpPort}${running.httpsPort ? ` and https://127.0.0.1:${running.httpsPort}` : ''}`);
+  }
+  const defaults = await listenPorts();
+  const httpPort = opts.port !== undefined ? parsePort(opts.port, '--port') : (portFromEnv('DEVPROXY_PORT') ?? defaults.httpPort);
+  const httpsPort = opts.https === false ? null : opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (portFromEnv('DEVPROXY_HTTPS_PORT') ?? defaults.httpsPort);
+  const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h])];
+  const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
+
+  if (opts.foreground) {
+    const { runDaemon } = await import('../../daemon/main.js');
+    await runDaemon(args);
+    return;
+  }
+  const paths = homePaths(dir);
+  await mkdir(paths.logs, { recursive: true });
+  const log = await open(paths.daemonLog, 'a');
+  const logStart = (await log.stat()).size;
+  const child = spawn(process.execPath, [main, ...args], { detached: true, stdio: ['ignore', log.fd, log.fd], env: process.env });
+  child.unref();
+  await log.close();
+  const info = await waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);
+  print(opts.json, info, `devproxy started (pid ${info.pid})\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}  log:   ${paths.daemonLog}`);
+}
+
+async function waitForDaemon(dir: string, pid: number, logPath: string, logStart: number): Promise<DaemonInfo> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const info = await readDaemonInfo(dir);
+    if (info?.pid === pid) return info;
+    if (!isAlive(pid)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const log = (await readFile(logPath, 'utf8').catch(() => '')).slice(logStart).trim().split('\n').slice(-8).join('\n');
+  throw new DevproxyError('DEVPROXY_ERR_DAEMON_START_FAILED', `the daemon did not start${log ? `:\n${log}` : ''}`);
+}
+
+/** `devproxy proxy stop`: asks the daemon to drain and exit; kills it if it does not. */
+export async function proxyStop(opts: { json?: boolean }): Promise<void> {
+  const dir = home();
+  const info = await readDaemonInfo(dir);
+  if (!info) {
+    print(opts.json, { stopped: false }, 'devproxy is not running');
+    return;
+  }
+  await callDaemon('/api/stop', { method: 'POST' }, info).catch(() => process.kill(info.pid, 'SIGTERM'));
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (isAlive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isAlive(info.pid)) process.kill(info.pid, 'SIGKILL');
+  print(opts.json, { stopped: true, pid: info.pid }, `devproxy stopped (pid ${info.pid})`);
+}
+
+/** `devproxy proxy status`: whether the daemon runs, where, and its log. */
+export async function proxyStatus(opts: { json?: boolean }): Promise<void> {
+  const dir = home();
+  const info = await readDaemonInfo(dir);
+  const log = homePaths(dir).daemonLog;
+  if (!info) {
+    print(opts.json, { running: false }, 'devproxy is not running (start it with `devproxy proxy start`)');
+    process.exitCode = 3;
+    return;
+  }
+  const { token: _token, ...visible } = info;
+  print(opts.json, { running: true, ...visible, log }, `devproxy ${info.version} is running (pid ${info.pid}) since ${info.startedAt}\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}  log:   ${log}`);
+}
+
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : text);
+}

@@ -1,0 +1,95 @@
+import { stringify } from 'yaml';
+import type { StatusReport } from '../../daemon/status.js';
+import { DevproxyError } from '../../errors.js';
+import { configPath, profilePath, writeProfile } from '../../profiles/files.js';
+import { formatDiagnostic, type ProjectConfig, type RouteMode } from '../../profiles/schema.js';
+import { validateProfile } from '../../profiles/validate-profile.js';
+import { localServices } from '../../router/profile-resolution.js';
+import { didYouMean } from '../../profiles/yaml-source.js';
+import { callDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
+import { renderTable, routeLabel } from '../format.js';
+
+/** How long `use` waits for the daemon to report the new routes. */
+const APPLY_TIMEOUT_MS = 3_000;
+
+export interface UseOptions extends WorktreeSelection {
+  /** `--service api=local` (repeatable). */
+  service?: string[];
+  json?: boolean;
+  /** commander's `--no-wait` sets this to false. */
+  wait?: boolean;
+}
+
+/**
+ * `devproxy use <profile>` (alias `switch-profile`): writes the worktree's live profile file
+ * atomically. A new profile clears earlier one-off overrides; `--service` alone keeps the
+ * profile and adds overrides. The daemon applies the file by itself; this waits to report it.
+ */
+export async function use(profileName: string | undefined, opts: UseOptions): Promise<void> {
+  const { worktree, input } = await selectWorktree(opts);
+  const config = input.config;
+  if (!config) {
+    const first = input.diagnostics[0];
+    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', first ? formatDiagnostic(first) : `no usable ${configPath(worktree.path)}`);
+  }
+  if (profileName === undefined && !opts.service?.length) {
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', 'name a profile or give --service <name>=local|remote', { hint: `profiles: ${[...config.profiles.keys()].join(', ')}` });
+  }
+  if (profileName !== undefined && !config.profiles.has(profileName)) {
+    const suggestion = didYouMean(profileName, config.profiles.keys());
+    throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_PROFILE', `unknown profile "${profileName}"`, {
+      hint: `${suggestion ? `did you mean "${suggestion}"? ` : ''}profiles in ${configPath(worktree.path)}: ${[...config.profiles.keys()].join(', ')}`,
+    });
+  }
+  const current = input.profile;
+  const services = new Map<string, RouteMode>(profileName === undefined ? current?.services : []);
+  for (const [service, mode] of parseOverrides(opts.service ?? [], config)) services.set(service, mode);
+  const next = { profile: profileName ?? current?.profile ?? config.defaultProfile, ...(current?.name ? { name: current.name } : {}), services };
+
+  // Validate exactly what will be written, so `use` never leaves a file the daemon rejects.
+  const text = stringify({ profile: next.profile, ...(next.name ? { name: next.name } : {}), ...(services.size ? { services: Object.fromEntries(services) } : {}) });
+  const check = validateProfile(text, profilePath(worktree.path), config);
+  if (check.errors[0]) throw new DevproxyError('DEVPROXY_ERR_PROFILE_INVALID', check.errors[0].message, { hint: check.errors[0].hint });
+  const written = await writeProfile(worktree.path, next);
+
+  const wanted = new Set(localServices(config, check.profile));
+  const applied = opts.wait === false ? undefined : await waitApplied(worktree.path, next.profile, wanted);
+  if (opts.json) {
+    console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: applied?.services ?? null }, null, 2));
+    return;
+  }
+  console.log(`${worktree.slug}: profile ${next.profile}${services.size ? ` (${[...services].map(([s, m]) => `${s}=${m}`).join(', ')})` : ''} → ${written}`);
+  if (applied) {
+    console.log(renderTable([['SERVICE', 'ROUTE', 'TARGET', 'URL'], ...applied.services.map((s) => [s.name, routeLabel(s), s.target ?? `(${s.problem?.message ?? 'unavailable'})`, s.httpsUrl ?? s.url])]));
+  } else if (opts.wait !== false) {
+    console.log('devproxy is not running: the profile applies when it starts (`devproxy proxy start`)');
+  }
+}
+
+function parseOverrides(values: string[], config: ProjectConfig): Array<[string, RouteMode]> {
+  return values.map((value) => {
+    const [service, mode] = value.split('=');
+    if (!service || (mode !== 'local' && mode !== 'remote')) {
+      throw new DevproxyError('DEVPROXY_ERR_USAGE', `--service takes <name>=local or <name>=remote, not "${value}"`);
+    }
+    if (!config.services.has(service)) {
+      const suggestion = didYouMean(service, config.services.keys());
+      throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_SERVICE', `unknown service "${service}"`, { hint: `${suggestion ? `did you mean "${suggestion}"? ` : ''}services: ${[...config.services.keys()].join(', ')}` });
+    }
+    return [service, mode];
+  });
+}
+
+/** Polls the daemon until the worktree shows the new profile and local set; undefined without a daemon. */
+async function waitApplied(path: string, profile: string, wanted: Set<string>): Promise<StatusReport['worktrees'][number] | undefined> {
+  const deadline = Date.now() + APPLY_TIMEOUT_MS;
+  let last: StatusReport['worktrees'][number] | undefined;
+  do {
+    const report = await callDaemon<StatusReport>('/api/status?probe=0');
+    if (!report) return undefined;
+    last = report.worktrees.find((w) => w.path === path);
+    if (last?.profile === profile && last.services.every((s) => (s.desired === 'local') === wanted.has(s.name))) return last;
+    await new Promise((r) => setTimeout(r, 20));
+  } while (Date.now() < deadline);
+  return last;
+}

@@ -1,0 +1,87 @@
+import { resolve } from 'node:path';
+import { readDaemonInfo, devproxyHome, readRepos, type DaemonInfo } from '../daemon/home.js';
+import type { StatusReport } from '../daemon/status.js';
+import { loadRepoInputs } from '../daemon/worktree-loader.js';
+import { DevproxyError } from '../errors.js';
+import { buildRoutingTable } from '../router/route-table.js';
+import type { RoutingTable, WorktreeInput, WorktreeState } from '../router/types.js';
+import { locateRepo, type RepoLocation } from '../worktrees/git-worktrees.js';
+
+/** Options every command that acts on a worktree accepts. */
+export interface WorktreeSelection {
+  /** `-C <dir>`: act as if started in that folder. */
+  dir?: string;
+  /** `--worktree <name>`: a worktree of the same repository by its hostname slug. */
+  worktree?: string;
+}
+
+/** The devproxy home of this invocation. */
+export function home(): string {
+  return devproxyHome();
+}
+
+/** The repository around `-C`/cwd and the worktree chosen by `--worktree`, with a routing table of that repository. */
+export async function selectWorktree(selection: WorktreeSelection): Promise<{ location: RepoLocation; table: RoutingTable; worktree: WorktreeState; input: WorktreeInput }> {
+  const location = await locateRepo(resolve(selection.dir ?? process.cwd()));
+  const inputs = await loadRepoInputs(location.main);
+  const table = buildRoutingTable(inputs);
+  const worktree = selection.worktree
+    ? table.worktrees.find((w) => w.slug === selection.worktree)
+    : table.worktrees.find((w) => w.path === location.worktree);
+  if (!worktree) {
+    const known = table.worktrees.map((w) => w.slug).join(', ');
+    throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `no worktree ${selection.worktree ? `named "${selection.worktree}"` : `at ${location.worktree}`} in ${location.main}`, {
+      hint: `known worktrees: ${known || 'none'}`,
+    });
+  }
+  return { location, table, worktree, input: inputs.find((i) => i.path === worktree.path)! };
+}
+
+/** Calls the running daemon's admin API; undefined when no daemon runs. */
+export async function callDaemon<T>(path: string, init: { method?: string } = {}, info?: DaemonInfo): Promise<T | undefined> {
+  const daemon = info ?? (await readDaemonInfo(home()));
+  if (!daemon) return undefined;
+  const response = await fetch(`http://127.0.0.1:${daemon.adminPort}${path}`, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${daemon.token}` },
+  }).catch(() => undefined);
+  if (!response) return undefined;
+  if (!response.ok) throw new DevproxyError('DEVPROXY_ERR_ADMIN_UNAUTHORIZED', `the daemon answered ${response.status} to ${path}`);
+  return (await response.json()) as T;
+}
+
+/** Status from the daemon, or computed from the files when it is not running. */
+export async function currentStatus(probe: boolean): Promise<StatusReport> {
+  const fromDaemon = await callDaemon<StatusReport>(`/api/status?probe=${probe ? 1 : 0}`);
+  if (fromDaemon) return fromDaemon;
+  const { buildStatus, probeLocalHealth } = await import('../daemon/status.js');
+  const { VERSION } = await import('../daemon/daemon.js');
+  const inputs = (await Promise.all((await readRepos(home())).map((repo) => loadRepoInputs(repo).catch(() => [])))).flat();
+  const table = buildRoutingTable(inputs);
+  const health = probe ? await probeLocalHealth(table) : new Map();
+  return buildStatus(table, { running: false, pid: null, ...(await listenPorts()), version: VERSION }, health);
+}
+
+/** The ports URLs use: the running daemon's, else the configured ones. */
+export async function listenPorts(): Promise<{ httpPort: number; httpsPort: number | null }> {
+  const info = await readDaemonInfo(home());
+  if (info) return { httpPort: info.httpPort, httpsPort: info.httpsPort };
+  const { DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } = await import('../daemon/home.js');
+  return { httpPort: portFromEnv('DEVPROXY_PORT') ?? DEFAULT_HTTP_PORT, httpsPort: portFromEnv('DEVPROXY_HTTPS_PORT') ?? DEFAULT_HTTPS_PORT };
+}
+
+/** A port from an environment variable; a clear error when it is not one. */
+export function portFromEnv(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  return parsePort(raw, name);
+}
+
+/** Parses a port option value (0 = any free port). */
+export function parsePort(raw: string, what: string): number {
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', `${what} must be a port number from 0 to 65535, not "${raw}"`);
+  }
+  return port;
+}

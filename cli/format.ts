@@ -1,0 +1,48 @@
+import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+
+/** Left-aligned columns separated by two spaces; the widest cell sets each column's width. */
+export function renderTable(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+/** `local`, `remote`, or `remote → local` while a local instance starts. */
+export function routeLabel(service: ServiceStatus): string {
+  return service.desired === service.route ? service.route : `${service.route} → ${service.desired}`;
+}
+
+/** The human form of `devproxy status`. */
+export function renderStatus(report: StatusReport): string {
+  const lines: string[] = [];
+  const daemon = report.daemon;
+  lines.push(daemon.running ? `devproxy ${daemon.version} running (pid ${daemon.pid}) — http :${daemon.httpPort}${daemon.httpsPort ? `, https :${daemon.httpsPort}` : ''}` : 'devproxy is not running (start it with `devproxy proxy start`); showing the routes it would serve');
+  if (report.worktrees.length === 0) {
+    lines.push('', 'No repository registered: run `devproxy init` in one.');
+    return lines.join('\n');
+  }
+  const rows = [['WORKTREE', 'PROFILE', 'SERVICE', 'ROUTE', 'TARGET', 'HEALTH', 'URL']];
+  for (const w of report.worktrees) rows.push(...worktreeRows(w));
+  lines.push('', renderTable(rows));
+  const problems = [...report.diagnostics, ...report.worktrees.flatMap((w) => w.diagnostics)];
+  const unique = [...new Map(problems.map((d) => [d.text, d])).values()];
+  if (unique.length > 0) {
+    lines.push('', 'Problems (the last good routes stay active):');
+    for (const d of unique) lines.push(`  ${d.severity === 'warning' ? 'warning' : 'error'}: ${d.text}`);
+  }
+  return lines.join('\n');
+}
+
+function worktreeRows(w: WorktreeStatus): string[][] {
+  const name = `${w.name}${w.main ? ' (main)' : ''}`;
+  if (w.services.length === 0) return [[name, w.profile ?? '-', '-', '-', w.diagnostics.length > 0 ? 'not routed: see problems below' : '-', '-', '-']];
+  return w.services.map((s, i) => [
+    i === 0 ? name : '',
+    i === 0 ? (w.profile ?? '-') : '',
+    s.name,
+    routeLabel(s),
+    s.target ?? `(${s.problem?.message ?? 'unavailable'})`,
+    s.health,
+    s.httpsUrl ?? s.url,
+  ]);
+}

@@ -1,0 +1,95 @@
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../daemon/daemon.js';
+import { isDevproxyError } from '../errors.js';
+
+/**
+ * The devproxy CLI. Commands are imported lazily so `devproxy status` does not load the proxy;
+ * this is the only place that catches errors and sets the exit code (1 for a devproxy error,
+ * 2 for bad usage, 70 for a bug).
+ */
+const program = new Command('devproxy')
+  .description('Stable URLs for every service of every git worktree, routed local or to the shared DEV environment by a live profile.')
+  .version(VERSION)
+  .showSuggestionAfterError()
+  .exitOverride();
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+const proxy = program.command('proxy').description('start, stop or inspect the per-user proxy daemon');
+proxy
+  .command('start')
+  .description('start the daemon (in the background unless --foreground)')
+  .option('--foreground', 'stay attached; logs go to the terminal')
+  .option('--port <port>', 'plain HTTP port (env DEVPROXY_PORT, default 7080)')
+  .option('--https-port <port>', 'HTTPS/HTTP2 port (env DEVPROXY_HTTPS_PORT, default 7443)')
+  .option('--no-https', 'serve plain HTTP only')
+  .option('--host <address>', 'bind address (repeatable; default 127.0.0.1 and ::1). Anything else exposes devproxy to the network', collect)
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/proxy.js')).proxyStart(opts));
+proxy
+  .command('stop')
+  .description('drain in-flight requests and stop the daemon')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/proxy.js')).proxyStop(opts));
+proxy
+  .command('status')
+  .description('whether the daemon runs, its ports and log (exit 3 when stopped)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/proxy.js')).proxyStatus(opts));
+
+program
+  .command('init')
+  .description('scaffold devproxy.yaml (never overwriting one) and register the repository')
+  .option('-C <dir>', 'run as if started in <dir>')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/init.js')).init({ dir: opts.C, json: opts.json }));
+
+program
+  .command('use')
+  .alias('switch-profile')
+  .argument('[profile]', 'profile from devproxy.yaml (omit to keep the current one and only apply --service)')
+  .description("switch the worktree's live profile; routes flip without restarting anything")
+  .option('-C <dir>', 'the worktree containing <dir> (default: the current folder)')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--service <name=local|remote>', 'one-off override for one service (repeatable)', collect)
+  .option('--no-wait', 'do not wait for the daemon to report the new routes')
+  .option('--json', 'machine-readable output')
+  .action(async (profile, opts) => (await import('./commands/use.js')).use(profile, { ...opts, dir: opts.C }));
+
+program
+  .command('status')
+  .alias('ls')
+  .description('every worktree with its profile and each service: route, target, health, URL')
+  .option('--json', 'stable JSON for scripts and agents')
+  .option('--no-probe', 'skip the health probes')
+  .action(async (opts) => (await import('./commands/status.js')).status(opts));
+
+program
+  .command('env')
+  .description("print the worktree's stable service URLs")
+  .option('-C <dir>', 'the worktree containing <dir>')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--format <format>', 'dotenv | json | shell', 'dotenv')
+  .action(async (opts) => (await import('./commands/env.js')).env({ ...opts, dir: opts.C }));
+
+program
+  .command('dashboard')
+  .description('print the URL of the live dashboard')
+  .action(async () => (await import('./commands/dashboard.js')).dashboard());
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (isDevproxyError(error)) {
+      console.error(`error: ${error.message}\n  ${error.hint}`);
+      return error.code === 'DEVPROXY_ERR_USAGE' ? 2 : 1;
+    }
+    console.error(`devproxy crashed — please report this with the command you ran:\n${(error as Error).stack ?? String(error)}`);
+    return 70;
+  }
+}
+
+process.exitCode = await main(process.argv);

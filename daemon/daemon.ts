@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { DevproxyError } from '../errors.js';
+import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
+import type { ProxyLogger } from '../proxy/types.js';
+import { startAdminApi } from './admin-api.js';
+import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInfo } from './home.js';
+import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
+import { Workspace } from './workspace.js';
+
+/** devproxy's version, shown by `status` and `proxy status`. */
+export const VERSION = '0.1.0';
+
+export interface DaemonOptions {
+  home: string;
+  httpPort: number;
+  /** null: no HTTPS listener. */
+  httpsPort: number | null;
+  /** Addresses to bind; loopback by default. */
+  hosts?: string[];
+  logger: ProxyLogger;
+}
+
+export interface RunningDaemon {
+  info: DaemonInfo;
+  workspace: Workspace;
+  status(probe?: boolean): Promise<StatusReport>;
+  /** Stops listening, drains, closes watchers and removes daemon.json. */
+  close(): Promise<void>;
+  /** Resolves when the daemon was asked to stop through the admin API. */
+  stopRequested: Promise<void>;
+}
+
+/**
+ * Starts the per-user daemon in this process: watchers, proxy listeners and the admin API,
+ * then publishes daemon.json. Refuses when another daemon of the same $DEVPROXY_HOME runs.
+ */
+export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
+  const paths = homePaths(options.home);
+  await mkdir(options.home, { recursive: true, mode: 0o700 });
+  const release = await acquireLock(`${paths.daemon}.lock`);
+  try {
+    const running = await readDaemonInfo(options.home);
+    if (running) {
+      throw new DevproxyError('DEVPROXY_ERR_DAEMON_ALREADY_RUNNING', `devproxy is already running (pid ${running.pid}) on http://127.0.0.1:${running.httpPort}`);
+    }
+    return await startUnlocked(options);
+  } finally {
+    await release();
+  }
+}
+
+async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
+  const { logger } = options;
+  const workspace = new Workspace({ home: options.home, logger });
+  await workspace.start();
+
+  let httpsPort = options.httpsPort;
+  const handler = createProxyHandler({ getTable: workspace.getTable, httpPort: options.httpPort, ...(httpsPort !== null ? { httpsPort } : {}), logger });
+  const closers: Array<() => Promise<void>> = [() => workspace.close(), () => handler.close()];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn(`shutdown: ${String(error)}`));
+  };
+  try {
+    const http = await startHttpProxy({ handler, port: options.httpPort, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
+      throw portError(error, options.httpPort, '--port / DEVPROXY_PORT');
+    });
+    closers.push(() => http.close());
+    if (httpsPort !== null) {
+      const { startHttpsProxy } = await import('../proxy/https-server.js');
+      const { createCertificateStore } = await import('../certs/store.js');
+      const certificates = createCertificateStore({
+        home: options.home,
+        logger,
+        isKnownName: (name) => workspace.getTable().routes.has(name.toLowerCase()),
+      });
+      const https = await startHttpsProxy({ handler, port: httpsPort, certificates, getTable: workspace.getTable, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
+        throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
+      });
+      httpsPort = https.port;
+      closers.push(() => https.close());
+    }
+
+    let requestStop!: () => void;
+    const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
+    const daemon = { httpPort: http.port, httpsPort };
+    const status = async (probe = true): Promise<StatusReport> => {
+      const table = workspace.getTable();
+      const health = probe ? await probeLocalHealth(table) : new Map();
+      return buildStatus(table, { running: true, pid: process.pid, ...daemon, version: VERSION }, health);
+    };
+    const token = randomBytes(24).toString('hex');
+    const admin = await startAdminApi({ token, status, reload: () => workspace.reload(), stop: () => requestStop() });
+    closers.push(() => admin.close());
+
+    const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION };
+    await writeDaemonInfo(options.home, info);
+    closers.push(() => removeDaemonInfo(options.home));
+    logger.info(`devproxy ${VERSION} listening on http://127.0.0.1:${http.port}${httpsPort !== null ? ` and https://127.0.0.1:${httpsPort}` : ''} (pid ${process.pid})`);
+    return { info, workspace, status, close: closeAll, stopRequested };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function removeDaemonInfo(home: string): Promise<void> {
+  const path = homePaths(home).daemon;
+  const info = await readFile(path, 'utf8').then((text) => JSON.parse(text) as DaemonInfo, () => undefined);
+  if (info?.pid === process.pid) await rm(path, { force: true });
+}
+
+function portError(error: unknown, port: number, option: string): unknown {
+  if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    return new DevproxyError('DEVPROXY_ERR_PORT_IN_USE', `port ${port} is already in use`, { hint: `choose another port with ${option}, or stop what holds it`, cause: error });
+  }
+  return error;
+}

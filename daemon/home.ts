@@ -1,0 +1,123 @@
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+import { DevproxyError } from '../errors.js';
+
+/** Default plain HTTP port of the proxy (`--port`, `DEVPROXY_PORT`). */
+export const DEFAULT_HTTP_PORT = 7080;
+/** Default HTTPS port of the proxy (`--https-port`, `DEVPROXY_HTTPS_PORT`). */
+export const DEFAULT_HTTPS_PORT = 7443;
+/** How long a command waits for another one's lock on the registry before giving up. */
+const LOCK_WAIT_MS = 5_000;
+/** A lock older than this is left over by a killed command and is taken over. */
+const STALE_LOCK_MS = 30_000;
+
+/** `$DEVPROXY_HOME`, default `~/.devproxy`. */
+export function devproxyHome(env: NodeJS.ProcessEnv = process.env): string {
+  return env.DEVPROXY_HOME || join(homedir(), '.devproxy');
+}
+
+/** The files devproxy keeps per user. */
+export function homePaths(home: string) {
+  return {
+    home,
+    /** Running daemon: pid, ports, admin token (mode 0600). */
+    daemon: join(home, 'daemon.json'),
+    /** Registered repositories (main checkout paths). */
+    repos: join(home, 'repos.json'),
+    reposLock: join(home, 'repos.json.lock'),
+    logs: join(home, 'logs'),
+    daemonLog: join(home, 'logs', 'daemon.log'),
+    certs: join(home, 'certs'),
+  };
+}
+
+/** What a running daemon publishes in daemon.json for the CLI. */
+export interface DaemonInfo {
+  pid: number;
+  httpPort: number;
+  httpsPort: number | null;
+  adminPort: number;
+  /** Bearer token for the admin API; the file is mode 0600. */
+  token: string;
+  startedAt: string;
+  version: string;
+}
+
+/** The daemon's published info, or undefined when no daemon.json exists or its pid is gone. */
+export async function readDaemonInfo(home: string): Promise<DaemonInfo | undefined> {
+  let info: DaemonInfo;
+  try {
+    info = JSON.parse(await readFile(homePaths(home).daemon, 'utf8')) as DaemonInfo;
+  } catch {
+    return undefined;
+  }
+  return isAlive(info.pid) ? info : undefined;
+}
+
+export async function writeDaemonInfo(home: string, info: DaemonInfo): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(homePaths(home).daemon, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+}
+
+/** True while a process with that pid exists (signal 0 probes without touching it). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Registered repositories (main checkout paths), in registration order. */
+export async function readRepos(home: string): Promise<string[]> {
+  try {
+    const parsed = JSON.parse(await readFile(homePaths(home).repos, 'utf8')) as { repos?: unknown };
+    return Array.isArray(parsed.repos) ? parsed.repos.filter((r): r is string => typeof r === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Changes the registry under an exclusive lock, so two commands registering at once both land.
+ * The daemon watches repos.json and picks the change up by itself.
+ */
+export async function updateRepos(home: string, change: (repos: string[]) => string[]): Promise<string[]> {
+  const paths = homePaths(home);
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const release = await acquireLock(paths.reposLock);
+  try {
+    const next = change(await readRepos(home));
+    await writeFileAtomic(paths.repos, JSON.stringify({ repos: next }, null, 2) + '\n');
+    return next;
+  } finally {
+    await release();
+  }
+}
+
+/** Creates `path` exclusively, waiting for (or taking over a stale) holder; returns the release. */
+export async function acquireLock(path: string, waitMs = LOCK_WAIT_MS): Promise<() => Promise<void>> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const handle = await open(path, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > STALE_LOCK_MS) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new DevproxyError('DEVPROXY_ERR_LOCKED', `another devproxy command holds ${path}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}

@@ -1,0 +1,114 @@
+import { formatDiagnostic, type Diagnostic } from '../profiles/schema.js';
+import type { Route, RoutingTable } from '../router/types.js';
+import { healthCheckFor, probe } from '../runtime/health.js';
+
+/** Health of a route's target as last probed. */
+export type Health = 'healthy' | 'unhealthy' | 'starting' | 'not-checked';
+
+/** How long a status request waits for one local health probe. */
+const STATUS_PROBE_TIMEOUT_MS = 800;
+
+export interface ServiceStatus {
+  name: string;
+  host: string;
+  url: string;
+  httpsUrl: string | null;
+  route: 'local' | 'remote';
+  /** What the profile asks for; differs from `route` while a local instance starts. */
+  desired: 'local' | 'remote';
+  /** `127.0.0.1:5173` or the remote URL; null when the route cannot be served. */
+  target: string | null;
+  health: Health;
+  problem: { message: string; hint: string } | null;
+  /** Extra facts from the local runtime (state, memory), when it knows the service. */
+  runtime?: Record<string, unknown>;
+}
+
+export interface DiagnosticStatus extends Diagnostic {
+  severity?: 'warning';
+  /** The one-line form `file:line:col field: message — hint`. */
+  text: string;
+}
+
+export interface WorktreeStatus {
+  name: string;
+  path: string;
+  repo: string;
+  branch: string | null;
+  main: boolean;
+  profile: string | null;
+  services: ServiceStatus[];
+  diagnostics: DiagnosticStatus[];
+}
+
+/** The stable JSON of `devproxy status --json` and `GET /api/status`. */
+export interface StatusReport {
+  daemon: { running: boolean; pid: number | null; httpPort: number; httpsPort: number | null; version: string };
+  worktrees: WorktreeStatus[];
+  diagnostics: DiagnosticStatus[];
+}
+
+/** Builds the report from a table and probed health; pure. */
+export function buildStatus(
+  table: RoutingTable,
+  daemon: StatusReport['daemon'],
+  health: ReadonlyMap<string, Health> = new Map(),
+  runtime?: (worktreePath: string, service: string) => Record<string, unknown> | undefined,
+): StatusReport {
+  const httpUrl = (host: string) => `http://${host}${daemon.httpPort === 80 ? '' : `:${daemon.httpPort}`}`;
+  const httpsUrl = (host: string) => (daemon.httpsPort === null ? null : `https://${host}${daemon.httpsPort === 443 ? '' : `:${daemon.httpsPort}`}`);
+  return {
+    daemon,
+    worktrees: table.worktrees.map((w) => ({
+      name: w.slug,
+      path: w.path,
+      repo: w.repo,
+      branch: w.branch ?? null,
+      main: w.isMain,
+      profile: w.profile ?? null,
+      services: w.hosts
+        .map((host) => table.routes.get(host))
+        .filter((r): r is Route => r !== undefined)
+        .map((r) => {
+          const extra = runtime?.(w.path, r.service);
+          return {
+            name: r.service,
+            host: r.host,
+            url: httpUrl(r.host),
+            httpsUrl: httpsUrl(r.host),
+            route: r.mode,
+            desired: r.desired ?? r.mode,
+            target: describeTarget(r),
+            health: health.get(r.host) ?? (r.desired === 'local' ? 'starting' : 'not-checked'),
+            problem: r.problem ?? null,
+            ...(extra ? { runtime: extra } : {}),
+          };
+        }),
+      diagnostics: w.diagnostics.map(diagnosticStatus),
+    })),
+    diagnostics: table.diagnostics.map(diagnosticStatus),
+  };
+}
+
+function diagnosticStatus(d: Diagnostic): DiagnosticStatus {
+  return { ...d, text: formatDiagnostic(d) };
+}
+
+function describeTarget(route: Route): string | null {
+  if (!route.target) return null;
+  if (route.target.kind === 'local') return `127.0.0.1:${route.target.port}`;
+  return `${route.target.origin}${route.target.basePath}`;
+}
+
+/** Probes the local targets of every route at once; remote endpoints are not probed. */
+export async function probeLocalHealth(table: RoutingTable): Promise<Map<string, Health>> {
+  const health = new Map<string, Health>();
+  await Promise.all(
+    [...table.routes.values()].map(async (route) => {
+      if (route.target?.kind !== 'local') return;
+      const ok = await probe(route.target.port, healthCheckFor(route.health), STATUS_PROBE_TIMEOUT_MS);
+      health.set(route.host, ok ? 'healthy' : 'unhealthy');
+    }),
+  );
+  return health;
+}

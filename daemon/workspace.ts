@@ -1,0 +1,283 @@
+import { watch, type FSWatcher } from 'chokidar';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { CONFIG_FILE, PROFILE_FILE, STATE_DIR } from '../profiles/files.js';
+import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
+import type { ProxyLogger } from '../proxy/types.js';
+import { buildRoutingTable } from '../router/route-table.js';
+import type { RoutingTable, WorktreeInput } from '../router/types.js';
+import { listWorktrees, locateRepo, type GitWorktree } from '../worktrees/git-worktrees.js';
+import { homePaths, readRepos } from './home.js';
+import { loadWorktree, type LastGood } from './worktree-loader.js';
+
+/** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
+const GIT_RESCAN_DEBOUNCE_MS = 50;
+
+/** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
+export interface RuntimePorts {
+  /** Host ports of healthy local instances of one worktree (service → port). */
+  healthyPorts(worktreePath: string): Map<string, number>;
+}
+
+export interface WorkspaceOptions {
+  home: string;
+  logger?: ProxyLogger;
+  runtime?: RuntimePorts;
+  /** Called after every table swap with the worktrees whose files changed. */
+  onChange?: (table: RoutingTable, changed: WorktreeInput[]) => void;
+}
+
+interface TrackedWorktree {
+  git: GitWorktree;
+  repo: string;
+  lastGood: LastGood;
+  usesMainConfig: boolean;
+  diagnostics: Diagnostic[];
+  watcher: FSWatcher;
+  /** Serialises reloads: a change during a reload triggers exactly one more. */
+  reloading?: Promise<void>;
+  dirty: boolean;
+}
+
+interface TrackedRepo {
+  main: string;
+  gitWatcher?: FSWatcher;
+  rescanTimer?: NodeJS.Timeout;
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * Owns the watchers: the registry (repos.json), each repository's git worktree list and each
+ * worktree's devproxy.yaml and profile file. It reloads only what changed, keeps the last good
+ * files of a worktree when an edit is broken, and swaps the routing table in one assignment.
+ * Directories are watched rather than files: a watcher on a file follows its inode and misses
+ * every change after an editor's atomic replace.
+ */
+export class Workspace {
+  private table: RoutingTable = { routes: new Map(), worktrees: [], diagnostics: [] };
+  private readonly repos = new Map<string, TrackedRepo>();
+  private readonly worktrees = new Map<string, TrackedWorktree>();
+  private homeWatcher?: FSWatcher;
+  private syncing: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly options: WorkspaceOptions) {}
+
+  /** The current table; the proxy calls this on every request. */
+  readonly getTable = (): RoutingTable => this.table;
+
+  /** Loads every registered repository and starts watching. */
+  async start(): Promise<void> {
+    const paths = homePaths(this.options.home);
+    this.homeWatcher = watch(this.options.home, { depth: 0, ignoreInitial: true });
+    this.homeWatcher.on('all', (_event, path) => {
+      if (basename(path) === basename(paths.repos)) void this.syncRepos();
+    });
+    this.homeWatcher.on('error', (error) => this.options.logger?.warn(`watcher: ${String(error)}`));
+    await once(this.homeWatcher, 'ready');
+    await this.syncRepos();
+  }
+
+  /** Re-reads everything from disk (the admin API's reload). */
+  async reload(): Promise<void> {
+    await this.syncRepos();
+    await Promise.all([...this.repos.keys()].map((repo) => this.rescanRepo(repo)));
+    await Promise.all([...this.worktrees.values()].map((w) => this.reloadWorktree(w)));
+  }
+
+  /** Rebuilds the table from what is loaded (the runtime calls this when a port becomes healthy). */
+  rebuild(changed: WorktreeInput[] = []): void {
+    const inputs = this.inputs();
+    this.table = buildRoutingTable(inputs);
+    const repoDiagnostics = [...this.repos.values()].flatMap((r) => r.diagnostics);
+    if (repoDiagnostics.length > 0) this.table.diagnostics.push(...repoDiagnostics);
+    this.options.onChange?.(this.table, changed);
+  }
+
+  /** The router inputs for the current files (also what the runtime reconciles). */
+  inputs(): WorktreeInput[] {
+    const inputs: WorktreeInput[] = [];
+    for (const [path, w] of this.worktrees) inputs.push(this.inputOf(path, w));
+    return inputs;
+  }
+
+  private inputOf(path: string, w: TrackedWorktree): WorktreeInput {
+    const mainConfig = this.worktrees.get(w.repo)?.lastGood.config;
+    const runtimePorts = this.options.runtime?.healthyPorts(path);
+    return {
+      path,
+      repo: w.repo,
+      ...(w.git.branch ? { branch: w.git.branch } : {}),
+      isMain: w.git.isMain,
+      ...(w.lastGood.config ? { config: w.lastGood.config } : {}),
+      ...(w.lastGood.profile ? { profile: w.lastGood.profile } : {}),
+      diagnostics: w.diagnostics,
+      ...(mainConfig ? { projectName: mainConfig.name } : {}),
+      ...(runtimePorts ? { runtimePorts } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.homeWatcher?.close();
+    for (const repo of this.repos.values()) {
+      clearTimeout(repo.rescanTimer);
+      await repo.gitWatcher?.close();
+    }
+    await Promise.all([...this.worktrees.values()].map((w) => w.watcher.close()));
+    this.repos.clear();
+    this.worktrees.clear();
+  }
+
+  private syncRepos(): Promise<void> {
+    this.syncing = this.syncing.then(async () => {
+      if (this.closed) return;
+      const wanted = new Set(await readRepos(this.options.home));
+      for (const repo of [...this.repos.keys()]) if (!wanted.has(repo)) await this.dropRepo(repo);
+      await Promise.all([...wanted].filter((repo) => !this.repos.has(repo)).map((repo) => this.addRepo(repo)));
+      this.rebuild();
+    });
+    return this.syncing;
+  }
+
+  private async addRepo(main: string): Promise<void> {
+    const repo: TrackedRepo = { main, diagnostics: [] };
+    this.repos.set(main, repo);
+    try {
+      const location = await locateRepo(main);
+      // Only the worktree list and each worktree's HEAD matter; everything else in .git churns.
+      const worktreesDir = join(location.commonDir, 'worktrees');
+      repo.gitWatcher = watch(location.commonDir, {
+        depth: 2,
+        ignoreInitial: true,
+        ignored: (path) => {
+          const rel = relative(location.commonDir, path);
+          if (rel === '') return false;
+          const parts = rel.split(sep);
+          return parts[0] !== 'worktrees' || (parts.length === 3 && parts[2] !== 'HEAD');
+        },
+      });
+      repo.gitWatcher.on('all', (_event, path) => {
+        if (!path.startsWith(worktreesDir)) return;
+        clearTimeout(repo.rescanTimer);
+        repo.rescanTimer = setTimeout(() => void this.rescanRepo(main).then(() => this.rebuild()), GIT_RESCAN_DEBOUNCE_MS);
+      });
+      await once(repo.gitWatcher, 'ready');
+    } catch (error) {
+      repo.diagnostics = [{ file: main, line: 0, column: 0, message: `cannot read the repository: ${(error as Error).message}`, hint: 'check that the folder still exists and is a git repository, or `devproxy init --unregister` it' }];
+      return;
+    }
+    await this.rescanRepo(main);
+  }
+
+  private async dropRepo(main: string): Promise<void> {
+    const repo = this.repos.get(main);
+    this.repos.delete(main);
+    clearTimeout(repo?.rescanTimer);
+    await repo?.gitWatcher?.close();
+    for (const [path, w] of [...this.worktrees]) {
+      if (w.repo === main) await this.dropWorktree(path);
+    }
+  }
+
+  private async rescanRepo(main: string): Promise<void> {
+    const repo = this.repos.get(main);
+    if (!repo || this.closed) return;
+    let listed: GitWorktree[];
+    try {
+      listed = await listWorktrees(main);
+    } catch (error) {
+      repo.diagnostics = [{ file: main, line: 0, column: 0, message: `git worktree list failed: ${(error as Error).message.split('\n')[0]}`, hint: 'check that the repository still exists' }];
+      return;
+    }
+    repo.diagnostics = [];
+    const seen = new Set(listed.map((g) => g.path));
+    for (const [path, w] of [...this.worktrees]) {
+      if (w.repo === main && !seen.has(path)) await this.dropWorktree(path);
+    }
+    // The main checkout first: other worktrees may follow its config.
+    for (const git of listed) {
+      const known = this.worktrees.get(git.path);
+      if (known) {
+        known.git = git;
+        continue;
+      }
+      await this.trackWorktree(main, git);
+    }
+  }
+
+  private async trackWorktree(repo: string, git: GitWorktree): Promise<void> {
+    const root = git.path;
+    const watcher = watch(root, {
+      depth: 1,
+      ignoreInitial: true,
+      ignored: (path) => {
+        const rel = relative(root, path);
+        if (rel === '') return false;
+        const parts = rel.split(sep);
+        return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE;
+      },
+    });
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, dirty: false };
+    this.worktrees.set(root, tracked);
+    watcher.on('all', (_event, path) => {
+      const name = basename(path);
+      const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;
+      if (isProfile || name === CONFIG_FILE || name === STATE_DIR) void this.reloadAndRebuild(tracked);
+    });
+    watcher.on('error', (error) => this.options.logger?.warn(`watcher ${root}: ${String(error)}`));
+    await once(watcher, 'ready');
+    await this.reloadWorktree(tracked);
+  }
+
+  private async dropWorktree(path: string): Promise<void> {
+    const w = this.worktrees.get(path);
+    this.worktrees.delete(path);
+    await w?.watcher.close();
+  }
+
+  private async reloadAndRebuild(w: TrackedWorktree): Promise<void> {
+    await this.reloadWorktree(w);
+    const changed = [this.inputOf(w.git.path, w)];
+    // A new main config also applies to every worktree that follows it.
+    if (w.git.isMain) {
+      for (const other of this.worktrees.values()) {
+        if (other.repo === w.repo && other.usesMainConfig && other !== w) {
+          await this.reloadWorktree(other);
+          changed.push(this.inputOf(other.git.path, other));
+        }
+      }
+    }
+    if (!this.closed && this.worktrees.get(w.git.path) === w) this.rebuild(changed);
+  }
+
+  private reloadWorktree(w: TrackedWorktree): Promise<void> {
+    if (w.reloading) {
+      w.dirty = true;
+      return w.reloading;
+    }
+    w.reloading = (async () => {
+      do {
+        w.dirty = false;
+        const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
+        const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
+        w.lastGood = { ...(loaded.config ? { config: loaded.config } : {}), ...(loaded.profile ? { profile: loaded.profile } : {}) };
+        w.usesMainConfig = loaded.usesMainConfig;
+        w.diagnostics = loaded.diagnostics;
+        for (const d of loaded.diagnostics) {
+          if (d.severity !== 'warning') this.options.logger?.warn(`${d.file}:${d.line} ${d.message} — ${d.hint}`);
+        }
+      } while (w.dirty);
+      w.reloading = undefined;
+    })();
+    return w.reloading;
+  }
+
+  /** The config in force for a worktree path (last good), for callers such as the runtime. */
+  configOf(path: string): ProjectConfig | undefined {
+    return this.worktrees.get(path)?.lastGood.config;
+  }
+}
+
+function once(watcher: FSWatcher, event: 'ready'): Promise<void> {
+  return new Promise((resolve) => watcher.once(event, () => resolve()));
+}
