@@ -1,0 +1,325 @@
+/**
+ * devproxy's view of the Docker engine through dockerode: the containers it owns (by label),
+ * their ports, memory and last log lines, and a live event feed (start, die, oom,
+ * health_status) that reconnects by itself when the engine restarts. Engine availability is
+ * state to report, never a crash: a down engine only fails the operations that need it, with a
+ * DevproxyError saying how to start it.
+ */
+import type { Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { DevproxyError } from '../errors.js';
+import type { ProxyLogger } from '../proxy/types.js';
+import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
+import { sleep } from './health.js';
+
+/** Container events devproxy reacts to. */
+export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
+
+/** Wait between reconnect attempts to a down engine (ms): grows from the first to the last. */
+const RECONNECT_DELAYS_MS = [500, 1_000, 2_000, 5_000];
+
+/** A container carrying devproxy's ownership labels. */
+export interface OwnedContainer {
+  id: string;
+  repo: string;
+  worktreePath: string;
+  service: string;
+  slug: string;
+  /** Compose project label, when Compose created it. */
+  composeProject?: string;
+  /** Docker's state word: running, exited, created… */
+  state: string;
+}
+
+/** One event about an owned container. */
+export interface OwnedContainerEvent {
+  /** start | die | oom | health_status */
+  action: string;
+  /** For health_status: healthy | unhealthy | starting. */
+  health?: string;
+  /** For die: the exit code Docker reports. */
+  exitCode?: number;
+  containerId: string;
+  worktreePath: string;
+  service: string;
+}
+
+/** Where the engine is: DOCKER_HOST (`unix://…` or `tcp://host:port`), else the default socket. */
+export function dockerConnectionOptions(dockerHost = process.env.DOCKER_HOST): Docker.DockerOptions {
+  if (!dockerHost) return { socketPath: '/var/run/docker.sock' };
+  if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length) };
+  const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
+  return { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' };
+}
+
+/** Human form of where the engine is expected, for messages. */
+export function describeDockerHost(dockerHost = process.env.DOCKER_HOST): string {
+  return dockerHost || 'unix:///var/run/docker.sock';
+}
+
+/** Options of {@link DockerObserver}. */
+export interface DockerObserverOptions {
+  /** DOCKER_HOST value; default process.env.DOCKER_HOST. */
+  dockerHost?: string;
+  logger?: ProxyLogger;
+  /** An event about a devproxy-owned container. */
+  onEvent?: (event: OwnedContainerEvent) => void;
+  /** The engine went away or came back (also after the first successful connect). */
+  onAvailability?: (available: boolean) => void;
+}
+
+/** dockerode connection plus a self-healing event subscription. */
+export class DockerObserver {
+  /** The dockerode client (API calls go through it). */
+  readonly docker: Docker;
+  private readonly dockerHost: string | undefined;
+  private readonly opts: DockerObserverOptions;
+  private availableState: boolean | undefined;
+  private closed = false;
+  private watching = false;
+  private eventStream: Readable | undefined;
+  private readonly stop = new AbortController();
+
+  constructor(opts: DockerObserverOptions = {}) {
+    this.opts = opts;
+    this.dockerHost = opts.dockerHost ?? process.env.DOCKER_HOST;
+    this.docker = new Docker({ ...dockerConnectionOptions(this.dockerHost), timeout: 30_000 });
+  }
+
+  /** Last known engine availability; undefined before the first contact. */
+  get available(): boolean | undefined {
+    return this.availableState;
+  }
+
+  /** Pings the engine; throws DEVPROXY_ERR_DOCKER_UNAVAILABLE (with how to start it) when it does not answer. */
+  async ensureAvailable(): Promise<void> {
+    try {
+      await this.docker.ping();
+      this.setAvailable(true);
+    } catch (error) {
+      this.setAvailable(false);
+      throw this.unavailableError(error);
+    }
+  }
+
+  /** The error for a down engine, naming where it was expected. */
+  unavailableError(cause: unknown): DevproxyError {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    return new DevproxyError(
+      'DEVPROXY_ERR_DOCKER_UNAVAILABLE',
+      `Docker is not reachable at ${describeDockerHost(this.dockerHost)} (${reason})`,
+      { cause },
+    );
+  }
+
+  /** Starts the event subscription (idempotent); it reconnects until {@link close}. */
+  watch(): void {
+    if (this.watching || this.closed) return;
+    this.watching = true;
+    void this.eventLoop();
+  }
+
+  private async eventLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.closed) {
+      try {
+        await this.docker.ping();
+        attempt = 0;
+        const stream = (await this.docker.getEvents({
+          filters: { type: ['container'], label: [LABEL_WORKTREE], event: [...WATCHED_EVENTS] },
+        })) as unknown as Readable;
+        if (this.closed) {
+          stream.destroy();
+          return;
+        }
+        this.eventStream = stream;
+        // Events after the stream is open are seen; mark available only now so that a resync
+        // triggered by the availability change cannot miss a die that happens meanwhile.
+        this.setAvailable(true);
+        await this.consume(stream);
+      } catch (error) {
+        if (this.closed) return;
+        if (this.availableState !== false) this.opts.logger?.warn(`docker: ${describeDockerHost(this.dockerHost)} not reachable: ${errorMessage(error)}`);
+      }
+      this.eventStream = undefined;
+      if (this.closed) return;
+      this.setAvailable(false);
+      await sleep(RECONNECT_DELAYS_MS[Math.min(attempt++, RECONNECT_DELAYS_MS.length - 1)]!, this.stop.signal);
+    }
+  }
+
+  private consume(stream: Readable): Promise<void> {
+    return new Promise((resolve) => {
+      let buffer = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => {
+        buffer += chunk;
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          const line = buffer.slice(0, nl).trim();
+          buffer = buffer.slice(nl + 1);
+          if (line) this.handleEventLine(line);
+        }
+      });
+      stream.once('end', () => resolve());
+      stream.once('close', () => resolve());
+      stream.once('error', () => resolve());
+    });
+  }
+
+  private handleEventLine(line: string): void {
+    let raw: { Action?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+    try {
+      raw = JSON.parse(line) as typeof raw;
+    } catch {
+      return;
+    }
+    const attributes = raw.Actor?.Attributes ?? {};
+    const worktreePath = attributes[LABEL_WORKTREE];
+    const service = attributes[LABEL_SERVICE];
+    const containerId = raw.Actor?.ID ?? raw.id;
+    if (!raw.Action || !worktreePath || !service || !containerId) return;
+    // health_status arrives as "health_status: healthy".
+    const [action, detail] = raw.Action.split(':').map((s) => s.trim()) as [string, string | undefined];
+    const event: OwnedContainerEvent = { action, containerId, worktreePath, service };
+    if (action === 'health_status' && detail) event.health = detail;
+    if (action === 'die' && attributes.exitCode !== undefined) event.exitCode = Number(attributes.exitCode);
+    this.opts.onEvent?.(event);
+  }
+
+  private setAvailable(available: boolean): void {
+    if (this.availableState === available) return;
+    this.availableState = available;
+    this.opts.onAvailability?.(available);
+  }
+
+  /** Containers (running or not) with devproxy labels, optionally of one worktree only. */
+  async listOwned(filter: { worktreePath?: string; service?: string } = {}): Promise<OwnedContainer[]> {
+    const labels = [filter.worktreePath ? `${LABEL_WORKTREE}=${filter.worktreePath}` : LABEL_WORKTREE];
+    if (filter.service) labels.push(`${LABEL_SERVICE}=${filter.service}`);
+    const list = await this.docker.listContainers({ all: true, filters: { label: labels } });
+    return list.map((c) => {
+      const owned: OwnedContainer = {
+        id: c.Id,
+        repo: c.Labels[LABEL_REPO] ?? '',
+        worktreePath: c.Labels[LABEL_WORKTREE] ?? '',
+        service: c.Labels[LABEL_SERVICE] ?? '',
+        slug: c.Labels[LABEL_SLUG] ?? '',
+        state: c.State,
+      };
+      const project = c.Labels['com.docker.compose.project'];
+      if (project) owned.composeProject = project;
+      return owned;
+    });
+  }
+
+  /**
+   * The host port Docker published for `<containerPort>/tcp` on 127.0.0.1, undefined while the
+   * container is not running or publishes nothing (host network: use devproxy's own port).
+   */
+  async hostPort(containerId: string, containerPort: number): Promise<{ port?: number; hostNetwork: boolean; running: boolean }> {
+    const info = await this.docker.getContainer(containerId).inspect();
+    const hostNetwork = info.HostConfig?.NetworkMode === 'host';
+    const bindings = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`] ?? [];
+    const binding = bindings.find((b) => b.HostIp === '127.0.0.1') ?? bindings[0];
+    const port = binding?.HostPort ? Number(binding.HostPort) : undefined;
+    const result: { port?: number; hostNetwork: boolean; running: boolean } = { hostNetwork, running: info.State?.Running === true };
+    if (port !== undefined) result.port = port;
+    return result;
+  }
+
+  /**
+   * Memory in use by a container, as `docker stats` shows it (usage minus page cache), in bytes.
+   * Takes about a second (the engine samples): callers cache it.
+   */
+  async memoryBytes(containerId: string): Promise<number | undefined> {
+    const stats = (await this.docker.getContainer(containerId).stats({ stream: false })) as {
+      memory_stats?: { usage?: number; stats?: Record<string, number> };
+    };
+    const usage = stats.memory_stats?.usage;
+    if (usage === undefined) return undefined;
+    const s = stats.memory_stats?.stats ?? {};
+    const cache = s.total_inactive_file ?? s.inactive_file ?? s.cache ?? 0;
+    return Math.max(0, usage - cache);
+  }
+
+  /** The last `n` lines a container wrote (stdout and stderr, interleaved as written). */
+  async lastLogLines(containerId: string, n: number): Promise<string[]> {
+    const buffer = (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: n, follow: false })) as unknown as Buffer;
+    return lastLines(demuxDockerLog(buffer), n);
+  }
+
+  /** A following log stream of a container (raw multiplexed frames; see {@link demuxDockerLog}). */
+  async followLogs(containerId: string, tail: number): Promise<Readable> {
+    return (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail, follow: true })) as unknown as Readable;
+  }
+
+  /** Whether a container has a TTY (its logs are then not multiplexed). */
+  async hasTty(containerId: string): Promise<boolean> {
+    return (await this.docker.getContainer(containerId).inspect()).Config?.Tty === true;
+  }
+
+  /**
+   * Stops (grace period, then SIGKILL by Docker) and removes a container. A container that is
+   * already stopped or gone counts as done (the engine answers 304/404 there).
+   */
+  async stopAndRemove(containerId: string, graceSeconds: number): Promise<void> {
+    const container = this.docker.getContainer(containerId);
+    try {
+      await container.stop({ t: graceSeconds });
+    } catch (error) {
+      if (!isStatus(error, 304) && !isStatus(error, 404)) throw error;
+    }
+    try {
+      await container.remove({ force: true, v: true });
+    } catch (error) {
+      if (!isStatus(error, 404) && !isStatus(error, 409)) throw error;
+    }
+  }
+
+  /** Removes the networks Compose created for a project (after its containers are gone). */
+  async removeComposeNetworks(projectName: string): Promise<void> {
+    const networks = await this.docker.listNetworks({ filters: { label: [`com.docker.compose.project=${projectName}`] } });
+    for (const n of networks) {
+      try {
+        await this.docker.getNetwork(n.Id).remove();
+      } catch (error) {
+        if (!isStatus(error, 404)) throw error;
+      }
+    }
+  }
+
+  /** Ends the event subscription; in-flight API calls finish on their own. */
+  close(): void {
+    this.closed = true;
+    this.stop.abort();
+    this.eventStream?.destroy();
+  }
+}
+
+/**
+ * Turns Docker's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, big-endian
+ * length) into text. A buffer that does not start with a valid header is a TTY log: kept as is.
+ */
+export function demuxDockerLog(buffer: Buffer): string {
+  const parts: string[] = [];
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const kind = buffer[offset];
+    if ((kind !== 0 && kind !== 1 && kind !== 2) || buffer[offset + 1] !== 0 || buffer[offset + 2] !== 0 || buffer[offset + 3] !== 0) {
+      return offset === 0 ? buffer.toString('utf8') : parts.join('') + buffer.subarray(offset).toString('utf8');
+    }
+    const length = buffer.readUInt32BE(offset + 4);
+    parts.push(buffer.subarray(offset + 8, offset + 8 + length).toString('utf8'));
+    offset += 8 + length;
+  }
+  return parts.join('');
+}
+
+function isStatus(error: unknown, status: number): boolean {
+  return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === status;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

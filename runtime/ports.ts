@@ -1,0 +1,108 @@
+/**
+ * Host ports devproxy hands out to local instances it cannot let Docker choose for: processes
+ * (`command:` services, which get PORT) and host-network containers. A (worktree, service) pair
+ * keeps its port across restarts of the service and of the daemon: it is persisted in
+ * `$DEVPROXY_HOME/ports.json`, so bookmarks and app config that captured it stay valid.
+ */
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { DevproxyError } from '../errors.js';
+import { readJsonState, writeJsonState } from './json-state.js';
+
+/** First port of the range devproxy allocates from. */
+export const PORT_RANGE_START = 41_000;
+/** Last port (inclusive) of the range devproxy allocates from. */
+export const PORT_RANGE_END = 48_999;
+
+interface PortsFile {
+  /** `<worktree path>\0<service>` → port. */
+  ports: Record<string, number>;
+}
+
+/** True when nothing listens on 127.0.0.1:<port> (we could bind it right now). */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => {
+      server.close(() => resolve(true));
+    });
+  });
+}
+
+/** Options of {@link PortAllocator}. */
+export interface PortAllocatorOptions {
+  /** $DEVPROXY_HOME; the state lives in `<home>/ports.json`. */
+  home: string;
+  /** Inclusive range to allocate from; default 41000–48999. */
+  range?: { start: number; end: number };
+}
+
+/** Stable per-(worktree, service) host ports, persisted atomically. */
+export class PortAllocator {
+  private readonly file: string;
+  private readonly range: { start: number; end: number };
+  /** Serialises read-modify-write of the file inside this process. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(opts: PortAllocatorOptions) {
+    this.file = join(opts.home, 'ports.json');
+    this.range = opts.range ?? { start: PORT_RANGE_START, end: PORT_RANGE_END };
+  }
+
+  /**
+   * The port of (worktreePath, service): the persisted one when it is still free (or when
+   * `inUseByUs` says our own instance holds it), else the first free port of the range that no
+   * other pair owns, persisted before it is returned.
+   */
+  allocate(worktreePath: string, service: string, inUseByUs = false): Promise<number> {
+    return this.serialise(async () => {
+      const state = await this.read();
+      const key = keyOf(worktreePath, service);
+      const current = state.ports[key];
+      if (current !== undefined && (inUseByUs || (await isPortFree(current)))) return current;
+      const taken = new Set(Object.values(state.ports));
+      for (let port = this.range.start; port <= this.range.end; port++) {
+        if (taken.has(port) || !(await isPortFree(port))) continue;
+        state.ports[key] = port;
+        await writeJsonState(this.file, state);
+        return port;
+      }
+      throw new DevproxyError(
+        'DEVPROXY_ERR_PORTS_EXHAUSTED',
+        `no free port left in ${this.range.start}-${this.range.end} for ${service} in ${worktreePath}`,
+      );
+    });
+  }
+
+  /** The persisted port of (worktreePath, service), if any, without allocating. */
+  async lookup(worktreePath: string, service: string): Promise<number | undefined> {
+    return (await this.read()).ports[keyOf(worktreePath, service)];
+  }
+
+  /** Forgets every port of a worktree (it was removed). */
+  releaseWorktree(worktreePath: string): Promise<void> {
+    return this.serialise(async () => {
+      const state = await this.read();
+      const prefix = `${worktreePath}\0`;
+      const before = Object.keys(state.ports).length;
+      for (const key of Object.keys(state.ports)) if (key.startsWith(prefix)) delete state.ports[key];
+      if (Object.keys(state.ports).length !== before) await writeJsonState(this.file, state);
+    });
+  }
+
+  private async read(): Promise<PortsFile> {
+    const state = await readJsonState<Partial<PortsFile>>(this.file, {});
+    return { ports: state.ports && typeof state.ports === 'object' ? { ...state.ports } : {} };
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+function keyOf(worktreePath: string, service: string): string {
+  return `${worktreePath}\0${service}`;
+}
