@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { buildClientHeaders, buildUpstreamHeaders, readHops } from '../../proxy/forward-headers.js';
+
+const context = { host: 'api.wt.localhost:8080', forwardedFor: '127.0.0.1', forwardedHost: 'api.wt.localhost:8080', forwardedProto: 'http' as const, hops: 0 };
+
+describe('buildUpstreamHeaders', () => {
+  it('drops pseudo-headers, hop-by-hop, Connection-listed and proxy-owned headers, then adds its own', () => {
+    const raw = [
+      ':authority', 'api.wt.localhost:8080', ':method', 'GET',
+      'Host', 'ignored', 'Accept', 'text/html', 'Connection', 'keep-alive, X-Private', 'X-Private', 'secret',
+      'Expect', '100-continue', 'Transfer-Encoding', 'chunked', 'Upgrade', 'h2c', 'TE', 'gzip',
+      'X-Forwarded-For', '6.6.6.6', 'Forwarded', 'for=6.6.6.6', 'X-Devproxy-Route', 'remote', 'x-devproxy-hops', '2',
+    ];
+    expect(buildUpstreamHeaders(raw, { ...context, hops: 2 })).toEqual([
+      'Accept', 'text/html',
+      'host', 'api.wt.localhost:8080',
+      'x-forwarded-for', '127.0.0.1',
+      'x-forwarded-host', 'api.wt.localhost:8080',
+      'x-forwarded-proto', 'http',
+      'x-devproxy-hops', '3',
+    ]);
+  });
+
+  it('keeps TE: trailers and joins split HTTP/2 cookies into one header', () => {
+    const out = buildUpstreamHeaders(['te', 'trailers', 'cookie', 'a=1', 'cookie', 'b=2'], context);
+    expect(out.slice(0, 4)).toEqual(['cookie', 'a=1; b=2', 'te', 'trailers']);
+  });
+});
+
+describe('buildClientHeaders', () => {
+  it('drops hop-by-hop and Connection-listed response headers, rewrites with the rewriter and tags the route', () => {
+    const raw = ['Connection', 'x-hop', 'x-hop', '1', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked', 'Location', 'https://r/x', 'Set-Cookie', 'a=1', 'x-devproxy-route', 'spoofed'].map((s) => Buffer.from(s));
+    const rewriter = { location: (v: string) => `L(${v})`, setCookie: (v: string) => `C(${v})` };
+    expect(buildClientHeaders(raw, 'remote', rewriter)).toEqual(['Location', 'L(https://r/x)', 'Set-Cookie', 'C(a=1)', 'x-devproxy-route', 'remote']);
+    expect(buildClientHeaders(raw, 'local', undefined)).toEqual(['Location', 'https://r/x', 'Set-Cookie', 'a=1', 'x-devproxy-route', 'local']);
+  });
+});
+
+describe('readHops', () => {
+  it.each([
+    [[], 0],
+    [['X-Devproxy-Hops', '3'], 3],
+    [['x-devproxy-hops', 'nonsense'], 0],
+    [['x-devproxy-hops', '-4'], 0],
+  ])('%j → %d', (raw, hops) => {
+    expect(readHops(raw as string[])).toBe(hops);
+  });
+});
