@@ -48,6 +48,8 @@ export interface ProxyCore {
   readonly pools: UpstreamPools;
   readonly timeouts: UpstreamTimeouts;
   readonly logger: ProxyLogger | undefined;
+  /** Client sockets of live upgraded (WebSocket) connections, cut by `close()`. */
+  readonly tunnels: Set<Duplex>;
 }
 
 /** What a Host header resolved to. */
@@ -260,8 +262,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     return (this.res as ServerResponse).write(chunk);
   }
 
-  onComplete(): void {
+  onComplete(trailers: string[] | Buffer[] | null): void {
     this.#done = true;
+    // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
+    if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerObject(trailers));
     this.res.end();
   }
 
@@ -284,6 +288,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.#clientGone = true;
     this.#abort?.(CLIENT_ABORTED);
   }
+}
+
+function trailerObject(raw: readonly (string | Buffer)[]): Record<string, string> {
+  const trailers: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) trailers[String(raw[i]).toLowerCase()] = String(raw[i + 1]);
+  return trailers;
 }
 
 /** True when the request carries a body: HTTP/2 says so per stream, HTTP/1.1 by its framing headers. */
@@ -353,6 +363,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     pools: new UpstreamPools(timeouts, options.extraCaFiles),
     timeouts,
     logger: options.logger,
+    tunnels: new Set(),
   };
   return {
     handleRequest(req, res) {
@@ -374,6 +385,8 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       forwardUpgrade(core, req, socket, head);
     },
     close() {
+      for (const socket of core.tunnels) socket.destroy();
+      core.tunnels.clear();
       return core.pools.close();
     },
   };
@@ -403,13 +416,16 @@ const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 const BAD_REQUEST_RESPONSE =
   'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n';
 
+const HEADERS_TOO_LARGE_RESPONSE =
+  'HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
+
 function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  // A reset or timed-out socket has nobody to read an answer.
+  // A reset socket has nobody to read an answer; one with a response under way cannot take another.
   if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
     socket.destroy();
     return;
   }
-  socket.end(BAD_REQUEST_RESPONSE);
+  socket.end(error.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE_RESPONSE : BAD_REQUEST_RESPONSE);
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

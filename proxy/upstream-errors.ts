@@ -107,6 +107,15 @@ export function mapUpstreamError(error: unknown, context: UpstreamErrorContext):
   }
 
   if (target.kind === 'remote') {
+    if (code === 'DEVPROXY_CA_UNREADABLE') {
+      return {
+        status: 502,
+        code: 'DEVPROXY_ERR_UPSTREAM_TLS',
+        message: `TLS to the remote ${target.hostname} of ${name} cannot be set up: ${(error as Error).message}.`,
+        hint: 'fix the `ca:` path in devproxy.yaml (or NODE_EXTRA_CA_CERTS) so it names a readable PEM file',
+        ...where,
+      };
+    }
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
       const host = new URL(target.origin).hostname;
       return {

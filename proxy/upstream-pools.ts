@@ -56,9 +56,18 @@ export function loopbackLookup(hostname: string, options: LookupOptions, callbac
   (dnsLookup as (host: string, opts: LookupOptions, cb: LookupCallback) => void)(hostname, options, callback);
 }
 
+/** Code of the error thrown when a CA file cannot be read; the error page names the file. */
+export const CA_UNREADABLE_CODE = 'DEVPROXY_CA_UNREADABLE';
+
 /** PEM certificates in a bundle file (a file may hold several). */
 function readPemBundle(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw Object.assign(new Error(`the CA file ${file} cannot be read (${reason})`), { code: CA_UNREADABLE_CODE });
+  }
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
@@ -104,11 +113,14 @@ export class UpstreamPools {
     return options;
   }
 
-  /** Closes every pool; in-flight requests finish first. */
+  /**
+   * Closes every pool: in-flight requests get {@link CLOSE_GRACE_MS} to finish, then long
+   * streams (SSE, downloads) are cut so shutdown never hangs.
+   */
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.all(pools.map((pool) => pool.close()));
+    await Promise.all(pools.map(closeWithGrace));
   }
 
   #systemCaSet(): string[] {
@@ -142,6 +154,20 @@ export class UpstreamPools {
       },
     });
   }
+}
+
+/** How long `close()` lets in-flight upstream requests finish before destroying them. */
+export const CLOSE_GRACE_MS = 5_000;
+
+async function closeWithGrace(pool: Pool): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<'grace-over'>((resolve) => {
+    timer = setTimeout(resolve, CLOSE_GRACE_MS, 'grace-over');
+    timer.unref();
+  });
+  const outcome = await Promise.race([pool.close(), graceOver]);
+  clearTimeout(timer);
+  if (outcome === 'grace-over') await pool.destroy();
 }
 
 function remoteKey(target: RemoteTarget): string {

@@ -122,8 +122,12 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
     socket.write(rawHead(101, response.statusMessage, response.rawHeaders, [ROUTE_HEADER, route.mode]));
     if (upstreamHead.length > 0) socket.write(upstreamHead);
     if (head.length > 0) upstreamSocket.write(head);
+    core.tunnels.add(socket);
     upstreamSocket.on('close', () => socket.destroy());
-    socket.on('close', () => upstreamSocket.destroy());
+    socket.on('close', () => {
+      core.tunnels.delete(socket);
+      upstreamSocket.destroy();
+    });
     upstreamSocket.pipe(socket);
     socket.pipe(upstreamSocket);
   });

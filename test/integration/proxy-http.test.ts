@@ -162,6 +162,25 @@ describe('proxy forwarding to local targets', () => {
     expect(text).toContain('{"expect":null}');
   });
 
+  it('relays response trailers when the client asked for them', async () => {
+    const up = await upstream((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('body');
+      res.addTrailers({ 'x-checksum': req.headers.te === 'trailers' ? 'abc123' : 'te-missing' });
+      res.end();
+    });
+    const p = await proxy(tableOf(route(API, local(up.port))));
+    const trailers = await new Promise<NodeJS.Dict<string>>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: p.port, headers: { host: API, te: 'trailers' }, agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.trailers));
+        })
+        .on('error', reject);
+    });
+    expect(trailers['x-checksum']).toBe('abc123');
+  });
+
   it('answers 508 when the hop counter is over the limit', async () => {
     const up = await upstream();
     const p = await proxy(tableOf(route(API, local(up.port))));

@@ -105,6 +105,18 @@ describe('proxy forwarding to remote targets over HTTPS', () => {
     expect(JSON.parse(res.body).error.message).toContain('ERR_TLS_CERT_ALTNAME_INVALID');
   });
 
+  it('names an unreadable CA file on the 502 page', async () => {
+    const up = await httpsUpstream();
+    const missing = join(await tempDir(), 'missing-ca.pem');
+    const p = await proxy(tableOf(route(API, remoteOf(up, { caFiles: [missing] }))));
+    const res = await send(p.port, API);
+    expect(res.status).toBe(502);
+    const error = JSON.parse(res.body).error;
+    expect(error.code).toBe('DEVPROXY_ERR_UPSTREAM_TLS');
+    expect(error.message).toContain(`the CA file ${missing} cannot be read (ENOENT)`);
+    expect(up.requests).toHaveLength(0);
+  });
+
   it('skips verification for an insecure remote only', async () => {
     const up = await httpsUpstream();
     const p = await proxy(

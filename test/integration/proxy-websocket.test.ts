@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { createProxyHandler, startHttpProxy } from '../../proxy/server.js';
+import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
 import { createTestTls, startHttpUpstream, startWsEcho, type WsUpstream } from '../helpers/upstreams.js';
@@ -18,6 +19,10 @@ afterEach(async () => {
 });
 
 async function proxy(table: RoutingTable): Promise<number> {
+  return (await proxyWithHandler(table)).port;
+}
+
+async function proxyWithHandler(table: RoutingTable): Promise<{ port: number; handler: ProxyHandler }> {
   const options = { getTable: () => table, httpPort: 0 };
   const handler = createProxyHandler(options);
   const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
@@ -26,7 +31,7 @@ async function proxy(table: RoutingTable): Promise<number> {
     await server.close();
     await handler.close();
   });
-  return server.port;
+  return { port: server.port, handler };
 }
 
 async function wsEcho(tls?: Parameters<typeof startWsEcho>[0]): Promise<WsUpstream> {
@@ -93,6 +98,17 @@ describe('proxy WebSocket upgrades', () => {
     expect(socket.protocol).toBe('graphql-ws');
     expect(await echo(socket, 'hello remote')).toBe('hello remote');
     expect(up.upgradeHosts).toEqual([REMOTE_HOST]);
+  });
+
+  it('cuts live WebSocket tunnels when the handler closes', async () => {
+    const up = await wsEcho();
+    const { port, handler } = await proxyWithHandler(tableOf(route(API, local(up.port))));
+    const socket = await connect(port, API, []);
+    expect(await echo(socket, 'before close')).toBe('before close');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await handler.close();
+    await closed;
+    expect(socket.readyState).toBe(WebSocket.CLOSED);
   });
 
   it('answers a raw 502 when the remote certificate is not trusted', async () => {
