@@ -289,6 +289,32 @@ describe('proxy forwarding to local targets', () => {
     expect(p.warnings).toEqual([]);
   });
 
+  it('aborts the upstream request when the client goes away mid-upload, writing no 5xx', async () => {
+    let upstreamSawAbort: () => void = () => {};
+    const sawAbort = new Promise<void>((resolve) => (upstreamSawAbort = resolve));
+    let firstChunk: () => void = () => {};
+    const gotFirstChunk = new Promise<void>((resolve) => (firstChunk = resolve));
+    const up = await upstream((req, res) => {
+      if (req.url !== '/upload') {
+        res.end('still fine');
+        return;
+      }
+      req.once('data', () => firstChunk());
+      req.on('close', () => {
+        if (!req.complete) upstreamSawAbort();
+      });
+    });
+    const p = await proxy(tableOf(route(API, local(up.port))));
+    const socket = net.connect(p.port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(`POST /upload HTTP/1.1\r\nHost: ${API}\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(1000)}`);
+    await gotFirstChunk;
+    socket.destroy();
+    await sawAbort;
+    expect((await send(p.port, API, { path: '/after' })).body).toBe('still fine');
+    expect(p.warnings).toEqual([]);
+  });
+
   it('maps an upstream that sends no headers in time to 504', async () => {
     const up = await upstream(() => {
       // never answers
