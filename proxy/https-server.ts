@@ -1,0 +1,374 @@
+/**
+ * The HTTPS listener: TLS with a certificate per SNI name from the local CA, h2 or HTTP/1.1 by
+ * ALPN, and WebSockets over both — HTTP/1.1 `Upgrade` and HTTP/2 extended CONNECT (RFC 8441).
+ *
+ * Everything after TLS is the shared {@link ProxyHandler}: requests of both protocols go to
+ * `handleRequest` (node's compat API), and an h2 WebSocket CONNECT is presented to
+ * `handleUpgrade` as the HTTP/1.1 upgrade it stands for, so routing, header rewriting and error
+ * pages stay in one place. Browsers that negotiated h2 open WebSockets this way (Vite HMR), and
+ * proxies that answer them with 405 break HMR.
+ */
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { IncomingMessage } from 'node:http';
+import {
+  constants as h2,
+  createSecureServer,
+  Http2ServerRequest,
+  type Http2SecureServer,
+  type Http2ServerResponse,
+  type Http2Session,
+  type IncomingHttpHeaders as Http2Headers,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import type { CertificateStore } from '../certs/store.js';
+import { DevproxyError, isDevproxyError } from '../errors.js';
+import type { ProxyHandler, ProxyLogger } from './types.js';
+
+/** Loopback addresses bound by default; `::1` is skipped on hosts without IPv6. */
+const DEFAULT_HOSTS = ['127.0.0.1', '::1'];
+/** The no-SNI certificate (clients dialling an IP literal) is re-read this often, so it renews. */
+const DEFAULT_CERT_REFRESH_MS = 12 * 3_600_000;
+/** After `close()`, connections still busy are cut after this long. */
+const CLOSE_GRACE_MS = 1_000;
+/** A non-101 answer to a bridged upgrade is an error page: bounded, so buffered whole. */
+const MAX_BRIDGED_ERROR_BYTES = 64 * 1024;
+
+/**
+ * Headers HTTP/2 forbids (RFC 9113 §8.2.2) or that only make sense on the HTTP/1.1 upgrade
+ * hop: dropped when an upstream's HTTP/1.1 answer is relayed onto an h2 stream.
+ */
+const H1_ONLY_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'connection', // names hop-by-hop headers of the h1 hop
+  'keep-alive', // h1 connection reuse
+  'proxy-connection', // non-standard keep-alive
+  'transfer-encoding', // h2 frames the body itself
+  'upgrade', // the h2 stream is the upgraded channel
+  'sec-websocket-accept', // answers the key devproxy made up; RFC 8441 §5 has no accept
+]);
+
+export interface HttpsProxyOptions {
+  /** Serves every request and WebSocket after TLS. */
+  handler: ProxyHandler;
+  /** TCP port; 0 picks a free one (the returned `port` says which). */
+  port: number;
+  /** Addresses to bind (default `127.0.0.1` and, where the host has IPv6, `::1`). */
+  hosts?: string[];
+  /** Mints and caches a certificate per SNI name; unknown names fail the handshake. */
+  certificates: CertificateStore;
+  /** Refused handshakes and bridge failures are reported here. */
+  logger?: ProxyLogger;
+}
+
+/** A running HTTPS listener. */
+export interface HttpsProxy {
+  /** The bound port (the chosen one when `port` was 0). */
+  port: number;
+  /** Stops listening, lets in-flight h2 streams finish for a moment, then cuts connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the HTTPS (h2 + HTTP/1.1) listener on loopback. Throws `DEVPROXY_ERR_PORT_IN_USE` when
+ * the port is taken and `DEVPROXY_ERR_CA_CORRUPT` when the CA cannot be used.
+ */
+export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsProxy> {
+  const defaultLeaf = await opts.certificates.getLeaf('localhost');
+  const servers: Http2SecureServer[] = [];
+  const sockets = new Set<TLSSocket>();
+  const sessions = new Set<Http2Session>();
+  let port = opts.port;
+
+  const makeServer = (): Http2SecureServer => {
+    const server = createSecureServer(
+      {
+        allowHTTP1: true,
+        settings: { enableConnectProtocol: true },
+        cert: defaultLeaf.pair.certPem,
+        key: defaultLeaf.pair.keyPem,
+        SNICallback: opts.certificates.SNICallback,
+      },
+      (req, res) => opts.handler.handleRequest(req, res),
+    );
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => opts.handler.handleUpgrade(req, socket, head));
+    // node's h2 compat layer routes every CONNECT here (and answers 405 without a listener); the
+    // HTTP/1.1 side emits the same event with a raw socket for forward-proxy CONNECTs.
+    server.on('connect', (req: IncomingMessage | Http2ServerRequest, resOrSocket: Http2ServerResponse | Duplex) => {
+      if (req instanceof Http2ServerRequest && req.headers[':protocol'] === 'websocket') {
+        bridgeWebSocketConnect(req, opts.handler, opts.logger);
+      } else if (req instanceof Http2ServerRequest) {
+        (resOrSocket as Http2ServerResponse).writeHead(405, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' }).end();
+      } else {
+        (resOrSocket as Duplex).end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      }
+    });
+    server.on('secureConnection', (socket: TLSSocket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    server.on('session', (session: Http2Session) => {
+      sessions.add(session);
+      session.once('close', () => sessions.delete(session));
+    });
+    server.on('tlsClientError', (error: Error) => {
+      // The SNI refusal reaches here wrapped or as-is depending on where the handshake failed.
+      const cause = isDevproxyError(error) ? error : isDevproxyError(error.cause) ? error.cause : undefined;
+      if (cause !== undefined) opts.logger?.warn(`refused TLS handshake: ${cause.message}`);
+    });
+    // A client resetting its session is routine; without a listener node would throw.
+    server.on('sessionError', () => undefined);
+    return server;
+  };
+
+  const hosts = opts.hosts ?? DEFAULT_HOSTS;
+  try {
+    for (const host of hosts) {
+      const server = makeServer();
+      try {
+        await listen(server, port, host);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        // Hosts without IPv6 cannot bind ::1; only the default list may skip an address.
+        if (opts.hosts === undefined && host === '::1' && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
+        if (code === 'EADDRINUSE') {
+          throw new DevproxyError('DEVPROXY_ERR_PORT_IN_USE', `the HTTPS port ${host}:${port} is already in use`, {
+            hint: 'choose another port with --https-port / DEVPROXY_HTTPS_PORT, or stop what holds it',
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      servers.push(server);
+      port = (server.address() as { port: number }).port;
+    }
+  } catch (error) {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+    throw error;
+  }
+
+  const refresh = setInterval(() => {
+    opts.certificates.getLeaf('localhost').then(
+      (leaf) => {
+        for (const server of servers) server.setSecureContext({ cert: leaf.pair.certPem, key: leaf.pair.keyPem });
+      },
+      (error: unknown) => opts.logger?.error(`could not renew the default certificate: ${String(error)}`),
+    );
+  }, DEFAULT_CERT_REFRESH_MS);
+  refresh.unref();
+
+  return {
+    port,
+    async close() {
+      clearInterval(refresh);
+      const closed = servers.map((s) => new Promise((resolve) => s.close(resolve)));
+      for (const session of sessions) session.close();
+      for (const socket of sockets) if (socket.alpnProtocol !== 'h2') socket.destroy();
+      const grace = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, CLOSE_GRACE_MS);
+      await Promise.all(closed);
+      clearTimeout(grace);
+    },
+  };
+}
+
+async function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {
+  server.listen(port, host);
+  const onError = once(server, 'error').then(([error]) => {
+    throw error;
+  });
+  await Promise.race([once(server, 'listening'), onError]);
+}
+
+/**
+ * Serves one RFC 8441 WebSocket CONNECT by handing the handler the HTTP/1.1 upgrade request it
+ * stands for, and a socket that turns the handler's HTTP/1.1 answer back into h2: a 101 becomes
+ * `:status 200` followed by the raw WebSocket bytes both ways; anything else is relayed as the
+ * h2 response (an error page).
+ */
+function bridgeWebSocketConnect(req: Http2ServerRequest, handler: ProxyHandler, logger: ProxyLogger | undefined): void {
+  const socket = new H2StreamSocket(req);
+  const upgrade = new IncomingMessage(socket as unknown as Socket);
+  upgrade.method = 'GET';
+  upgrade.url = req.headers[':path'] ?? '/';
+  upgrade.httpVersionMajor = 1;
+  upgrade.httpVersionMinor = 1;
+  upgrade.httpVersion = '1.1';
+  const headers = toUpgradeHeaders(req.headers);
+  upgrade.headers = headers;
+  upgrade.rawHeaders = Object.entries(headers).flatMap(([name, value]) => [name, String(value)]);
+  upgrade.complete = true;
+  upgrade.push(null);
+  try {
+    handler.handleUpgrade(upgrade, socket, Buffer.alloc(0));
+  } catch (error) {
+    logger?.error(`WebSocket over h2 for ${headers.host ?? '?'} failed: ${String(error)}`);
+    socket.destroy();
+  }
+}
+
+/** h2 request headers → the HTTP/1.1 headers of a WebSocket upgrade (RFC 6455 §4.1). */
+function toUpgradeHeaders(h2Headers: Http2Headers): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(h2Headers)) {
+    if (name.startsWith(':') || value === undefined) continue;
+    headers[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
+  }
+  headers.host = h2Headers[':authority'] ?? '';
+  headers.connection = 'Upgrade';
+  headers.upgrade = 'websocket';
+  headers['sec-websocket-version'] ??= '13';
+  // h2 clients send no key (RFC 8441 §5); the upstream's accept for this one is dropped.
+  headers['sec-websocket-key'] = randomBytes(16).toString('base64');
+  return headers;
+}
+
+/**
+ * The socket `handleUpgrade` writes to and reads from, backed by one h2 stream. Reads are the
+ * stream's DATA; writes are parsed as an HTTP/1.1 response head first, then relayed raw.
+ */
+class H2StreamSocket extends Duplex {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  readonly encrypted = true;
+  private head: Buffer | undefined = Buffer.alloc(0);
+  private errorBody: { status: number; headers: OutgoingHttpHeaders; chunked: boolean; body: Buffer } | undefined;
+
+  private readonly stream: ServerHttp2Stream;
+
+  /** Reads through the compat request, which already consumes the stream's DATA frames. */
+  constructor(private readonly request: Http2ServerRequest) {
+    super({ allowHalfOpen: true });
+    this.stream = request.stream;
+    this.remoteAddress = request.socket.remoteAddress;
+    this.remotePort = request.socket.remotePort;
+    this.remoteFamily = request.socket.remoteFamily;
+    request.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) request.pause();
+    });
+    request.on('end', () => this.push(null));
+    this.stream.on('error', () => this.destroy());
+    this.stream.on('close', () => this.destroy());
+  }
+
+  // Upgrade handlers tune the socket of an h1 connection; an h2 stream has none of these knobs.
+  setTimeout(): this {
+    return this;
+  }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
+
+  override _read(): void {
+    this.request.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.head === undefined) {
+      if (this.errorBody !== undefined) {
+        this.collectErrorBody(chunk);
+        callback();
+      } else this.stream.write(chunk, callback);
+      return;
+    }
+    this.head = Buffer.concat([this.head, chunk]);
+    const end = this.head.indexOf('\r\n\r\n');
+    if (end === -1) {
+      callback(this.head.length > MAX_BRIDGED_ERROR_BYTES ? new Error('upgrade response head too large') : null);
+      return;
+    }
+    const { status, headers, chunked } = parseResponseHead(this.head.subarray(0, end).toString('latin1'));
+    const rest = this.head.subarray(end + 4);
+    this.head = undefined;
+    if (status === 101) {
+      if (!this.stream.destroyed) this.stream.respond({ ...headers, ':status': 200 });
+      if (rest.length > 0) this.stream.write(rest, callback);
+      else callback();
+      return;
+    }
+    this.errorBody = { status, headers, chunked, body: Buffer.alloc(0) };
+    this.collectErrorBody(rest);
+    callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.flushErrorBody();
+    if (!this.stream.destroyed) this.stream.end();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.flushErrorBody();
+    if (!this.stream.destroyed) {
+      if (!this.stream.headersSent) this.stream.respond({ ':status': 502 }, { endStream: true });
+      else this.stream.close(h2.NGHTTP2_CANCEL);
+    }
+    callback(error);
+  }
+
+  private collectErrorBody(chunk: Buffer): void {
+    const pending = this.errorBody;
+    if (pending === undefined) return;
+    pending.body = Buffer.concat([pending.body, chunk]);
+    const length = Number(pending.headers['content-length'] ?? Number.NaN);
+    const complete = pending.chunked
+      ? pending.body.subarray(-5).toString('latin1') === '0\r\n\r\n'
+      : Number.isFinite(length) && pending.body.length >= length;
+    if (complete || pending.body.length >= MAX_BRIDGED_ERROR_BYTES) {
+      this.flushErrorBody();
+    }
+  }
+
+  /** Sends a collected non-101 answer as the h2 response, de-chunked when it was chunked. */
+  private flushErrorBody(): void {
+    const pending = this.errorBody;
+    if (pending === undefined || this.stream.destroyed || this.stream.headersSent) return;
+    this.errorBody = undefined;
+    const body = pending.chunked ? dechunk(pending.body) : pending.body.subarray(0, MAX_BRIDGED_ERROR_BYTES);
+    const { 'content-length': _length, ...headers } = pending.headers;
+    this.stream.respond({ ...headers, ':status': pending.status, 'content-length': body.length });
+    this.stream.end(body);
+  }
+}
+
+/** Status and h2-safe headers of an HTTP/1.1 response head (status line + header lines). */
+function parseResponseHead(head: string): { status: number; headers: OutgoingHttpHeaders; chunked: boolean } {
+  const [statusLine = '', ...lines] = head.split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 502);
+  const headers: OutgoingHttpHeaders = {};
+  let chunked = false;
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === 'transfer-encoding' && /chunked/i.test(value)) chunked = true;
+    if (H1_ONLY_RESPONSE_HEADERS.has(name)) continue;
+    const previous = headers[name];
+    headers[name] = previous === undefined ? value : ([] as string[]).concat(previous as string | string[], value);
+  }
+  return { status, headers, chunked };
+}
+
+/** Decodes a complete chunked body; a truncated one yields what arrived. */
+function dechunk(data: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let offset = 0;
+  for (;;) {
+    const lineEnd = data.indexOf('\r\n', offset);
+    if (lineEnd === -1) break;
+    const size = Number.parseInt(data.subarray(offset, lineEnd).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size === 0) break;
+    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size));
+    offset = lineEnd + 2 + size + 2;
+  }
+  return Buffer.concat(parts);
+}
