@@ -2,6 +2,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoutingTable } from '../../router/types.js';
@@ -326,6 +327,32 @@ describe('proxy forwarding to local targets', () => {
     expect(error.code).toBe('DEVPROXY_ERR_UPSTREAM_TIMEOUT');
     expect(error.message).toContain('UND_ERR_HEADERS_TIMEOUT');
     expect(res.headers['x-devproxy-route']).toBe('local');
+  });
+});
+
+describe('startHttpProxy', () => {
+  it('binds 127.0.0.1 and, when the machine has it, ::1 on the same port by default', async () => {
+    const up = await upstream();
+    const table = tableOf(route(API, local(up.port)));
+    const handler = createProxyHandler({ getTable: () => table, httpPort: 0 });
+    const server = await startHttpProxy({ handler, port: 0 });
+    cleanups.push(async () => {
+      await server.close();
+      await handler.close();
+    });
+    expect((await send(server.port, API)).status).toBe(200);
+    const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === '::1'));
+    if (hasIpv6Loopback) {
+      const status = await new Promise<number>((resolve, reject) => {
+        http
+          .get({ host: '::1', port: server.port, headers: { host: API }, agent: false }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on('error', reject);
+      });
+      expect(status).toBe(200);
+    }
   });
 });
 

@@ -81,6 +81,15 @@ describe('proxy forwarding to remote targets over HTTPS', () => {
     expect(up.requests[0]?.servername).toBe(REMOTE_HOST);
   });
 
+  it('reuses TLS connections to the remote across requests', async () => {
+    const up = await httpsUpstream();
+    const ca = await caFileOf(tls.caPem);
+    const p = await proxy(tableOf(route(API, remoteOf(up, { caFiles: [ca] }))));
+    for (let i = 0; i < 20; i++) expect((await send(p.port, API)).status).toBe(200);
+    expect(up.requests).toHaveLength(20);
+    expect(up.connections).toBeLessThanOrEqual(2);
+  });
+
   it('refuses a remote whose CA is not trusted with a 502 naming the TLS error', async () => {
     const up = await httpsUpstream();
     const p = await proxy(tableOf(route(API, remoteOf(up))));
