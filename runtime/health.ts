@@ -9,6 +9,9 @@ import { connect } from 'node:net';
 /** How long one probe may take before it counts as a failure. */
 export const PROBE_TIMEOUT_MS = 2_000;
 
+/** Shortest timeout a probe gets, even right at the deadline. */
+const MIN_PROBE_TIMEOUT_MS = 250;
+
 /** What a probe checks on 127.0.0.1:<port>. */
 export type HealthCheck =
   /** GET the path; 2xx and 3xx are healthy. */
@@ -79,7 +82,9 @@ export async function waitHealthy(check: HealthCheck, opts: WaitHealthyOptions):
   const deadline = Date.now() + timeoutMs;
   while (!opts.signal?.aborted) {
     const port = typeof opts.port === 'number' ? opts.port : await opts.port();
-    if (port !== undefined && (await probe(port, check, Math.min(PROBE_TIMEOUT_MS, Math.max(1, deadline - Date.now()))))) {
+    // The last probe before the deadline still gets a usable timeout: loopback answers fast,
+    // but a 1 ms HTTP exchange would fail a healthy service.
+    if (port !== undefined && (await probe(port, check, Math.min(PROBE_TIMEOUT_MS, Math.max(MIN_PROBE_TIMEOUT_MS, deadline - Date.now()))))) {
       return true;
     }
     if (Date.now() + intervalMs > deadline) return false;

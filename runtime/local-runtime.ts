@@ -27,7 +27,7 @@ import {
   type ComposeServicePlan,
 } from './compose.js';
 import { DockerObserver, type OwnedContainerEvent } from './docker-observer.js';
-import { healthCheckFor, sleep, waitHealthy, type HealthCheck } from './health.js';
+import { healthCheckFor, PROBE_TIMEOUT_MS, sleep, waitHealthy, type HealthCheck } from './health.js';
 import { readLogTail } from './log-file.js';
 import { planReconcile, type ReconcilePlan } from './plan.js';
 import { PortAllocator } from './ports.js';
@@ -441,8 +441,12 @@ export class LocalRuntime {
       containers = await this.observer.listOwned({ worktreePath: wt.spec.path });
       this.observer.watch();
     } catch (error) {
-      // Docker is only a must when a compose service has to start; reconcile reports that.
-      if (needsDocker) throw this.observer.unavailableError(error);
+      // Docker is only a must when a compose service has to start; the ping records the
+      // engine as unavailable and throws the error that says how to start it.
+      if (needsDocker) {
+        await this.ensureDocker();
+        throw error;
+      }
     }
     for (const c of containers) {
       if (c.state !== 'running' || wt.instances.has(c.service)) continue;
@@ -489,8 +493,8 @@ export class LocalRuntime {
     await Promise.all(
       started.map(async (inst) => {
         if (inst.state === 'starting') {
-          // A user-run port service is probed once; if it is not up yet, it is watched in the background.
-          await this.watchHealth(wt, inst, inst.kind === 'port' ? 0 : this.opts.startTimeoutMs);
+          // A user-run port service gets one short window; if it is not up yet, it is watched in the background.
+          await this.watchHealth(wt, inst, inst.kind === 'port' ? PROBE_TIMEOUT_MS : this.opts.startTimeoutMs);
         }
         opts.onProgress?.(inst.service, inst.state, inst.detail);
       }),

@@ -125,19 +125,38 @@ export class ProcessSupervisor {
     const fd = openSync(logFile, 'a');
     let logOffset = 0;
     try {
-      logOffset = (await stat(logFile)).size;
       writeSync(fd, `--- devproxy: ${new Date().toISOString()} starting \`${opts.command}\` with PORT=${opts.port}\n`);
+      // This run's own lines start after the header.
+      logOffset = (await stat(logFile)).size;
       const child = spawn('sh', ['-c', opts.command], {
         cwd: opts.worktreePath,
         env: { ...process.env, ...(opts.env ?? {}), PORT: String(opts.port) },
         detached: true,
         stdio: ['ignore', fd, fd],
       });
+      // The record exists only once the spawn succeeded, and the caller learns it only when
+      // start() returns: an exit before then is reported right after (a command that fails at
+      // once must not be missed).
+      let record: ProcessRecord | undefined;
+      let returned = false;
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      const report = (): void => {
+        if (!record || !exit) return;
+        this.forget(record);
+        this.opts.onExit?.({ record, ...exit });
+      };
+      const exited = new Promise<void>((resolve) => {
+        child.once('exit', (code, signal) => {
+          exit = { code, signal };
+          if (returned) report();
+          resolve();
+        });
+      });
       const pid = await new Promise<number>((resolve, reject) => {
         child.once('spawn', () => resolve(child.pid!));
         child.once('error', reject);
       });
-      const record: ProcessRecord = {
+      record = {
         worktreePath: opts.worktreePath,
         slug: opts.slug,
         service: opts.service,
@@ -151,18 +170,12 @@ export class ProcessSupervisor {
       const ticks = startTicksOf(pid);
       if (ticks !== undefined) record.startTicks = ticks;
       this.records.set(keyOf(opts.worktreePath, opts.service), record);
-      this.exited.set(
-        pid,
-        new Promise((resolve) => {
-          child.once('exit', (code, signal) => {
-            this.forget(record);
-            this.opts.onExit?.({ record, code, signal });
-            resolve();
-          });
-        }),
-      );
+      this.exited.set(pid, exited);
       child.unref();
       await this.persist();
+      returned = true;
+      // setImmediate: after the caller's `await start()` continuation has stored the record.
+      if (exit) setImmediate(report);
       return record;
     } finally {
       closeSync(fd);

@@ -1,0 +1,227 @@
+/**
+ * `command:` and `port:` services of the local runtime: real processes in their own process
+ * groups, real sockets on 127.0.0.1. No Docker needed (the runtime must not touch it here).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ProjectConfig, ServiceConfig } from '../../profiles/schema.js';
+import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
+
+/** A node HTTP server on $PORT that answers `<name> <PORT> <GREETING>` and logs when it listens. */
+function nodeServer(name: string): string {
+  const js = `require('http').createServer((q,s)=>s.end('${name} '+process.env.PORT+' '+(process.env.GREETING||''))).listen(Number(process.env.PORT),'127.0.0.1',()=>console.log('${name} listening on '+process.env.PORT))`;
+  return `exec "${process.execPath}" -e "${js}"`;
+}
+
+function config(extra: ServiceConfig[] = []): ProjectConfig {
+  const services: ServiceConfig[] = [
+    { name: 'web', local: { kind: 'command', command: nodeServer('web') } },
+    { name: 'api', local: { kind: 'command', command: nodeServer('api') }, health: '/' },
+    // The shell forks a child that ignores SIGTERM: stop must still reach the whole group.
+    { name: 'stubborn', local: { kind: 'command', command: `trap '' TERM; (trap '' TERM; sleep 600) & ${nodeServer('stubborn').replace('exec ', '')}` } },
+    { name: 'broken', local: { kind: 'command', command: 'echo "loading config"; echo "fatal: missing API_KEY" >&2; exit 3' } },
+    ...extra,
+  ];
+  return { name: 'proc-test', services: new Map(services.map((s) => [s.name, s])), profiles: new Map(), defaultProfile: 'minimal' };
+}
+
+function get(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let home: string;
+let worktreeDir: string;
+const runtimes: LocalRuntime[] = [];
+const servers: Server[] = [];
+
+function runtime(extra: Partial<ConstructorParameters<typeof LocalRuntime>[0]> = {}): LocalRuntime {
+  // A Docker host nobody answers on: these services must never need the engine.
+  const rt = new LocalRuntime({ home, drainMs: 0, stopGraceMs: 1_000, startTimeoutMs: 30_000, memoryIntervalMs: 0, dockerHost: `unix://${join(home, 'no-docker.sock')}`, ...extra });
+  runtimes.push(rt);
+  return rt;
+}
+
+function spec(local: string[], extra: Partial<WorktreeRuntimeSpec> = {}): WorktreeRuntimeSpec {
+  return { repo: worktreeDir, path: worktreeDir, slug: 'feat', config: config(), local, ...extra };
+}
+
+beforeEach(async () => {
+  home = await mkdtemp(join(tmpdir(), 'devproxy-proc-home-'));
+  worktreeDir = await mkdtemp(join(tmpdir(), 'devproxy-proc-wt-'));
+});
+
+afterEach(async () => {
+  for (const rt of runtimes.splice(0)) {
+    for (const path of rt.worktreePaths()) await rt.removeWorktree(path);
+    await rt.close();
+  }
+  await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  await rm(home, { recursive: true, force: true });
+  await rm(worktreeDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('LocalRuntime with command services', () => {
+  it('injects the allocated PORT and extra env, captures output in the log file, routes when healthy', async () => {
+    const rt = runtime();
+    const progress: string[] = [];
+    const t0 = Date.now();
+    const plan = await rt.reconcile(spec(['web', 'api'], { env: { GREETING: 'hi' } }), { onProgress: (s, state) => progress.push(`${s}:${state}`) });
+    console.info(`process start → healthy (2 node servers): ${Date.now() - t0} ms`);
+    expect(plan).toEqual({ start: ['web', 'api'], stop: [], keep: [] });
+    expect(progress.sort()).toEqual(['api:healthy', 'api:starting', 'web:healthy', 'web:starting']);
+    const ports = rt.healthyPorts(worktreeDir);
+    const web = ports.get('web')!;
+    const api = ports.get('api')!;
+    expect(web).not.toBe(api);
+    for (const p of [web, api]) {
+      expect(p).toBeGreaterThanOrEqual(41_000);
+      expect(p).toBeLessThanOrEqual(48_999);
+    }
+    expect(await get(web)).toBe(`web ${web} hi`);
+    expect(await get(api)).toBe(`api ${api} hi`);
+
+    const logFile = join(home, 'logs', 'feat-web.log');
+    await expect.poll(async () => readFile(logFile, 'utf8'), { timeout: 5_000 }).toContain(`web listening on ${web}`);
+    expect(await rt.logs(worktreeDir, 'web', { lines: 1 })).toBe(`web listening on ${web}`);
+    const persisted = JSON.parse(await readFile(join(home, 'ports.json'), 'utf8')) as { ports: Record<string, number> };
+    expect(Object.values(persisted.ports).sort()).toEqual([web, api].sort());
+  });
+
+  it('keeps the same port for a worktree service across a stop and a start', async () => {
+    const rt = runtime();
+    await rt.reconcile(spec(['web']));
+    const first = rt.healthyPorts(worktreeDir).get('web');
+    await rt.reconcile(spec([]));
+    expect(rt.status(worktreeDir)).toEqual([]);
+    await rt.reconcile(spec(['web']));
+    expect(rt.healthyPorts(worktreeDir).get('web')).toBe(first);
+  });
+
+  it('stops the whole process group, SIGKILL after the grace period for children that ignore SIGTERM', async () => {
+    const rt = runtime();
+    await rt.reconcile(spec(['stubborn', 'web']));
+    const [status] = rt.status(worktreeDir).filter((s) => s.service === 'stubborn');
+    expect(status!.state).toBe('healthy');
+    const pgid = status!.pid!;
+    expect(groupAlive(pgid)).toBe(true);
+    const plan = await rt.reconcile(spec(['web']));
+    expect(plan).toEqual({ start: [], stop: ['stubborn'], keep: ['web'] });
+    expect(groupAlive(pgid)).toBe(false);
+    const processes = JSON.parse(await readFile(join(home, 'processes.json'), 'utf8')) as { processes: Array<{ service: string }> };
+    expect(processes.processes.map((p) => p.service)).toEqual(['web']);
+  });
+
+  it('a process that exits at once is failed with its last log lines', async () => {
+    const rt = runtime();
+    const progress: string[] = [];
+    await rt.reconcile(spec(['broken']), { onProgress: (s, state, detail) => progress.push(`${s}:${state}${detail ? `: ${detail}` : ''}`) });
+    expect(progress).toEqual(['broken:starting', expect.stringMatching(/^broken:failed: `echo .*` exited with code 3$/)]);
+    const [status] = rt.status(worktreeDir);
+    expect(status).toMatchObject({ service: 'broken', kind: 'command', state: 'failed' });
+    expect(status!.lastLogLines).toEqual(['loading config', 'fatal: missing API_KEY']);
+    expect(rt.healthyPorts(worktreeDir).size).toBe(0);
+  });
+
+  it('a process killed from outside turns failed and calls onChange', async () => {
+    let changes = 0;
+    const rt = runtime({ onChange: () => changes++ });
+    await rt.reconcile(spec(['web']));
+    const pid = rt.status(worktreeDir)[0]!.pid!;
+    const before = changes;
+    process.kill(-pid, 'SIGKILL');
+    await expect.poll(() => rt.status(worktreeDir)[0]?.state, { timeout: 10_000 }).toBe('failed');
+    expect(changes).toBeGreaterThan(before);
+    expect(rt.status(worktreeDir)[0]!.detail).toContain('was killed by SIGKILL');
+    expect(rt.healthyPorts(worktreeDir).size).toBe(0);
+  });
+
+  it('reports the resident memory of the process tree', async () => {
+    const rt = runtime();
+    await rt.reconcile(spec(['web']));
+    await rt.refreshMemory();
+    const [status] = rt.status(worktreeDir);
+    // A node process is tens of MB resident; far below a GB.
+    expect(status!.memoryBytes).toBeGreaterThan(10 * 1024 * 1024);
+    expect(status!.memoryBytes).toBeLessThan(1024 * 1024 * 1024);
+  });
+
+  it('a restarted runtime adopts running processes (same pid) and can stop them', async () => {
+    const first = runtime();
+    await first.reconcile(spec(['web']));
+    const pid = first.status(worktreeDir)[0]!.pid!;
+    await first.close();
+
+    const second = runtime();
+    expect(await second.reconcile(spec(['web']))).toEqual({ start: [], stop: [], keep: ['web'] });
+    expect(second.status(worktreeDir)[0]!.pid).toBe(pid);
+    await expect.poll(() => second.status(worktreeDir)[0]?.state, { timeout: 10_000 }).toBe('healthy');
+    await second.removeWorktree(worktreeDir);
+    expect(groupAlive(pid)).toBe(false);
+  });
+
+  it('follows a log file as the process writes', async () => {
+    // It never listens: give up waiting for health after a second, the output is what matters.
+    const rt = runtime({ startTimeoutMs: 1_000 });
+    const cfg = config([{ name: 'ticker', local: { kind: 'command', command: 'i=0; while [ $i -lt 50 ]; do echo "tick $i"; i=$((i+1)); sleep 0.1; done; sleep 60' } }]);
+    await rt.reconcile(spec(['ticker'], { config: cfg }));
+    const controller = new AbortController();
+    const seen: string[] = [];
+    for await (const chunk of rt.followLogs(worktreeDir, 'ticker', { lines: 1, signal: controller.signal })) {
+      seen.push(chunk);
+      if (seen.join('').includes('tick 10')) controller.abort();
+    }
+    expect(seen.join('')).toMatch(/tick \d+\n/);
+    expect(seen.join('')).toContain('tick 10');
+  });
+});
+
+describe('LocalRuntime with port services', () => {
+  it('routes to a user-run server only while it answers its health check', async () => {
+    const server = createServer((_, res) => res.end('mine'));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const rt = runtime({ healthIntervalMs: 50 });
+    const cfg = config([{ name: 'own', local: { kind: 'port', port }, health: '/' }]);
+    await rt.reconcile(spec(['own'], { config: cfg }));
+    expect(rt.healthyPorts(worktreeDir).get('own')).toBe(port);
+    expect(rt.status(worktreeDir)[0]).toMatchObject({ kind: 'port', state: 'healthy', port });
+  });
+
+  it('a user-run service that is not up yet is unhealthy, then healthy once it listens', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const rt = runtime({ healthIntervalMs: 50 });
+    const cfg = config([{ name: 'own', local: { kind: 'port', port } }]);
+    await rt.reconcile(spec(['own'], { config: cfg }));
+    expect(rt.status(worktreeDir)[0]).toMatchObject({ state: 'unhealthy' });
+    expect(rt.healthyPorts(worktreeDir).size).toBe(0);
+    const server = createServer((_, res) => res.end('late'));
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    await expect.poll(() => rt.healthyPorts(worktreeDir).get('own'), { timeout: 10_000 }).toBe(port);
+  });
+});
