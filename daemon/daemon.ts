@@ -74,7 +74,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
         logger,
         isKnownName: (name) => workspace.getTable().routes.has(name.toLowerCase()),
       });
-      const https = await startHttpsProxy({ handler, port: httpsPort, certificates, getTable: workspace.getTable, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
+      const https = await startHttpsProxy({ handler, port: httpsPort, certificates, logger, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
         throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
       });
       httpsPort = https.port;

@@ -1,6 +1,7 @@
 import { watch, type FSWatcher } from 'chokidar';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { CONFIG_FILE, PROFILE_FILE, STATE_DIR } from '../profiles/files.js';
+import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { buildRoutingTable } from '../router/route-table.js';
@@ -11,6 +12,15 @@ import { loadWorktree, type LastGood } from './worktree-loader.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
+/**
+ * chokidar drops, rather than delays, events inside its throttle windows (a second `change` of
+ * a path within 50 ms, a second `unlink` within 100 ms, an unlink+add within 100 ms under
+ * `atomic`), so a quick second edit would be lost. After every event the files' identity is
+ * rechecked every RECHECK_INTERVAL_MS until RECHECK_WINDOW_MS have passed without an event:
+ * two stat calls a check, and a reload only when a file really changed.
+ */
+const RECHECK_INTERVAL_MS = 20;
+const RECHECK_WINDOW_MS = 120;
 
 /** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
 export interface RuntimePorts {
@@ -33,6 +43,11 @@ interface TrackedWorktree {
   usesMainConfig: boolean;
   diagnostics: Diagnostic[];
   watcher: FSWatcher;
+  /** Identity (inode, size, mtime) of the files last loaded; a recheck with the same skips work. */
+  signature: string;
+  recheckTimer?: NodeJS.Timeout;
+  /** Rechecks continue until this time (ms since epoch). */
+  recheckUntil: number;
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
@@ -123,6 +138,7 @@ export class Workspace {
       clearTimeout(repo.rescanTimer);
       await repo.gitWatcher?.close();
     }
+    for (const w of this.worktrees.values()) clearTimeout(w.recheckTimer);
     await Promise.all([...this.worktrees.values()].map((w) => w.watcher.close()));
     this.repos.clear();
     this.worktrees.clear();
@@ -217,20 +233,33 @@ export class Workspace {
         return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE;
       },
     });
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, dirty: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false };
     this.worktrees.set(root, tracked);
     watcher.on('all', (_event, path) => {
       const name = basename(path);
       const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;
-      if (isProfile || name === CONFIG_FILE || name === STATE_DIR) void this.reloadAndRebuild(tracked);
+      if (!isProfile && name !== CONFIG_FILE && name !== STATE_DIR) return;
+      void this.reloadAndRebuild(tracked);
+      tracked.recheckUntil = Date.now() + RECHECK_WINDOW_MS;
+      if (!tracked.recheckTimer) this.scheduleRecheck(tracked);
     });
     watcher.on('error', (error) => this.options.logger?.warn(`watcher ${root}: ${String(error)}`));
     await once(watcher, 'ready');
     await this.reloadWorktree(tracked);
   }
 
+  private scheduleRecheck(w: TrackedWorktree): void {
+    w.recheckTimer = setTimeout(async () => {
+      if (this.closed) return;
+      if ((await fileSignature(w.git.path)) !== w.signature) await this.reloadAndRebuild(w);
+      w.recheckTimer = undefined;
+      if (Date.now() < w.recheckUntil && !this.closed) this.scheduleRecheck(w);
+    }, RECHECK_INTERVAL_MS);
+  }
+
   private async dropWorktree(path: string): Promise<void> {
     const w = this.worktrees.get(path);
+    clearTimeout(w?.recheckTimer);
     this.worktrees.delete(path);
     await w?.watcher.close();
   }
@@ -258,6 +287,7 @@ export class Workspace {
     w.reloading = (async () => {
       do {
         w.dirty = false;
+        w.signature = await fileSignature(w.git.path);
         const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
         const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
         w.lastGood = { ...(loaded.config ? { config: loaded.config } : {}), ...(loaded.profile ? { profile: loaded.profile } : {}) };
@@ -276,6 +306,16 @@ export class Workspace {
   configOf(path: string): ProjectConfig | undefined {
     return this.worktrees.get(path)?.lastGood.config;
   }
+}
+
+/** Inode, size and mtime (ns) of a worktree's two files: changes whenever either is rewritten. */
+async function fileSignature(worktree: string): Promise<string> {
+  const one = (path: string) =>
+    stat(path, { bigint: true }).then(
+      (s) => `${s.ino}:${s.size}:${s.mtimeNs}`,
+      (error: NodeJS.ErrnoException) => error.code ?? 'error',
+    );
+  return `${await one(configPath(worktree))}|${await one(profilePath(worktree))}`;
 }
 
 function once(watcher: FSWatcher, event: 'ready'): Promise<void> {
