@@ -8,179 +8,36 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { ERROR_HINTS } from '../errors.js';
-import type { Route, RoutingTable, Target } from '../router/types.js';
-import { renderErrorPage, renderLandingPage, wantsHtml, type HostEntry } from './error-pages.js';
+import type { Route, Target } from '../router/types.js';
+import { renderErrorPage, renderLandingPage, wantsHtml } from './error-pages.js';
+import { buildClientHeaders, buildUpstreamHeaders, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
-  buildClientHeaders,
-  buildUpstreamHeaders,
-  MAX_PROXY_HOPS,
-  readHops,
-  ROUTE_HEADER,
-  type ResponseHeaderRewriter,
-} from './forward-headers.js';
-import { isLocalhostName, parseHost } from './host-header.js';
-import { rewriteLocation, rewriteSetCookie, stableOriginUrl, type RemoteAuthority, type StableOrigin } from './response-rewrite.js';
-import type { ProxyHandler, ProxyLogger, ProxyOptions } from './types.js';
+  hostEntries,
+  isHttpsRequest,
+  profileOf,
+  requestAuthority,
+  requestPath,
+  resolveHost,
+  stableOriginFor,
+  type ClientRequest,
+  type ProxyCore,
+  type ProxyHandlerOptions,
+} from './proxy-core.js';
+import { rewriteLocation, rewriteSetCookie, type RemoteAuthority, type StableOrigin } from './response-rewrite.js';
+import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type UpstreamTimeouts } from './upstream-pools.js';
 import { forwardUpgrade } from './websocket.js';
 
-/** Options of {@link createProxyHandler}: the shared {@link ProxyOptions} plus engine tuning. */
-export interface ProxyHandlerOptions extends ProxyOptions {
-  /** Upstream timeouts; defaults in {@link DEFAULT_UPSTREAM_TIMEOUTS} (connect 10 s, headers 60 s, body idle 5 min). */
-  upstreamTimeouts?: Partial<UpstreamTimeouts>;
-}
+export type { ProxyHandlerOptions } from './proxy-core.js';
 
-type ClientRequest = IncomingMessage | Http2ServerRequest;
 type ClientResponse = (ServerResponse | Http2ServerResponse) & { [kForward]?: ForwardExchange };
 
 const kForward = Symbol('devproxy.forward');
 
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
-
-/** Internal state shared by the request path and the WebSocket path. */
-export interface ProxyCore {
-  readonly options: ProxyHandlerOptions;
-  readonly pools: UpstreamPools;
-  readonly timeouts: UpstreamTimeouts;
-  readonly logger: ProxyLogger | undefined;
-  /** Client sockets of live upgraded (WebSocket) connections, cut by `close()`. */
-  readonly tunnels: Set<Duplex>;
-}
-
-/** What a Host header resolved to. */
-export type HostResolution =
-  | { kind: 'route'; route: Route; target: Target; host: string }
-  | { kind: 'landing' }
-  | { kind: 'page'; info: ProxyErrorInfo; route?: Route };
-
-function isHttpsRequest(req: ClientRequest): boolean {
-  return (req.socket as TLSSocket | null)?.encrypted === true;
-}
-
-function stableOriginFor(core: ProxyCore, host: string, https: boolean): StableOrigin {
-  return https
-    ? { scheme: 'https', host, port: core.options.httpsPort ?? 443 }
-    : { scheme: 'http', host, port: core.options.httpPort };
-}
-
-/** Stable URLs of the known hosts, sorted, for the 404 page. */
-function knownHostUrls(core: ProxyCore, table: RoutingTable, https: boolean): string[] {
-  return [...table.routes.keys()].sort().map((host) => `${stableOriginUrl(stableOriginFor(core, host, https))}/`);
-}
-
-function hostEntries(core: ProxyCore, table: RoutingTable, https: boolean): HostEntry[] {
-  return [...table.routes.values()]
-    .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))
-    .map((route) => {
-      const entry: HostEntry = {
-        host: route.host,
-        url: `${stableOriginUrl(stableOriginFor(core, route.host, https))}/`,
-        worktree: route.worktree,
-        service: route.service,
-        mode: route.mode,
-      };
-      if (route.problem !== undefined) entry.problem = route.problem.message;
-      return entry;
-    });
-}
-
-/**
- * Applies the routing rules to a Host / `:authority` value: bad or missing → 400, names other
- * than `localhost`/`*.localhost` (DNS rebinding) → 421, `localhost` → landing page, unknown →
- * 404 listing the known hosts, route with a problem → 502, loop → 508.
- */
-export function resolveHost(core: ProxyCore, authority: string | undefined, https: boolean, hops: number): HostResolution {
-  const parsed = parseHost(authority);
-  if (!parsed.ok) {
-    if (parsed.reason === 'ip-literal') {
-      return {
-        kind: 'page',
-        info: {
-          status: 421,
-          code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
-          message: `devproxy does not answer for the address ${String(authority)}.`,
-          hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
-        },
-      };
-    }
-    return {
-      kind: 'page',
-      info: {
-        status: 400,
-        code: 'DEVPROXY_ERR_BAD_HOST',
-        message: parsed.reason === 'missing' ? 'The request has no Host header.' : 'The Host header is not a valid hostname.',
-        hint: ERROR_HINTS.DEVPROXY_ERR_BAD_HOST,
-      },
-    };
-  }
-  const host = parsed.host;
-  if (!isLocalhostName(host)) {
-    return {
-      kind: 'page',
-      info: {
-        status: 421,
-        code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
-        message: `devproxy does not serve ${host}: only localhost names are routed, to keep other sites (DNS rebinding) out.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
-      },
-    };
-  }
-  if (host === 'localhost') return { kind: 'landing' };
-  const table = core.options.getTable();
-  const route = table.routes.get(host);
-  if (route === undefined) {
-    return {
-      kind: 'page',
-      info: {
-        status: 404,
-        code: 'DEVPROXY_ERR_UNKNOWN_HOST',
-        message: `No service is routed at ${host}.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_UNKNOWN_HOST,
-        knownHosts: knownHostUrls(core, table, https),
-      },
-    };
-  }
-  const target = route.target;
-  if (target === undefined) {
-    return {
-      kind: 'page',
-      route,
-      info: {
-        status: 502,
-        code: 'DEVPROXY_ERR_ROUTE_UNAVAILABLE',
-        message: route.problem?.message ?? `${route.host} has no target.`,
-        hint: route.problem?.hint ?? ERROR_HINTS.DEVPROXY_ERR_ROUTE_UNAVAILABLE,
-        service: route.service,
-        worktree: route.worktree,
-      },
-    };
-  }
-  if (hops >= MAX_PROXY_HOPS) {
-    return {
-      kind: 'page',
-      route,
-      info: {
-        status: 508,
-        code: 'DEVPROXY_ERR_LOOP_DETECTED',
-        message: `The request for ${host} went through devproxy ${hops} times.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_LOOP_DETECTED,
-        service: route.service,
-        worktree: route.worktree,
-      },
-    };
-  }
-  return { kind: 'route', route, target, host };
-}
-
-/** The worktree's effective profile, for the `devproxy use` fix on error pages. */
-export function profileOf(core: ProxyCore, route: Route): string | undefined {
-  return core.options.getTable().worktrees.find((w) => w.slug === route.worktree)?.profile;
-}
 
 function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route): void {
   const headers = [
@@ -301,27 +158,6 @@ function hasBody(req: ClientRequest): boolean {
   if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
-
-/** Origin-form path of the request; absolute-form (`GET http://host/path`) is reduced to its path. */
-export function requestPath(url: string | undefined): string {
-  if (url === undefined || url === '') return '/';
-  if (url.charCodeAt(0) === 47 /* '/' */) return url;
-  try {
-    const parsed = new URL(url);
-    return `${parsed.pathname}${parsed.search}`;
-  } catch {
-    return '/';
-  }
-}
-
-/** The Host / `:authority` of a request. */
-export function requestAuthority(req: ClientRequest): string | undefined {
-  if (req.httpVersionMajor === 2) {
-    const authority = req.headers[':authority'];
-    if (typeof authority === 'string') return authority;
-  }
-  return req.headers.host;
 }
 
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, hops: number, https: boolean): void {

@@ -6,6 +6,9 @@
 import { ERROR_HINTS, type ErrorCode } from '../errors.js';
 import type { Route, Target } from '../router/types.js';
 
+/** Code of the error thrown when a CA file cannot be read; its message names the file. */
+export const CA_UNREADABLE_CODE = 'DEVPROXY_CA_UNREADABLE';
+
 /** What an error page (HTML or JSON) says. Never carries a stack trace. */
 export interface ProxyErrorInfo {
   status: number;
@@ -107,7 +110,7 @@ export function mapUpstreamError(error: unknown, context: UpstreamErrorContext):
   }
 
   if (target.kind === 'remote') {
-    if (code === 'DEVPROXY_CA_UNREADABLE') {
+    if (code === CA_UNREADABLE_CODE) {
       return {
         status: 502,
         code: 'DEVPROXY_ERR_UPSTREAM_TLS',

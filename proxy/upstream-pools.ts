@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { Pool } from 'undici';
 import type { Target } from '../router/types.js';
+import { CA_UNREADABLE_CODE } from './upstream-errors.js';
 
 /** Upstream timeouts, all in milliseconds. */
 export interface UpstreamTimeouts {
@@ -55,9 +56,6 @@ export function loopbackLookup(hostname: string, options: LookupOptions, callbac
   }
   (dnsLookup as (host: string, opts: LookupOptions, cb: LookupCallback) => void)(hostname, options, callback);
 }
-
-/** Code of the error thrown when a CA file cannot be read; the error page names the file. */
-export const CA_UNREADABLE_CODE = 'DEVPROXY_CA_UNREADABLE';
 
 /** PEM certificates in a bundle file (a file may hold several). */
 function readPemBundle(file: string): string[] {

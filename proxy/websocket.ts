@@ -7,12 +7,10 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, readHops, ROUTE_HEADER } from './forward-headers.js';
-import type { ProxyCore } from './server.js';
-import { profileOf, requestPath, resolveHost } from './server.js';
+import { isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -76,7 +74,7 @@ function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops
 /** Forwards one upgrade request to the route's target, or answers it raw (400/404/421/502/504). */
 export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', ignoreError);
-  const clientHttps = (req.socket as TLSSocket).encrypted === true;
+  const clientHttps = isHttpsRequest(req);
   const hops = readHops(req.rawHeaders);
   const resolved = resolveHost(core, req.headers.host, clientHttps, hops);
   if (resolved.kind === 'landing') {
