@@ -191,7 +191,10 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
   );
 }
 
-/** Creates the handler shared by the HTTP/1.1 and HTTP/2 listeners. */
+/**
+ * Creates the handler shared by the HTTP/1.1 and HTTP/2 listeners. `options` is kept by
+ * reference and read per request, so `httpPort`/`httpsPort` may be filled in after binding port 0.
+ */
 export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   const timeouts: UpstreamTimeouts = { ...DEFAULT_UPSTREAM_TIMEOUTS, ...options.upstreamTimeouts };
   const core: ProxyCore = {
