@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { DevproxyError } from '../errors.js';
 import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
 import { startAdminApi } from './admin-api.js';
 import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInfo } from './home.js';
 import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
@@ -56,7 +56,9 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   await workspace.start();
 
   let httpsPort = options.httpsPort;
-  const handler = createProxyHandler({ getTable: workspace.getTable, httpPort: options.httpPort, ...(httpsPort !== null ? { httpsPort } : {}), logger });
+  // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
+  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger };
+  const handler = createProxyHandler(proxyOptions);
   const closers: Array<() => Promise<void>> = [() => workspace.close(), () => handler.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn(`shutdown: ${String(error)}`));
@@ -66,6 +68,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       throw portError(error, options.httpPort, '--port / DEVPROXY_PORT');
     });
     closers.push(() => http.close());
+    proxyOptions.httpPort = http.port;
     if (httpsPort !== null) {
       const { startHttpsProxy } = await import('../proxy/https-server.js');
       const { createCertificateStore } = await import('../certs/store.js');
@@ -78,6 +81,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
         throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
       });
       httpsPort = https.port;
+      proxyOptions.httpsPort = https.port;
       closers.push(() => https.close());
     }
 
