@@ -91,7 +91,7 @@ export interface LocalRuntimeOptions {
   /** $DEVPROXY_HOME: ports.json, processes.json, logs/, compose/ live there. */
   home: string;
   logger?: ProxyLogger;
-  /** Any state or port changed: the daemon rebuilds its routing table. */
+  /** Any state or port changed, or Docker came or went: the daemon rebuilds its routing table. */
   onChange?: () => void;
   /** DOCKER_HOST for dockerode and the Compose CLI; default process.env.DOCKER_HOST. */
   dockerHost?: string;
@@ -681,6 +681,8 @@ export class LocalRuntime {
   }
 
   private onDockerAvailability(available: boolean): void {
+    // Status shows the engine's availability, so a change is a change even with no instance.
+    this.changed();
     if (!available) {
       for (const wt of this.worktrees.values()) {
         for (const inst of wt.instances.values()) {
