@@ -1,0 +1,52 @@
+import { access } from 'node:fs/promises';
+import { caPaths, ensureCertificateAuthority, regenerateCertificateAuthority } from '../../certs/store.js';
+import { installTrust, printTrust, uninstallTrust, type TrustStep } from '../../certs/trust.js';
+
+/** Options of `devproxy trust`. */
+export interface TrustCommandOptions {
+  /** `--uninstall`: remove the CA from every store instead. */
+  uninstall?: boolean;
+  /** `--print`: only show the CA path and the `NODE_EXTRA_CA_CERTS` line (creating the CA if needed). */
+  print?: boolean;
+  /** `--regenerate`: untrust the old CA, mint a new one, trust it. */
+  regenerate?: boolean;
+  /** `--json`: machine-readable output. */
+  json?: boolean;
+  /** `$DEVPROXY_HOME`. */
+  home: string;
+}
+
+/**
+ * `devproxy trust`: installs the devproxy CA (created on first use) in the OS store and the
+ * NSS databases found, and returns what to print: every step done or not, with the command to
+ * run where privileges were missing. Throws `DEVPROXY_ERR_CA_CORRUPT` for an unusable CA.
+ */
+export async function trust(opts: TrustCommandOptions): Promise<string> {
+  const caPath = caPaths(opts.home).certPath;
+  let created = false;
+  let steps: TrustStep[] = [];
+  if (opts.uninstall) {
+    steps = await uninstallTrust({ caPath });
+  } else if (opts.regenerate) {
+    // Untrust first: once replaced, the old CA's file is gone and stores keyed by it cannot be cleaned.
+    const hadCa = await access(caPath).then(
+      () => true,
+      () => false,
+    );
+    const untrusted = hadCa ? await uninstallTrust({ caPath }) : [];
+    await regenerateCertificateAuthority(opts.home);
+    created = true;
+    steps = [...untrusted, ...(await installTrust({ caPath }))];
+  } else {
+    created = (await ensureCertificateAuthority(opts.home)).created;
+    if (!opts.print) steps = await installTrust({ caPath });
+  }
+  const { nodeExtraCaCerts } = printTrust({ caPath });
+  if (opts.json) return JSON.stringify({ caPath, created, nodeExtraCaCerts, steps }, null, 2);
+
+  const lines = [`devproxy CA: ${caPath}${created ? ' (new)' : ''}`];
+  for (const step of steps) lines.push(`${step.done ? '✓' : '✗'} ${step.target}: ${step.detail}`);
+  if (!opts.uninstall) lines.push('', 'Node apps trust it with:', `  ${nodeExtraCaCerts}`);
+  if (steps.some((step) => !step.done)) lines.push('', 'Some stores were not changed: run the commands shown above, then `devproxy trust` again.');
+  return lines.join('\n');
+}
