@@ -23,6 +23,27 @@ export interface RemoteDefinition {
   insecure: boolean;
 }
 
+/** Who may change a shared remote resource through devproxy. */
+export type WritePolicy = 'read-write' | 'read-only';
+
+/** Environment a service contributes to the processes of its worktree (`devproxy env`/`run`). */
+export interface ServiceEnv {
+  /** Name of the variable holding the service's stable URL; null to emit none. Default `<SERVICE>_URL`. */
+  urlName: string | null;
+  /** Values emitted while the service is local; may hold `${env:NAME}` / `${file:path}` references. */
+  local: Map<string, string>;
+  /** Values emitted while the service is remote; may hold references (secrets stay references). */
+  remote: Map<string, string>;
+}
+
+/** Credentials injected on the remote hop only (never on a local target, never logged). */
+export interface RemoteAuth {
+  /** Header name (lower-case) → value; values may hold `${env:…}` / `${file:…}` references. */
+  headers: Map<string, string>;
+  /** An Entra ID bearer token for this scope, from @azure/identity's DefaultAzureCredential. */
+  azure?: { scope: string; tenant?: string };
+}
+
 export interface ServiceConfig {
   name: string;
   local?: LocalDefinition;
@@ -31,6 +52,16 @@ export interface ServiceConfig {
   health?: string;
   /** Declared memory budget of the local instance, in bytes. */
   memoryBytes?: number;
+  /** Where the route goes when the local instance dies: `remote` falls back, else a 502 page. */
+  fallback?: 'remote';
+  env?: ServiceEnv;
+  auth?: RemoteAuth;
+  /** Mutating methods to the remote are refused under `read-only`. Absent: `read-write`. */
+  writes?: WritePolicy;
+  /** Answer CORS for the worktree's own origins on the remote hop. Absent: true. */
+  cors?: boolean;
+  /** Cold-start handling of the remote (retry/wait page); null when turned off. Absent: DEFAULT_WAKE_TIMEOUT_MS. */
+  wake?: { timeoutMs: number } | null;
 }
 
 export interface ProjectConfig {
@@ -46,6 +77,10 @@ export interface ProjectConfig {
   defaultProfile: string;
   /** Extra CA bundle trusted for every remote (PEM path, relative to the repository root). */
   ca?: string;
+  /** Header naming the worktree on every remote request; null when turned off. Absent: DEFAULT_WORKTREE_HEADER. */
+  worktreeHeader?: string | null;
+  /** Folder for new worktrees (`devproxy new`), relative to the repository root. Default `../<repo>.worktrees`. */
+  worktreesDir?: string;
 }
 
 /** A service's route mode. */
@@ -58,6 +93,8 @@ export interface ProfileFile {
   name?: string;
   /** Per-service overrides on top of the profile. */
   services: Map<string, RouteMode>;
+  /** Per-service overrides of the config's write policy (e.g. allow writes from this worktree). */
+  writes?: Map<string, WritePolicy>;
 }
 
 /** One problem found in a file, located precisely enough to act on. */

@@ -1,5 +1,6 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
-import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteDefinition, ServiceConfig } from './schema.js';
+import { parseReferences } from './references.js';
+import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv } from './schema.js';
 import { didYouMean, entries, parseYamlSource, rootMap, type YamlSource } from './yaml-source.js';
 
 /** Lower-case DNS label: what service, project and worktree names must be to live in a hostname. */
@@ -8,8 +9,14 @@ export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Built-in profile under which every service is remote; defined unless the config defines its own. */
 export const REMOTE_PROFILE = 'remote';
 
-const TOP_LEVEL_KEYS = ['name', 'compose', 'ca', 'services', 'profiles', 'default'];
-const SERVICE_KEYS = ['local', 'remote', 'health', 'memory'];
+const TOP_LEVEL_KEYS = ['name', 'compose', 'ca', 'services', 'profiles', 'default', 'worktreeHeader', 'worktrees'];
+const SERVICE_KEYS = ['local', 'remote', 'health', 'memory', 'fallback', 'env', 'auth', 'writes', 'cors', 'wake'];
+/** Header that tells the shared DEV logs which worktree sent a request. */
+export const DEFAULT_WORKTREE_HEADER = 'x-devproxy-worktree';
+/** How long a sleeping remote may take to wake before devproxy gives up. */
+export const DEFAULT_WAKE_TIMEOUT_MS = 60_000;
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 const LOCAL_KINDS = ['port', 'compose', 'command'] as const;
 const MEMORY_UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
@@ -53,6 +60,15 @@ export function validateConfig(text: string, file: string): ConfigValidation {
 
   const compose = optionalString(source, fields.get('compose')?.value, 'compose', errors);
   const ca = optionalString(source, fields.get('ca')?.value, 'ca', errors);
+  const worktreesDir = optionalString(source, fields.get('worktrees')?.value, 'worktrees', errors);
+  let worktreeHeader: string | null | undefined;
+  const headerEntry = fields.get('worktreeHeader');
+  if (headerEntry) {
+    const value = isScalar(headerEntry.value) ? headerEntry.value.value : undefined;
+    if (value === false) worktreeHeader = null;
+    else if (typeof value === 'string' && HEADER_NAME.test(value)) worktreeHeader = value.toLowerCase();
+    else problem(headerEntry.value, 'worktreeHeader', 'worktreeHeader must be a header name or false', 'write e.g. `worktreeHeader: x-devproxy-worktree`, or `false` to send none');
+  }
 
   const services = new Map<string, ServiceConfig>();
   const servicesEntry = fields.get('services');
@@ -110,7 +126,7 @@ export function validateConfig(text: string, file: string): ConfigValidation {
 
   if (errors.length > 0) return { errors, warnings };
   return {
-    config: { name, ...(compose ? { compose } : {}), ...(ca ? { ca } : {}), services, profiles, defaultProfile },
+    config: { name, ...(compose ? { compose } : {}), ...(ca ? { ca } : {}), services, profiles, defaultProfile, ...(worktreeHeader !== undefined ? { worktreeHeader } : {}), ...(worktreesDir ? { worktreesDir } : {}) },
     errors,
     warnings,
   };
@@ -158,7 +174,127 @@ function validateService(source: YamlSource, name: string, node: Node | null, er
       service.memoryBytes = bytes;
     }
   }
+  validateRemoteOptions(source, field, fields, service, errors);
   return errors.length === before ? service : undefined;
+}
+
+type Fields = Map<string, { key: string; pair: import('yaml').Pair; value: Node | null }>;
+
+/** fallback, env, auth, writes, cors and wake of one service. */
+function validateRemoteOptions(source: YamlSource, field: string, fields: Fields, service: ServiceConfig, errors: Diagnostic[]): void {
+  const fallback = fields.get('fallback');
+  if (fallback) {
+    if (scalarString(fallback.value) !== 'remote') errors.push(source.problem(fallback.value, `${field}.fallback`, 'fallback can only be `remote`', 'write `fallback: remote` to serve the remote while the local instance is down'));
+    else if (!service.remote) errors.push(source.problem(fallback.value, `${field}.fallback`, 'fallback: remote needs a remote endpoint', 'add `remote: <url>` to the service, or remove fallback'));
+    else service.fallback = 'remote';
+  }
+  const writes = fields.get('writes');
+  if (writes) {
+    const value = scalarString(writes.value);
+    if (value !== 'read-only' && value !== 'read-write') errors.push(source.problem(writes.value, `${field}.writes`, `"${value ?? ''}" is not a write policy`, 'write `writes: read-only` (refuse POST/PUT/PATCH/DELETE to the shared remote) or `read-write`'));
+    else service.writes = value;
+  }
+  const cors = fields.get('cors');
+  if (cors) {
+    if (!isScalar(cors.value) || typeof cors.value.value !== 'boolean') errors.push(source.problem(cors.value, `${field}.cors`, 'cors must be true or false', 'write `cors: false` to pass the remote\'s own CORS answers through unchanged'));
+    else service.cors = cors.value.value;
+  }
+  const wake = fields.get('wake');
+  if (wake) {
+    if (isScalar(wake.value) && wake.value.value === false) service.wake = null;
+    else {
+      const timeout = isMap(wake.value) ? wake.value.get('timeout', true) : undefined;
+      const ms = parseDuration(isScalar(timeout) ? timeout.value : undefined);
+      if (ms === undefined) errors.push(source.problem((timeout as Node | undefined) ?? wake.value, `${field}.wake`, 'wake takes a timeout, or false', 'write e.g. `wake: { timeout: 60s }`, or `wake: false` to turn cold-start handling off'));
+      else service.wake = { timeoutMs: ms };
+    }
+  }
+  const env = fields.get('env');
+  if (env) {
+    const parsed = validateServiceEnv(source, `${field}.env`, env.value, errors);
+    if (parsed) service.env = parsed;
+  }
+  const auth = fields.get('auth');
+  if (auth) {
+    const parsed = validateAuth(source, `${field}.auth`, auth.value, errors);
+    if (parsed) service.auth = parsed;
+    if (!service.remote) errors.push(source.problem(auth.pair, `${field}.auth`, 'auth is injected on the remote hop, but the service has no remote', 'add `remote: <url>`, or remove auth'));
+  }
+}
+
+function validateServiceEnv(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): ServiceEnv | undefined {
+  const hint = 'write e.g. `env: { url: API_BASE_URL, local: { DB: "…" }, remote: { DB: "${env:DB_DEV}" } }`';
+  if (!isMap(node)) {
+    errors.push(source.problem(node, field, 'env must be a mapping', hint));
+    return undefined;
+  }
+  const env: ServiceEnv = { urlName: null, local: new Map(), remote: new Map() };
+  let urlNameSet = false;
+  for (const { key, pair, value } of entries(node)) {
+    if (key === 'url') {
+      urlNameSet = true;
+      if (isScalar(value) && value.value === false) continue;
+      const name = scalarString(value);
+      if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) errors.push(source.problem(value, `${field}.url`, 'url must name an environment variable, or be false', 'write e.g. `url: API_BASE_URL`'));
+      else env.urlName = name;
+    } else if (key === 'local' || key === 'remote') {
+      if (!isMap(value)) {
+        errors.push(source.problem(value, `${field}.${key}`, `env.${key} must map variable names to values`, hint));
+        continue;
+      }
+      for (const item of entries(value)) {
+        const text = isScalar(item.value) && item.value.value !== null ? String(item.value.value) : undefined;
+        const checked = text === undefined ? undefined : parseReferences(text);
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(item.key) || text === undefined || checked?.problem) {
+          errors.push(source.problem(item.value ?? item.pair, `${field}.${key}.${item.key}`, checked?.problem ?? 'each entry must be VARIABLE: value', hint));
+          continue;
+        }
+        env[key].set(item.key, text);
+      }
+    } else {
+      errors.push(source.problem(pair, `${field}.${key}`, `unknown key "${key}"`, hint));
+    }
+  }
+  if (!urlNameSet) env.urlName = `${field.split('.')[1]!.toUpperCase().replace(/-/g, '_')}_URL`;
+  return env;
+}
+
+function validateAuth(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): RemoteAuth | undefined {
+  const hint = 'write e.g. `auth: { headers: { x-functions-key: "${env:API_FUNCTIONS_KEY}" } }` or `auth: { azure: { scope: "api://app/.default" } }`';
+  if (!isMap(node)) {
+    errors.push(source.problem(node, field, 'auth must be a mapping', hint));
+    return undefined;
+  }
+  const auth: RemoteAuth = { headers: new Map() };
+  for (const { key, pair, value } of entries(node)) {
+    if (key === 'headers' && isMap(value)) {
+      for (const item of entries(value)) {
+        const text = scalarString(item.value);
+        const checked = text === undefined ? undefined : parseReferences(text);
+        if (!HEADER_NAME.test(item.key) || text === undefined || checked?.problem) {
+          errors.push(source.problem(item.value ?? item.pair, `${field}.headers.${item.key}`, checked?.problem ?? 'each header must be name: "value"', 'keep secrets out of the file: `"${env:NAME}"` or `"${file:path}"`'));
+          continue;
+        }
+        auth.headers.set(item.key.toLowerCase(), text);
+      }
+    } else if (key === 'azure' && isMap(value)) {
+      const scope = scalarString(value.get('scope', true) as Node | null);
+      const tenant = scalarString(value.get('tenant', true) as Node | null);
+      if (!scope) errors.push(source.problem(value, `${field}.azure.scope`, 'azure auth needs the token scope', 'write e.g. `azure: { scope: "api://contoso-api-dev/.default" }`'));
+      else auth.azure = { scope, ...(tenant ? { tenant } : {}) };
+    } else {
+      errors.push(source.problem(pair, `${field}.${key}`, `"${key}" is not an auth kind (or is not a mapping)`, hint));
+    }
+  }
+  return auth;
+}
+
+/** `60s`, `500ms`, `2m`, or a number of seconds → milliseconds; undefined when not a duration. */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === 'number' && value > 0) return Math.round(value * 1000);
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m)$/.exec(value.trim());
+  return match ? Math.round(Number(match[1]) * DURATION_UNITS[match[2]!]!) : undefined;
 }
 
 function validateLocal(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): LocalDefinition | undefined {

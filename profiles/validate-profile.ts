@@ -1,9 +1,9 @@
 import { isMap } from 'yaml';
-import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode } from './schema.js';
+import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode, WritePolicy } from './schema.js';
 import { DNS_LABEL, scalarString } from './validate-config.js';
 import { didYouMean, entries, parseYamlSource, rootMap } from './yaml-source.js';
 
-const PROFILE_KEYS = ['profile', 'name', 'services'];
+const PROFILE_KEYS = ['profile', 'name', 'services', 'writes'];
 const ROUTE_MODES: readonly RouteMode[] = ['local', 'remote'];
 
 export interface ProfileValidation {
@@ -90,6 +90,21 @@ export function validateProfile(text: string, file: string, config: ProjectConfi
     }
   }
 
+  const writes = new Map<string, WritePolicy>();
+  const writesEntry = fields.get('writes');
+  if (writesEntry) {
+    if (!isMap(writesEntry.value)) {
+      errors.push(source.problem(writesEntry.value, 'writes', 'writes must map a service to read-write or read-only', 'write e.g. `writes: { api: read-write }` to allow writes from this worktree'));
+    } else {
+      for (const { key, pair, value } of entries(writesEntry.value)) {
+        const policy = scalarString(value);
+        if (!config.services.has(key)) errors.push(source.problem(pair, `writes.${key}`, `unknown service "${key}"`, `services in devproxy.yaml: ${[...config.services.keys()].join(', ')}`));
+        else if (policy !== 'read-write' && policy !== 'read-only') errors.push(source.problem(value, `writes.${key}`, `"${policy ?? ''}" is not a write policy`, 'write `read-write` or `read-only`'));
+        else writes.set(key, policy);
+      }
+    }
+  }
+
   if (errors.length > 0) return { errors, warnings };
-  return { profile: { profile: profileName, ...(name ? { name } : {}), services }, errors, warnings };
+  return { profile: { profile: profileName, ...(name ? { name } : {}), services, ...(writes.size > 0 ? { writes } : {}) }, errors, warnings };
 }

@@ -98,3 +98,37 @@ describe('parseMemory', () => {
     ['-1GB', undefined],
   ])('%s → %s', (input, bytes) => expect(parseMemory(input)).toBe(bytes));
 });
+
+describe('validateConfig: remote options and environment', () => {
+  const base = 'name: x\nservices:\n  api:\n    local: { port: 1 }\n    remote: https://api-dev.example.com\n';
+
+  it('reads auth, writes, cors, wake, fallback, env and the worktree header', () => {
+    const { config, errors } = validateConfig(
+      `${base}    fallback: remote\n    writes: read-only\n    cors: false\n    wake: { timeout: 90s }\n    auth:\n      headers: { X-Functions-Key: "\${env:API_KEY}" }\n      azure: { scope: "api://api-dev/.default", tenant: contoso }\n    env:\n      url: API_BASE\n      local: { DB: "mongodb://localhost:27017" }\n      remote: { DB: "\${env:COSMOS_DEV}" }\nworktreeHeader: X-Who\nworktrees: ../trees\n`,
+      FILE,
+    );
+    expect(errors.map(formatDiagnostic)).toEqual([]);
+    const api = config!.services.get('api')!;
+    expect(api).toMatchObject({ fallback: 'remote', writes: 'read-only', cors: false, wake: { timeoutMs: 90_000 } });
+    expect(api.auth).toEqual({ headers: new Map([['x-functions-key', '${env:API_KEY}']]), azure: { scope: 'api://api-dev/.default', tenant: 'contoso' } });
+    expect(api.env).toEqual({ urlName: 'API_BASE', local: new Map([['DB', 'mongodb://localhost:27017']]), remote: new Map([['DB', '${env:COSMOS_DEV}']]) });
+    expect(config).toMatchObject({ worktreeHeader: 'x-who', worktreesDir: '../trees' });
+  });
+
+  it('names the URL variable after the service unless told otherwise', () => {
+    const { config } = validateConfig(`${base}    env: { remote: { A: b } }\n  my-svc: { remote: https://m.example.com, env: { url: false } }\n`, FILE);
+    expect(config!.services.get('api')!.env!.urlName).toBe('API_URL');
+    expect(config!.services.get('my-svc')!.env!.urlName).toBeNull();
+  });
+
+  it.each([
+    ['a bad write policy', `${base}    writes: never\n`, ':6:13 services.api.writes: "never" is not a write policy'],
+    ['an unknown reference kind', `${base}    auth: { headers: { k: "\${vault:x}" } }\n`, ':6:27 services.api.auth.headers.k: ${vault:x} is not a reference devproxy knows'],
+    ['an empty env reference', `${base}    env: { remote: { A: "\${env:}" } }\n`, ':6:25 services.api.env.remote.A: ${env:} does not name an environment variable'],
+    ['a bad wake timeout', `${base}    wake: { timeout: soon }\n`, ':6:22 services.api.wake: wake takes a timeout, or false'],
+    ['auth without remote', 'name: x\nservices:\n  api:\n    local: { port: 1 }\n    auth: { headers: { k: v } }\n', ':5:5 services.api.auth: auth is injected on the remote hop, but the service has no remote'],
+    ['azure auth without scope', `${base}    auth: { azure: { tenant: t } }\n`, ':6:20 services.api.auth.azure.scope: azure auth needs the token scope'],
+  ])('rejects %s', (_case, text, expected) => {
+    expect(errorsOf(text)[0]).toContain(expected);
+  });
+});
