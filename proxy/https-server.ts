@@ -35,6 +35,8 @@ const DEFAULT_HOSTS = ['127.0.0.1', '::1'];
 const DEFAULT_CERT_REFRESH_MS = 12 * 3_600_000;
 /** After `close()`, connections still busy are cut after this long. */
 const CLOSE_GRACE_MS = 1_000;
+/** Longest wait for an HTTP/1.1 request's headers, as on the plain HTTP listener. */
+const HEADERS_TIMEOUT_MS = 30_000;
 /** A non-101 answer to a bridged upgrade is an error page: bounded, so buffered whole. */
 const MAX_BRIDGED_ERROR_BYTES = 64 * 1024;
 
@@ -94,6 +96,9 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
       },
       (req, res) => opts.handler.handleRequest(req, res),
     );
+    // allowHTTP1 gives HTTP/1.1 clients node:http's 5-minute requestTimeout, which would cut long
+    // uploads and streams that the h2 side and the plain listener carry without limit.
+    Object.assign(server, { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => opts.handler.handleUpgrade(req, socket, head));
     // node's h2 compat layer routes every CONNECT here (and answers 405 without a listener); the
     // HTTP/1.1 side emits the same event with a raw socket for forward-proxy CONNECTs.
