@@ -44,6 +44,16 @@ export interface OwnedContainerEvent {
   service: string;
 }
 
+/** What inspecting a container says about where it listens. */
+export interface ContainerPort {
+  /** Published host port on 127.0.0.1; absent for host networking or before it is published. */
+  port?: number;
+  hostNetwork: boolean;
+  running: boolean;
+  /** Exit code of a container that is not running. */
+  exitCode?: number;
+}
+
 /** Where the engine is: DOCKER_HOST (`unix://…` or `tcp://host:port`), else the default socket. */
 export function dockerConnectionOptions(dockerHost = process.env.DOCKER_HOST): Docker.DockerOptions {
   if (!dockerHost) return { socketPath: '/var/run/docker.sock' };
@@ -217,14 +227,15 @@ export class DockerObserver {
    * The host port Docker published for `<containerPort>/tcp` on 127.0.0.1, undefined while the
    * container is not running or publishes nothing (host network: use devproxy's own port).
    */
-  async hostPort(containerId: string, containerPort: number): Promise<{ port?: number; hostNetwork: boolean; running: boolean }> {
+  async hostPort(containerId: string, containerPort: number): Promise<ContainerPort> {
     const info = await this.docker.getContainer(containerId).inspect();
     const hostNetwork = info.HostConfig?.NetworkMode === 'host';
     const bindings = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`] ?? [];
     const binding = bindings.find((b) => b.HostIp === '127.0.0.1') ?? bindings[0];
     const port = binding?.HostPort ? Number(binding.HostPort) : undefined;
-    const result: { port?: number; hostNetwork: boolean; running: boolean } = { hostNetwork, running: info.State?.Running === true };
+    const result: ContainerPort = { hostNetwork, running: info.State?.Running === true };
     if (port !== undefined) result.port = port;
+    if (!result.running && typeof info.State?.ExitCode === 'number') result.exitCode = info.State.ExitCode;
     return result;
   }
 

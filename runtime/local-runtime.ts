@@ -246,7 +246,7 @@ export class LocalRuntime {
   /** Stops a service's instance and starts it again (a new container / process), waiting until healthy or failed. */
   restart(worktreePath: string, service: string, opts: Pick<ReconcileOptions, 'onProgress'> = {}): Promise<void> {
     const wt = this.worktrees.get(worktreePath);
-    if (!wt) throw unknownWorktree(worktreePath);
+    if (!wt) return Promise.reject(unknownWorktree(worktreePath));
     return this.serialise(wt.spec, async (w) => {
       const def = localDefinitionOf(w.spec.config, service);
       let composeFile: ComposeFile | undefined;
@@ -320,31 +320,32 @@ export class LocalRuntime {
   /** Stops and removes everything the worktree runs (containers, networks, processes) and forgets its ports. */
   async removeWorktree(worktreePath: string): Promise<void> {
     const known = this.worktrees.get(worktreePath);
-    const spec: WorktreeRuntimeSpec = known?.spec ?? { repo: '', path: worktreePath, slug: '', config: emptyConfig(), local: [] };
-    await this.serialise(spec, async (wt) => {
-      const instances = [...wt.instances.values()];
+    const remove = async (wt: WorktreeRuntime | undefined): Promise<void> => {
+      const instances = [...(wt?.instances.values() ?? [])];
       for (const inst of instances) this.beginStop(inst, {});
       if (instances.length > 0) this.changed();
-      await Promise.all(instances.map((inst) => this.stopInstance(wt, inst)));
+      if (wt) await Promise.all(instances.map((inst) => this.stopInstance(wt, inst)));
       // Sweep what this process may not track: processes and containers of an earlier daemon.
       await this.adoptProcesses();
       for (const record of this.supervisor.list(worktreePath)) await this.supervisor.stop(worktreePath, record.service, this.opts.stopGraceMs);
-      const dockerNeeded = instances.some((i) => i.kind === 'compose');
       try {
         const containers = await this.observer.listOwned({ worktreePath });
         const projects = new Set(containers.map((c) => c.composeProject).filter((p): p is string => p !== undefined));
-        if (known) projects.add(wt.projectName);
+        if (wt) projects.add(wt.projectName);
         await Promise.all(containers.map((c) => this.observer.stopAndRemove(c.id, graceSeconds(this.opts.stopGraceMs))));
         for (const project of projects) {
           await this.observer.removeComposeNetworks(project);
           await rm(join(this.opts.home, 'compose', `${project}.compose.yaml`), { force: true });
         }
       } catch (error) {
-        if (dockerNeeded || !isConnectionError(error)) throw error instanceof DevproxyError ? error : this.observer.unavailableError(error);
+        const dockerNeeded = instances.some((i) => i.kind === 'compose');
+        if (dockerNeeded || !isConnectionError(error)) throw isConnectionError(error) ? this.observer.unavailableError(error) : error;
       }
       await this.ports.releaseWorktree(worktreePath);
       this.worktrees.delete(worktreePath);
-    });
+    };
+    if (known) await this.serialise(known.spec, remove);
+    else await remove(undefined);
     this.changed();
   }
 
@@ -395,12 +396,15 @@ export class LocalRuntime {
     if (!wt) {
       wt = { spec, projectName: composeProjectName(spec.config.name, spec.slug), instances: new Map(), adopted: false, queue: Promise.resolve() };
       this.worktrees.set(spec.path, wt);
-    } else if (spec.slug !== '') {
-      wt.spec = spec;
-      wt.projectName = composeProjectName(spec.config.name, spec.slug);
     }
     const target = wt;
-    const run = target.queue.then(() => fn(target), () => fn(target));
+    // The spec is swapped only when this operation's turn comes: the one running keeps its own.
+    const turn = (): Promise<T> => {
+      target.spec = spec;
+      target.projectName = composeProjectName(spec.config.name, spec.slug);
+      return fn(target);
+    };
+    const run = target.queue.then(turn, turn);
     target.queue = run.catch(() => undefined);
     return run;
   }
@@ -569,7 +573,7 @@ export class LocalRuntime {
         const found = await this.observer.hostPort(inst.containerId, inst.containerPort);
         if (!found.running) {
           // The die event may not have arrived (or the subscription was not open yet).
-          await this.failContainer(wt, inst, inst.containerId, undefined);
+          await this.failContainer(wt, inst, inst.containerId, found.exitCode);
           return undefined;
         }
         if (found.hostNetwork && inst.port === undefined) return undefined;
@@ -609,8 +613,15 @@ export class LocalRuntime {
     if (inst.kind === 'command') {
       await this.supervisor.stop(wt.spec.path, inst.service, this.opts.stopGraceMs);
     } else if (inst.kind === 'compose') {
-      const containers = await this.observer.listOwned({ worktreePath: wt.spec.path, service: inst.service });
-      await Promise.all(containers.map((c) => this.observer.stopAndRemove(c.id, graceSeconds(this.opts.stopGraceMs))));
+      try {
+        const containers = await this.observer.listOwned({ worktreePath: wt.spec.path, service: inst.service });
+        await Promise.all(containers.map((c) => this.observer.stopAndRemove(c.id, graceSeconds(this.opts.stopGraceMs))));
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        // A down engine has stopped its containers already; the stopped ones are removed by
+        // the next start of the service or by removeWorktree.
+        this.opts.logger?.warn(`runtime: Docker is not reachable; ${inst.service} of ${wt.spec.slug} counts as stopped`);
+      }
     }
     inst.state = 'stopped';
     if (wt.instances.get(inst.service) === inst) wt.instances.delete(inst.service);
@@ -777,10 +788,6 @@ function graceSeconds(ms: number): number {
 
 function unknownWorktree(path: string): DevproxyError {
   return new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `the runtime has no local services for ${path}`);
-}
-
-function emptyConfig(): ProjectConfig {
-  return { name: 'devproxy', services: new Map(), profiles: new Map(), defaultProfile: 'minimal' };
 }
 
 function messageOf(error: unknown): string {

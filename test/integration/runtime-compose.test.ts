@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DevproxyError } from '../../errors.js';
-import type { ProjectConfig, ServiceConfig } from '../../profiles/schema.js';
+import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
+import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO, LABEL_WORKTREE } from '../../runtime/compose.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
 import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
@@ -39,16 +40,23 @@ const COMPOSE = {
   },
 };
 
-function config(overrides: Partial<Record<string, ServiceConfig>> = {}): ProjectConfig {
-  const services: ServiceConfig[] = [
-    { name: 'ui', local: { kind: 'compose', compose: 'web', port: 3000 }, health: '/', memoryBytes: 64 * MB },
-    { name: 'api', local: { kind: 'compose', compose: 'api', port: 4000 }, memoryBytes: 32 * MB },
-    { name: 'edge', local: { kind: 'compose', compose: 'hostnet', port: 0 } },
-    { name: 'crash', local: { kind: 'compose', compose: 'crasher', port: 5000 } },
-    { name: 'ghost', local: { kind: 'compose', compose: 'not-in-compose', port: 80 } },
-  ];
-  const map = new Map(services.map((s) => [s.name, overrides[s.name] ?? s]));
-  return { name: 'rt-test', services: map, profiles: new Map(), defaultProfile: 'minimal' };
+/** The project's devproxy.yaml (JSON is YAML), through the real validator. */
+function config(): ProjectConfig {
+  const text = JSON.stringify({
+    name: 'rt-test',
+    services: {
+      ui: { local: { compose: 'web', port: 3000 }, health: '/', memory: '64MB' },
+      api: { local: { compose: 'api', port: 4000 }, memory: '32MB' },
+      edge: { local: { compose: 'hostnet', port: 3000 } },
+      crash: { local: { compose: 'crasher', port: 5000 } },
+      ghost: { local: { compose: 'not-in-compose', port: 80 } },
+    },
+    profiles: { minimal: ['ui'] },
+    default: 'minimal',
+  });
+  const result = validateConfig(text, 'devproxy.yaml');
+  if (!result.config) throw new Error(result.errors.map(formatDiagnostic).join('\n'));
+  return result.config;
 }
 
 function get(port: number, path = '/'): Promise<{ status: number; body: string }> {

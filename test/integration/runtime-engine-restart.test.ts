@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ProjectConfig } from '../../profiles/schema.js';
+import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO } from '../../runtime/compose.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
 import { DEFAULT_SOCKET_PATH, dockerSocketPath, ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
@@ -64,12 +64,9 @@ it.skipIf(ourDockerdPid() === undefined)(
         services: { web: { image: TEST_IMAGE, command: ['sh', '-c', 'mkdir -p /www && echo up > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } },
       }),
     );
-    const config: ProjectConfig = {
-      name: 'engine-restart',
-      services: new Map([['ui', { name: 'ui', local: { kind: 'compose', compose: 'web', port: 3000 } }]]),
-      profiles: new Map(),
-      defaultProfile: 'minimal',
-    };
+    const validated = validateConfig(JSON.stringify({ name: 'engine-restart', services: { ui: { local: { compose: 'web', port: 3000 } } } }), 'devproxy.yaml');
+    const config = validated.config!;
+    expect(validated.errors).toEqual([]);
     const availability: boolean[] = [];
     rt = new LocalRuntime({ home, drainMs: 0, stopGraceMs: 1_000, memoryIntervalMs: 0, onChange: () => availability.push(rt?.dockerAvailable ?? false) });
     const spec = { repo: dir, path: dir, slug: 'restart', config, local: ['ui'] };

@@ -7,7 +7,8 @@ import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ProjectConfig, ServiceConfig } from '../../profiles/schema.js';
+import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
+import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
 
 /** A node HTTP server on $PORT that answers `<name> <PORT> <GREETING>` and logs when it listens. */
@@ -16,16 +17,24 @@ function nodeServer(name: string): string {
   return `exec "${process.execPath}" -e "${js}"`;
 }
 
-function config(extra: ServiceConfig[] = []): ProjectConfig {
-  const services: ServiceConfig[] = [
-    { name: 'web', local: { kind: 'command', command: nodeServer('web') } },
-    { name: 'api', local: { kind: 'command', command: nodeServer('api') }, health: '/' },
-    // The shell forks a child that ignores SIGTERM: stop must still reach the whole group.
-    { name: 'stubborn', local: { kind: 'command', command: `trap '' TERM; (trap '' TERM; sleep 600) & ${nodeServer('stubborn').replace('exec ', '')}` } },
-    { name: 'broken', local: { kind: 'command', command: 'echo "loading config"; echo "fatal: missing API_KEY" >&2; exit 3' } },
-    ...extra,
-  ];
-  return { name: 'proc-test', services: new Map(services.map((s) => [s.name, s])), profiles: new Map(), defaultProfile: 'minimal' };
+/** The project's devproxy.yaml (JSON is YAML), through the real validator; `extra` adds services. */
+function config(extra: Record<string, unknown> = {}): ProjectConfig {
+  const text = JSON.stringify({
+    name: 'proc-test',
+    services: {
+      web: { local: { command: nodeServer('web') } },
+      api: { local: { command: nodeServer('api') }, health: '/' },
+      // The shell forks a child that ignores SIGTERM: stop must still reach the whole group.
+      stubborn: { local: { command: `trap '' TERM; (trap '' TERM; sleep 600) & ${nodeServer('stubborn').replace('exec ', '')}` } },
+      broken: { local: { command: 'echo "loading config"; echo "fatal: missing API_KEY" >&2; exit 3' } },
+      ...extra,
+    },
+    profiles: { minimal: ['web'] },
+    default: 'minimal',
+  });
+  const result = validateConfig(text, 'devproxy.yaml');
+  if (!result.config) throw new Error(result.errors.map(formatDiagnostic).join('\n'));
+  return result.config;
 }
 
 function get(port: number): Promise<string> {
@@ -183,7 +192,7 @@ describe('LocalRuntime with command services', () => {
   it('follows a log file as the process writes', async () => {
     // It never listens: give up waiting for health after a second, the output is what matters.
     const rt = runtime({ startTimeoutMs: 1_000 });
-    const cfg = config([{ name: 'ticker', local: { kind: 'command', command: 'i=0; while [ $i -lt 50 ]; do echo "tick $i"; i=$((i+1)); sleep 0.1; done; sleep 60' } }]);
+    const cfg = config({ ticker: { local: { command: 'i=0; while [ $i -lt 50 ]; do echo "tick $i"; i=$((i+1)); sleep 0.1; done; sleep 60' } } });
     await rt.reconcile(spec(['ticker'], { config: cfg }));
     const controller = new AbortController();
     const seen: string[] = [];
@@ -203,7 +212,7 @@ describe('LocalRuntime with port services', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as { port: number }).port;
     const rt = runtime({ healthIntervalMs: 50 });
-    const cfg = config([{ name: 'own', local: { kind: 'port', port }, health: '/' }]);
+    const cfg = config({ own: { local: { port }, health: '/' } });
     await rt.reconcile(spec(['own'], { config: cfg }));
     expect(rt.healthyPorts(worktreeDir).get('own')).toBe(port);
     expect(rt.status(worktreeDir)[0]).toMatchObject({ kind: 'port', state: 'healthy', port });
@@ -215,7 +224,7 @@ describe('LocalRuntime with port services', () => {
     const port = (probe.address() as { port: number }).port;
     await new Promise((r) => probe.close(r));
     const rt = runtime({ healthIntervalMs: 50 });
-    const cfg = config([{ name: 'own', local: { kind: 'port', port } }]);
+    const cfg = config({ own: { local: { port } } });
     await rt.reconcile(spec(['own'], { config: cfg }));
     expect(rt.status(worktreeDir)[0]).toMatchObject({ state: 'unhealthy' });
     expect(rt.healthyPorts(worktreeDir).size).toBe(0);
