@@ -9,7 +9,6 @@
  * proxies that answer them with 405 break HMR.
  */
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { IncomingMessage } from 'node:http';
 import {
   constants as h2,
@@ -124,8 +123,6 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
       const cause = isDevproxyError(error) ? error : isDevproxyError(error.cause) ? error.cause : undefined;
       if (cause !== undefined) opts.logger?.warn(`refused TLS handshake: ${cause.message}`);
     });
-    // A client resetting its session is routine; without a listener node would throw.
-    server.on('sessionError', () => undefined);
     return server;
   };
 
@@ -181,12 +178,14 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
   };
 }
 
-async function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {
-  server.listen(port, host);
-  const onError = once(server, 'error').then(([error]) => {
-    throw error;
+function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
-  await Promise.race([once(server, 'listening'), onError]);
 }
 
 /**

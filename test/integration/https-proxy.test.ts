@@ -278,6 +278,21 @@ describe('WebSockets through the HTTPS listener', () => {
   });
 });
 
+describe('startHttpsProxy', () => {
+  it('reports a taken port as DEVPROXY_ERR_PORT_IN_USE naming --https-port', async () => {
+    const handler = createProxyHandler({ getTable: () => tableOf(), httpPort: 0 });
+    cleanups.push(() => handler.close());
+    const certificates = createCertificateStore({ home: fx.home, isKnownName: () => false });
+    const error = await startHttpsProxy({ handler, port: fx.port, hosts: ['127.0.0.1'], certificates }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(DevproxyError);
+    expect((error as DevproxyError).code).toBe('DEVPROXY_ERR_PORT_IN_USE');
+    expect((error as DevproxyError).hint).toContain('--https-port');
+  });
+});
+
 describe('a corrupted CA', () => {
   it('stops the HTTPS listener from starting with DEVPROXY_ERR_CA_CORRUPT and leaves the file alone', async () => {
     const home = await mkdtemp(join(tmpdir(), 'devproxy-https-bad-'));
