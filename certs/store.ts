@@ -200,6 +200,12 @@ export interface CertificateStore {
    * name devproxy does not route.
    */
   getLeaf(servername: string): Promise<LeafEntry>;
+  /**
+   * Loads or issues the leaves for `names` ahead of their first handshake (call it when the
+   * routing table changes), so a browser's first connection does not wait for a mint. Never
+   * throws: failures are logged and retried by the handshake that needs the leaf.
+   */
+  prepare(names: Iterable<string>): Promise<void>;
   /** The `SNICallback` of a TLS server: the handshake fails for unknown names. */
   SNICallback(servername: string, callback: (error: Error | null, context?: SecureContext) => void): void;
 }
@@ -269,6 +275,18 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
     caPath: paths.certPath,
     getCertificateAuthority,
     getLeaf,
+    async prepare(names) {
+      const byKey = new Map<string, string>();
+      for (const name of names) {
+        const normalised = normaliseName(name);
+        if (normalised !== undefined) byKey.set(leafNamesFor(normalised).key, normalised);
+      }
+      await Promise.all(
+        [...byKey.values()].map((name) =>
+          getLeaf(name).catch((error: unknown) => options.logger?.warn(`could not prepare a certificate for ${name}: ${String(error)}`)),
+        ),
+      );
+    },
     SNICallback(servername, callback) {
       getLeaf(servername).then(
         (entry) => callback(null, entry.context),

@@ -147,6 +147,22 @@ describe('createCertificateStore', () => {
     expect(messages.join('\n')).not.toContain('PRIVATE KEY');
   });
 
+  it('prepares one leaf per worktree ahead of the first handshake, skipping unknown names', async () => {
+    const { messages, logger } = collectingLogger();
+    const store = createCertificateStore({ home, isKnownName, logger });
+    await store.prepare(['api.feature-x.localhost', 'ui.feature-x.localhost', 'api.contoso.localhost', 'evil.example.com']);
+    expect(messages.filter((m) => m.startsWith('issued certificate')).sort()).toEqual([
+      expect.stringMatching(/^issued certificate for \*\.contoso\.localhost, contoso\.localhost in \d+ ms$/),
+      expect.stringMatching(/^issued certificate for \*\.feature-x\.localhost, feature-x\.localhost in \d+ ms$/),
+    ]);
+    expect(messages.filter((m) => m.startsWith('could not prepare'))).toEqual([
+      expect.stringContaining('evil.example.com'),
+    ]);
+    messages.length = 0;
+    await store.getLeaf('ui.feature-x.localhost');
+    expect(messages).toEqual([]);
+  });
+
   it('gives localhost an exact certificate and never a *.localhost wildcard', async () => {
     const store = createCertificateStore({ home, isKnownName: () => false });
     const cert = new X509Certificate((await store.getLeaf('localhost')).pair.certPem);
