@@ -107,11 +107,6 @@ export class ProcessSupervisor {
     return alive;
   }
 
-  /** The tracked process of a worktree's service, if any. */
-  get(worktreePath: string, service: string): ProcessRecord | undefined {
-    return this.records.get(keyOf(worktreePath, service));
-  }
-
   /** Tracked processes, optionally of one worktree only. */
   list(worktreePath?: string): ProcessRecord[] {
     return [...this.records.values()].filter((r) => worktreePath === undefined || r.worktreePath === worktreePath);

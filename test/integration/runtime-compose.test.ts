@@ -2,7 +2,7 @@
  * The local runtime against a real Docker engine and the real Compose CLI: containers of the
  * registry-free busybox image, serving HTTP with `busybox httpd`.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -273,6 +273,28 @@ describe('LocalRuntime with compose services on a real engine', () => {
     const info = await docker.getContainer(c!.Id).inspect();
     expect(info.HostConfig.NetworkMode).toBe('host');
     expect(info.NetworkSettings.Ports ?? {}).toEqual({});
+  }, 180_000);
+
+  it('resolves relative paths and .env of the user compose file against the worktree, not the derived file', async () => {
+    const rt = runtime();
+    const compose = {
+      services: {
+        site: {
+          image: TEST_IMAGE,
+          command: ['busybox', 'httpd', '-f', '-p', '3000', '-h', '/www'],
+          volumes: ['${SITE_DIR}:/www:ro'],
+          ports: ['3000:3000'],
+        },
+      },
+    };
+    const w = await worktree('relative', compose);
+    await mkdir(join(w.path, 'public'));
+    await writeFile(join(w.path, 'public', 'index.html'), 'from the worktree\n');
+    await writeFile(join(w.path, '.env'), 'SITE_DIR=./public\n');
+    const validated = validateConfig(JSON.stringify({ name: 'rt-test', services: { site: { local: { compose: 'site', port: 3000 }, health: '/' } } }), 'devproxy.yaml');
+    await rt.reconcile({ ...w, config: validated.config!, local: ['site'] });
+    const port = rt.healthyPorts(w.path).get('site');
+    expect((await get(port!)).body).toBe('from the worktree\n');
   }, 180_000);
 
   it('reports non-zero container memory from Docker stats', async () => {
