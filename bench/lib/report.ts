@@ -1,0 +1,193 @@
+/** The benchmark's results model, its targets, and the one table printed on stdout. */
+import type { LoadResult } from './load.js';
+import type { FlipResult, UseFlipResult } from './flip.js';
+import type { UploadResult } from './upload.js';
+import type { RouteBuildResult } from './route-build.js';
+import type { WsResult } from './ws-echo.js';
+import type { ProfileSummary } from './cpu-profile.js';
+import { median, ratio } from './stats.js';
+import { mib } from './proc-stats.js';
+
+/** One row of the throughput table: a target measured over several rounds. */
+export interface ThroughputRow {
+  key: 'direct' | 'devproxy-http' | 'devproxy-h2' | 'caddy' | 'nginx' | 'portless';
+  label: string;
+  /** Why the row has no figures (peer missing, listener absent, failure). */
+  skipped?: string;
+  rounds: LoadResult[];
+  /** Medians over rounds. */
+  rps: number;
+  p50Us: number;
+  p99Us: number;
+  /** Requests that failed or were not 2xx, summed over rounds. */
+  bad: number;
+  tool?: string;
+}
+
+/** Latency at one connection, direct and through devproxy, µs. */
+export interface Latency1 {
+  direct: { p50Us: number; p99Us: number };
+  devproxy: { p50Us: number; p99Us: number };
+  addedP50Us: number;
+  addedP99Us: number;
+  tool: string;
+}
+
+/** Everything one run measured. */
+export interface BenchResults {
+  date: string;
+  node: string;
+  machine: { nproc: number; cpuModel: string; memTotalMiB: number; kernel: string };
+  tools: Record<string, string>;
+  config: { durationS: number; rounds: number; connections: number; threads: number; latencyDurationS: number; profile: boolean; quick: boolean };
+  upstream: string;
+  notes: string[];
+  errors: string[];
+  throughput: ThroughputRow[];
+  latency1?: Latency1 & { closedLoop: Latency1 };
+  flips?: FlipResult;
+  useFlips?: UseFlipResult;
+  memory: { idle1Bytes?: number; afterLoadBytes?: number; idleScaleBytes?: number; upload?: UploadResult };
+  scale: { worktrees: number; services: number; routesServed?: number; setupS?: number; idleCpuPct?: number; idleCpuWindowS?: number; routeBuild?: RouteBuildResult };
+  websocket?: { direct: number; devproxy: number; ratio: number; rounds: { direct: WsResult[]; devproxy: WsResult[] } };
+  profile?: ProfileSummary;
+  targets: Target[];
+  totalS: number;
+}
+
+/** One of the issue's targets and what this run achieved. */
+export interface Target {
+  name: string;
+  goal: string;
+  achieved: string;
+  /** undefined when the run could not measure it. */
+  pass?: boolean;
+}
+
+/** Median figures of a row from its rounds. */
+export function finishRow(row: ThroughputRow): ThroughputRow {
+  if (row.rounds.length === 0) return row;
+  row.rps = median(row.rounds.map((r) => r.rps));
+  row.p50Us = median(row.rounds.map((r) => r.p50Us));
+  row.p99Us = median(row.rounds.map((r) => r.p99Us));
+  row.bad = row.rounds.reduce((a, r) => a + r.errors + r.non2xx, 0);
+  row.tool = row.rounds[0]?.tool;
+  return row;
+}
+
+function rowRps(results: BenchResults, key: ThroughputRow['key']): number | undefined {
+  const row = results.throughput.find((r) => r.key === key);
+  return row && !row.skipped && row.rounds.length > 0 ? row.rps : undefined;
+}
+
+const fmt = (n: number | undefined, digits = 0): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
+const us = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : n >= 10_000 ? `${(n / 1000).toFixed(1)} ms` : `${Math.round(n)} µs`);
+const signed = (n: number): string => (Number.isFinite(n) && n >= 0 ? `+${us(n)}` : us(n));
+const ms = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(1)} ms`);
+const x = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
+
+/** Judges the run against the issue's targets. */
+export function judgeTargets(results: BenchResults): Target[] {
+  const dev = rowRps(results, 'devproxy-http');
+  const caddy = rowRps(results, 'caddy');
+  const portless = rowRps(results, 'portless');
+  const targets: Target[] = [];
+  const vsCaddy = ratio(dev, caddy);
+  targets.push({ name: 'HTTP req/s vs Caddy', goal: '≥ 1.0×', achieved: x(vsCaddy), ...(Number.isFinite(vsCaddy) ? { pass: vsCaddy >= 1 } : {}) });
+  const vsPortless = ratio(dev, portless);
+  targets.push({ name: 'HTTP req/s vs portless', goal: '≥ 4×', achieved: x(vsPortless), ...(Number.isFinite(vsPortless) ? { pass: vsPortless >= 4 } : {}) });
+  const added = results.latency1?.addedP99Us;
+  targets.push({ name: 'p99 added latency, 1 connection', goal: '< 1 ms', achieved: us(added), ...(added !== undefined && Number.isFinite(added) ? { pass: added < 1000 } : {}) });
+  const flip = results.flips?.all.p99;
+  const flipOk = flip !== undefined && Number.isFinite(flip) && results.flips?.missed === 0;
+  targets.push({ name: 'flip p99 (file write → new target)', goal: '< 100 ms', achieved: ms(flip), ...(flip !== undefined && Number.isFinite(flip) ? { pass: flipOk && flip < 100 } : {}) });
+  const idle = results.memory.idleScaleBytes;
+  targets.push({
+    name: `RSS idle, ${results.scale.worktrees} worktrees × ${results.scale.services} services`,
+    goal: '< 80 MiB',
+    achieved: idle === undefined ? 'n/a' : `${mib(idle)} MiB`,
+    ...(idle !== undefined ? { pass: idle < 80 * 1024 * 1024 } : {}),
+  });
+  const up = results.memory.upload;
+  const delta = up ? up.rssPeakBytes - up.rssBeforeBytes : undefined;
+  targets.push({
+    name: `RSS growth during ${up ? mib(up.bytes) / 1024 : 1} GiB upload`,
+    goal: '< +50 MiB',
+    achieved: delta === undefined ? 'n/a' : `+${mib(delta)} MiB`,
+    ...(delta !== undefined && up ? { pass: delta < 50 * 1024 * 1024 && up.received === up.bytes } : {}),
+  });
+  return targets;
+}
+
+function table(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
+}
+
+/** The human table: throughput with ratios, then the other measures and the targets. */
+export function renderTable(r: BenchResults): string {
+  const out: string[] = [];
+  out.push(`devproxy bench — ${r.date} — node ${r.node} — ${r.machine.nproc} × ${r.machine.cpuModel}, ${Math.round(r.machine.memTotalMiB / 1024)} GiB`);
+  out.push(`tools: ${Object.entries(r.tools).map(([k, v]) => `${k} ${v}`).join(', ')}; upstream: ${r.upstream}`);
+  out.push('');
+  out.push(`1. Throughput, small GET, keep-alive, ${r.config.connections} connections, ${r.config.threads} threads, ${r.config.durationS} s × ${r.config.rounds} rounds interleaved (median)`);
+  const caddy = rowRps(r, 'caddy');
+  const direct = rowRps(r, 'direct');
+  const portless = rowRps(r, 'portless');
+  out.push(
+    ...table(
+      ['target', 'req/s', 'p50', 'p99', '× Caddy', '× direct', '× portless', 'bad', 'load'],
+      r.throughput.map((row) =>
+        row.skipped
+          ? [row.label, 'n/a', '', '', '', '', '', '', row.skipped]
+          : [row.label, fmt(row.rps), us(row.p50Us), us(row.p99Us), x(ratio(row.rps, caddy)), x(ratio(row.rps, direct)), x(ratio(row.rps, portless)), String(row.bad), row.tool ?? ''],
+      ),
+    ),
+  );
+  out.push('');
+  if (r.latency1) {
+    const line = (l: Latency1): string =>
+      `direct p50 ${us(l.direct.p50Us)} p99 ${us(l.direct.p99Us)}; devproxy p50 ${us(l.devproxy.p50Us)} p99 ${us(l.devproxy.p99Us)}; added p50 ${signed(l.addedP50Us)}, p99 ${signed(l.addedP99Us)}`;
+    out.push(`2. Added latency, 1 connection, one request at a time (${r.latency1.tool}, median of ${r.config.rounds}): ${line(r.latency1)}`);
+    out.push(`   closed loop (${r.latency1.closedLoop.tool}): ${line(r.latency1.closedLoop)}`);
+  } else out.push('2. Added latency: n/a');
+  if (r.flips) {
+    const f = r.flips;
+    out.push(`3. Flip, atomic write of profile.yaml → first response from the new target (${f.flips} flips, ${f.missed} missed): p50 ${ms(f.all.p50)}, p99 ${ms(f.all.p99)}, max ${ms(f.all.max)} (to remote p99 ${ms(f.toRemote.p99)}, to local p99 ${ms(f.toLocal.p99)})`);
+  } else out.push('3. Flip: n/a');
+  if (r.useFlips) {
+    const u = r.useFlips;
+    out.push(`   Flip through \`devproxy use\` (${u.flips} flips, ${u.missed} missed): spawn → new target p50 ${ms(u.fromSpawn.p50)}, p99 ${ms(u.fromSpawn.p99)}; CLI exit → new target p50 ${ms(u.fromExit.p50)}, p99 ${ms(u.fromExit.p99)}; CLI run p50 ${ms(u.cliRun.p50)}`);
+    if (u.failures.length > 0) out.push(`   use failures: ${u.failures.join('; ')}`);
+  }
+  const m = r.memory;
+  const up = m.upload;
+  out.push(
+    `4. Daemon RSS: idle, 1 worktree ${m.idle1Bytes === undefined ? 'n/a' : `${mib(m.idle1Bytes)} MiB`}; after the loads ${m.afterLoadBytes === undefined ? 'n/a' : `${mib(m.afterLoadBytes)} MiB`}; idle, ${r.scale.worktrees} worktrees × ${r.scale.services} services ${m.idleScaleBytes === undefined ? 'n/a' : `${mib(m.idleScaleBytes)} MiB`}`,
+  );
+  if (up) {
+    out.push(`   ${mib(up.bytes) / 1024} GiB streamed upload at ${fmt(up.mibPerS)} MiB/s (${up.received === up.bytes ? 'all bytes arrived' : `sink got ${up.received} bytes`}): RSS before ${mib(up.rssBeforeBytes)} MiB, peak ${mib(up.rssPeakBytes)} MiB (+${mib(up.rssPeakBytes - up.rssBeforeBytes)}), after ${mib(up.rssAfterBytes)} MiB`);
+  } else out.push('   upload: n/a');
+  const s = r.scale;
+  const rb = s.routeBuild;
+  out.push(
+    `5. Scale: buildRoutingTable for ${rb ? `${rb.worktrees} worktrees (${rb.routes} routes) p50 ${ms(rb.ms.p50)}, p99 ${ms(rb.ms.p99)} over ${rb.iterations} builds` : 'n/a'}; daemon idle CPU with ${s.worktrees} worktrees watched ${s.idleCpuPct === undefined ? 'n/a' : `${s.idleCpuPct.toFixed(2)} % of one core over ${s.idleCpuWindowS} s`}`,
+  );
+  if (r.websocket) {
+    out.push(`6. WebSocket echo, 1 connection, 64 in flight: direct ${fmt(r.websocket.direct)} msg/s, devproxy ${fmt(r.websocket.devproxy)} msg/s (${x(r.websocket.ratio)} direct)`);
+  } else out.push('6. WebSocket: n/a');
+  out.push('');
+  out.push('Targets');
+  out.push(...table(['target', 'goal', 'achieved', 'result'], r.targets.map((t) => [t.name, t.goal, t.achieved, t.pass === undefined ? 'not measured' : t.pass ? 'met' : 'MISSED'])));
+  if (r.profile) {
+    out.push('');
+    out.push(`Daemon CPU profile (${r.profile.file}): idle ${r.profile.idlePct} % of samples, GC ${r.profile.gcPct} % of busy`);
+    out.push(...table(['self time by function', '% busy'], r.profile.topFunctions.map((f) => [f.name, f.selfPct.toFixed(1)])));
+    out.push(...table(['self time by source', '% busy'], r.profile.bySource.map((f) => [f.name, f.selfPct.toFixed(1)])));
+  }
+  if (r.notes.length > 0) out.push('', 'Notes', ...r.notes.map((n) => `- ${n}`));
+  if (r.errors.length > 0) out.push('', 'Errors', ...r.errors.map((e) => `- ${e}`));
+  out.push('', `total ${r.totalS.toFixed(0)} s`);
+  return out.join('\n');
+}

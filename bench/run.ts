@@ -1,0 +1,382 @@
+/**
+ * `npm run bench`: devproxy side by side with the upstream direct, Caddy, nginx and portless, plus
+ * the cost of a flip, memory, scale and WebSocket figures. Starts everything on 127.0.0.1, runs
+ * bounded loads, stops all it started (also on error and Ctrl-C), prints one table and writes
+ * `bench/results/<date>.json` and `latest.json`.
+ *
+ * Options: `--with-peers` installs missing peers (apt-get: caddy, nginx-light, wrk,
+ * nghttp2-client; npm: portless@0.15.6); `--profile` runs the daemon under `--cpu-prof` and
+ * prints its hot functions; `--quick` shortens every phase (for trying the harness);
+ * `--duration N` / `--rounds N` set the throughput loads; `--keep` keeps the scratch folder.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cliBuilt, runCli, startDaemonPreferHttps, waitForRoute, type Cli, type Daemon } from './lib/devproxy.js';
+import { createBenchRepo, createScaleRepo, PROFILE_LOCAL, SCALE_SERVICES } from './lib/fixtures.js';
+import { measureFileFlips, measureUseFlips } from './lib/flip.js';
+import { runLoad, type LoadRequest, type LoadResult, type LoadTools } from './lib/load.js';
+import type { ProbeResult, ProbeSpec } from './latency-probe.js';
+import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortless, PORTLESS_VERSION } from './lib/peers.js';
+import { cleanupAll, freePort, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
+import { cpuSeconds, rssBytes } from './lib/proc-stats.js';
+import { finishRow, judgeTargets, renderTable, type BenchResults, type ThroughputRow } from './lib/report.js';
+import { measureRouteBuild } from './lib/route-build.js';
+import { median } from './lib/stats.js';
+import { measureUpload } from './lib/upload.js';
+import { measureWsEcho } from './lib/ws-echo.js';
+import { summariseProfile } from './lib/cpu-profile.js';
+
+/** Phase sizes; `--quick` trades precision for a run of about a minute. */
+interface Plan {
+  durationS: number;
+  rounds: number;
+  latencyDurationS: number;
+  /** Requests per target in the alternating 1-connection probe. */
+  latencyRequests: number;
+  warmupS: number;
+  flips: number;
+  useFlips: number;
+  uploadBytes: number;
+  worktrees: number;
+  idleCpuS: number;
+  wsMessages: number;
+}
+
+const FULL: Plan = { durationS: 5, rounds: 2, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000 };
+const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 1, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000 };
+
+/** Bound of one WebSocket echo run. */
+const WS_MAX_MS = 5000;
+/** Wait after registering before reading idle RSS, so start-up garbage can be collected. */
+const SETTLE_MS = 3000;
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function parseArgs(argv: string[]): { plan: Plan; withPeers: boolean; profile: boolean; keep: boolean; quick: boolean } {
+  const has = (flag: string): boolean => argv.includes(flag);
+  const num = (flag: string): number | undefined => {
+    const i = argv.indexOf(flag);
+    const value = i >= 0 ? Number(argv[i + 1]) : Number.NaN;
+    return Number.isFinite(value) && value > 0 ? value : undefined;
+  };
+  const quick = has('--quick');
+  const plan = { ...(quick ? QUICK : FULL) };
+  plan.durationS = num('--duration') ?? plan.durationS;
+  plan.rounds = num('--rounds') ?? plan.rounds;
+  return { plan, withPeers: has('--with-peers'), profile: has('--profile'), keep: has('--keep'), quick };
+}
+
+function machine(): BenchResults['machine'] {
+  const cpuModel = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown';
+  return { nproc: cpus().length, cpuModel, memTotalMiB: Math.round(totalmem() / 1024 / 1024), kernel: release() };
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+};
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const { plan, withPeers, profile, keep, quick } = parseArgs(process.argv.slice(2));
+  const scratch = mkdtempSync(join(tmpdir(), 'devproxy-bench-'));
+  const cli: Cli = { root: ROOT };
+  log(`scratch folder ${scratch}`);
+
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    node: process.version,
+    machine: machine(),
+    tools: {},
+    config: { durationS: plan.durationS, rounds: plan.rounds, connections: 50, threads: 2, latencyDurationS: plan.latencyDurationS, profile, quick },
+    upstream: '',
+    notes: [],
+    errors: [],
+    throughput: [],
+    memory: {},
+    scale: { worktrees: plan.worktrees, services: SCALE_SERVICES },
+    targets: [],
+    totalS: 0,
+  };
+  /** Runs one phase; a failure is recorded and the run goes on with the next phase. */
+  const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    log(name);
+    try {
+      return await fn();
+    } catch (err) {
+      const message = `${name}: ${err instanceof Error ? err.message : String(err)}`;
+      results.errors.push(message);
+      log(`FAILED ${message}`);
+      return undefined;
+    }
+  };
+
+  const peers = await findPeers(withPeers, log);
+  results.notes.push(...peers.notes);
+  results.tools = { ...peers.versions };
+  const tools: LoadTools = { nodeLoad: join(ROOT, 'dist', 'bench', 'node-load.js') };
+  if (peers.wrk) tools.wrk = peers.wrk;
+  if (peers.h2load) tools.h2load = peers.h2load;
+  if (!peers.wrk) results.notes.push('wrk missing: HTTP/1.1 loads use the Node client in bench/node-load.ts (slower; it competes for the same 2 cores)');
+  if (!peers.h2load) results.notes.push('h2load missing: HTTP/2 loads use the Node http2 client in bench/node-load.ts');
+
+  // Upstreams: nginx (faster than any proxy in front of it) or one Node process.
+  const ports = {
+    upstream: await freePort(),
+    flipA: await freePort(),
+    flipB: await freePort(),
+    sink: await freePort(),
+    ws: await freePort(),
+    devHttp: await freePort(),
+    devHttps: await freePort(),
+    caddy: await freePort(),
+    nginx: await freePort(),
+    portless: await freePort(),
+    scaleHttp: await freePort(),
+    scaleHttps: await freePort(),
+  };
+  if (peers.nginx) {
+    await startNginxUpstream(peers.nginx, scratch, ports.upstream);
+    results.upstream = `nginx ${peers.versions.nginx ?? ''} (return 200 "ok", 1 worker)`;
+  } else {
+    const fixed = startProcess('upstream', process.execPath, [join(ROOT, 'dist', 'bench', 'upstreams.js'), 'fixed', String(ports.upstream)], { logFile: join(scratch, 'upstream.log') });
+    await waitForPort(ports.upstream, 10_000, 'node upstream');
+    results.upstream = `node:http, 1 process (nginx missing) pid ${fixed.child.pid ?? '?'}`;
+  }
+  const aux = { flipA: ports.flipA, flipB: ports.flipB, sink: ports.sink, ws: ports.ws };
+  startProcess('aux-upstreams', process.execPath, [join(ROOT, 'dist', 'bench', 'upstreams.js'), 'aux', JSON.stringify(aux)], { logFile: join(scratch, 'aux.log') });
+  await Promise.all(Object.values(aux).map((p) => waitForPort(p, 10_000, 'aux upstreams')));
+
+  const haveCli = cliBuilt(cli);
+  if (!haveCli) results.errors.push('devproxy CLI not built (dist/cli/index.js missing): every devproxy figure is n/a');
+
+  // Daemon A: the small repository, for throughput, latency, flips, upload and WebSocket.
+  let daemon: Daemon | undefined;
+  let repo: string | undefined;
+  const profDir = join(scratch, 'cpu-prof');
+  if (haveCli) {
+    daemon = await phase('start devproxy and register the bench repository', async () => {
+      const home = join(scratch, 'home-a');
+      const d = await startDaemonPreferHttps(
+        cli,
+        { home, httpPort: ports.devHttp, httpsPort: ports.devHttps, logFile: join(scratch, 'daemon-a.log'), ...(profile ? { cpuProfDir: profDir } : {}) },
+        results.notes,
+      );
+      repo = await createBenchRepo(join(scratch, 'bench'), { api: ports.upstream, ...aux });
+      const init = await runCli(cli, home, ['init'], repo);
+      if (init.code !== 0) throw new Error(`devproxy init failed: ${init.stderr || init.stdout}`);
+      await waitForRoute(ports.devHttp, `api.bench.localhost:${ports.devHttp}`, (p) => p.status === 200 && p.body === 'ok' && p.route === 'local');
+      await waitForRoute(ports.devHttp, `flip.bench.localhost:${ports.devHttp}`, (p) => p.body === 'A');
+      return d;
+    });
+  }
+  if (daemon) {
+    const pid = daemon.info.pid;
+    await sleep(SETTLE_MS);
+    results.memory.idle1Bytes = rssBytes(pid);
+    if (profile) results.notes.push('daemon ran under --cpu-prof: its figures carry the profiler overhead');
+  }
+
+  // Peers in front of the same upstream.
+  const targets: Array<{ row: ThroughputRow; load?: Omit<LoadRequest, 'connections' | 'threads' | 'durationS' | 'scratchDir'> }> = [];
+  const addRow = (key: ThroughputRow['key'], label: string, load: (typeof targets)[number]['load'], skipped?: string): void => {
+    const row: ThroughputRow = { key, label, rounds: [], rps: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, bad: 0 };
+    if (skipped !== undefined) row.skipped = skipped;
+    targets.push({ row, ...(load && skipped === undefined ? { load } : {}) });
+  };
+  addRow('direct', 'direct upstream', { port: ports.upstream });
+  addRow('devproxy-http', 'devproxy HTTP/1.1', { port: ports.devHttp, host: `api.bench.localhost:${ports.devHttp}` }, daemon ? undefined : 'devproxy not running');
+  const httpsPort = daemon?.info.httpsPort ?? null;
+  addRow(
+    'devproxy-h2',
+    'devproxy HTTPS h2',
+    httpsPort === null ? undefined : { port: httpsPort, host: `api.bench.localhost:${httpsPort}`, h2: true },
+    !daemon ? 'devproxy not running' : httpsPort === null ? 'no HTTPS listener (httpsPort null)' : undefined,
+  );
+  const caddyOk = peers.caddy
+    ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream)).then((m) => (m ? undefined : 'failed to start'))
+    : 'caddy not installed';
+  addRow('caddy', `Caddy ${peers.versions.caddy ?? ''} reverse_proxy`.replace('  ', ' '), { port: ports.caddy }, caddyOk);
+  const nginxOk = peers.nginx
+    ? await phase('start nginx proxy', () => startNginxProxy(peers.nginx as string, scratch, ports.nginx, ports.upstream)).then((m) => (m ? undefined : 'failed to start'))
+    : 'nginx not installed';
+  addRow('nginx', `nginx ${peers.versions.nginx ?? ''} proxy_pass keepalive`, { port: ports.nginx }, nginxOk);
+  let portlessHost = '';
+  const portlessOk = peers.portless
+    ? await phase(`start portless ${PORTLESS_VERSION}`, async () => {
+        const handle = await startPortless(peers.portless as string, scratch, ports.portless, ports.upstream);
+        portlessHost = handle.host;
+        await waitForRoute(ports.portless, portlessHost, (p) => p.status === 200 && p.body === 'ok', 15_000);
+        return handle;
+      }).then((h) => (h ? undefined : 'failed to start'))
+    : 'portless not installed';
+  addRow('portless', `portless ${peers.versions.portless ?? PORTLESS_VERSION}`, { port: ports.portless, host: portlessHost }, portlessOk);
+
+  const loadOf = (t: (typeof targets)[number], durationS: number, connections = 50, threads = 2): LoadRequest => ({
+    ...(t.load as NonNullable<typeof t.load>),
+    connections,
+    threads,
+    durationS,
+    scratchDir: scratch,
+  });
+
+  // 1. Throughput: a warm-up per target, then rounds in rotating order so drift hits all alike.
+  const runnable = targets.filter((t) => t.load);
+  await phase(`throughput: warm-up ${plan.warmupS} s per target`, async () => {
+    for (const t of runnable) await runLoad(tools, loadOf(t, plan.warmupS)).catch(() => undefined);
+  });
+  for (let round = 0; round < plan.rounds; round++) {
+    for (let i = 0; i < runnable.length; i++) {
+      const t = runnable[(i + round) % runnable.length] as (typeof runnable)[number];
+      const result = await phase(`throughput round ${round + 1}/${plan.rounds}: ${t.row.label}`, () => runLoad(tools, loadOf(t, plan.durationS)));
+      if (result) {
+        t.row.rounds.push(result);
+        log(`  ${Math.round(result.rps)} req/s p50 ${Math.round(result.p50Us)} µs p99 ${Math.round(result.p99Us)} µs (${result.errors + result.non2xx} bad)`);
+      }
+    }
+  }
+  results.throughput = targets.map((t) => finishRow(t.row));
+  if (daemon) results.memory.afterLoadBytes = rssBytes(daemon.info.pid);
+
+  // 2. Added latency at one connection.
+  const direct = targets.find((t) => t.row.key === 'direct');
+  const devHttp = targets.find((t) => t.row.key === 'devproxy-http' && t.load);
+  if (direct && devHttp) {
+    await phase('latency at 1 connection', async () => {
+      const probe: ProbeResult[] = [];
+      const wrkDirect: LoadResult[] = [];
+      const wrkDev: LoadResult[] = [];
+      const spec: ProbeSpec = { a: { port: ports.upstream }, b: { port: ports.devHttp, host: `api.bench.localhost:${ports.devHttp}` }, count: plan.latencyRequests, maxMs: 10_000 };
+      for (let round = 0; round < plan.rounds; round++) {
+        const run = await runCommand(process.execPath, [join(ROOT, 'dist', 'bench', 'latency-probe.js'), JSON.stringify(spec)], { timeoutMs: 30_000 });
+        if (run.code !== 0) throw new Error(`latency probe failed: ${run.stderr}`);
+        probe.push(JSON.parse(run.stdout) as ProbeResult);
+        wrkDirect.push(await runLoad(tools, loadOf(direct, plan.latencyDurationS, 1, 1)));
+        wrkDev.push(await runLoad(tools, loadOf(devHttp, plan.latencyDurationS, 1, 1)));
+      }
+      const med = (xs: Array<{ p50Us: number; p99Us: number }>): { p50Us: number; p99Us: number } => ({ p50Us: median(xs.map((v) => v.p50Us)), p99Us: median(xs.map((v) => v.p99Us)) });
+      const d = med(probe.map((p) => p.a));
+      const v = med(probe.map((p) => p.b));
+      const wd = med(wrkDirect);
+      const wv = med(wrkDev);
+      results.latency1 = {
+        direct: d,
+        devproxy: v,
+        addedP50Us: v.p50Us - d.p50Us,
+        addedP99Us: v.p99Us - d.p99Us,
+        tool: `${probe[0]?.tool ?? ''}, ${probe[0]?.count ?? 0} requests per target`,
+        closedLoop: { direct: wd, devproxy: wv, addedP50Us: wv.p50Us - wd.p50Us, addedP99Us: wv.p99Us - wd.p99Us, tool: `${wrkDirect[0]?.tool ?? ''} -t1 -c1 -d${plan.latencyDurationS}s` },
+      };
+    });
+  }
+
+  if (daemon && repo) {
+    const d = daemon;
+    const benchRepo = repo;
+    // 6. WebSocket echo.
+    await phase('WebSocket echo', async () => {
+      const rounds = { direct: [] as Awaited<ReturnType<typeof measureWsEcho>>[], devproxy: [] as Awaited<ReturnType<typeof measureWsEcho>>[] };
+      for (let round = 0; round < plan.rounds; round++) {
+        rounds.direct.push(await measureWsEcho(ports.ws, undefined, plan.wsMessages, WS_MAX_MS));
+        rounds.devproxy.push(await measureWsEcho(ports.devHttp, `ws.bench.localhost:${ports.devHttp}`, plan.wsMessages, WS_MAX_MS));
+      }
+      const directRate = median(rounds.direct.map((r) => r.perSecond));
+      const devRate = median(rounds.devproxy.map((r) => r.perSecond));
+      results.websocket = { direct: directRate, devproxy: devRate, ratio: devRate / directRate, rounds };
+    });
+
+    // 3. Flips.
+    const flipHost = `flip.bench.localhost:${ports.devHttp}`;
+    results.flips = await phase(`flips by atomic file write (${plan.flips})`, () => measureFileFlips(ports.devHttp, flipHost, benchRepo, plan.flips));
+    results.useFlips = await phase(`flips through devproxy use (${plan.useFlips})`, () => measureUseFlips(cli, d.home, ports.devHttp, flipHost, benchRepo, plan.useFlips));
+
+    // 4. Upload through the proxy while sampling RSS.
+    results.memory.upload = await phase(`${plan.uploadBytes / 1024 ** 2} MiB streamed upload`, () =>
+      measureUpload(ports.devHttp, `sink.bench.localhost:${ports.devHttp}`, d.info.pid, plan.uploadBytes, 120_000),
+    );
+
+    await phase('stop devproxy (bench repository)', () => d.stop());
+    if (profile) {
+      await phase('summarise the daemon CPU profile', async () => {
+        const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'));
+        const mine = files.find((f) => f.includes(`.${d.info.pid}.`)) ?? files[0];
+        if (!mine) throw new Error('no .cpuprofile written (the daemon did not exit cleanly)');
+        const resultsDir = join(ROOT, 'bench', 'results');
+        mkdirSync(resultsDir, { recursive: true });
+        // `.json` so that the results folder's ignore rule covers it.
+        const kept = join(resultsDir, `${results.date.replace(/[:.]/g, '-')}.cpuprofile.json`);
+        copyFileSync(join(profDir, mine), kept);
+        results.profile = summariseProfile(kept);
+      });
+    }
+  }
+
+  // 5. Scale: routing table build in process, then a second daemon watching many worktrees.
+  results.scale.routeBuild = await phase(`buildRoutingTable, ${plan.worktrees} worktrees`, async () => measureRouteBuild(plan.worktrees, SCALE_SERVICES, 2000, 5000));
+  if (haveCli) {
+    await phase(`daemon with ${plan.worktrees} worktrees × ${SCALE_SERVICES} services`, async () => {
+      const t0 = performance.now();
+      const paths = await createScaleRepo(join(scratch, 'scale'), plan.worktrees, ports.upstream, (n) => log(`  ${n} worktrees created`));
+      results.scale.setupS = (performance.now() - t0) / 1000;
+      const home = join(scratch, 'home-b');
+      const d = await startDaemonPreferHttps(cli, { home, httpPort: ports.scaleHttp, httpsPort: ports.scaleHttps, logFile: join(scratch, 'daemon-b.log') }, results.notes);
+      const init = await runCli(cli, home, ['init'], paths[0]);
+      if (init.code !== 0) throw new Error(`devproxy init failed: ${init.stderr || init.stdout}`);
+      const last = `wt-${String(plan.worktrees - 1).padStart(3, '0')}`;
+      const served = (p: { status: number; body: string }): boolean => p.status === 200 && p.body === 'ok';
+      await waitForRoute(ports.scaleHttp, `s${SCALE_SERVICES}.${last}.localhost:${ports.scaleHttp}`, served, 60_000);
+      await waitForRoute(ports.scaleHttp, `s1.scale.localhost:${ports.scaleHttp}`, served, 10_000);
+      results.scale.routesServed = plan.worktrees * SCALE_SERVICES;
+      await sleep(SETTLE_MS);
+      results.memory.idleScaleBytes = rssBytes(d.info.pid);
+      const cpu0 = cpuSeconds(d.info.pid);
+      const w0 = performance.now();
+      await sleep(plan.idleCpuS * 1000);
+      const window = (performance.now() - w0) / 1000;
+      results.scale.idleCpuPct = ((cpuSeconds(d.info.pid) - cpu0) / window) * 100;
+      results.scale.idleCpuWindowS = Math.round(window * 10) / 10;
+      await d.stop();
+    });
+  }
+
+  results.totalS = (performance.now() - started) / 1000;
+  results.targets = judgeTargets(results);
+  const resultsDir = join(ROOT, 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  const file = join(resultsDir, `${results.date.replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, json);
+  writeFileSync(join(resultsDir, 'latest.json'), json);
+  process.stdout.write(`${renderTable(results)}\nresults: ${file}\n`);
+  if (keep) log(`kept scratch folder ${scratch}`);
+  // Logs are worth keeping after a failure; after a clean run the folder goes.
+  else scratchToRemove = scratch;
+}
+
+let scratchToRemove: string | undefined;
+
+async function shutdown(code: number): Promise<never> {
+  const errors = await cleanupAll();
+  for (const e of errors) log(`cleanup: ${e}`);
+  if (scratchToRemove) rmSync(scratchToRemove, { recursive: true, force: true });
+  process.exit(code);
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${signal}: stopping everything started`);
+    void shutdown(130);
+  });
+}
+
+main().then(
+  () => shutdown(0),
+  (err: unknown) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return shutdown(1);
+  },
+);
