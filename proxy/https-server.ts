@@ -241,7 +241,7 @@ class H2StreamSocket extends Duplex {
   readonly remoteFamily: string | undefined;
   readonly encrypted = true;
   private head: Buffer | undefined = Buffer.alloc(0);
-  private errorBody: { status: number; headers: OutgoingHttpHeaders; chunked: boolean; body: Buffer } | undefined;
+  private errorBody: { status: number; headers: OutgoingHttpHeaders; body: Buffer } | undefined;
 
   private readonly stream: ServerHttp2Stream;
 
@@ -289,7 +289,7 @@ class H2StreamSocket extends Duplex {
       callback(this.head.length > MAX_BRIDGED_ERROR_BYTES ? new Error('upgrade response head too large') : null);
       return;
     }
-    const { status, headers, chunked } = parseResponseHead(this.head.subarray(0, end).toString('latin1'));
+    const { status, headers } = parseResponseHead(this.head.subarray(0, end).toString('latin1'));
     const rest = this.head.subarray(end + 4);
     this.head = undefined;
     if (status === 101) {
@@ -298,7 +298,7 @@ class H2StreamSocket extends Duplex {
       else callback();
       return;
     }
-    this.errorBody = { status, headers, chunked, body: Buffer.alloc(0) };
+    this.errorBody = { status, headers, body: Buffer.alloc(0) };
     this.collectErrorBody(rest);
     callback();
   }
@@ -323,56 +323,46 @@ class H2StreamSocket extends Duplex {
     if (pending === undefined) return;
     pending.body = Buffer.concat([pending.body, chunk]);
     const length = Number(pending.headers['content-length'] ?? Number.NaN);
-    const complete = pending.chunked
-      ? pending.body.subarray(-5).toString('latin1') === '0\r\n\r\n'
-      : Number.isFinite(length) && pending.body.length >= length;
-    if (complete || pending.body.length >= MAX_BRIDGED_ERROR_BYTES) {
+    if ((Number.isFinite(length) && pending.body.length >= length) || pending.body.length >= MAX_BRIDGED_ERROR_BYTES) {
       this.flushErrorBody();
     }
   }
 
-  /** Sends a collected non-101 answer as the h2 response, de-chunked when it was chunked. */
+  /**
+   * Sends a collected non-101 answer as the h2 response. The handler relays it close-delimited
+   * (hop-by-hop framing removed), so the body is whatever arrived before the end.
+   */
   private flushErrorBody(): void {
     const pending = this.errorBody;
     if (pending === undefined || this.stream.destroyed || this.stream.headersSent) return;
     this.errorBody = undefined;
-    const body = pending.chunked ? dechunk(pending.body) : pending.body.subarray(0, MAX_BRIDGED_ERROR_BYTES);
     const { 'content-length': _length, ...headers } = pending.headers;
+    if (pending.status >= 200 && pending.status < 300) {
+      // A 2xx to CONNECT tells the client its WebSocket is open (RFC 8441 §5): it is not.
+      const message = `the upstream answered ${pending.status} instead of switching to WebSocket\n`;
+      this.stream.respond({ ...headers, ':status': 502, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(message) });
+      this.stream.end(message);
+      return;
+    }
+    const body = pending.body.subarray(0, MAX_BRIDGED_ERROR_BYTES);
     this.stream.respond({ ...headers, ':status': pending.status, 'content-length': body.length });
     this.stream.end(body);
   }
 }
 
 /** Status and h2-safe headers of an HTTP/1.1 response head (status line + header lines). */
-function parseResponseHead(head: string): { status: number; headers: OutgoingHttpHeaders; chunked: boolean } {
+function parseResponseHead(head: string): { status: number; headers: OutgoingHttpHeaders } {
   const [statusLine = '', ...lines] = head.split('\r\n');
   const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 502);
   const headers: OutgoingHttpHeaders = {};
-  let chunked = false;
   for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
-    if (name === 'transfer-encoding' && /chunked/i.test(value)) chunked = true;
     if (H1_ONLY_RESPONSE_HEADERS.has(name)) continue;
     const previous = headers[name];
     headers[name] = previous === undefined ? value : ([] as string[]).concat(previous as string | string[], value);
   }
-  return { status, headers, chunked };
-}
-
-/** Decodes a complete chunked body; a truncated one yields what arrived. */
-function dechunk(data: Buffer): Buffer {
-  const parts: Buffer[] = [];
-  let offset = 0;
-  for (;;) {
-    const lineEnd = data.indexOf('\r\n', offset);
-    if (lineEnd === -1) break;
-    const size = Number.parseInt(data.subarray(offset, lineEnd).toString('latin1'), 16);
-    if (!Number.isFinite(size) || size === 0) break;
-    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size));
-    offset = lineEnd + 2 + size + 2;
-  }
-  return Buffer.concat(parts);
+  return { status, headers };
 }

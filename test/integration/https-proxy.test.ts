@@ -262,6 +262,13 @@ describe('WebSockets through the HTTPS listener', () => {
     expect(body).toContain('down');
   });
 
+  it('does not report a WebSocket as open when the upstream answers 200 instead of 101', async () => {
+    const ws = await h2WebSocket(`${API}:${fx.port}`);
+    const body = await ws.body();
+    expect(ws.status).toBe(502);
+    expect(body).toBe('the upstream answered 200 instead of switching to WebSocket\n');
+  });
+
   it('answers an h2 WebSocket CONNECT for an unknown host with 404', async () => {
     const ws = await h2WebSocket(`nope.feature-x.localhost:${fx.port}`);
     const body = await ws.body();
