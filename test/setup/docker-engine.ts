@@ -118,10 +118,16 @@ async function startDockerd(socketPath: string, log: (line: string) => void): Pr
   const child = spawn('dockerd', args, { detached: true, stdio: ['ignore', fd, fd] });
   child.unref();
   closeSync(fd);
-  const deadline = Date.now() + DOCKERD_START_TIMEOUT_MS;
+  let deadline = Date.now() + DOCKERD_START_TIMEOUT_MS;
+  let exited = false;
   while (Date.now() < deadline) {
     if (await pingEngine(socketPath)) return;
-    if (child.exitCode !== null) break;
+    if (!exited && child.exitCode !== null) {
+      // Ours may have lost a race with an engine the docker.io package's postinst started;
+      // give that one a little while to answer before giving up.
+      exited = true;
+      deadline = Math.min(deadline, Date.now() + 10_000);
+    }
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`dockerd did not answer on ${socketPath} within ${DOCKERD_START_TIMEOUT_MS} ms; see ${logFile}`);
