@@ -91,7 +91,8 @@ export async function ensureCertificateAuthority(
 /**
  * Replaces the CA under `home` with a new one, whatever state the old one is in, and drops the
  * leaves it signed. Only for an explicit user request (`devproxy trust --regenerate`): anything
- * that trusted the old CA stops trusting devproxy's certificates until the new one is trusted.
+ * that trusted the old CA stops trusting devproxy's certificates until the new one is trusted,
+ * and a running store keeps serving from the old CA until its process restarts.
  */
 export async function regenerateCertificateAuthority(home: string, opts: { commonName?: string } = {}): Promise<PemPair> {
   return await withCaLock(home, async () => {

@@ -47,6 +47,8 @@ export async function trust(opts: TrustCommandOptions): Promise<string> {
   const lines = [`devproxy CA: ${caPath}${created ? ' (new)' : ''}`];
   for (const step of steps) lines.push(`${step.done ? '✓' : '✗'} ${step.target}: ${step.detail}`);
   if (!opts.uninstall) lines.push('', 'Node apps trust it with:', `  ${nodeExtraCaCerts}`);
+  // A running daemon holds the old CA and its leaves in memory.
+  if (opts.regenerate) lines.push('', 'Restart a running proxy to serve certificates from the new CA: `devproxy proxy stop && devproxy proxy start`.');
   if (steps.some((step) => !step.done)) lines.push('', 'Some stores were not changed: run the commands shown above, then `devproxy trust` again.');
   return lines.join('\n');
 }
