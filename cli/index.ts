@@ -73,6 +73,19 @@ program
   .action(async (opts) => (await import('./commands/env.js')).env({ ...opts, dir: opts.C }));
 
 program
+  .command('trust')
+  .description('trust the devproxy CA in the OS store and browser NSS databases')
+  .option('--uninstall', 'remove the CA from every store')
+  .option('--print', 'only show the CA path and the NODE_EXTRA_CA_CERTS line')
+  .option('--regenerate', 'untrust the old CA, create a new one and trust it')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => {
+    const { trust } = await import('./commands/trust.js');
+    const { home } = await import('./context.js');
+    console.log(await trust({ ...opts, home: home() }));
+  });
+
+program
   .command('dashboard')
   .description('print the URL of the live dashboard')
   .action(async () => (await import('./commands/dashboard.js')).dashboard());

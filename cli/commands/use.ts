@@ -30,7 +30,8 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   const config = input.config;
   if (!config) {
     const first = input.diagnostics[0];
-    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', first ? formatDiagnostic(first) : `no usable ${configPath(worktree.path)}`);
+    if (!first || first.message === 'the file does not exist') throw new DevproxyError('DEVPROXY_ERR_CONFIG_NOT_FOUND', `${configPath(worktree.path)} does not exist`);
+    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', formatDiagnostic(first));
   }
   if (profileName === undefined && !opts.service?.length) {
     throw new DevproxyError('DEVPROXY_ERR_USAGE', 'name a profile or give --service <name>=local|remote', { hint: `profiles: ${[...config.profiles.keys()].join(', ')}` });
