@@ -114,7 +114,7 @@ export function usesHostNetwork(definition: unknown): boolean {
 /**
  * The derived compose document (pure): every service's published ports become
  * `127.0.0.1::<container port>`, fixed container names go, managed services get ownership
- * labels, `mem_limit`, extra env and their routed container port published.
+ * labels, `mem_limit` (and `memswap_limit`, unless set), extra env and their routed container port published.
  */
 export function deriveComposeDocument(doc: Record<string, unknown>, opts: DeriveOptions): Record<string, unknown> {
   const services = isRecord(doc.services) ? doc.services : {};
@@ -146,7 +146,11 @@ export function deriveComposeDocument(doc: Record<string, unknown>, opts: Derive
       const env = { ...toMap(def.environment), ...(opts.env ?? {}) };
       if (hostNetwork && plan.hostPort !== undefined) env.PORT = String(plan.hostPort);
       if (Object.keys(env).length > 0) def.environment = env;
-      if (plan.memoryBytes !== undefined) def.mem_limit = plan.memoryBytes;
+      if (plan.memoryBytes !== undefined) {
+        def.mem_limit = plan.memoryBytes;
+        // A budget that can spill into swap is no budget; keep the user's own swap limit if set.
+        def.memswap_limit ??= plan.memoryBytes;
+      }
     }
     out[name] = def;
   }

@@ -52,6 +52,8 @@ export interface ContainerPort {
   running: boolean;
   /** Exit code of a container that is not running. */
   exitCode?: number;
+  /** The kernel killed it for exceeding its memory limit. */
+  oomKilled?: boolean;
 }
 
 /** Where the engine is: DOCKER_HOST (`unix://…` or `tcp://host:port`), else the default socket. */
@@ -236,6 +238,7 @@ export class DockerObserver {
     const result: ContainerPort = { hostNetwork, running: info.State?.Running === true };
     if (port !== undefined) result.port = port;
     if (!result.running && typeof info.State?.ExitCode === 'number') result.exitCode = info.State.ExitCode;
+    if (info.State?.OOMKilled) result.oomKilled = true;
     return result;
   }
 

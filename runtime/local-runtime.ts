@@ -573,6 +573,7 @@ export class LocalRuntime {
         const found = await this.observer.hostPort(inst.containerId, inst.containerPort);
         if (!found.running) {
           // The die event may not have arrived (or the subscription was not open yet).
+          if (found.oomKilled) inst.oomKilled = true;
           await this.failContainer(wt, inst, inst.containerId, found.exitCode);
           return undefined;
         }

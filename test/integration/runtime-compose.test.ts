@@ -37,6 +37,9 @@ const COMPOSE = {
       command: ['sh', '-c', 'mkdir -p /www && echo "hostnet $$PORT" > /www/index.html && exec busybox httpd -f -p $$PORT -h /www'],
     },
     crasher: { image: TEST_IMAGE, command: ['sh', '-c', 'echo "crasher: cannot open config"; exit 3'] },
+    // Reads 200 MB into a shell variable: far over its 16 MB budget.
+    hog: { image: TEST_IMAGE, command: ['sh', '-c', 'echo "hog: loading model"; x=$$(head -c 200000000 /dev/zero | busybox tr "\\0" a); echo "$${#x}"; sleep 600'] },
+    ticker: { image: TEST_IMAGE, command: ['sh', '-c', 'i=0; while true; do echo "tick $$i"; i=$$((i+1)); sleep 0.1; done'] },
   },
 };
 
@@ -50,6 +53,8 @@ function config(): ProjectConfig {
       edge: { local: { compose: 'hostnet', port: 3000 } },
       crash: { local: { compose: 'crasher', port: 5000 } },
       ghost: { local: { compose: 'not-in-compose', port: 80 } },
+      hog: { local: { compose: 'hog', port: 80 }, memory: '16MB' },
+      ticker: { local: { compose: 'ticker', port: 80 } },
     },
     profiles: { minimal: ['ui'] },
     default: 'minimal',
@@ -261,6 +266,39 @@ describe('LocalRuntime with compose services on a real engine', () => {
     expect(status!.lastLogLines).toContain('crasher: cannot open config');
   }, 180_000);
 
+  it('a container over its memory budget is OOM-killed and says so', async () => {
+    const rt = runtime();
+    const w = await worktree('hog');
+    await rt.reconcile({ ...w, local: ['hog'] });
+    await expect.poll(() => rt.status(w.path)[0]?.state, { timeout: 30_000 }).toBe('failed');
+    const [status] = rt.status(w.path);
+    expect(status!.detail).toMatch(/^container exited with code 137 \(out of memory: raise `memory:`/);
+    expect(status!.lastLogLines).toContain('hog: loading model');
+    const [c] = await containersOf(w.path);
+    const info = await docker.getContainer(c!.Id).inspect();
+    expect(info.State.OOMKilled).toBe(true);
+    expect(info.HostConfig.Memory).toBe(16 * MB);
+  }, 180_000);
+
+  it('follows a container\'s output as it is written', async () => {
+    // The ticker never listens: stop waiting for health after a second, its output is the point.
+    const rt = runtime({ startTimeoutMs: 1_000 });
+    const w = await worktree('ticker');
+    await rt.reconcile({ ...w, local: ['ticker'] });
+    const controller = new AbortController();
+    let seen = '';
+    for await (const chunk of rt.followLogs(w.path, 'ticker', { lines: 1, signal: controller.signal })) {
+      seen += chunk;
+      const ticks = [...seen.matchAll(/tick (\d+)/g)].map((m) => Number(m[1]));
+      if (ticks.length >= 5) {
+        controller.abort();
+        // Consecutive numbers: live output in order, not a replay of the whole log.
+        expect(ticks.slice(1, 5)).toEqual([ticks[1]!, ticks[1]! + 1, ticks[1]! + 2, ticks[1]! + 3]);
+      }
+    }
+    expect(seen).toMatch(/tick \d+\n/);
+  }, 180_000);
+
   it('host-network services run on the allocated port, injected as PORT', async () => {
     const rt = runtime();
     const w = await worktree('hostnet');
@@ -303,6 +341,7 @@ describe('LocalRuntime with compose services on a real engine', () => {
     await rt.reconcile({ ...w, local: ['ui'] });
     await rt.refreshMemory();
     const [status] = rt.status(w.path);
+    console.info(`busybox httpd container memory: ${status!.memoryBytes} bytes`);
     expect(status!.memoryBytes).toBeGreaterThan(0);
     expect(status!.memoryBytes).toBeLessThan(64 * MB);
   }, 180_000);

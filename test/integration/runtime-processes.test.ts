@@ -170,6 +170,7 @@ describe('LocalRuntime with command services', () => {
     await rt.reconcile(spec(['web']));
     await rt.refreshMemory();
     const [status] = rt.status(worktreeDir);
+    console.info(`node server process tree RSS: ${status!.memoryBytes} bytes`);
     // A node process is tens of MB resident; far below a GB.
     expect(status!.memoryBytes).toBeGreaterThan(10 * 1024 * 1024);
     expect(status!.memoryBytes).toBeLessThan(1024 * 1024 * 1024);

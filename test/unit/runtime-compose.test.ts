@@ -70,6 +70,7 @@ describe('deriveComposeDocument', () => {
       { B: 'over', C: '3' },
     );
     expect(out.a!.mem_limit).toBe(268435456);
+    expect(out.a!.memswap_limit).toBe(268435456);
     expect(out.a!.environment).toEqual({ A: '1', B: 'over', C: '3' });
   });
 
