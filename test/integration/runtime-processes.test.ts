@@ -150,6 +150,11 @@ describe('LocalRuntime with command services', () => {
     expect(status).toMatchObject({ service: 'broken', kind: 'command', state: 'failed' });
     expect(status!.lastLogLines).toEqual(['loading config', 'fatal: missing API_KEY']);
     expect(rt.healthyPorts(worktreeDir).size).toBe(0);
+    expect(rt.failures(worktreeDir).get('broken')).toEqual({
+      message: expect.stringMatching(/^broken of worktree "feat" failed locally: `echo .*` exited with code 3$/),
+      hint: 'read `devproxy logs broken`, fix it, then `devproxy restart broken`',
+      lastLogLines: ['loading config', 'fatal: missing API_KEY'],
+    });
   });
 
   it('a process killed from outside turns failed and calls onChange', async () => {
