@@ -12,7 +12,6 @@ import { PassThrough } from 'node:stream';
 import { DevproxyError } from '../errors.js';
 import type { LocalDefinition, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
-import type { RouteProblem } from '../router/types.js';
 import {
   assertComposeService,
   composeProjectDirectory,
@@ -33,6 +32,9 @@ import { readLogTail } from './log-file.js';
 import { planReconcile, type ReconcilePlan } from './plan.js';
 import { PortAllocator } from './ports.js';
 import { ProcessSupervisor, type ProcessExit, type ProcessRecord } from './processes.js';
+
+/** The start/stop/keep lists a reconcile executes (re-exported for the daemon). */
+export type { ReconcilePlan } from './plan.js';
 
 /** Lines of output kept with a failed instance. */
 export const FAILED_LOG_LINES = 20;
@@ -230,25 +232,6 @@ export class LocalRuntime {
     const out = new Map<string, number>();
     for (const inst of this.worktrees.get(worktreePath)?.instances.values() ?? []) {
       if (inst.state === 'healthy' && inst.port !== undefined) out.set(inst.service, inst.port);
-    }
-    return out;
-  }
-
-  /**
-   * Why each failed local instance of a worktree cannot serve (service → problem), for the
-   * router's `runtimeFailures`: its 502 page, or the fallback to the remote. Carries the
-   * instance's last output lines for the page.
-   */
-  failures(worktreePath: string): Map<string, RouteProblem & { lastLogLines: string[] }> {
-    const wt = this.worktrees.get(worktreePath);
-    const out = new Map<string, RouteProblem & { lastLogLines: string[] }>();
-    for (const inst of wt?.instances.values() ?? []) {
-      if (inst.state !== 'failed') continue;
-      out.set(inst.service, {
-        message: `${inst.service} of worktree "${wt!.spec.slug}" failed locally: ${inst.detail ?? 'it stopped'}`,
-        hint: `read \`devproxy logs ${inst.service}\`, fix it, then \`devproxy restart ${inst.service}\``,
-        lastLogLines: [...(inst.lastLogLines ?? [])],
-      });
     }
     return out;
   }

@@ -150,11 +150,6 @@ describe('LocalRuntime with command services', () => {
     expect(status).toMatchObject({ service: 'broken', kind: 'command', state: 'failed' });
     expect(status!.lastLogLines).toEqual(['loading config', 'fatal: missing API_KEY']);
     expect(rt.healthyPorts(worktreeDir).size).toBe(0);
-    expect(rt.failures(worktreeDir).get('broken')).toEqual({
-      message: expect.stringMatching(/^broken of worktree "feat" failed locally: `echo .*` exited with code 3$/),
-      hint: 'read `devproxy logs broken`, fix it, then `devproxy restart broken`',
-      lastLogLines: ['loading config', 'fatal: missing API_KEY'],
-    });
   });
 
   it('a process killed from outside turns failed and calls onChange', async () => {
@@ -208,6 +203,69 @@ describe('LocalRuntime with command services', () => {
     }
     expect(seen.join('')).toMatch(/tick \d+\n/);
     expect(seen.join('')).toContain('tick 10');
+  });
+});
+
+describe('LocalRuntime switches', () => {
+  it('serialises reconciles of one worktree: concurrent calls end in the last one\'s state', async () => {
+    const rt = runtime();
+    const plans = await Promise.all([rt.reconcile(spec(['web'])), rt.reconcile(spec(['api'])), rt.reconcile(spec(['web', 'api']))]);
+    expect(plans).toEqual([
+      { start: ['web'], stop: [], keep: [] },
+      { start: ['api'], stop: ['web'], keep: [] },
+      { start: ['web'], stop: [], keep: ['api'] },
+    ]);
+    expect(rt.status(worktreeDir).map((s) => `${s.service}:${s.state}`).sort()).toEqual(['api:healthy', 'web:healthy']);
+  });
+
+  it('healthyPorts only ever lists instances that answer while a service flips local → remote → local', async () => {
+    const rt = runtime({ drainMs: 300, healthIntervalMs: 20 });
+    let stop = false;
+    let served = 0;
+    const failures: string[] = [];
+    // What the proxy does: read the port at request time, send one request there.
+    const client = (async () => {
+      for (let i = 0; i < 5_000 && !stop; i++) {
+        const port = rt.healthyPorts(worktreeDir).get('web');
+        if (port === undefined) {
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        try {
+          await get(port);
+          served++;
+        } catch (error) {
+          failures.push(`${port}: ${(error as Error).message}`);
+        }
+      }
+    })();
+    for (let flip = 0; flip < 3; flip++) {
+      await rt.reconcile(spec(['web']));
+      await new Promise((r) => setTimeout(r, 100));
+      await rt.reconcile(spec([]));
+    }
+    stop = true;
+    await client;
+    expect(failures).toEqual([]);
+    expect(served).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('restart gives a command service a new process on the same port', async () => {
+    const rt = runtime();
+    await rt.reconcile(spec(['web']));
+    const before = rt.status(worktreeDir)[0]!;
+    await rt.restart(worktreeDir, 'web');
+    const after = rt.status(worktreeDir)[0]!;
+    expect(after.pid).not.toBe(before.pid);
+    expect(after.port).toBe(before.port);
+    expect(after.state).toBe('healthy');
+    expect(groupAlive(before.pid!)).toBe(false);
+    expect(await get(after.port!)).toBe(`web ${after.port} `);
+  });
+
+  it('restart of a worktree the runtime does not know is a clear error', async () => {
+    const error = await runtime().restart('/nowhere', 'web').catch((e: unknown) => e);
+    expect((error as { code?: string }).code).toBe('DEVPROXY_ERR_UNKNOWN_WORKTREE');
   });
 });
 
