@@ -1,5 +1,7 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from './status.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 
@@ -10,6 +12,14 @@ export interface AdminApiOptions {
   reload(): Promise<void>;
   /** Asks the daemon to shut down after the reply is sent. */
   stop(): void;
+  runtime: Pick<LocalRuntime, 'restart' | 'removeWorktree' | 'logs' | 'followLogs' | 'status'>;
+  /** Worktrees the daemon routes; runtime calls must name one of them. */
+  worktreePaths(): string[];
+}
+
+interface ServiceRequest {
+  path?: string;
+  service?: string;
 }
 
 /**
@@ -43,6 +53,35 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
   app.post('/api/reload', async () => {
     await options.reload();
     return options.status(false);
+  });
+  const knownPath = (path: string | undefined, reply: FastifyReply): path is string => {
+    if (path && options.worktreePaths().includes(path)) return true;
+    void reply.code(404).send({ error: { code: 'DEVPROXY_ERR_UNKNOWN_WORKTREE', message: `devproxy routes no worktree at ${path ?? '(none given)'}` } });
+    return false;
+  };
+  app.post('/api/restart', async (request, reply) => {
+    const { path, service } = (request.body ?? {}) as ServiceRequest;
+    if (!knownPath(path, reply)) return reply;
+    await options.runtime.restart(path, service ?? '');
+    return { service, status: options.runtime.status(path).find((s) => s.service === service) ?? null };
+  });
+  app.post('/api/remove-worktree', async (request, reply) => {
+    const { path } = (request.body ?? {}) as ServiceRequest;
+    if (!knownPath(path, reply)) return reply;
+    await options.runtime.removeWorktree(path);
+    return { removed: path };
+  });
+  app.get('/api/logs', async (request, reply) => {
+    const query = request.query as ServiceRequest & { lines?: string; follow?: string };
+    if (!knownPath(query.path, reply)) return reply;
+    const lines = query.lines ? Number(query.lines) : 100;
+    if (query.follow !== '1') return reply.type('text/plain; charset=utf-8').send(await options.runtime.logs(query.path, query.service ?? '', { lines }));
+    const abort = new AbortController();
+    request.raw.once('close', () => abort.abort());
+    return reply.type('text/plain; charset=utf-8').send(Readable.from(options.runtime.followLogs(query.path, query.service ?? '', { lines, signal: abort.signal })));
+  });
+  app.setErrorHandler((error: Error & { code?: string; hint?: string; statusCode?: number }, _request, reply) => {
+    void reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500).send({ error: { code: error.code ?? 'DEVPROXY_ERR_INTERNAL', message: error.message, hint: error.hint ?? null } });
   });
   app.post('/api/stop', async (_request, reply) => {
     reply.raw.once('finish', () => options.stop());

@@ -6,6 +6,8 @@ import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
 import { startAdminApi } from './admin-api.js';
 import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInfo } from './home.js';
 import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
+import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
+import { RuntimeController } from './runtime-controller.js';
 import { Workspace } from './workspace.js';
 
 /** devproxy's version, shown by `status` and `proxy status`. */
@@ -52,14 +54,19 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
 async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   const { logger } = options;
-  const workspace = new Workspace({ home: options.home, logger });
+  // The runtime reports instance changes → the table is rebuilt → routes flip when healthy;
+  // the table reports file changes → the runtime reconciles those worktrees.
+  let workspace!: Workspace;
+  const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuild() });
+  const controller = new RuntimeController(runtime, logger, () => workspace.rebuild());
+  workspace = new Workspace({ home: options.home, logger, runtime: controller, onChange: (table, changed) => controller.reconcile(table, changed) });
   await workspace.start();
 
   let httpsPort = options.httpsPort;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
   const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger };
   const handler = createProxyHandler(proxyOptions);
-  const closers: Array<() => Promise<void>> = [() => workspace.close(), () => handler.close()];
+  const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn(`shutdown: ${String(error)}`));
   };
@@ -91,10 +98,10 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     const status = async (probe = true): Promise<StatusReport> => {
       const table = workspace.getTable();
       const health = probe ? await probeLocalHealth(table) : new Map();
-      return buildStatus(table, { running: true, pid: process.pid, ...daemon, version: VERSION }, health);
+      return buildStatus(table, { running: true, pid: process.pid, ...daemon, version: VERSION }, health, (path, service) => runtimeFacts(controller.statusOf(path, service)));
     };
     const token = randomBytes(24).toString('hex');
-    const admin = await startAdminApi({ token, status, reload: () => workspace.reload(), stop: () => requestStop() });
+    const admin = await startAdminApi({ token, status, reload: () => workspace.reload(), stop: () => requestStop(), runtime, worktreePaths: () => workspace.getTable().worktrees.map((w) => w.path) });
     closers.push(() => admin.close());
 
     const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION };
@@ -106,6 +113,12 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     await closeAll();
     throw error;
   }
+}
+
+function runtimeFacts(status: LocalServiceStatus | undefined): Record<string, unknown> | undefined {
+  if (!status) return undefined;
+  const { service: _service, lastLogLines: _lines, containerId: _id, pid: _pid, ...facts } = status;
+  return facts;
 }
 
 async function removeDaemonInfo(home: string): Promise<void> {

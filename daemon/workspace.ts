@@ -5,7 +5,7 @@ import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '.
 import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { buildRoutingTable } from '../router/route-table.js';
-import type { RoutingTable, WorktreeInput } from '../router/types.js';
+import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import { listWorktrees, locateRepo, type GitWorktree } from '../worktrees/git-worktrees.js';
 import { homePaths, readRepos } from './home.js';
 import { loadWorktree, type LastGood } from './worktree-loader.js';
@@ -23,15 +23,17 @@ const RECHECK_INTERVAL_MS = 20;
 const RECHECK_WINDOW_MS = 120;
 
 /** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
-export interface RuntimePorts {
+export interface RuntimeView {
   /** Host ports of healthy local instances of one worktree (service → port). */
   healthyPorts(worktreePath: string): Map<string, number>;
+  /** Local instances of one worktree that failed, with the reason shown on their route. */
+  failures(worktreePath: string): Map<string, RouteProblem>;
 }
 
 export interface WorkspaceOptions {
   home: string;
   logger?: ProxyLogger;
-  runtime?: RuntimePorts;
+  runtime?: RuntimeView;
   /** Called after every table swap with the worktrees whose files changed. */
   onChange?: (table: RoutingTable, changed: WorktreeInput[]) => void;
 }
@@ -73,6 +75,8 @@ export class Workspace {
   private readonly worktrees = new Map<string, TrackedWorktree>();
   private homeWatcher?: FSWatcher;
   private syncing: Promise<void> = Promise.resolve();
+  /** Worktrees tracked since the last rebuild: reported as changed so the runtime reconciles them. */
+  private readonly fresh = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: WorkspaceOptions) {}
@@ -102,6 +106,10 @@ export class Workspace {
   /** Rebuilds the table from what is loaded (the runtime calls this when a port becomes healthy). */
   rebuild(changed: WorktreeInput[] = []): void {
     const inputs = this.inputs();
+    if (this.fresh.size > 0) {
+      changed = [...changed, ...inputs.filter((i) => this.fresh.has(i.path) && !changed.some((c) => c.path === i.path))];
+      this.fresh.clear();
+    }
     this.table = buildRoutingTable(inputs);
     const repoDiagnostics = [...this.repos.values()].flatMap((r) => r.diagnostics);
     if (repoDiagnostics.length > 0) this.table.diagnostics.push(...repoDiagnostics);
@@ -118,6 +126,7 @@ export class Workspace {
   private inputOf(path: string, w: TrackedWorktree): WorktreeInput {
     const mainConfig = this.worktrees.get(w.repo)?.lastGood.config;
     const runtimePorts = this.options.runtime?.healthyPorts(path);
+    const runtimeFailures = this.options.runtime?.failures(path);
     return {
       path,
       repo: w.repo,
@@ -128,6 +137,7 @@ export class Workspace {
       diagnostics: w.diagnostics,
       ...(mainConfig ? { projectName: mainConfig.name } : {}),
       ...(runtimePorts ? { runtimePorts } : {}),
+      ...(runtimeFailures?.size ? { runtimeFailures } : {}),
     };
   }
 
@@ -235,6 +245,7 @@ export class Workspace {
     });
     const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false };
     this.worktrees.set(root, tracked);
+    this.fresh.add(root);
     watcher.on('all', (_event, path) => {
       const name = basename(path);
       const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;

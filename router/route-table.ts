@@ -77,6 +77,8 @@ function routeFor(input: WorktreeInput, config: ProjectConfig, service: ServiceC
     if (port !== undefined) {
       return { ...base, mode: 'local', target: { kind: 'local', origin: `http://127.0.0.1:${port}`, port } };
     }
+    const failure = input.runtimeFailures?.get(service.name);
+    if (failure && service.fallback !== 'remote') return { ...base, mode: 'local', problem: failure };
     // Make-before-break: until the local instance is healthy, the remote keeps serving.
     if (service.remote) {
       return { ...base, mode: 'remote', desired: 'local', target: remoteTarget(input.repo, config, service) };

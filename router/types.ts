@@ -88,4 +88,9 @@ export interface WorktreeInput {
    * whose instance is healthy. Services of kind `port` do not need an entry.
    */
   runtimePorts?: Map<string, number>;
+  /**
+   * Local instances that failed (died, exited, never became healthy), with why: the route then
+   * answers that problem, or falls back to the remote when the service says `fallback: remote`.
+   */
+  runtimeFailures?: Map<string, RouteProblem>;
 }

@@ -184,7 +184,9 @@ describe('devproxy CLI end to end', () => {
 
   it('status shows every worktree, route, target and health; --json is the same data', async () => {
     await cli(['use', 'standard'], feature);
-    const json = JSON.parse((await cli(['status', '--json'])).stdout) as { daemon: { running: boolean }; worktrees: Array<{ name: string; main: boolean; profile: string; services: Array<Record<string, unknown>> }> };
+    const raw = await cli(['status', '--json']);
+    expect(raw.code, raw.stderr).toBe(0);
+    const json = JSON.parse(raw.stdout) as { daemon: { running: boolean }; worktrees: Array<{ name: string; main: boolean; profile: string; services: Array<Record<string, unknown>> }> };
     expect(json.daemon.running).toBe(true);
     expect(json.worktrees.map((w) => [w.name, w.main, w.profile])).toEqual([['contoso', true, 'minimal'], ['hierarchy-filters', false, 'standard']]);
     expect(json.worktrees[1]!.services).toEqual([

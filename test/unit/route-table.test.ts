@@ -113,3 +113,17 @@ describe('resolveRoute', () => {
     expect(resolveRoute(table, host)).toBeUndefined();
   });
 });
+
+describe('a failed local instance', () => {
+  const failure = { message: 'container of "api" in worktree "x" exited with code 1', hint: 'read `devproxy logs api`' };
+  it('answers its failure instead of silently serving the remote', () => {
+    const table = buildRoutingTable([worktree('/w/x', { branch: 'x', profile: profile('standard'), runtimeFailures: new Map([['api', failure]]) })]);
+    expect(table.routes.get('api.x.localhost')).toMatchObject({ mode: 'local', problem: failure });
+    expect(table.routes.get('api.x.localhost')?.target).toBeUndefined();
+  });
+  it('falls back to the remote when the service says fallback: remote', () => {
+    const withFallback = { ...config, services: new Map([...config.services].map(([name, s]) => [name, name === 'api' ? { ...s, fallback: 'remote' as const } : s])) };
+    const table = buildRoutingTable([worktree('/w/x', { branch: 'x', config: withFallback, profile: profile('standard'), runtimeFailures: new Map([['api', failure]]) })]);
+    expect(table.routes.get('api.x.localhost')).toMatchObject({ mode: 'remote', desired: 'local', target: { kind: 'remote' } });
+  });
+});

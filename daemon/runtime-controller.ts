@@ -1,0 +1,97 @@
+import type { ProxyLogger } from '../proxy/types.js';
+import { localServices } from '../router/profile-resolution.js';
+import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
+import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
+import type { RuntimeView } from './workspace.js';
+
+/** How many of a failed instance's last output lines its 502 page shows. */
+const FAILURE_LOG_LINES = 8;
+
+/**
+ * Drives the local runtime from the routing table: whenever a worktree's files change, its
+ * local services are reconciled to what its live profile asks (start what became local, stop
+ * what became remote after a drain, touch nothing else). It also tells the router which local
+ * instances are healthy (make-before-break) and which failed.
+ */
+export class RuntimeController implements RuntimeView {
+  private readonly inFlight = new Map<string, Promise<unknown>>();
+  /** The last reconcile of a worktree failed as a whole (Docker down, compose file missing…). */
+  private readonly reconcileErrors = new Map<string, { services: string[]; problem: RouteProblem }>();
+
+  constructor(
+    private readonly runtime: LocalRuntime,
+    private readonly logger: ProxyLogger,
+    /** Called when a reconcile fails, so the table shows the failure on the routes. */
+    private readonly onFailure: () => void,
+  ) {}
+
+  healthyPorts(worktreePath: string): Map<string, number> {
+    return this.runtime.healthyPorts(worktreePath);
+  }
+
+  failures(worktreePath: string): Map<string, RouteProblem> {
+    const failures = new Map<string, RouteProblem>();
+    const whole = this.reconcileErrors.get(worktreePath);
+    const healthy = this.runtime.healthyPorts(worktreePath);
+    for (const service of whole?.services ?? []) if (!healthy.has(service)) failures.set(service, whole!.problem);
+    for (const s of this.runtime.status(worktreePath)) {
+      if (s.state !== 'failed') continue;
+      const lines = s.lastLogLines?.slice(-FAILURE_LOG_LINES) ?? [];
+      failures.set(s.service, {
+        message: `the local ${s.kind === 'compose' ? 'container' : 'process'} of "${s.service}" failed${s.detail ? `: ${s.detail}` : ''}${lines.length > 0 ? `\nlast output:\n${lines.join('\n')}` : ''}`,
+        hint: `read \`devproxy logs ${s.service}\`, fix it and \`devproxy restart ${s.service}\`, or route it remote with \`devproxy use --service ${s.service}=remote\``,
+      });
+    }
+    return failures;
+  }
+
+  /** Runtime facts about one service for `status` (state, memory). */
+  statusOf(worktreePath: string, service: string): LocalServiceStatus | undefined {
+    return this.runtime.status(worktreePath).find((s) => s.service === service);
+  }
+
+  /** Reconciles the given worktrees (all of them at start-up) and forgets worktrees git no longer lists. */
+  reconcile(table: RoutingTable, inputs: readonly WorktreeInput[]): void {
+    for (const input of inputs) {
+      const slug = table.worktrees.find((w) => w.path === input.path)?.slug;
+      if (!input.config || !slug || !table.worktrees.find((w) => w.path === input.path)?.hosts.length) continue;
+      const spec = { repo: input.repo, path: input.path, slug, config: input.config, local: localServices(input.config, input.profile) };
+      this.track(
+        input.path,
+        this.runtime.reconcile(spec).then(
+          () => this.reconcileErrors.delete(input.path),
+          (error: unknown) => {
+            this.reconcileErrors.set(input.path, { services: spec.local, problem: { message: (error as Error).message, hint: (error as { hint?: string }).hint ?? 'run `devproxy status` and the daemon log for details' } });
+            this.onFailure();
+            throw error;
+          },
+        ),
+      );
+    }
+    const known = new Set(table.worktrees.map((w) => w.path));
+    for (const path of this.runtime.worktreePaths()) {
+      if (!known.has(path)) this.track(path, this.runtime.removeWorktree(path));
+    }
+  }
+
+  /** The plan a reconcile would execute, without changing anything (`use --dry-run`). */
+  plan(input: WorktreeInput, slug: string): Promise<ReconcilePlan> {
+    return this.runtime.reconcile({ repo: input.repo, path: input.path, slug, config: input.config!, local: localServices(input.config!, input.profile) }, { dryRun: true });
+  }
+
+  /** Resolves when every reconcile started so far has settled. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight.values()]);
+  }
+
+  private track(path: string, work: Promise<unknown>): void {
+    const tracked = work.then(
+      () => undefined,
+      (error: unknown) => this.logger.warn(`runtime ${path}: ${(error as Error).message}`),
+    );
+    this.inFlight.set(path, tracked);
+    void tracked.finally(() => {
+      if (this.inFlight.get(path) === tracked) this.inFlight.delete(path);
+    });
+  }
+}
