@@ -41,7 +41,7 @@ function worktreeRows(w: WorktreeStatus): string[][] {
     i === 0 ? (w.profile ?? '-') : '',
     s.name,
     routeLabel(s),
-    s.target ?? `(${s.problem?.message ?? 'unavailable'})`,
+    s.target === null ? `(${s.problem?.message ?? 'unavailable'})` : s.insecure ? `${s.target} (TLS NOT VERIFIED)` : s.target,
     s.health,
     s.httpsUrl ?? s.url,
   ]);

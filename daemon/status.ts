@@ -20,6 +20,8 @@ export interface ServiceStatus {
   target: string | null;
   health: Health;
   problem: { message: string; hint: string } | null;
+  /** True when the route goes to a remote with TLS verification off (`insecure: true` in devproxy.yaml). */
+  insecure: boolean;
   /** Extra facts from the local runtime (state, memory), when it knows the service. */
   runtime?: Record<string, unknown>;
 }
@@ -81,6 +83,7 @@ export function buildStatus(
             target: describeTarget(r),
             health: health.get(r.host) ?? (r.desired === 'local' ? 'starting' : 'not-checked'),
             problem: r.problem ?? null,
+            insecure: r.target?.kind === 'remote' && r.target.insecure,
             ...(extra ? { runtime: extra } : {}),
           };
         }),
