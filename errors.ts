@@ -39,6 +39,9 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_LOOP_DETECTED: 'a route points back at devproxy itself; check the remote URL in devproxy.yaml',
   DEVPROXY_ERR_CA_CORRUPT: 'move $DEVPROXY_HOME/certs aside and run `devproxy trust --regenerate`',
   DEVPROXY_ERR_CERT_UNKNOWN_HOST: 'only hostnames devproxy routes get a certificate; run `devproxy status` to list them',
+  DEVPROXY_ERR_HOSTS_NOT_WRITABLE: 'run the command again with administrator rights: `sudo devproxy hosts sync` (an Administrator terminal on Windows)',
+  DEVPROXY_ERR_HOSTS_BLOCK_BROKEN: 'restore the `# <<< devproxy <<<` line that ends devproxy\'s block in the hosts file, or delete the block',
+  DEVPROXY_ERR_RUN_FAILED: 'check the command name and that it is on PATH (`devproxy run -- <command> [args…]`)',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HINTS;

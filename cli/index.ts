@@ -66,11 +66,36 @@ program
 
 program
   .command('env')
-  .description("print the worktree's stable service URLs")
+  .description("print the worktree's environment: stable service URLs, per-service env values for the live profile, CA")
   .option('-C <dir>', 'the worktree containing <dir>')
   .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
   .option('--format <format>', 'dotenv | json | shell', 'dotenv')
+  .option('--resolve', 'print ${env:…}/${file:…} references resolved (shows secrets)')
+  .option('--write [file]', 'write it resolved to a git-ignored file (default .env.devproxy in the worktree)')
   .action(async (opts) => (await import('./commands/env.js')).env({ ...opts, dir: opts.C }));
+
+program
+  .command('run')
+  .argument('<command...>', 'the command and its arguments, after --')
+  .usage('[options] -- <command> [args…]')
+  .description("run a command with the worktree's environment; Node processes resolve *.localhost to the proxy")
+  .option('-C <dir>', 'the worktree containing <dir>; the command runs there')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .action(async (command, opts) => (await import('./commands/run.js')).run(command, { ...opts, dir: opts.C }));
+
+const hosts = program.command('hosts').description("keep every routed hostname in the hosts file, for clients that do not resolve *.localhost");
+hosts
+  .command('sync')
+  .description("write devproxy's block of the hosts file (needs administrator rights)")
+  .option('--file <path>', 'hosts file (default /etc/hosts, or System32\\drivers\\etc\\hosts on Windows)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/hosts.js')).hostsSync(opts));
+hosts
+  .command('clean')
+  .description("remove devproxy's block from the hosts file")
+  .option('--file <path>', 'hosts file (default /etc/hosts, or System32\\drivers\\etc\\hosts on Windows)')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/hosts.js')).hostsClean(opts));
 
 program
   .command('trust')

@@ -1,0 +1,68 @@
+import dns from 'node:dns';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { installLocalhostLookup, isLocalhostName, loopbackAddresses } from '../../environment/localhost-lookup.js';
+
+/** A dns module of our own with the real lookup functions, so the test process's dns stays unpatched. */
+function patchedDns(): typeof dns {
+  const copy = { ...dns, promises: { ...dns.promises } } as typeof dns;
+  installLocalhostLookup(copy);
+  return copy;
+}
+
+describe('isLocalhostName', () => {
+  it.each([
+    ['localhost', true],
+    ['api.feature-x.localhost', true],
+    ['API.Feature-X.LOCALHOST.', true],
+    ['localhost.example.com', false],
+    ['notlocalhost', false],
+    ['example.com', false],
+  ])('%s → %s', (name, expected) => {
+    expect(isLocalhostName(name)).toBe(expected);
+  });
+});
+
+describe('loopbackAddresses', () => {
+  it('answers IPv4 first, or the one family asked for', () => {
+    expect(loopbackAddresses(undefined)).toEqual([{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]);
+    expect(loopbackAddresses(0)).toHaveLength(2);
+    expect(loopbackAddresses(4)).toEqual([{ address: '127.0.0.1', family: 4 }]);
+    expect(loopbackAddresses('IPv6')).toEqual([{ address: '::1', family: 6 }]);
+  });
+});
+
+describe('installLocalhostLookup', () => {
+  it('answers *.localhost in every calling convention of dns.lookup', async () => {
+    const patched = patchedDns();
+    const call = (...args: unknown[]) =>
+      new Promise<unknown[]>((resolve) => (patched.lookup as (...a: unknown[]) => void)(...args, (...result: unknown[]) => resolve(result)));
+    expect(await call('api.feature-x.localhost')).toEqual([null, '127.0.0.1', 4]);
+    expect(await call('api.feature-x.localhost', 6)).toEqual([null, '::1', 6]);
+    expect(await call('api.feature-x.localhost', { family: 4, all: true })).toEqual([null, [{ address: '127.0.0.1', family: 4 }]]);
+    expect(await call('api.feature-x.localhost', { all: true })).toEqual([null, loopbackAddresses(0)]);
+  });
+
+  it('never calls back synchronously', () => {
+    const patched = patchedDns();
+    let called = false;
+    patched.lookup('a.localhost', () => {
+      called = true;
+    });
+    expect(called).toBe(false);
+  });
+
+  it('patches the promise API and keeps util.promisify working', async () => {
+    const patched = patchedDns();
+    expect(await patched.promises.lookup('ui.x.localhost')).toEqual({ address: '127.0.0.1', family: 4 });
+    expect(await patched.promises.lookup('ui.x.localhost', { all: true, family: 6 })).toEqual([{ address: '::1', family: 6 }]);
+    expect(await promisify(patched.lookup)('ui.x.localhost')).toEqual({ address: '127.0.0.1', family: 4 });
+  });
+
+  it('passes other names to the real resolver', async () => {
+    const patched = patchedDns();
+    const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => patched.lookup('devproxy-test.invalid', (e) => resolve(e)));
+    expect(error?.code).toBe('ENOTFOUND');
+    expect(await patched.promises.lookup('127.0.0.1')).toEqual({ address: '127.0.0.1', family: 4 });
+  });
+});
