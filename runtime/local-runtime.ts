@@ -180,14 +180,19 @@ export class LocalRuntime {
    * Throws, before changing anything, on an unknown service, a missing compose file or service,
    * or Docker being unreachable when a compose service must start.
    */
-  reconcile(spec: WorktreeRuntimeSpec, opts: ReconcileOptions = {}): Promise<ReconcilePlan> {
-    return this.serialise(spec, async (wt) => {
+  async reconcile(spec: WorktreeRuntimeSpec, opts: ReconcileOptions = {}): Promise<ReconcilePlan> {
+    const known = this.worktrees.get(spec.path);
+    if (opts.dryRun && known?.adopted) {
+      // A plan reads state only: it need not queue behind a reconcile that is draining.
+      for (const name of spec.local) localDefinitionOf(spec.config, name);
+      return planReconcile(spec.local, runningServices(known));
+    }
+    const { plan, started } = await this.serialise(spec, async (wt) => {
       const definitions = new Map(spec.local.map((name) => [name, localDefinitionOf(spec.config, name)] as const));
       const needsDocker = [...definitions.values()].some((d) => d.local.kind === 'compose');
       if (!wt.adopted) await this.adopt(wt, needsDocker);
-      const running = [...wt.instances.values()].filter((i) => RUNNING_STATES.has(i.state)).map((i) => i.service);
-      const plan = planReconcile(spec.local, running);
-      if (opts.dryRun) return plan;
+      const plan = planReconcile(spec.local, runningServices(wt));
+      if (opts.dryRun) return { plan, started: { verdicts: Promise.resolve() } };
 
       const composeStarts = plan.start.filter((s) => definitions.get(s)?.local.kind === 'compose');
       let composeFile: ComposeFile | undefined;
@@ -218,13 +223,16 @@ export class LocalRuntime {
           }),
         );
       })();
+      let started: { verdicts: Promise<void> };
       try {
-        await this.startServices(wt, plan.start, composeFile, opts);
+        started = await this.startServices(wt, plan.start, composeFile, opts);
       } finally {
         await stops;
       }
-      return plan;
+      return { plan, started };
     });
+    await started.verdicts;
+    return plan;
   }
 
   /** Host ports of the worktree's healthy local instances (service → port). */
@@ -264,8 +272,8 @@ export class LocalRuntime {
         this.changed();
         await this.stopInstance(w, inst);
       }
-      await this.startServices(w, [service], composeFile, opts);
-    });
+      return this.startServices(w, [service], composeFile, opts);
+    }).then(({ verdicts }) => verdicts);
   }
 
   /** The last `lines` lines (default 100) a service wrote: its log file, or its container's logs. */
@@ -467,8 +475,12 @@ export class LocalRuntime {
     wt.adopted = true;
   }
 
-  private async startServices(wt: WorktreeRuntime, services: string[], composeFile: ComposeFile | undefined, opts: ReconcileOptions): Promise<void> {
-    if (services.length === 0) return;
+  /**
+   * Launches the services; answers (wrapped, so that awaiting the launch does not await it too)
+   * the promise of their first health verdicts (see watchHealth).
+   */
+  private async startServices(wt: WorktreeRuntime, services: string[], composeFile: ComposeFile | undefined, opts: ReconcileOptions): Promise<{ verdicts: Promise<void> }> {
+    if (services.length === 0) return { verdicts: Promise.resolve() };
     const spec = wt.spec;
     const started: Instance[] = [];
     const composeStarts: Array<{ inst: Instance; compose: string }> = [];
@@ -497,7 +509,9 @@ export class LocalRuntime {
     }
     this.changed();
     if (composeStarts.length > 0 && composeFile) await this.composeStart(wt, composeFile, composeStarts);
-    await Promise.all(
+    // The watches start now (a stop must be able to abort them); the caller awaits their first
+    // verdict outside the worktree's lock, so that a switch away is not held up by a slow start.
+    const verdicts = Promise.all(
       started.map(async (inst) => {
         if (inst.state === 'starting') {
           // A user-run port service gets one short window; if it is not up yet, it is watched in the background.
@@ -505,7 +519,8 @@ export class LocalRuntime {
         }
         opts.onProgress?.(inst.service, inst.state, inst.detail);
       }),
-    );
+    ).then(() => undefined);
+    return { verdicts };
   }
 
   private async composeStart(wt: WorktreeRuntime, file: ComposeFile, starts: Array<{ inst: Instance; compose: string }>): Promise<void> {
@@ -754,6 +769,10 @@ export class LocalRuntime {
     }
     return { kind: 'container', containerId };
   }
+}
+
+function runningServices(wt: WorktreeRuntime): string[] {
+  return [...wt.instances.values()].filter((i) => RUNNING_STATES.has(i.state)).map((i) => i.service);
 }
 
 function localDefinitionOf(config: ProjectConfig, name: string): { service: ServiceConfig; local: LocalDefinition } {

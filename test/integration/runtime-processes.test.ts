@@ -250,6 +250,33 @@ describe('LocalRuntime switches', () => {
     expect(served).toBeGreaterThan(0);
   }, 60_000);
 
+  it('a switch away from a service that is still starting is not held up by its health wait', async () => {
+    // It would wait ten minutes for health; the test's own timeout is far shorter.
+    const rt = runtime({ startTimeoutMs: 600_000 });
+    const cfg = config({ sleeper: { local: { command: 'echo "warming up"; exec sleep 600' } } });
+    const progress: string[] = [];
+    const starting = rt.reconcile(spec(['sleeper'], { config: cfg }), { onProgress: (s, state) => progress.push(`${s}:${state}`) });
+    await expect.poll(() => rt.status(worktreeDir)[0]?.pid, { timeout: 10_000 }).toBeDefined();
+    const pid = rt.status(worktreeDir)[0]!.pid!;
+    expect(await rt.reconcile(spec([], { config: cfg }))).toEqual({ start: [], stop: ['sleeper'], keep: [] });
+    await starting;
+    expect(progress[0]).toBe('sleeper:starting');
+    expect(progress).not.toContain('sleeper:healthy');
+    expect(groupAlive(pid)).toBe(false);
+    expect(rt.status(worktreeDir)).toEqual([]);
+  }, 30_000);
+
+  it('a dry run answers at once even while a reconcile is waiting for health', async () => {
+    const rt = runtime({ startTimeoutMs: 600_000 });
+    const cfg = config({ sleeper: { local: { command: 'exec sleep 600' } } });
+    await rt.reconcile(spec([], { config: cfg }));
+    const starting = rt.reconcile(spec(['sleeper'], { config: cfg }));
+    await expect.poll(() => rt.status(worktreeDir)[0]?.state, { timeout: 10_000 }).toBe('starting');
+    expect(await rt.reconcile(spec(['web'], { config: cfg }), { dryRun: true })).toEqual({ start: ['web'], stop: ['sleeper'], keep: [] });
+    await rt.reconcile(spec([], { config: cfg }));
+    await starting;
+  }, 30_000);
+
   it('restart gives a command service a new process on the same port', async () => {
     const rt = runtime();
     await rt.reconcile(spec(['web']));
