@@ -235,6 +235,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 export interface HttpProxyServer {
   /** The bound port (the one assigned when 0 was asked). */
   port: number;
+  /** Stops accepting, drains in-flight requests (up to `drainTimeoutMs`), ends WebSockets. */
   close(): Promise<void>;
 }
 
@@ -245,10 +246,20 @@ export interface StartHttpProxyOptions {
   port: number;
   /** Addresses to bind, default `['127.0.0.1', '::1']`; `::1` is skipped when the machine has no IPv6 loopback. */
   hosts?: string[];
+  /** Longest wait for a request's headers in ms (slowloris clients are cut after it); default 30 s. */
+  headersTimeoutMs?: number;
+  /** How long `close()` lets in-flight requests finish before cutting them, in ms; default 5 s. */
+  drainTimeoutMs?: number;
 }
 
 /** Longest wait for a request's headers; slowloris clients are cut after it. */
 const HEADERS_TIMEOUT_MS = 30_000;
+/** node checks header deadlines on an interval (30 s by default, which would double the bound). */
+const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
+/** How long `close()` lets in-flight requests finish before it cuts them. */
+const DRAIN_TIMEOUT_MS = 5_000;
+/** How often a draining listener closes connections whose request has just finished. */
+const DRAIN_POLL_MS = 25;
 /** Idle keep-alive connections from clients are closed after this. */
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
@@ -278,31 +289,73 @@ function listen(server: http.Server, port: number, host: string): Promise<void> 
   });
 }
 
-function closeServer(server: http.Server): Promise<void> {
+/** A listener and every socket it accepted, so a drain can end the upgraded ones too. */
+interface TrackedServer {
+  server: http.Server;
+  sockets: Set<Duplex>;
+  upgraded: Set<Duplex>;
+}
+
+/**
+ * Stops accepting, lets in-flight requests finish for up to `drainMs`, then cuts what is left.
+ * Keep-alive connections are closed as soon as they are idle. Upgraded (WebSocket) sockets are
+ * ended at once: a tunnel has no end of its own to wait for, and `server.close()` would
+ * otherwise wait for it forever (node counts upgraded sockets as open connections).
+ */
+function drainServer(tracked: TrackedServer, drainMs: number): Promise<void> {
+  const { server, sockets, upgraded } = tracked;
   return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
+    let poll: NodeJS.Timeout | undefined;
+    let cut: NodeJS.Timeout | undefined;
+    server.close(() => {
+      clearInterval(poll);
+      clearTimeout(cut);
+      resolve();
+    });
+    for (const socket of upgraded) socket.end();
+    server.closeIdleConnections();
+    poll = setInterval(() => server.closeIdleConnections(), DRAIN_POLL_MS);
+    cut = setTimeout(() => {
+      clearInterval(poll);
+      server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
+    }, drainMs);
   });
 }
 
 /**
  * Serves `handler` on plain HTTP on each of `hosts` (same port on all). Requests may stream for
  * hours (requestTimeout 0); headers must arrive within 30 s; malformed requests get a bare 400.
+ * `close()` drains: in-flight requests get `drainTimeoutMs`, WebSockets are ended at once.
  */
 export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpProxyServer> {
   const hosts = opts.hosts ?? ['127.0.0.1', '::1'];
-  const servers: http.Server[] = [];
+  const servers: TrackedServer[] = [];
   let port = opts.port;
   const { handler } = opts;
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const drainMs = opts.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
   try {
     for (const host of hosts) {
       const server = http.createServer({
         requestTimeout: 0,
-        headersTimeout: HEADERS_TIMEOUT_MS,
+        headersTimeout,
+        connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout),
         keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
       });
+      const tracked: TrackedServer = { server, sockets: new Set(), upgraded: new Set() };
+      server.on('connection', (socket: Socket) => {
+        tracked.sockets.add(socket);
+        socket.once('close', () => {
+          tracked.sockets.delete(socket);
+          tracked.upgraded.delete(socket);
+        });
+      });
       server.on('request', handler.handleRequest);
-      server.on('upgrade', handler.handleUpgrade);
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        tracked.upgraded.add(socket);
+        handler.handleUpgrade(req, socket, head);
+      });
       server.on('clientError', onClientError);
       try {
         await listen(server, port, host);
@@ -312,17 +365,17 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
         if (host === '::1' && opts.hosts === undefined && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
         throw error;
       }
-      servers.push(server);
+      servers.push(tracked);
       port = (server.address() as { port: number }).port;
     }
   } catch (error) {
-    await Promise.all(servers.map(closeServer));
+    await Promise.all(servers.map((tracked) => drainServer(tracked, 0)));
     throw error;
   }
   return {
     port,
     async close() {
-      await Promise.all(servers.map(closeServer));
+      await Promise.all(servers.map((tracked) => drainServer(tracked, drainMs)));
     },
   };
 }
