@@ -5,6 +5,9 @@
  * state to report, never a crash: a down engine only fails the operations that need it, with a
  * DevproxyError saying how to start it.
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { DevproxyError } from '../errors.js';
@@ -14,6 +17,9 @@ import { sleep } from './health.js';
 
 /** Container events devproxy reacts to. */
 export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
+
+/** Where Docker Engine listens on Linux by default. */
+const SYSTEM_SOCKET = '/var/run/docker.sock';
 
 /** Wait between reconnect attempts to a down engine (ms): grows from the first to the last. */
 const RECONNECT_DELAYS_MS = [500, 1_000, 2_000, 5_000];
@@ -56,22 +62,31 @@ export interface ContainerPort {
   oomKilled?: boolean;
 }
 
-/** Where the engine is: DOCKER_HOST (`unix://…` or `tcp://host:port`), else the default socket. */
-export function dockerConnectionOptions(dockerHost = process.env.DOCKER_HOST): Docker.DockerOptions {
-  if (!dockerHost) return { socketPath: '/var/run/docker.sock' };
+/**
+ * The engine's address as a DOCKER_HOST value: the given one (or the environment's), else the
+ * system socket, else Docker Desktop's per-user socket when only that one exists (macOS).
+ */
+export function resolveDockerHost(
+  dockerHost = process.env.DOCKER_HOST,
+  where: { home?: string; systemSocket?: string } = {},
+): string {
+  if (dockerHost) return dockerHost;
+  const systemSocket = where.systemSocket ?? SYSTEM_SOCKET;
+  const desktop = join(where.home ?? homedir(), '.docker', 'run', 'docker.sock');
+  if (!existsSync(systemSocket) && existsSync(desktop)) return `unix://${desktop}`;
+  return `unix://${systemSocket}`;
+}
+
+/** dockerode connection options for a DOCKER_HOST value (`unix://…` or `tcp://host:port`). */
+export function dockerConnectionOptions(dockerHost: string): Docker.DockerOptions {
   if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length) };
   const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
   return { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' };
 }
 
-/** Human form of where the engine is expected, for messages. */
-export function describeDockerHost(dockerHost = process.env.DOCKER_HOST): string {
-  return dockerHost || 'unix:///var/run/docker.sock';
-}
-
 /** Options of {@link DockerObserver}. */
 export interface DockerObserverOptions {
-  /** DOCKER_HOST value; default process.env.DOCKER_HOST. */
+  /** DOCKER_HOST value; default {@link resolveDockerHost}. */
   dockerHost?: string;
   logger?: ProxyLogger;
   /** An event about a devproxy-owned container. */
@@ -84,7 +99,8 @@ export interface DockerObserverOptions {
 export class DockerObserver {
   /** The dockerode client (API calls go through it). */
   readonly docker: Docker;
-  private readonly dockerHost: string | undefined;
+  /** DOCKER_HOST value in use; also what the Compose CLI must be given. */
+  readonly dockerHost: string;
   private readonly opts: DockerObserverOptions;
   private availableState: boolean | undefined;
   private closed = false;
@@ -94,7 +110,7 @@ export class DockerObserver {
 
   constructor(opts: DockerObserverOptions = {}) {
     this.opts = opts;
-    this.dockerHost = opts.dockerHost ?? process.env.DOCKER_HOST;
+    this.dockerHost = resolveDockerHost(opts.dockerHost);
     this.docker = new Docker({ ...dockerConnectionOptions(this.dockerHost), timeout: 30_000 });
   }
 
@@ -119,7 +135,7 @@ export class DockerObserver {
     const reason = cause instanceof Error ? cause.message : String(cause);
     return new DevproxyError(
       'DEVPROXY_ERR_DOCKER_UNAVAILABLE',
-      `Docker is not reachable at ${describeDockerHost(this.dockerHost)} (${reason})`,
+      `Docker is not reachable at ${this.dockerHost} (${reason})`,
       { cause },
     );
   }
@@ -151,7 +167,7 @@ export class DockerObserver {
         await this.consume(stream);
       } catch (error) {
         if (this.closed) return;
-        if (this.availableState !== false) this.opts.logger?.warn(`docker: ${describeDockerHost(this.dockerHost)} not reachable: ${errorMessage(error)}`);
+        if (this.availableState !== false) this.opts.logger?.warn(`docker: ${this.dockerHost} not reachable: ${errorMessage(error)}`);
       }
       this.eventStream = undefined;
       if (this.closed) return;

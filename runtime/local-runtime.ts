@@ -96,7 +96,7 @@ export interface LocalRuntimeOptions {
   logger?: ProxyLogger;
   /** Any state or port changed, or Docker came or went: the daemon rebuilds its routing table. */
   onChange?: () => void;
-  /** DOCKER_HOST for dockerode and the Compose CLI; default process.env.DOCKER_HOST. */
+  /** DOCKER_HOST for dockerode and the Compose CLI; default DOCKER_HOST, else the system socket, else Docker Desktop's. */
   dockerHost?: string;
   /** Default drain before stopping a service that left (ms); default 2000. */
   drainMs?: number;
@@ -551,7 +551,7 @@ export class LocalRuntime {
     if (spec.env) deriveOpts.env = spec.env;
     try {
       const derived = await writeDerivedComposeFile(this.opts.home, wt.projectName, deriveComposeDocument(file.doc, deriveOpts));
-      const env = this.opts.dockerHost === undefined ? process.env : { ...process.env, DOCKER_HOST: this.opts.dockerHost };
+      const env = { ...process.env, DOCKER_HOST: this.observer.dockerHost };
       await composeUp({
         file: derived,
         projectName: wt.projectName,
