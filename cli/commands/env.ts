@@ -123,8 +123,13 @@ function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Plain when dotenv parsers read it back unchanged, else double-quoted with escapes. */
+/**
+ * Plain whenever that reads back unchanged, since `docker --env-file` strips no quotes; else
+ * single-quoted, which dotenv, python-dotenv and Compose take literally (no
+ * `$` expansion); double-quoted with escapes only when it holds a quote or a line break.
+ */
 function dotenvValue(value: string): string {
   if (/^[^\s"'`#\\$]*$/.test(value)) return value;
+  if (!/['\r\n]/.test(value)) return `'${value}'`;
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\r?\n/g, '\\n')}"`;
 }
