@@ -29,7 +29,7 @@ export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
 const DOCKERD_START_TIMEOUT_MS = 60_000;
 
 /** Applets linked into the test image; `busybox <applet>` works for any other one. */
-const BUSYBOX_APPLETS = ['sh', 'httpd', 'sleep', 'echo', 'cat', 'mkdir', 'ls', 'wget', 'env', 'true', 'kill', 'ps'];
+const BUSYBOX_APPLETS = ['sh', 'httpd', 'sleep', 'echo', 'cat', 'mkdir', 'ls', 'wget', 'env', 'true', 'kill', 'ps', 'head', 'tr', 'wc'];
 
 /** The socket path the engine is expected on: DOCKER_HOST when it is a unix socket, else the default. */
 export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
