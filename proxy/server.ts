@@ -269,6 +269,11 @@ const BAD_REQUEST_RESPONSE =
 const HEADERS_TOO_LARGE_RESPONSE =
   'HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
+/** The first request arrived: from here node's own header and keep-alive timeouts apply. */
+function clearSocketTimeout(req: IncomingMessage): void {
+  req.socket.setTimeout(0);
+}
+
 function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset socket has nobody to read an answer; one with a response under way cannot take another.
   if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
@@ -350,9 +355,14 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
           tracked.sockets.delete(socket);
           tracked.upgraded.delete(socket);
         });
+        // node's headersTimeout starts at the first byte: a client that connects and sends
+        // nothing would hold its socket forever. Idle until the first request → cut.
+        socket.setTimeout(headersTimeout);
       });
+      server.on('request', clearSocketTimeout);
       server.on('request', handler.handleRequest);
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        (socket as Socket).setTimeout(0);
         tracked.upgraded.add(socket);
         handler.handleUpgrade(req, socket, head);
       });
