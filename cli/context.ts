@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { readDaemonInfo, devproxyHome, readRepos, type DaemonInfo } from '../daemon/home.js';
 import type { StatusReport } from '../daemon/status.js';
 import { loadRepoInputs } from '../daemon/worktree-loader.js';
-import { DevproxyError } from '../errors.js';
+import { DevproxyError, ERROR_HINTS, type ErrorCode } from '../errors.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RoutingTable, WorktreeInput, WorktreeState } from '../router/types.js';
 import { locateRepo, type RepoLocation } from '../worktrees/git-worktrees.js';
@@ -37,17 +37,28 @@ export async function selectWorktree(selection: WorktreeSelection): Promise<{ lo
   return { location, table, worktree, input: inputs.find((i) => i.path === worktree.path)! };
 }
 
-/** Calls the running daemon's admin API; undefined when no daemon runs. */
-export async function callDaemon<T>(path: string, init: { method?: string } = {}, info?: DaemonInfo): Promise<T | undefined> {
+/** Calls the running daemon's admin API; undefined when no daemon runs. A failed call throws its error. */
+export async function callDaemon<T>(path: string, init: { method?: string; body?: unknown } = {}, info?: DaemonInfo): Promise<T | undefined> {
+  const response = await fetchDaemon(path, init, info);
+  return response ? ((await response.json()) as T) : undefined;
+}
+
+/** The raw admin API response (for streamed logs); undefined when no daemon runs. */
+export async function fetchDaemon(path: string, init: { method?: string; body?: unknown } = {}, info?: DaemonInfo): Promise<Response | undefined> {
   const daemon = info ?? (await readDaemonInfo(home()));
   if (!daemon) return undefined;
   const response = await fetch(`http://127.0.0.1:${daemon.adminPort}${path}`, {
     method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${daemon.token}` },
+    headers: { authorization: `Bearer ${daemon.token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
   }).catch(() => undefined);
   if (!response) return undefined;
-  if (!response.ok) throw new DevproxyError('DEVPROXY_ERR_ADMIN_UNAUTHORIZED', `the daemon answered ${response.status} to ${path}`);
-  return (await response.json()) as T;
+  if (!response.ok) {
+    const failure = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string; hint?: string | null } };
+    const code = (failure.error?.code && failure.error.code in ERROR_HINTS ? failure.error.code : 'DEVPROXY_ERR_INTERNAL') as ErrorCode;
+    throw new DevproxyError(code, failure.error?.message ?? `the daemon answered ${response.status} to ${path}`, failure.error?.hint ? { hint: failure.error.hint } : {});
+  }
+  return response;
 }
 
 /** Status from the daemon, or computed from the files when it is not running. */

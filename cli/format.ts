@@ -1,4 +1,5 @@
 import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+import { formatMemory } from '../runtime/memory.js';
 
 /** Left-aligned columns separated by two spaces; the widest cell sets each column's width. */
 export function renderTable(rows: string[][]): string {
@@ -24,6 +25,7 @@ export function renderStatus(report: StatusReport): string {
   const rows = [['WORKTREE', 'PROFILE', 'SERVICE', 'ROUTE', 'TARGET', 'HEALTH', 'URL']];
   for (const w of report.worktrees) rows.push(...worktreeRows(w));
   lines.push('', renderTable(rows));
+  lines.push('', renderMemory(report.worktrees));
   const problems = [...report.diagnostics, ...report.worktrees.flatMap((w) => w.diagnostics)];
   const unique = [...new Map(problems.map((d) => [d.text, d])).values()];
   if (unique.length > 0) {
@@ -31,6 +33,16 @@ export function renderStatus(report: StatusReport): string {
     for (const d of unique) lines.push(`  ${d.severity === 'warning' ? 'warning' : 'error'}: ${d.text}`);
   }
   return lines.join('\n');
+}
+
+/** `feature-x  minimal  248 MB local  (profile declares 768 MB; full: 10.5 GB)` per worktree, and the total. */
+export function renderMemory(worktrees: WorktreeStatus[]): string {
+  const used = (w: WorktreeStatus) => (w.memory.usedBytes === null ? '-' : formatMemory(w.memory.usedBytes));
+  const rows = [['MEMORY', 'PROFILE', 'LOCAL NOW', 'PROFILE DECLARES', 'FULL WOULD NEED']];
+  for (const w of worktrees) rows.push([w.name, w.profile ?? '-', used(w), formatMemory(w.memory.profileBytes), formatMemory(w.memory.fullBytes)]);
+  const total = worktrees.reduce((sum, w) => sum + (w.memory.usedBytes ?? 0), 0);
+  rows.push(['total', '', formatMemory(total), formatMemory(worktrees.reduce((s, w) => s + w.memory.profileBytes, 0)), formatMemory(worktrees.reduce((s, w) => s + w.memory.fullBytes, 0))]);
+  return renderTable(rows);
 }
 
 function worktreeRows(w: WorktreeStatus): string[][] {

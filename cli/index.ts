@@ -53,8 +53,50 @@ program
   .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
   .option('--service <name=local|remote>', 'one-off override for one service (repeatable)', collect)
   .option('--no-wait', 'do not wait for the daemon to report the new routes')
+  .option('--dry-run', 'print the plan (containers/processes to start and stop, route changes) and change nothing')
   .option('--json', 'machine-readable output')
   .action(async (profile, opts) => (await import('./commands/use.js')).use(profile, { ...opts, dir: opts.C }));
+
+program
+  .command('new')
+  .alias('start-feature')
+  .argument('<feature>', 'branch name, e.g. feature/hierarchy-filters (its last part names the worktree in URLs)')
+  .description('create a worktree on a new branch, write its profile, start its local services and print its URLs')
+  .option('--profile <profile>', 'profile of the new worktree (default: the config\'s default)')
+  .option('--base <ref>', 'start the branch from <ref> (default: the current HEAD)')
+  .option('--path <dir>', 'where to put the worktree (default: <repo>.worktrees/<name>, or `worktrees:` in devproxy.yaml)')
+  .option('-C <dir>', 'run as if started in <dir>')
+  .option('--json', 'machine-readable output')
+  .action(async (feature, opts) => (await import('./commands/new.js')).newFeature(feature, { ...opts, dir: opts.C }));
+
+program
+  .command('rm')
+  .argument('<feature>', 'the worktree by its name in URLs')
+  .description("stop and remove the worktree's containers and processes, then the worktree")
+  .option('--force', 'remove even with uncommitted changes (they are lost)')
+  .option('--delete-branch', 'also delete its branch')
+  .option('-C <dir>', 'run as if started in <dir>')
+  .option('--json', 'machine-readable output')
+  .action(async (feature, opts) => (await import('./commands/rm.js')).rm(feature, { ...opts, dir: opts.C }));
+
+program
+  .command('logs')
+  .argument('<service>', 'service of the current worktree')
+  .description("output of the service's local container or process")
+  .option('-f, --follow', 'keep printing new output')
+  .option('-n, --lines <n>', 'how many past lines', '100')
+  .option('-C <dir>', 'the worktree containing <dir>')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .action(async (service, opts) => (await import('./commands/service.js')).logs(service, { ...opts, dir: opts.C }));
+
+program
+  .command('restart')
+  .argument('<service>', 'service of the current worktree')
+  .description('replace the local instance of a service with a new one and wait until it is healthy')
+  .option('-C <dir>', 'the worktree containing <dir>')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--json', 'machine-readable output')
+  .action(async (service, opts) => (await import('./commands/service.js')).restart(service, { ...opts, dir: opts.C }));
 
 program
   .command('status')

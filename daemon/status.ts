@@ -41,6 +41,8 @@ export interface WorktreeStatus {
   profile: string | null;
   services: ServiceStatus[];
   diagnostics: DiagnosticStatus[];
+  /** Bytes: used by running local instances (null when nothing reports), declared by the profile, declared by all services. */
+  memory: { usedBytes: number | null; profileBytes: number; fullBytes: number };
 }
 
 /** The stable JSON of `devproxy status --json` and `GET /api/status`. */
@@ -61,7 +63,7 @@ export function buildStatus(
   const httpsUrl = (host: string) => (daemon.httpsPort === null ? null : `https://${host}${daemon.httpsPort === 443 ? '' : `:${daemon.httpsPort}`}`);
   return {
     daemon,
-    worktrees: table.worktrees.map((w) => ({
+    worktrees: table.worktrees.map((w) => withMemory(w.memory, {
       name: w.slug,
       path: w.path,
       repo: w.repo,
@@ -91,6 +93,11 @@ export function buildStatus(
     })),
     diagnostics: table.diagnostics.map(diagnosticStatus),
   };
+}
+
+function withMemory(declared: { profileBytes: number; fullBytes: number } | undefined, worktree: Omit<WorktreeStatus, 'memory'>): WorktreeStatus {
+  const used = worktree.services.map((s) => s.runtime?.memoryBytes).filter((m): m is number => typeof m === 'number');
+  return { ...worktree, memory: { usedBytes: used.length > 0 ? used.reduce((a, b) => a + b, 0) : null, profileBytes: declared?.profileBytes ?? 0, fullBytes: declared?.fullBytes ?? 0 } };
 }
 
 function diagnosticStatus(d: Diagnostic): DiagnosticStatus {

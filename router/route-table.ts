@@ -1,8 +1,9 @@
 import { isAbsolute, resolve as resolvePath } from 'node:path';
-import type { Diagnostic, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
+import type { Diagnostic, ProfileFile, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
+import { DEFAULT_WAKE_TIMEOUT_MS, DEFAULT_WORKTREE_HEADER } from '../profiles/validate-config.js';
 import { serviceHost, worktreeSlug } from './hostname.js';
 import { localServices } from './profile-resolution.js';
-import type { Route, RoutingTable, Target, WorktreeInput, WorktreeState } from './types.js';
+import type { RemoteHop, RemoteSibling, Route, RoutingTable, Target, WorktreeInput, WorktreeState } from './types.js';
 
 /**
  * Builds the routing table from what is known about every worktree. Pure: no fs, timers or
@@ -55,11 +56,16 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
     if (!input.config) continue;
 
     const local = new Set(localServices(input.config, input.profile));
+    const declared = (names: Iterable<string>) => [...names].reduce((sum, name) => sum + (input.config!.services.get(name)?.memoryBytes ?? 0), 0);
+    state.memory = { profileBytes: declared(local), fullBytes: declared(input.config.services.keys()) };
+    const built: Route[] = [];
     for (const service of input.config.services.values()) {
       const route = routeFor(input, input.config, service, slug, local.has(service.name));
       routes.set(route.host, route);
       state.hosts.push(route.host);
+      built.push(route);
     }
+    attachRemoteHops(built, input.config, input.profile);
   }
   return { routes, worktrees, diagnostics };
 }
@@ -116,6 +122,35 @@ function remoteTarget(repo: string, config: ProjectConfig, service: ServiceConfi
     caFiles,
     insecure: remote.insecure,
   };
+}
+
+/**
+ * Precomputes the remote hop of each remote-routed service: auth (references unresolved), the
+ * effective write policy (the profile file's `writes:` over the config's), CORS hosts, wake
+ * timeout and worktree header, and the worktree's remote services for redirect rewriting.
+ */
+function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profile: ProfileFile | undefined): void {
+  const siblings: RemoteSibling[] = [];
+  for (const route of routes) {
+    if (route.target?.kind !== 'remote') continue;
+    const { hostname, authority, basePath } = route.target;
+    siblings.push({ host: route.host, hostname: hostname.toLowerCase(), authority: authority.toLowerCase(), basePath });
+  }
+  if (siblings.length === 0) return;
+  const corsHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
+  const worktreeHeader = config.worktreeHeader === undefined ? DEFAULT_WORKTREE_HEADER : config.worktreeHeader;
+  for (const route of routes) {
+    if (route.target?.kind !== 'remote') continue;
+    const service = config.services.get(route.service) as ServiceConfig;
+    const hop: RemoteHop = { siblings };
+    if (service.auth) hop.auth = service.auth;
+    if ((profile?.writes?.get(service.name) ?? service.writes) === 'read-only') hop.readOnly = true;
+    if (service.cors !== false) hop.corsHosts = corsHosts;
+    const wake = service.wake === undefined ? { timeoutMs: DEFAULT_WAKE_TIMEOUT_MS } : service.wake;
+    if (wake !== null) hop.wakeTimeoutMs = wake.timeoutMs;
+    if (worktreeHeader !== null) hop.worktreeHeader = worktreeHeader;
+    route.target.hop = hop;
+  }
 }
 
 /** The route for a Host header value (any case, optional port and trailing dot). */

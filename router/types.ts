@@ -1,4 +1,35 @@
-import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode } from '../profiles/schema.js';
+import type { Diagnostic, ProfileFile, ProjectConfig, RemoteAuth, RouteMode } from '../profiles/schema.js';
+
+/** One remote service of a worktree, as sign-in redirects and cookies are rewritten for it. */
+export interface RemoteSibling {
+  /** Stable `<service>.<worktree>.localhost` host the remote is reached at through devproxy. */
+  host: string;
+  /** Remote host name (lower-case). */
+  hostname: string;
+  /** Remote `host[:port]` (lower-case). */
+  authority: string;
+  /** Remote path prefix without trailing slash ('' for none). */
+  basePath: string;
+}
+
+/**
+ * What the remote hop of a route does besides forwarding, precomputed by the router so the proxy
+ * checks fields instead of reading config per request. Every field is optional: absent = off.
+ */
+export interface RemoteHop {
+  /** Credentials to inject; values still hold their `${env:…}`/`${file:…}` references (never resolved here). */
+  auth?: RemoteAuth;
+  /** Effective write policy is read-only (config, unless the worktree's profile file overrides it). */
+  readOnly?: boolean;
+  /** Stable hosts of every service of the worktree, whose origins get CORS with credentials; absent: `cors: false`. */
+  corsHosts?: ReadonlySet<string>;
+  /** Cold-start handling: how long a sleeping remote may take to wake, in ms; absent: `wake: false`. */
+  wakeTimeoutMs?: number;
+  /** Header naming the worktree on every remote request (lower-case); absent: `worktreeHeader: false`. */
+  worktreeHeader?: string;
+  /** Every remote-routed service of the worktree (this one included), shared by its routes. */
+  siblings?: readonly RemoteSibling[];
+}
 
 /** Where a request for one `<service>.<worktree>.localhost` goes. */
 export type Target =
@@ -21,6 +52,8 @@ export type Target =
       /** Resolved PEM file paths trusted in addition to the system roots. */
       caFiles: string[];
       insecure: boolean;
+      /** Auth, write policy, CORS, wake and worktree header of the remote hop; absent: plain forwarding. */
+      hop?: RemoteHop;
     };
 
 /** A route that cannot be served, with the reason shown on the error page. */
@@ -58,6 +91,8 @@ export interface WorktreeState {
   /** Problems with this worktree's files; the routes shown are the last good ones. */
   diagnostics: Diagnostic[];
   hosts: string[];
+  /** Declared memory (`memory:` of devproxy.yaml): of the services its profile runs locally, and of all of them. */
+  memory?: { profileBytes: number; fullBytes: number };
 }
 
 export interface RoutingTable {

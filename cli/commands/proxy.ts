@@ -3,7 +3,7 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { homePaths, isAlive, readDaemonInfo, type DaemonInfo } from '../../daemon/home.js';
 import { DevproxyError } from '../../errors.js';
-import { callDaemon, home, listenPorts, parsePort, portFromEnv } from '../context.js';
+import { callDaemon, home, listenPorts, parsePort } from '../context.js';
 
 /** How long `proxy start` waits for a background daemon to publish daemon.json. */
 const START_TIMEOUT_MS = 15_000;
@@ -28,25 +28,40 @@ export async function proxyStart(opts: ProxyStartOptions): Promise<void> {
     throw new DevproxyError('DEVPROXY_ERR_DAEMON_ALREADY_RUNNING', `devproxy is already running (pid ${running.pid}) on http://127.0.0.1:${running.httpPort}${running.httpsPort ? ` and https://127.0.0.1:${running.httpsPort}` : ''}`);
   }
   const defaults = await listenPorts();
-  const httpPort = opts.port !== undefined ? parsePort(opts.port, '--port') : (portFromEnv('DEVPROXY_PORT') ?? defaults.httpPort);
-  const httpsPort = opts.https === false ? null : opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : (portFromEnv('DEVPROXY_HTTPS_PORT') ?? defaults.httpsPort);
+  const httpPort = opts.port !== undefined ? parsePort(opts.port, '--port') : defaults.httpPort;
+  const httpsPort = opts.https === false ? null : opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : defaults.httpsPort;
   const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h])];
-  const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
 
   if (opts.foreground) {
     const { runDaemon } = await import('../../daemon/main.js');
     await runDaemon(args);
     return;
   }
+  const { token: _token, ...info } = await startBackgroundDaemon(args);
+  const log = homePaths(dir).daemonLog;
+  print(opts.json, info, `devproxy started (pid ${info.pid})\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}  log:   ${log}`);
+}
+
+/** Spawns the daemon detached, its output appended to the daemon log; resolves once it serves. */
+export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo> {
+  const dir = home();
   const paths = homePaths(dir);
+  const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
   await mkdir(paths.logs, { recursive: true });
   const log = await open(paths.daemonLog, 'a');
   const logStart = (await log.stat()).size;
   const child = spawn(process.execPath, [main, ...args], { detached: true, stdio: ['ignore', log.fd, log.fd], env: process.env });
   child.unref();
   await log.close();
-  const info = await waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);
-  print(opts.json, info, `devproxy started (pid ${info.pid})\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}  log:   ${paths.daemonLog}`);
+  return waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);
+}
+
+/** The running daemon, started in the background with the configured ports when there is none. */
+export async function ensureDaemon(): Promise<{ info: DaemonInfo; started: boolean }> {
+  const running = await readDaemonInfo(home());
+  if (running) return { info: running, started: false };
+  const { httpPort, httpsPort } = await listenPorts();
+  return { info: await startBackgroundDaemon(['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort)]), started: true };
 }
 
 async function waitForDaemon(dir: string, pid: number, logPath: string, logStart: number): Promise<DaemonInfo> {

@@ -6,6 +6,7 @@ import { formatDiagnostic, type ProjectConfig, type RouteMode } from '../../prof
 import { validateProfile } from '../../profiles/validate-profile.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { didYouMean } from '../../profiles/yaml-source.js';
+import { planReconcile } from '../../runtime/plan.js';
 import { callDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
 import { renderTable, routeLabel } from '../format.js';
 
@@ -18,6 +19,8 @@ export interface UseOptions extends WorktreeSelection {
   json?: boolean;
   /** commander's `--no-wait` sets this to false. */
   wait?: boolean;
+  /** Print the plan (start/stop/route changes) and change nothing. */
+  dryRun?: boolean;
 }
 
 /**
@@ -51,9 +54,13 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   const text = stringify({ profile: next.profile, ...(next.name ? { name: next.name } : {}), ...(services.size ? { services: Object.fromEntries(services) } : {}) });
   const check = validateProfile(text, profilePath(worktree.path), config);
   if (check.errors[0]) throw new DevproxyError('DEVPROXY_ERR_PROFILE_INVALID', check.errors[0].message, { hint: check.errors[0].hint });
+  const wanted = new Set(localServices(config, check.profile));
+  if (opts.dryRun) {
+    await printPlan(worktree.path, worktree.slug, localServices(config, current), [...wanted], opts.json === true);
+    return;
+  }
   const written = await writeProfile(worktree.path, next);
 
-  const wanted = new Set(localServices(config, check.profile));
   const applied = opts.wait === false ? undefined : await waitApplied(worktree.path, next.profile, wanted);
   if (opts.json) {
     console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: applied?.services ?? null }, null, 2));
@@ -65,6 +72,25 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   } else if (opts.wait !== false) {
     console.log('devproxy is not running: the profile applies when it starts (`devproxy proxy start`)');
   }
+}
+
+/**
+ * What `use` would do: local instances to start and stop (the running ones from the daemon,
+ * else the current profile's), and each route that changes.
+ */
+async function printPlan(path: string, slug: string, before: string[], after: string[], json: boolean): Promise<void> {
+  const report = await callDaemon<StatusReport>('/api/status?probe=0');
+  const services = report?.worktrees.find((w) => w.path === path)?.services;
+  const running = services ? services.filter((s) => s.runtime && ['starting', 'healthy', 'unhealthy'].includes(String(s.runtime.state))).map((s) => s.name) : before;
+  const plan = planReconcile(after, running);
+  const routes = [...new Set([...before, ...after])].filter((s) => before.includes(s) !== after.includes(s)).map((s) => ({ service: s, from: before.includes(s) ? 'local' : 'remote', to: after.includes(s) ? 'local' : 'remote' }));
+  if (json) {
+    console.log(JSON.stringify({ worktree: slug, dryRun: true, ...plan, routes }, null, 2));
+    return;
+  }
+  console.log(`${slug}: dry run, nothing changed`);
+  console.log(`  start: ${plan.start.join(', ') || '-'}\n  stop:  ${plan.stop.join(', ') || '-'}\n  keep:  ${plan.keep.join(', ') || '-'}`);
+  for (const r of routes) console.log(`  route ${r.service}: ${r.from} → ${r.to}`);
 }
 
 function parseOverrides(values: string[], config: ProjectConfig): Array<[string, RouteMode]> {

@@ -100,7 +100,9 @@ describe('devproxy CLI end to end', () => {
   it('proxy start runs one daemon per user; a second start says where it runs', async () => {
     const started = await cli(['proxy', 'start', '--json']);
     expect(started.code, started.stderr).toBe(0);
-    const info = JSON.parse(started.stdout) as { pid: number; httpPort: number; httpsPort: number; token: string };
+    const info = JSON.parse(started.stdout) as { pid: number; httpPort: number; httpsPort: number };
+    const { token } = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as { token: string };
+    expect(started.stdout).not.toContain(token);
     httpPort = info.httpPort;
     expect(httpPort).toBeGreaterThan(0);
     expect((await stat(join(home, 'daemon.json'))).mode & 0o777).toBe(0o600);
@@ -111,7 +113,7 @@ describe('devproxy CLI end to end', () => {
 
     const status = await cli(['proxy', 'status', '--json']);
     expect(JSON.parse(status.stdout)).toMatchObject({ running: true, pid: info.pid, httpPort });
-    expect(status.stdout).not.toContain(info.token);
+    expect(status.stdout).not.toContain(token);
   });
 
   it('routes the main checkout and the worktree by their live profiles', async () => {

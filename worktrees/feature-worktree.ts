@@ -1,0 +1,73 @@
+import { access } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { simpleGit } from 'simple-git';
+import { DevproxyError } from '../errors.js';
+import type { ProjectConfig } from '../profiles/schema.js';
+import { toSlug } from '../router/hostname.js';
+import { listWorktrees } from './git-worktrees.js';
+
+/**
+ * Checks a feature name before anything is created: it must be a valid git branch name whose
+ * last segment is already a hostname label (so the URL is exactly what the user typed).
+ */
+export async function validateFeatureName(main: string, feature: string): Promise<string> {
+  const slug = toSlug(feature);
+  const last = feature.split('/').pop() ?? '';
+  if (slug === '' || slug !== last) {
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', `"${feature}" cannot name a worktree: its last part must be a hostname label`, {
+      hint: slug ? `use lower-case letters, digits and hyphens, e.g. \`devproxy new ${[...feature.split('/').slice(0, -1), slug].join('/')}\`` : 'use lower-case letters, digits and hyphens, e.g. `devproxy new feature/login-page`',
+    });
+  }
+  try {
+    await simpleGit({ baseDir: main }).raw(['check-ref-format', '--branch', feature]);
+  } catch {
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', `"${feature}" is not a valid git branch name`, { hint: 'avoid spaces, "..", "~", "^", ":" and a trailing "/" or ".lock"' });
+  }
+  return slug;
+}
+
+/** Where `devproxy new` puts a feature's worktree: `worktrees:` of the config, else `<repo>.worktrees/`. */
+export function defaultWorktreePath(main: string, config: ProjectConfig, slug: string): string {
+  const parent = config.worktreesDir ? resolve(main, config.worktreesDir) : join(dirname(main), `${basename(main)}.worktrees`);
+  return join(parent, slug);
+}
+
+/**
+ * Creates branch `feature` from `base` (default: the current worktree's HEAD) in a new worktree
+ * at `path`. Refuses, changing nothing, when the branch, the folder or the hostname slug exists,
+ * or when the base would silently leave out uncommitted changes.
+ */
+export async function createFeatureWorktree(opts: { main: string; current: string; feature: string; slug: string; path: string; base?: string; takenSlugs: string[] }): Promise<void> {
+  const git = simpleGit({ baseDir: opts.main });
+  if ((await git.raw(['branch', '--list', opts.feature])).trim() !== '') {
+    throw new DevproxyError('DEVPROXY_ERR_WORKTREE_EXISTS', `branch "${opts.feature}" already exists`, { hint: `pick another name, or check it out yourself: \`git worktree add ${opts.path} ${opts.feature}\`` });
+  }
+  if (await access(opts.path).then(() => true, () => false)) {
+    throw new DevproxyError('DEVPROXY_ERR_WORKTREE_EXISTS', `${opts.path} already exists`, { hint: 'pick another name, or pass --path <dir>' });
+  }
+  if (opts.takenSlugs.includes(opts.slug)) {
+    throw new DevproxyError('DEVPROXY_ERR_WORKTREE_EXISTS', `a worktree is already reachable as "${opts.slug}"`, { hint: 'pick another name (`devproxy status` lists the worktrees)' });
+  }
+  if (!opts.base) {
+    const dirty = (await simpleGit({ baseDir: opts.current }).raw(['status', '--porcelain', '--untracked-files=no'])).trim();
+    if (dirty) {
+      throw new DevproxyError('DEVPROXY_ERR_DIRTY_BASE', `${opts.current} has uncommitted changes that the new worktree would not contain`, { hint: 'commit or stash them first, or name the base explicitly with --base <ref>' });
+    }
+  }
+  await git.raw(['worktree', 'add', '-b', opts.feature, opts.path, opts.base ?? (await simpleGit({ baseDir: opts.current }).revparse(['HEAD'])).trim()]);
+}
+
+/** Removes a worktree (refusing uncommitted changes unless `force`) and, if asked, its branch. */
+export async function removeFeatureWorktree(opts: { main: string; path: string; force: boolean; deleteBranch: boolean }): Promise<{ branch?: string }> {
+  const entry = (await listWorktrees(opts.main)).find((w) => w.path === opts.path);
+  if (!entry) throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `${opts.path} is not a worktree of ${opts.main}`);
+  if (entry.isMain) throw new DevproxyError('DEVPROXY_ERR_USAGE', 'the main checkout cannot be removed', { hint: 'name a feature worktree (`devproxy status` lists them)' });
+  if (!opts.force) {
+    const dirty = (await simpleGit({ baseDir: opts.path }).raw(['status', '--porcelain'])).trim();
+    if (dirty) throw new DevproxyError('DEVPROXY_ERR_DIRTY_WORKTREE', `${opts.path} has uncommitted changes:\n${dirty}`, { hint: 'commit or stash them, or pass --force to discard them' });
+  }
+  const git = simpleGit({ baseDir: opts.main });
+  await git.raw(['worktree', 'remove', ...(opts.force ? ['--force'] : []), opts.path]);
+  if (opts.deleteBranch && entry.branch) await git.raw(['branch', opts.force ? '-D' : '-d', entry.branch]);
+  return entry.branch ? { branch: entry.branch } : {};
+}
