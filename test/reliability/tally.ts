@@ -9,6 +9,8 @@ import { afterAll } from 'vitest';
 export interface Tally {
   /** Runs one case: counts it as tried, and as passed only when `check` does not throw. */
   check<T>(check: () => T | Promise<T>): Promise<T>;
+  /** Synchronous {@link Tally.check}, for fast-check properties (one generated input = one case). */
+  checkSync<T>(check: () => T): T;
   /** Counts a case that was asserted inline (already passed when this is called). */
   passed(count?: number): void;
   readonly tried: number;
@@ -27,6 +29,12 @@ export function tally(category: string): Tally {
     async check<T>(check: () => T | Promise<T>): Promise<T> {
       tried++;
       const value = await check();
+      ok++;
+      return value;
+    },
+    checkSync<T>(check: () => T): T {
+      tried++;
+      const value = check();
       ok++;
       return value;
     },
