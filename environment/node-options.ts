@@ -19,11 +19,12 @@ export function nodeOptionsWithPreload(existing: string | undefined, preloadUrl 
 /**
  * The environment of a process started for a worktree (`devproxy run`, a `command` service):
  * the resolved worktree variables plus NODE_OPTIONS loading the localhost preload, appended to
- * `context.env.NODE_OPTIONS`. Merge it over the parent environment.
+ * `context.env.NODE_OPTIONS`. Merge it over the parent environment. `preloadUrl` defaults to the
+ * compiled preload next to this module (code run from its .ts sources must pass dist's).
  */
-export function processEnvironment(inputs: EnvironmentInputs, context: ResolveContext): Record<string, string> {
+export function processEnvironment(inputs: EnvironmentInputs, context: ResolveContext, preloadUrl = localhostPreloadUrl()): Record<string, string> {
   return {
     ...resolveEnvironment(buildWorktreeEnvironment(inputs), context),
-    NODE_OPTIONS: nodeOptionsWithPreload(context.env.NODE_OPTIONS),
+    NODE_OPTIONS: nodeOptionsWithPreload(context.env.NODE_OPTIONS, preloadUrl),
   };
 }

@@ -1,0 +1,116 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processEnvironment } from '../../environment/node-options.js';
+import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
+import { validateConfig } from '../../profiles/validate-config.js';
+import { LocalRuntime } from '../../runtime/local-runtime.js';
+import { runCli } from '../helpers/cli.js';
+import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+
+/**
+ * A process service calling another service by its stable URL: the real local runtime starts a
+ * `command:` service with the environment `processEnvironment` builds (what the daemon is to
+ * pass as `WorktreeRuntimeSpec.env`), and its plain `fetch(process.env.API_URL)` goes through
+ * the real daemon, which routes it by the live profile.
+ */
+let home: string;
+let runtimeHome: string;
+let scratch: string;
+let repo: TempRepo;
+let localApi: Upstream;
+let remoteApi: Upstream;
+let env: NodeJS.ProcessEnv;
+let ports: { httpPort: number; httpsPort: number | null };
+let runtime: LocalRuntime | undefined;
+
+const cli = (args: string[]) => runCli(args, { cwd: repo.main, env });
+
+/** The routed services, as in the repository's devproxy.yaml. */
+const routed = () => ({
+  api: { local: { port: localApi.port }, remote: `http://127.0.0.1:${remoteApi.port}` },
+});
+
+function config(services: Record<string, unknown>): ProjectConfig {
+  const result = validateConfig(JSON.stringify({ name: 'contoso', services, profiles: { minimal: [], standard: ['api'] }, default: 'standard' }), 'devproxy.yaml');
+  if (!result.config) throw new Error(result.errors.map(formatDiagnostic).join('\n'));
+  return result.config;
+}
+
+/** The compiled preload (the test runs from sources; the daemon runs from dist). */
+const PRELOAD_URL = pathToFileURL(fileURLToPath(new URL('../../dist/environment/localhost-preload.js', import.meta.url))).href;
+
+/** An app server on $PORT that answers with what it fetched from API_URL. */
+const CALLER = `
+import { createServer } from 'node:http';
+createServer(async (_req, res) => {
+  try {
+    res.end('caller saw: ' + (await (await fetch(process.env.API_URL + '/items')).text()));
+  } catch (error) {
+    res.statusCode = 502;
+    res.end(String(error.cause?.code ?? error));
+  }
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+function get(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'devproxy-envrt-home-'));
+  runtimeHome = await mkdtemp(join(tmpdir(), 'devproxy-envrt-runtime-'));
+  scratch = await mkdtemp(join(tmpdir(), 'devproxy-envrt-scratch-'));
+  localApi = await startHttpUpstream((_req, res) => res.end('api local'));
+  remoteApi = await startHttpUpstream((_req, res) => res.end('api remote'));
+  // The daemon routes only `api`; the caller is run by the runtime under test, not the daemon's.
+  repo = await createTempRepo({ 'devproxy.yaml': JSON.stringify({ name: 'contoso', services: routed(), profiles: { minimal: [], standard: ['api'] }, default: 'standard' }) });
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
+  expect((await cli(['init'])).code).toBe(0);
+  const started = await cli(['proxy', 'start', '--json']);
+  expect(started.code, started.stderr).toBe(0);
+  ports = JSON.parse(started.stdout) as { httpPort: number; httpsPort: number | null };
+});
+
+afterAll(async () => {
+  if (runtime) {
+    for (const path of runtime.worktreePaths()) await runtime.removeWorktree(path);
+    await runtime.close();
+  }
+  await cli(['proxy', 'stop']);
+  await Promise.all([localApi.close(), remoteApi.close()]);
+  await repo.cleanup();
+  for (const dir of [home, runtimeHome, scratch]) await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('a process service started with the worktree environment', () => {
+  it('calls another service by its stable URL and is routed local, then remote after a flip, without a restart', async () => {
+    const script = join(scratch, 'caller.mjs');
+    await writeFile(script, CALLER);
+    const withCaller = config({ ...routed(), caller: { local: { command: `exec "${process.execPath}" "${script}"` } } });
+    const inputs = { config: withCaller, slug: 'contoso', local: ['api', 'caller'], httpPort: ports.httpPort, httpsPort: null, caPath: null };
+    runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, memoryIntervalMs: 0, startTimeoutMs: 30_000, dockerHost: `unix://${join(runtimeHome, 'no-docker.sock')}` });
+    await runtime.reconcile({ repo: repo.main, path: repo.main, slug: 'contoso', config: withCaller, local: ['caller'], env: processEnvironment(inputs, { env: {}, baseDir: repo.main }, PRELOAD_URL) });
+    const port = runtime.healthyPorts(repo.main).get('caller')!;
+    const pid = runtime.status(repo.main).find((s) => s.service === 'caller')!.pid;
+
+    expect(await get(port)).toBe('caller saw: api local');
+    const flipped = await cli(['use', 'minimal']);
+    expect(flipped.code, flipped.stderr).toBe(0);
+    expect(await get(port)).toBe('caller saw: api remote');
+    expect(runtime.status(repo.main).find((s) => s.service === 'caller')!.pid).toBe(pid);
+  });
+});
