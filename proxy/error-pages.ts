@@ -91,3 +91,38 @@ export function renderLandingPage(hosts: readonly HostEntry[], html: boolean): s
       : `<table><thead><tr><th>Host</th><th>Worktree</th><th>Service</th><th>Route</th><th>Problem</th></tr></thead><tbody>${rows}</tbody></table>`);
   return htmlDocument('devproxy', body);
 }
+
+/** What the "waking <service>…" page says. */
+export interface WakingPage {
+  service: string;
+  worktree: string;
+  /** Remote origin, shown so the team knows which endpoint is asleep. */
+  target: string;
+  /** What the remote answered, e.g. `503` or `UND_ERR_HEADERS_TIMEOUT`. */
+  answered: string;
+  /** How long the page keeps reloading before it stops and says so, in ms (the service's `wake` timeout). */
+  timeoutMs: number;
+  /** Seconds between reloads. */
+  retryAfterSeconds: number;
+}
+
+/**
+ * The page a browser navigation gets while a remote scales from zero: it reloads itself every
+ * `retryAfterSeconds` (script; `<noscript>` falls back to a meta refresh) until the remote
+ * answers, and gives up after `timeoutMs` counted from the first waking page of this tab.
+ */
+export function renderWakingPage(page: WakingPage): string {
+  const key = JSON.stringify(`devproxy-waking:${page.service}.${page.worktree}`);
+  const script =
+    `<script>(function(){var k=${key},s=sessionStorage,t=Number(s.getItem(k))||Date.now();s.setItem(k,String(t));` +
+    `if(Date.now()-t<${page.timeoutMs}){setTimeout(function(){location.reload()},${page.retryAfterSeconds * 1000});}` +
+    `else{s.removeItem(k);document.getElementById('state').textContent='It did not wake up within ${Math.round(page.timeoutMs / 1000)} s: reload to try again, or check the remote.';}})();</script>`;
+  const body =
+    `<h1>Waking ${escapeHtml(page.service)}…</h1>` +
+    `<p>The remote of <code>${escapeHtml(page.service)}</code> (worktree <code>${escapeHtml(page.worktree)}</code>) at ${escapeHtml(page.target)} ` +
+    `answered ${escapeHtml(page.answered)}: it is probably starting from zero.</p>` +
+    `<p id="state">This page reloads by itself every ${page.retryAfterSeconds} s.</p>` +
+    `<noscript><meta http-equiv="refresh" content="${page.retryAfterSeconds}"></noscript>` +
+    `<p><small>DEVPROXY_ERR_REMOTE_WAKING</small></p>${script}`;
+  return htmlDocument(`Waking ${page.service}… · devproxy`, body);
+}

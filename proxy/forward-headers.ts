@@ -52,6 +52,17 @@ export interface UpstreamHeaderContext {
   forwardedProto: 'http' | 'https';
   /** Value of the incoming hops counter (0 when absent). */
   hops: number;
+  /**
+   * Headers of the remote hop (auth, worktree header, X-Original-Host) as flat lower-case pairs;
+   * a client header of the same name is dropped so the client can never choose their value.
+   */
+  extra?: readonly string[];
+}
+
+/** True when `lower` is one of the names of flat `pairs`. */
+function namedIn(pairs: readonly string[], lower: string): boolean {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === lower) return true;
+  return false;
 }
 
 /** Reads the hop counter from raw headers; absent or malformed counts as 0. */
@@ -94,6 +105,7 @@ function isProxyOwned(name: string): boolean {
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], context: UpstreamHeaderContext): string[] {
   const listed = connectionListed(rawHeaders);
+  const extra = context.extra;
   const out: string[] = [];
   let cookie: string | undefined;
   let trailers = false;
@@ -107,7 +119,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], context: Ups
       if (lower === 'te' && value.toLowerCase().includes('trailers')) trailers = true;
       continue;
     }
-    if (listed?.has(lower)) continue;
+    if (listed?.has(lower) || (extra !== undefined && namedIn(extra, lower))) continue;
     if (lower === 'cookie') {
       cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       continue;
@@ -123,6 +135,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], context: Ups
     'x-forwarded-proto', context.forwardedProto,
     HOPS_HEADER, String(context.hops + 1),
   );
+  if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i] as string);
   return out;
 }
 
@@ -132,20 +145,27 @@ export interface ResponseHeaderRewriter {
   setCookie(value: string): string;
 }
 
+/** CORS answers of the remote that devproxy replaces for the worktree's own origins. */
+const CORS_REPLACED: ReadonlySet<string> = new Set(['access-control-allow-origin', 'access-control-allow-credentials']);
+
 /**
  * The response headers sent to the client: upstream headers without hop-by-hop ones (and those
  * named in its `Connection`), Location/Set-Cookie rewritten when a rewriter is given, plus
- * `x-devproxy-route`. Accepts undici's Buffer arrays to avoid an intermediate copy.
+ * `x-devproxy-route`. With `corsOrigin` (an origin of the worktree), the remote's
+ * Access-Control-Allow-Origin/-Credentials are replaced to allow it with credentials and `Vary`
+ * gains `Origin`. Accepts undici's Buffer arrays to avoid an intermediate copy.
  */
 export function buildClientHeaders(
   rawHeaders: readonly (Buffer | string)[],
   route: 'local' | 'remote',
   rewriter: ResponseHeaderRewriter | undefined,
+  corsOrigin?: string,
 ): string[] {
   const strings: string[] = new Array<string>(rawHeaders.length);
   for (let i = 0; i < rawHeaders.length; i++) strings[i] = String(rawHeaders[i]);
   const listed = connectionListed(strings);
   const out: string[] = [];
+  let varied = false;
   for (let i = 0; i < strings.length; i += 2) {
     const name = strings[i] as string;
     const lower = name.toLowerCase();
@@ -155,7 +175,18 @@ export function buildClientHeaders(
       if (lower === 'location') value = rewriter.location(value);
       else if (lower === 'set-cookie') value = rewriter.setCookie(value);
     }
+    if (corsOrigin !== undefined) {
+      if (CORS_REPLACED.has(lower)) continue;
+      if (lower === 'vary') {
+        if (!/(^|,)\s*(origin|\*)\s*(,|$)/i.test(value)) value = `${value}, Origin`;
+        varied = true;
+      }
+    }
     out.push(name, value);
+  }
+  if (corsOrigin !== undefined) {
+    out.push('access-control-allow-origin', corsOrigin, 'access-control-allow-credentials', 'true');
+    if (!varied) out.push('vary', 'Origin');
   }
   out.push(ROUTE_HEADER, route);
   return out;

@@ -8,9 +8,11 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ERROR_HINTS } from '../errors.js';
 import type { Route, RoutingTable, Target } from '../router/types.js';
+import type { CredentialChainFactory } from './azure-token.js';
 import type { HostEntry } from './error-pages.js';
 import { MAX_PROXY_HOPS } from './forward-headers.js';
 import { isLocalhostName, parseHost } from './host-header.js';
+import type { RemoteHopHeaders } from './remote-hop.js';
 import { stableOriginUrl, type StableOrigin } from './response-rewrite.js';
 import type { ProxyLogger, ProxyOptions } from './types.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
@@ -20,6 +22,10 @@ import type { UpstreamPools, UpstreamTimeouts } from './upstream-pools.js';
 export interface ProxyHandlerOptions extends ProxyOptions {
   /** Upstream timeouts; defaults in `DEFAULT_UPSTREAM_TIMEOUTS` (connect 10 s, headers 60 s, body idle 5 min). */
   upstreamTimeouts?: Partial<UpstreamTimeouts>;
+  /** Environment `${env:…}` references in remote auth resolve against; default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Credentials tried for `auth.azure` tokens; default `defaultCredentialChain` (environment, Azure CLI, Azure Developer CLI). */
+  azureCredentials?: CredentialChainFactory;
 }
 
 /** A request of either listener. */
@@ -33,6 +39,8 @@ export interface ProxyCore {
   readonly logger: ProxyLogger | undefined;
   /** Client sockets of live upgraded (WebSocket) connections, cut by `close()`. */
   readonly tunnels: Set<Duplex>;
+  /** Auth, worktree header and X-Original-Host of remote hops. */
+  readonly hopHeaders: RemoteHopHeaders;
 }
 
 /** What a Host header resolved to. */
@@ -161,6 +169,11 @@ export function resolveHost(core: ProxyCore, authority: string | undefined, http
     };
   }
   return { kind: 'route', route, target, host };
+}
+
+/** The worktree's folder, for the profile-file fix on the read-only page. */
+export function worktreePathOf(core: ProxyCore, route: Route): string | undefined {
+  return core.options.getTable().worktrees.find((w) => w.slug === route.worktree)?.path;
 }
 
 /** The worktree's effective profile, for the `devproxy use` fix on error pages. */

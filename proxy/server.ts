@@ -9,8 +9,10 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Route, Target } from '../router/types.js';
-import { renderErrorPage, renderLandingPage, wantsHtml } from './error-pages.js';
+import { ERROR_HINTS } from '../errors.js';
+import type { RemoteHop, Route, Target } from '../router/types.js';
+import { AzureTokenCache } from './azure-token.js';
+import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
   hostEntries,
@@ -20,14 +22,16 @@ import {
   requestPath,
   resolveHost,
   stableOriginFor,
+  worktreePathOf,
   type ClientRequest,
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
-import { rewriteLocation, rewriteSetCookie, type RemoteAuthority, type StableOrigin } from './response-rewrite.js';
+import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
+import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
-import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type UpstreamTimeouts } from './upstream-pools.js';
+import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
 import { forwardUpgrade } from './websocket.js';
 
 export type { ProxyHandlerOptions } from './proxy-core.js';
@@ -73,6 +77,67 @@ class RemoteRewriter implements ResponseHeaderRewriter {
   }
 }
 
+/** Sibling hostnames per siblings list, so cookies need no per-request array. */
+const siblingHostnames = new WeakMap<readonly SiblingRemote[], string[]>();
+
+/**
+ * Rewrites for a remote whose worktree has other remotes: Location pointing at any of them lands
+ * on that service's stable host (sign-in redirects through an identity host), and a cookie
+ * Domain naming any of them is dropped.
+ */
+class SiblingRewriter implements ResponseHeaderRewriter {
+  readonly #hostnames: string[];
+
+  constructor(
+    private readonly remote: RemoteAuthority,
+    private readonly siblings: readonly SiblingRemote[],
+    private readonly stable: StableOrigin,
+  ) {
+    let hostnames = siblingHostnames.get(siblings);
+    if (hostnames === undefined) {
+      hostnames = siblings.map((s) => s.hostname);
+      siblingHostnames.set(siblings, hostnames);
+    }
+    this.#hostnames = hostnames;
+  }
+
+  location(value: string): string {
+    return rewriteSiblingLocation(value, this.siblings, this.stable.scheme, this.stable.port);
+  }
+
+  setCookie(value: string): string {
+    return rewriteSetCookie(value, this.remote, this.stable.scheme === 'https', this.#hostnames);
+  }
+}
+
+/** First wait before retrying a waking remote, in ms; doubled per attempt up to {@link WAKE_MAX_DELAY_MS}. */
+const WAKE_FIRST_DELAY_MS = 250;
+/** Longest wait between two attempts at a waking remote, in ms. */
+const WAKE_MAX_DELAY_MS = 4_000;
+/** Most attempts at a waking remote for one request, whatever its wake timeout. */
+const WAKE_MAX_ATTEMPTS = 16;
+/** Seconds between reloads of the waking page (and its Retry-After). */
+const WAKE_PAGE_RETRY_S = 3;
+/** Upstream failures that mean "still waking": timeouts and a refused connection. */
+const WAKE_ERROR_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ECONNREFUSED']);
+
+/** How one exchange handles a sleeping remote. */
+interface WakePlan {
+  timeoutMs: number;
+  /** A browser navigation: answered with the waking page instead of being retried. */
+  navigation: boolean;
+}
+
+function wakeErrorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && WAKE_ERROR_CODES.has(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
 function onClientDrain(this: ClientResponse): void {
   this[kForward]?.resumeUpstream();
 }
@@ -87,6 +152,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   #resume: (() => void) | undefined;
   #clientGone = false;
   #done = false;
+  /** Set while an upstream answer is read only to be dropped: a retry or the waking page follows. */
+  #dropping: string | undefined;
+  #attempts = 1;
+  #startedAt = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #pool: Dispatcher | undefined;
+  #request: Dispatcher.DispatchOptions | undefined;
 
   constructor(
     private readonly core: ProxyCore,
@@ -95,10 +167,21 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     private readonly route: Route,
     private readonly target: Target,
     private readonly rewriter: ResponseHeaderRewriter | undefined,
+    private readonly corsOrigin: string | undefined,
+    private readonly wake: WakePlan | undefined,
   ) {
     res[kForward] = this;
     res.on('drain', onClientDrain);
     res.on('close', onClientClose);
+    if (wake !== undefined) this.#startedAt = Date.now();
+  }
+
+  start(pool: Dispatcher, request: Dispatcher.DispatchOptions): void {
+    if (this.wake !== undefined) {
+      this.#pool = pool;
+      this.#request = request;
+    }
+    pool.dispatch(request, this);
   }
 
   onConnect(abort: (error?: Error) => void): void {
@@ -109,17 +192,26 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // node:http already answered the client's 100-continue; other 1xx are not relayed.
     if (statusCode < 200) return true;
+    if (this.wake !== undefined && statusCode >= 502 && statusCode <= 504 && (this.wake.navigation || this.#canRetry())) {
+      this.#dropping = String(statusCode);
+      return true;
+    }
     this.#resume = resume;
-    (this.res as ServerResponse).writeHead(statusCode, buildClientHeaders(rawHeaders, this.target.kind, this.rewriter));
+    (this.res as ServerResponse).writeHead(statusCode, buildClientHeaders(rawHeaders, this.target.kind, this.rewriter, this.corsOrigin));
     return true;
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.#dropping !== undefined) return true;
     // false pauses the upstream socket until the client drains (backpressure, no buffering).
     return (this.res as ServerResponse).write(chunk);
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
+    if (this.#dropping !== undefined) {
+      this.#stillWaking(this.#dropping);
+      return;
+    }
     this.#done = true;
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerObject(trailers));
@@ -127,8 +219,18 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(error: Error): void {
+    if (this.#clientGone) {
+      this.#done = true;
+      return;
+    }
+    if (this.wake !== undefined && !this.res.headersSent) {
+      const code = this.#dropping ?? wakeErrorCode(error);
+      if (code !== undefined && (this.wake.navigation || this.#canRetry())) {
+        this.#stillWaking(code);
+        return;
+      }
+    }
     this.#done = true;
-    if (this.#clientGone) return;
     const info = mapUpstreamError(error, { route: this.route, target: this.target, profile: profileOf(this.core, this.route) });
     if (info === null) return;
     this.core.logger?.warn(`${this.route.host}: ${info.message}`);
@@ -143,8 +245,67 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   clientClosed(): void {
     if (this.#done) return;
     this.#clientGone = true;
+    clearTimeout(this.#retryTimer);
     this.#abort?.(CLIENT_ABORTED);
   }
+
+  /** Whether one more attempt fits in the wake timeout and the attempt bound. */
+  #canRetry(): boolean {
+    const wake = this.wake as WakePlan;
+    return this.#attempts < WAKE_MAX_ATTEMPTS && Date.now() - this.#startedAt + this.#nextDelay() <= wake.timeoutMs;
+  }
+
+  #nextDelay(): number {
+    return Math.min(WAKE_FIRST_DELAY_MS * 2 ** (this.#attempts - 1), WAKE_MAX_DELAY_MS);
+  }
+
+  /** The remote answered `answered` (a 5xx status or a timeout code) while it may be waking. */
+  #stillWaking(answered: string): void {
+    this.#dropping = undefined;
+    this.#abort = undefined;
+    const wake = this.wake as WakePlan;
+    if (wake.navigation) {
+      this.#done = true;
+      this.core.logger?.info(`${this.route.host}: the remote answered ${answered}; serving the waking page`);
+      sendWakingPage(this.req, this.res, this.route, this.target, answered, wake.timeoutMs);
+      return;
+    }
+    const delay = this.#nextDelay();
+    this.#attempts++;
+    this.core.logger?.info(`${this.route.host}: the remote answered ${answered}; attempt ${this.#attempts} in ${delay} ms`);
+    this.#retryTimer = setTimeout(retryExchange, delay, this);
+  }
+
+  /** Sends the request again after a backoff (no body: only bodiless idempotent requests get here). */
+  retry(): void {
+    this.#retryTimer = undefined;
+    if (this.#clientGone) return;
+    (this.#pool as Dispatcher).dispatch(this.#request as Dispatcher.DispatchOptions, this);
+  }
+}
+
+function retryExchange(exchange: ForwardExchange): void {
+  exchange.retry();
+}
+
+function sendWakingPage(req: ClientRequest, res: ClientResponse, route: Route, target: Target, answered: string, timeoutMs: number): void {
+  const body = renderWakingPage({
+    service: route.service,
+    worktree: route.worktree,
+    target: target.origin,
+    answered,
+    timeoutMs,
+    retryAfterSeconds: WAKE_PAGE_RETRY_S,
+  });
+  (res as ServerResponse).writeHead(503, [
+    'content-type', 'text/html; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+    'retry-after', String(WAKE_PAGE_RETRY_S),
+    ROUTE_HEADER, route.mode,
+  ]);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
 }
 
 function trailerObject(raw: readonly (string | Buffer)[]): Record<string, string> {
@@ -162,6 +323,10 @@ function hasBody(req: ClientRequest): boolean {
 
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, hops: number, https: boolean): void {
   const authority = requestAuthority(req) as string;
+  if (target.kind === 'remote' && target.hop !== undefined) {
+    forwardRemoteHop(core, req, res, route, target, target.hop, hops, https, authority);
+    return;
+  }
   let path = requestPath(req.url);
   let rewriter: ResponseHeaderRewriter | undefined;
   let upstreamHost = authority;
@@ -177,7 +342,10 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     forwardedProto: https ? 'https' : 'http',
     hops,
   });
-  const exchange = new ForwardExchange(core, req, res, route, target, rewriter);
+  dispatchExchange(core, new ForwardExchange(core, req, res, route, target, rewriter, undefined, undefined), target, req, path, headers);
+}
+
+function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Target, req: ClientRequest, path: string, headers: string[]): void {
   let pool;
   try {
     pool = core.pools.poolFor(target);
@@ -185,10 +353,102 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     exchange.onError(error as Error);
     return;
   }
-  pool.dispatch(
-    { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null },
-    exchange,
+  exchange.start(pool, { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null });
+}
+
+/** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
+function refuse(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route): void {
+  sendError(req, res, info, route);
+  req.resume();
+}
+
+/**
+ * A remote route with hop features: the read-only policy, CORS for the worktree's origins
+ * (preflights answered here), auth and worktree headers, sibling-aware rewriting and wake.
+ */
+function forwardRemoteHop(
+  core: ProxyCore,
+  req: ClientRequest,
+  res: ClientResponse,
+  route: Route,
+  target: RemoteTarget,
+  hop: RemoteHop,
+  hops: number,
+  https: boolean,
+  authority: string,
+): void {
+  const method = req.method as string;
+  if (hop.readOnly === true && !isSafeMethod(method)) {
+    core.logger?.info(`${route.host}: ${method} refused (writes: read-only)`);
+    refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route)), route);
+    return;
+  }
+  let corsOrigin: string | undefined;
+  const origin = req.headers.origin;
+  if (hop.corsHosts !== undefined && origin !== undefined && isWorktreeOrigin(origin, hop.corsHosts, core.options.httpPort, core.options.httpsPort)) {
+    const requestMethod = req.headers['access-control-request-method'];
+    if (method === 'OPTIONS' && typeof requestMethod === 'string') {
+      (res as ServerResponse).writeHead(204, preflightHeaders(origin, requestMethod, req.headers['access-control-request-headers']));
+      res.end();
+      req.resume();
+      return;
+    }
+    corsOrigin = origin;
+  }
+  const stable = stableOriginFor(core, route.host, https);
+  const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
+  const body = hasBody(req);
+  let wake: WakePlan | undefined;
+  if (hop.wakeTimeoutMs !== undefined && !body) {
+    const navigation = method === 'GET' && wantsHtml(req.headers.accept);
+    if (navigation || isRetriedMethod(method)) wake = { timeoutMs: hop.wakeTimeoutMs, navigation };
+  }
+  const path = target.basePath + requestPath(req.url);
+  const send = (extra: readonly string[]): void => {
+    const headers = buildUpstreamHeaders(req.rawHeaders, {
+      host: target.authority,
+      forwardedFor: req.socket?.remoteAddress ?? '',
+      forwardedHost: authority,
+      forwardedProto: https ? 'https' : 'http',
+      hops,
+      extra,
+    });
+    dispatchExchange(core, new ForwardExchange(core, req, res, route, target, rewriter, corsOrigin, wake), target, req, path, headers);
+  };
+  let extra: string[] | Promise<string[]>;
+  try {
+    extra = core.hopHeaders.headersFor(route, target, hop, authority);
+  } catch (error) {
+    hopFailed(core, req, res, route, error);
+    return;
+  }
+  if (Array.isArray(extra)) {
+    send(extra);
+    return;
+  }
+  extra.then(
+    (resolved) => {
+      if (!res.destroyed) send(resolved);
+    },
+    (error: unknown) => hopFailed(core, req, res, route, error),
   );
+}
+
+function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown): void {
+  const info: ProxyErrorInfo =
+    error instanceof HopRefusal
+      ? error.info
+      : {
+          status: 502,
+          code: 'DEVPROXY_ERR_INTERNAL',
+          message: `devproxy could not prepare the request to the remote of \`${route.service}\` (worktree \`${route.worktree}\`): ${(error as Error | undefined)?.message ?? String(error)}.`,
+          hint: ERROR_HINTS.DEVPROXY_ERR_INTERNAL,
+          service: route.service,
+          worktree: route.worktree,
+        };
+  core.logger?.warn(`${route.host}: ${info.message}`);
+  if (res.headersSent || res.destroyed) return;
+  refuse(req, res, info, route);
 }
 
 /**
@@ -203,6 +463,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     timeouts,
     logger: options.logger,
     tunnels: new Set(),
+    hopHeaders: new RemoteHopHeaders(options.env ?? process.env, new AzureTokenCache(options.azureCredentials)),
   };
   return {
     handleRequest(req, res) {

@@ -1,0 +1,174 @@
+/**
+ * What the remote hop does besides forwarding, driven by the route's precomputed `hop`: the
+ * read-only refusal, CORS for the worktree's own origins, and the headers only the remote sees
+ * (auth resolved from `${env:…}`/`${file:…}` references or an Entra ID token, the worktree
+ * header, X-Original-Host). Secrets live only in the upstream request: never in messages.
+ */
+import { isDevproxyError } from '../errors.js';
+import { resolveReferences } from '../profiles/references.js';
+import type { RemoteAuth } from '../profiles/schema.js';
+import type { RemoteHop, Route } from '../router/types.js';
+import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
+import { ROUTE_HEADER } from './forward-headers.js';
+import type { ProxyErrorInfo } from './upstream-errors.js';
+import type { RemoteTarget } from './upstream-pools.js';
+
+/** Methods a read-only remote accepts: the safe methods of RFC 9110 §9.2.1. */
+const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** Methods retried while a remote wakes: safe and idempotent, so a retry changes nothing (PUT/DELETE are left out on purpose). */
+const RETRIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** How long browsers may cache a preflight answered by devproxy, in seconds. */
+const PREFLIGHT_MAX_AGE_S = 600;
+
+/** True when a read-only remote lets `method` through. */
+export function isSafeMethod(method: string): boolean {
+  return SAFE_METHODS.has(method);
+}
+
+/** True when a request with `method` (and no body) may be retried while the remote wakes. */
+export function isRetriedMethod(method: string): boolean {
+  return RETRIED_METHODS.has(method);
+}
+
+/** The 403 page for a mutating method sent to a read-only remote. */
+export function readOnlyRefusal(route: Route, target: RemoteTarget, method: string, worktreePath: string | undefined): ProxyErrorInfo {
+  const profileFile = worktreePath === undefined ? '.devproxy/profile.yaml' : `${worktreePath}/.devproxy/profile.yaml`;
+  return {
+    status: 403,
+    code: 'DEVPROXY_ERR_READ_ONLY',
+    message: `${method} refused: \`${route.service}\` is \`writes: read-only\` in devproxy.yaml, so worktree \`${route.worktree}\` may not change the shared remote ${target.origin}.`,
+    hint: `to allow writes from this worktree, add \`writes: { ${route.service}: read-write }\` to ${profileFile}`,
+    service: route.service,
+    worktree: route.worktree,
+    target: target.origin,
+  };
+}
+
+/**
+ * True when `origin` (an `Origin` header) is one of the worktree's stable origins: one of
+ * `hosts` over http on `httpPort` or over https on `httpsPort`.
+ */
+export function isWorktreeOrigin(origin: string, hosts: ReadonlySet<string>, httpPort: number, httpsPort: number | undefined): boolean {
+  const match = /^(https?):\/\/([^/:@]+)(?::(\d+))?$/i.exec(origin);
+  if (match === null) return false;
+  const scheme = (match[1] as string).toLowerCase();
+  if (!hosts.has((match[2] as string).toLowerCase())) return false;
+  const port = match[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(match[3]);
+  return scheme === 'https' ? port === httpsPort : port === httpPort;
+}
+
+/**
+ * Headers of a preflight answered by devproxy itself: the origin allowed with credentials, the
+ * requested method and headers echoed, so the remote's own CORS list never gets a say.
+ */
+export function preflightHeaders(origin: string, requestMethod: string, requestHeaders: string | undefined): string[] {
+  const headers = [
+    'access-control-allow-origin', origin,
+    'access-control-allow-credentials', 'true',
+    'access-control-allow-methods', requestMethod,
+    'access-control-max-age', String(PREFLIGHT_MAX_AGE_S),
+    'vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers',
+    'content-length', '0',
+    ROUTE_HEADER, 'remote',
+  ];
+  if (requestHeaders !== undefined && requestHeaders !== '') headers.push('access-control-allow-headers', requestHeaders);
+  return headers;
+}
+
+/** A refusal carrying the page to show (unset variable, failed token). */
+export class HopRefusal extends Error {
+  constructor(readonly info: ProxyErrorInfo) {
+    super(info.message);
+    this.name = 'HopRefusal';
+  }
+}
+
+/** Resolves and caches what the remote hop injects. */
+export class RemoteHopHeaders {
+  /** Static auth headers per auth object (a new config brings new objects); failures are not cached. */
+  readonly #static = new WeakMap<RemoteAuth, string[]>();
+
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly tokens: AzureTokenCache,
+  ) {}
+
+  /**
+   * Flat lower-case pairs for the remote request: auth headers, `authorization: Bearer …`, the
+   * worktree header and `x-original-host`. Synchronous unless a token must be fetched; throws
+   * (or rejects with) {@link HopRefusal} when a reference is unset or no credential gives a token.
+   */
+  headersFor(route: Route, target: RemoteTarget, hop: RemoteHop, clientAuthority: string): string[] | Promise<string[]> {
+    const pairs: string[] = ['x-original-host', clientAuthority];
+    if (hop.worktreeHeader !== undefined) pairs.push(hop.worktreeHeader, route.worktree);
+    const auth = hop.auth;
+    if (auth === undefined) return pairs;
+    if (auth.headers.size > 0) {
+      const resolved = this.#resolveStatic(route, target, auth);
+      for (let i = 0; i < resolved.length; i++) pairs.push(resolved[i] as string);
+    }
+    if (auth.azure === undefined) return pairs;
+    const { scope, tenant } = auth.azure;
+    let token: string | Promise<string>;
+    try {
+      token = this.tokens.token(scope, tenant);
+    } catch (error) {
+      throw new HopRefusal(tokenFailure(route, target, error));
+    }
+    if (typeof token === 'string') {
+      pairs.push('authorization', `Bearer ${token}`);
+      return pairs;
+    }
+    return token.then(
+      (value) => {
+        pairs.push('authorization', `Bearer ${value}`);
+        return pairs;
+      },
+      (error: unknown) => {
+        throw new HopRefusal(tokenFailure(route, target, error));
+      },
+    );
+  }
+
+  #resolveStatic(route: Route, target: RemoteTarget, auth: RemoteAuth): string[] {
+    let resolved = this.#static.get(auth);
+    if (resolved !== undefined) return resolved;
+    resolved = [];
+    for (const [name, value] of auth.headers) {
+      try {
+        resolved.push(name, resolveReferences(value, { env: this.env, baseDir: route.repo, what: `the auth header ${name} of service "${route.service}"` }));
+      } catch (error) {
+        if (!isDevproxyError(error)) throw error;
+        throw new HopRefusal({
+          status: 502,
+          code: error.code,
+          message: `${error.message}, so devproxy cannot authenticate to the remote of \`${route.service}\` (worktree \`${route.worktree}\`).`,
+          hint: error.hint,
+          service: route.service,
+          worktree: route.worktree,
+          target: target.origin,
+        });
+      }
+    }
+    this.#static.set(auth, resolved);
+    return resolved;
+  }
+}
+
+/** The 502 page for a token no credential could give: every credential tried and the command that fixes it. */
+function tokenFailure(route: Route, target: RemoteTarget, error: unknown): ProxyErrorInfo {
+  const attempts = error instanceof AzureTokenError ? error.attempts.map((a) => `${a.name}: ${a.reason}`).join(' · ') : String((error as Error | undefined)?.message ?? error);
+  const tenant = error instanceof AzureTokenError ? error.tenant : undefined;
+  const scope = error instanceof AzureTokenError ? error.scope : 'the configured scope';
+  return {
+    status: 502,
+    code: 'DEVPROXY_ERR_REMOTE_AUTH',
+    message: `devproxy could not get an Entra ID token (scope ${scope}) for \`${route.service}\` of worktree \`${route.worktree}\`. Tried ${attempts}`,
+    hint: `run \`az login${tenant === undefined ? '' : ` --tenant ${tenant}`}\` (or set AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, or \`azd auth login\`), then reload`,
+    service: route.service,
+    worktree: route.worktree,
+    target: target.origin,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * A worktree whose services are remote DEV endpoints stood in for by local HTTPS servers (their
+ * own CA), routed through the real config validator and router, behind a real proxy. Remote
+ * names are `*.localhost` (the pools resolve them to 127.0.0.1) with the servers' ports.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { RequestListener } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../../profiles/validate-config.js';
+import { validateProfile } from '../../profiles/validate-profile.js';
+import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { buildRoutingTable } from '../../router/route-table.js';
+import type { RoutingTable } from '../../router/types.js';
+import { createTestTls, startHttpsUpstream, type TestTls, type Upstream } from './upstreams.js';
+
+/** Remote names the stand-in certificate covers. */
+export const REMOTE_NAMES = ['contoso-api-dev.localhost', 'login-dev.localhost', 'contoso-ui-dev.localhost'];
+
+let sharedTls: Promise<TestTls> | undefined;
+/** One CA + leaf for every stand-in remote (certificates are slow enough to share). */
+export function remoteTls(): Promise<TestTls> {
+  sharedTls ??= createTestTls(REMOTE_NAMES);
+  return sharedTls;
+}
+
+/** Everything a remote test needs, closed by `close()`. */
+export interface RemoteWorktree {
+  /** The proxy's plain HTTP port. */
+  port: number;
+  table: RoutingTable;
+  /** Every message the proxy logged (info, warn, error). */
+  logs: string[];
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** Options of {@link startRemoteWorktree}. */
+export interface RemoteWorktreeOptions {
+  /** The `services:` block of devproxy.yaml; `${port:<name>}` is replaced by that upstream's port, `${dir}` by the repo folder. */
+  services: string;
+  /** Upstreams by name (their ports fill `${port:<name>}`). */
+  upstreams: Record<string, Upstream>;
+  /** Services the profile runs locally (default none). */
+  locals?: string[];
+  /** Extra top-level YAML (e.g. `worktreeHeader: false`). */
+  top?: string;
+  /** The worktree's `.devproxy/profile.yaml`, when it has one. */
+  profile?: string;
+  /** Handler options (env, azureCredentials, timeouts). */
+  proxy?: Partial<ProxyHandlerOptions>;
+}
+
+/** Starts a stand-in HTTPS remote with the shared test CA. */
+export async function startRemote(handler?: RequestListener): Promise<Upstream> {
+  return startHttpsUpstream(await remoteTls(), handler);
+}
+
+/** Validates the config and profile, builds the table for worktree `x` (branch feature/x) and starts the proxy. */
+export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promise<RemoteWorktree> {
+  const dir = await mkdtemp(join(tmpdir(), 'devproxy-remote-wt-'));
+  const tls = await remoteTls();
+  await writeFile(join(dir, 'dev-ca.pem'), tls.caPem);
+  const services = options.services
+    .replace(/\$\{port:([a-z]+)\}/g, (_m, name: string) => String((options.upstreams[name] as Upstream).port))
+    .replace(/\$\{dir\}/g, dir);
+  const yaml = `name: contoso\nca: dev-ca.pem\n${options.top ?? ''}services:\n${services}\nprofiles:\n  minimal: [${(options.locals ?? []).join(', ')}]\n`;
+  const validated = validateConfig(yaml, join(dir, 'devproxy.yaml'));
+  if (!validated.config) throw new Error(`test config invalid: ${JSON.stringify(validated.errors)}`);
+  const config = validated.config;
+  const profile = options.profile === undefined ? undefined : validateProfile(options.profile, join(dir, '.devproxy/profile.yaml'), config);
+  if (profile !== undefined && !profile.profile) throw new Error(`test profile invalid: ${JSON.stringify(profile.errors)}`);
+  const table = buildRoutingTable([
+    { path: dir, repo: dir, branch: 'feature/x', isMain: false, config, diagnostics: [], projectName: 'contoso', ...(profile?.profile ? { profile: profile.profile } : {}) },
+  ]);
+  const logs: string[] = [];
+  const handlerOptions: ProxyHandlerOptions = {
+    getTable: () => table,
+    httpPort: 0,
+    logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
+    ...options.proxy,
+  };
+  const handler = createProxyHandler(handlerOptions);
+  const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
+  handlerOptions.httpPort = server.port;
+  return {
+    port: server.port,
+    table,
+    logs,
+    dir,
+    async close() {
+      await server.close();
+      await handler.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
