@@ -65,7 +65,7 @@ export async function newFeature(feature: string, opts: NewOptions): Promise<voi
   } else {
     console.log(renderTable([['SERVICE', 'ROUTE', 'URL'], ...worktree.services.map((s) => [s.name, s.route, s.httpsUrl ?? s.url])]));
   }
-  const failed = worktree.services.filter((s) => local.includes(s.name) && s.problem);
+  const failed = worktree.services.filter((s) => local.includes(s.name) && s.route !== 'local');
   if (failed.length > 0) {
     throw new DevproxyError('DEVPROXY_ERR_SERVICES_FAILED', `${failed.map((s) => s.name).join(', ')} did not start in worktree ${worktree.name}; the worktree stays`, { hint: `read \`devproxy logs ${failed[0]!.name} -C ${path}\`, fix it, then \`devproxy restart ${failed[0]!.name}\`` });
   }
@@ -85,12 +85,14 @@ export async function waitForServices(path: string, local: readonly string[], sa
     if (worktree && worktree.services.length > 0) {
       let pending = 0;
       for (const service of worktree.services.filter((s) => local.includes(s.name))) {
-        const state = service.problem ? 'failed' : service.route === 'local' ? 'healthy' : 'starting';
+        const runtimeState = service.runtime?.state;
+        const state = runtimeState === 'failed' || runtimeState === 'unhealthy' ? 'failed' : runtimeState === 'healthy' && service.route === 'local' ? 'healthy' : 'starting';
         if (state === 'starting') pending++;
         if (shown.get(service.name) === state) continue;
         shown.set(service.name, state);
         const elapsed = `${((Date.now() - began) / 1000).toFixed(1)} s`;
-        say(`  ${service.name.padEnd(12)} ${state === 'failed' ? `failed after ${elapsed}: ${service.problem!.message}` : state === 'healthy' ? `healthy (${elapsed})` : 'starting…'}`);
+        const why = service.problem?.message ?? String(service.runtime?.detail ?? 'not healthy in time');
+        say(`  ${service.name.padEnd(12)} ${state === 'failed' ? `failed after ${elapsed}: ${why}` : state === 'healthy' ? `healthy (${elapsed})` : 'starting…'}`);
       }
       if (pending === 0 || Date.now() > deadline) return worktree;
     } else if (Date.now() > deadline) {
