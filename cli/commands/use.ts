@@ -6,6 +6,7 @@ import { formatDiagnostic, type ProjectConfig, type RouteMode } from '../../prof
 import { validateProfile } from '../../profiles/validate-profile.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { didYouMean } from '../../profiles/yaml-source.js';
+import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
 import { planReconcile } from '../../runtime/plan.js';
 import { callDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
 import { renderTable, routeLabel } from '../format.js';
@@ -58,6 +59,11 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   if (opts.dryRun) {
     await printPlan(worktree.path, worktree.slug, localServices(config, current), [...wanted], opts.json === true);
     return;
+  }
+  const starting = [...wanted].filter((service) => !localServices(config, current).includes(service));
+  const budget = checkMemoryBudget(config, starting, await availableMemoryBytes());
+  if (budget.exceeds && !opts.json) {
+    console.log(`warning: ${starting.join(', ')} declare ${formatMemory(budget.declaredBytes)} but ${formatMemory(budget.availableBytes)} is available on this machine`);
   }
   const written = await writeProfile(worktree.path, next);
 
