@@ -54,10 +54,11 @@ interface CacheEntry {
   pending?: Promise<string>;
 }
 
-/** First sentence-ish line of a credential's error, short enough for a page. */
+/** First sentence of a credential's error (the rest is troubleshooting links), short enough for a page. */
 function reasonOf(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  const line = message.split('\n').find((l) => l.trim() !== '')?.trim() ?? 'failed';
+  const firstLine = message.split('\n').find((l) => l.trim() !== '')?.trim() ?? 'failed';
+  const line = /^(.+?\.)\s/.exec(firstLine)?.[1] ?? firstLine;
   return line.length > MAX_REASON_CHARS ? `${line.slice(0, MAX_REASON_CHARS)}…` : line;
 }
 
