@@ -11,6 +11,7 @@ import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, readHops, ROUTE_HEADER } from './forward-headers.js';
 import { isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
+import { HopRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -92,6 +93,47 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
   }
   const { route, target } = resolved;
   const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : (req.headers.host as string), clientHttps, hops);
+  if (target.kind === 'remote' && target.hop !== undefined) {
+    // Auth and the worktree header go on upgrades too; a read-only policy does not apply (upgrades are GET).
+    let extra: string[] | Promise<string[]>;
+    try {
+      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '');
+    } catch (error) {
+      refuseUpgrade(core, req, socket, route, error);
+      return;
+    }
+    if (Array.isArray(extra)) {
+      openTunnel(core, req, socket, head, route, target, withExtra(headers, extra));
+    } else {
+      extra.then(
+        (resolvedExtra) => {
+          if (!socket.destroyed) openTunnel(core, req, socket, head, route, target, withExtra(headers, resolvedExtra));
+        },
+        (error: unknown) => refuseUpgrade(core, req, socket, route, error),
+      );
+    }
+    return;
+  }
+  openTunnel(core, req, socket, head, route, target, headers);
+}
+
+/** Upgrade headers with the remote hop's pairs set over any client value of the same name. */
+function withExtra(headers: OutgoingHttpHeaders, extra: readonly string[]): OutgoingHttpHeaders {
+  for (let i = 0; i < extra.length; i += 2) headers[extra[i] as string] = extra[i + 1] as string;
+  return headers;
+}
+
+function refuseUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, route: Route, error: unknown): void {
+  if (!(error instanceof HopRefusal)) {
+    socket.destroy();
+    return;
+  }
+  core.logger?.warn(`${route.host}: ${error.info.message}`);
+  writeRawPage(socket, req, error.info, route);
+}
+
+/** Opens the upstream upgrade request and pipes both ways once it is accepted. */
+function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, target: Target, headers: OutgoingHttpHeaders): void {
   const path = requestPath(req.url);
   let upstream: http.ClientRequest;
   try {

@@ -1,7 +1,9 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildStatus } from '../../daemon/status.js';
-import { startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
+import { remoteTls, startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
 import { echoHandler, send, startHttpUpstream, type TestResponse, type Upstream } from '../helpers/upstreams.js';
 
 const SECRET = 'planted-secret-7f3a9c0e';
@@ -304,5 +306,49 @@ describe('the worktree header', () => {
     const off = await worktree({ services: '  api: { remote: "https://contoso-api-dev.localhost:${port:api}" }', upstreams: { api }, top: 'worktreeHeader: false\n' });
     const none = await send(off.port, `api.x.localhost:${off.port}`);
     expect(Object.keys(echoed(none).headers).filter((h) => h.includes('worktree'))).toEqual([]);
+  });
+});
+
+describe('WebSocket upgrades to a remote', () => {
+  it('carry the auth and worktree headers too', async () => {
+    const tls = await remoteTls();
+    const seen: IncomingMessage['headers'][] = [];
+    const server = https.createServer({ cert: tls.certPem, key: tls.keyPem });
+    server.on('upgrade', (req: IncomingMessage, socket) => {
+      seen.push(req.headers);
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+    const port = (server.address() as AddressInfo).port;
+    const wt = await worktree({
+      services: `  api:
+    remote: https://contoso-api-dev.localhost:${port}
+    auth: { headers: { x-functions-key: "\${env:API_FUNCTIONS_KEY}" } }
+    writes: read-only`,
+      upstreams: {},
+      proxy: { env: { API_FUNCTIONS_KEY: SECRET } },
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port: wt.port,
+        path: '/socket',
+        headers: { host: `api.x.localhost:${wt.port}`, connection: 'upgrade', upgrade: 'websocket', 'x-devproxy-worktree': 'spoofed', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+        agent: false,
+      });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('response', (res) => resolve(res.statusCode ?? 0));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(101);
+    expect(seen[0]?.['x-functions-key']).toBe(SECRET);
+    expect(seen[0]?.['x-devproxy-worktree']).toBe('x');
+    expect(seen[0]?.['x-original-host']).toBe(`api.x.localhost:${wt.port}`);
+    expect(wt.logs.join('\n')).not.toContain(SECRET);
   });
 });
