@@ -112,7 +112,8 @@ export interface WakingPage {
  * answers, and gives up after `timeoutMs` counted from the first waking page of this tab.
  */
 export function renderWakingPage(page: WakingPage): string {
-  const key = JSON.stringify(`devproxy-waking:${page.service}.${page.worktree}`);
+  // `<` escaped so no name can close the script element.
+  const key = JSON.stringify(`devproxy-waking:${page.service}.${page.worktree}`).replace(/</g, '\\u003c');
   const script =
     `<script>(function(){var k=${key},s=sessionStorage,t=Number(s.getItem(k))||Date.now();s.setItem(k,String(t));` +
     `if(Date.now()-t<${page.timeoutMs}){setTimeout(function(){location.reload()},${page.retryAfterSeconds * 1000});}` +
