@@ -43,22 +43,24 @@ const kForward = Symbol('devproxy.forward');
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
 
-function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route): void {
+function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string): void {
   const headers = [
     'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
   ];
   if (route !== undefined) headers.push(ROUTE_HEADER, route.mode);
+  // The worktree's UI must be able to read why devproxy refused its fetch.
+  if (corsOrigin !== undefined) headers.push('access-control-allow-origin', corsOrigin, 'access-control-allow-credentials', 'true', 'vary', 'Origin');
   const out = res as ServerResponse;
   out.writeHead(status, headers);
   if (req.method === 'HEAD') out.end();
   else out.end(body);
 }
 
-function sendError(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route): void {
+function sendError(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string): void {
   const html = wantsHtml(req.headers.accept);
-  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route);
+  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin);
 }
 
 /** Rewrites a remote's Location/Set-Cookie for one exchange. */
@@ -234,7 +236,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const info = mapUpstreamError(error, { route: this.route, target: this.target, profile: profileOf(this.core, this.route) });
     if (info === null) return;
     this.core.logger?.warn(`${this.route.host}: ${info.message}`);
-    if (!this.res.headersSent) sendError(this.req, this.res, info, this.route);
+    if (!this.res.headersSent) sendError(this.req, this.res, info, this.route, this.corsOrigin);
     else this.res.destroy();
   }
 
@@ -357,8 +359,8 @@ function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Ta
 }
 
 /** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
-function refuse(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route): void {
-  sendError(req, res, info, route);
+function refuse(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route, corsOrigin?: string): void {
+  sendError(req, res, info, route, corsOrigin);
   req.resume();
 }
 
@@ -378,11 +380,6 @@ function forwardRemoteHop(
   authority: string,
 ): void {
   const method = req.method as string;
-  if (hop.readOnly === true && !isSafeMethod(method)) {
-    core.logger?.info(`${route.host}: ${method} refused (writes: read-only)`);
-    refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route)), route);
-    return;
-  }
   let corsOrigin: string | undefined;
   const origin = req.headers.origin;
   if (hop.corsHosts !== undefined && origin !== undefined && isWorktreeOrigin(origin, hop.corsHosts, core.options.httpPort, core.options.httpsPort)) {
@@ -394,6 +391,11 @@ function forwardRemoteHop(
       return;
     }
     corsOrigin = origin;
+  }
+  if (hop.readOnly === true && !isSafeMethod(method)) {
+    core.logger?.info(`${route.host}: ${method} refused (writes: read-only)`);
+    refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route)), route, corsOrigin);
+    return;
   }
   const stable = stableOriginFor(core, route.host, https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
@@ -419,7 +421,7 @@ function forwardRemoteHop(
   try {
     extra = core.hopHeaders.headersFor(route, target, hop, authority);
   } catch (error) {
-    hopFailed(core, req, res, route, error);
+    hopFailed(core, req, res, route, error, corsOrigin);
     return;
   }
   if (Array.isArray(extra)) {
@@ -430,11 +432,11 @@ function forwardRemoteHop(
     (resolved) => {
       if (!res.destroyed) send(resolved);
     },
-    (error: unknown) => hopFailed(core, req, res, route, error),
+    (error: unknown) => hopFailed(core, req, res, route, error, corsOrigin),
   );
 }
 
-function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown): void {
+function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown, corsOrigin: string | undefined): void {
   const info: ProxyErrorInfo =
     error instanceof HopRefusal
       ? error.info
@@ -448,7 +450,7 @@ function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, rou
         };
   core.logger?.warn(`${route.host}: ${info.message}`);
   if (res.headersSent || res.destroyed) return;
-  refuse(req, res, info, route);
+  refuse(req, res, info, route, corsOrigin);
 }
 
 /**

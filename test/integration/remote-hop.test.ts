@@ -196,6 +196,19 @@ describe('CORS for the worktree origins', () => {
     expect(get.headers.vary).toBe('Accept-Encoding, Origin');
   });
 
+  it('lets the worktree UI read devproxy\'s own refusals (read-only 403)', async () => {
+    const api = await remoteUpstream(strictCors);
+    const wt = await worktree({ services: services.replace('api: { remote: "https://contoso-api-dev.localhost:${port:api}" }', 'api: { remote: "https://contoso-api-dev.localhost:${port:api}", writes: read-only }'), upstreams: { api } });
+    const origin = `http://ui.x.localhost:${wt.port}`;
+    const res = await send(wt.port, `api.x.localhost:${wt.port}`, { method: 'POST', body: '{}', headers: { origin, accept: 'application/json' } });
+    expect(res.status).toBe(403);
+    expect(res.headers['access-control-allow-origin']).toBe(origin);
+    expect(res.headers['access-control-allow-credentials']).toBe('true');
+    const evil = await send(wt.port, `api.x.localhost:${wt.port}`, { method: 'POST', body: '{}', headers: { origin: 'https://evil.example' } });
+    expect(evil.status).toBe(403);
+    expect(evil.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
   it('leaves other origins to the remote: never widened', async () => {
     const api = await remoteUpstream(strictCors);
     const wt = await worktree({ services, upstreams: { api } });
