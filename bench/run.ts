@@ -10,7 +10,7 @@
  * `--duration N` / `--rounds N` set the throughput loads; `--keep` keeps the scratch folder.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliBuilt, runCli, startDaemonPreferHttps, waitForRoute, type Cli, type Daemon } from './lib/devproxy.js';
@@ -19,7 +19,7 @@ import { measureFileFlips, measureUseFlips } from './lib/flip.js';
 import { runLoad, type LoadRequest, type LoadResult, type LoadTools } from './lib/load.js';
 import type { ProbeResult, ProbeSpec } from './latency-probe.js';
 import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortless, PORTLESS_VERSION } from './lib/peers.js';
-import { cleanupAll, freePort, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
+import { cleanupAll, freePort, isShuttingDown, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
 import { cpuSeconds, rssBytes } from './lib/proc-stats.js';
 import { finishRow, judgeTargets, renderTable, type BenchResults, type ThroughputRow } from './lib/report.js';
 import { measureRouteBuild } from './lib/route-build.js';
@@ -44,7 +44,7 @@ interface Plan {
   wsMessages: number;
 }
 
-const FULL: Plan = { durationS: 5, rounds: 2, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000 };
+const FULL: Plan = { durationS: 3, rounds: 5, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000 };
 const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 1, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000 };
 
 /** Bound of one WebSocket echo run. */
@@ -81,6 +81,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const { plan, withPeers, profile, keep, quick } = parseArgs(process.argv.slice(2));
   const scratch = mkdtempSync(join(tmpdir(), 'devproxy-bench-'));
+  if (!keep) scratchToRemove = scratch;
   const cli: Cli = { root: ROOT };
   log(`scratch folder ${scratch}`);
 
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
     machine: machine(),
     tools: {},
     config: { durationS: plan.durationS, rounds: plan.rounds, connections: 50, threads: 2, latencyDurationS: plan.latencyDurationS, profile, quick },
+    loadAverage: { start: loadavg()[0] ?? Number.NaN, end: Number.NaN },
     upstream: '',
     notes: [],
     errors: [],
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
   };
   /** Runs one phase; a failure is recorded and the run goes on with the next phase. */
   const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    if (isShuttingDown()) throw new Error('interrupted');
     log(name);
     try {
       return await fn();
@@ -160,7 +163,7 @@ async function main(): Promise<void> {
       const home = join(scratch, 'home-a');
       const d = await startDaemonPreferHttps(
         cli,
-        { home, httpPort: ports.devHttp, httpsPort: ports.devHttps, logFile: join(scratch, 'daemon-a.log'), ...(profile ? { cpuProfDir: profDir } : {}) },
+        { home, httpPort: ports.devHttp, httpsPort: ports.devHttps, ...(profile ? { cpuProfDir: profDir } : {}) },
         results.notes,
       );
       repo = await createBenchRepo(join(scratch, 'bench'), { api: ports.upstream, ...aux });
@@ -181,7 +184,7 @@ async function main(): Promise<void> {
   // Peers in front of the same upstream.
   const targets: Array<{ row: ThroughputRow; load?: Omit<LoadRequest, 'connections' | 'threads' | 'durationS' | 'scratchDir'> }> = [];
   const addRow = (key: ThroughputRow['key'], label: string, load: (typeof targets)[number]['load'], skipped?: string): void => {
-    const row: ThroughputRow = { key, label, rounds: [], rps: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, bad: 0 };
+    const row: ThroughputRow = { key, label, rounds: [], roundOf: [], rps: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, bad: 0 };
     if (skipped !== undefined) row.skipped = skipped;
     targets.push({ row, ...(load && skipped === undefined ? { load } : {}) });
   };
@@ -232,6 +235,7 @@ async function main(): Promise<void> {
       const result = await phase(`throughput round ${round + 1}/${plan.rounds}: ${t.row.label}`, () => runLoad(tools, loadOf(t, plan.durationS)));
       if (result) {
         t.row.rounds.push(result);
+        t.row.roundOf.push(round);
         log(`  ${Math.round(result.rps)} req/s p50 ${Math.round(result.p50Us)} µs p99 ${Math.round(result.p99Us)} µs (${result.errors + result.non2xx} bad)`);
       }
     }
@@ -320,7 +324,7 @@ async function main(): Promise<void> {
       const paths = await createScaleRepo(join(scratch, 'scale'), plan.worktrees, ports.upstream, (n) => log(`  ${n} worktrees created`));
       results.scale.setupS = (performance.now() - t0) / 1000;
       const home = join(scratch, 'home-b');
-      const d = await startDaemonPreferHttps(cli, { home, httpPort: ports.scaleHttp, httpsPort: ports.scaleHttps, logFile: join(scratch, 'daemon-b.log') }, results.notes);
+      const d = await startDaemonPreferHttps(cli, { home, httpPort: ports.scaleHttp, httpsPort: ports.scaleHttps }, results.notes);
       const init = await runCli(cli, home, ['init'], paths[0]);
       if (init.code !== 0) throw new Error(`devproxy init failed: ${init.stderr || init.stdout}`);
       const last = `wt-${String(plan.worktrees - 1).padStart(3, '0')}`;
@@ -341,6 +345,7 @@ async function main(): Promise<void> {
   }
 
   results.totalS = (performance.now() - started) / 1000;
+  results.loadAverage.end = loadavg()[0] ?? Number.NaN;
   results.targets = judgeTargets(results);
   const resultsDir = join(ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -350,14 +355,16 @@ async function main(): Promise<void> {
   writeFileSync(join(resultsDir, 'latest.json'), json);
   process.stdout.write(`${renderTable(results)}\nresults: ${file}\n`);
   if (keep) log(`kept scratch folder ${scratch}`);
-  // Logs are worth keeping after a failure; after a clean run the folder goes.
-  else scratchToRemove = scratch;
 }
 
 let scratchToRemove: string | undefined;
 
 async function shutdown(code: number): Promise<never> {
   const errors = await cleanupAll();
+  // A phase that was mid-way at Ctrl-C (e.g. a daemon starting) may still register something: let
+  // the run unwind (phases refuse to start now), then stop that too.
+  await Promise.race([running.catch(() => undefined), sleep(15_000)]);
+  errors.push(...(await cleanupAll()));
   for (const e of errors) log(`cleanup: ${e}`);
   if (scratchToRemove) rmSync(scratchToRemove, { recursive: true, force: true });
   process.exit(code);
@@ -373,9 +380,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-main().then(
-  () => shutdown(0),
+const running = main();
+running.then(
+  () => (interrupted ? undefined : shutdown(0)),
   (err: unknown) => {
+    if (interrupted) return undefined;
     log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     return shutdown(1);
   },

@@ -5,6 +5,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 /** One function's share of the sampled time. */
@@ -25,6 +26,8 @@ export interface ProfileSummary {
   topFunctions: HotFunction[];
   /** Busy time grouped by source (a package, node internals, or one of devproxy's files), %. */
   bySource: HotFunction[];
+  /** devproxy's own functions by inclusive time (themselves and all they call), %. */
+  devproxyInclusive: HotFunction[];
 }
 
 function shortUrl(url: string): string {
@@ -67,6 +70,7 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
     bySource.set(src, (bySource.get(src) ?? 0) + hits);
   }
   const busy = Math.max(1, total - idle);
+  const inclusive = inclusiveTimes(profile.nodes, (url) => !url.includes('node_modules/') && url.includes('/dist/'));
   const rank = (m: Map<string, number>): HotFunction[] =>
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
@@ -78,5 +82,32 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
     gcPct: Math.round((gc / busy) * 1000) / 10,
     topFunctions: rank(selfByName),
     bySource: rank(bySource),
+    devproxyInclusive: rank(inclusive),
   };
+}
+
+/** Inclusive hits per function whose file `mine` accepts; a recursive call is counted once. */
+function inclusiveTimes(nodes: ProfileNode[], mine: (url: string) => boolean): Map<string, number> {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const childIds = new Set(nodes.flatMap((n) => n.children ?? []));
+  const result = new Map<string, number>();
+  const active = new Set<string>();
+  const visit = (node: ProfileNode): number => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = mine(url) ? `${functionName || '(anonymous)'} (${shortUrl(url)}:${lineNumber + 1})` : undefined;
+    const entered = name !== undefined && !active.has(name);
+    if (entered) active.add(name);
+    let hits = node.hitCount ?? 0;
+    for (const id of node.children ?? []) {
+      const child = byId.get(id);
+      if (child) hits += visit(child);
+    }
+    if (entered) {
+      active.delete(name);
+      result.set(name, (result.get(name) ?? 0) + hits);
+    }
+    return hits;
+  };
+  for (const node of nodes) if (!childIds.has(node.id)) visit(node);
+  return result;
 }

@@ -1,12 +1,12 @@
 /**
  * Drives the real devproxy the way a user does: the CLI in `bin/devproxy.js`, a private
- * `DEVPROXY_HOME`, a foreground daemon the harness owns (so it can read its /proc entries and
- * stop it), and probes with the `Host` header of a route.
+ * `DEVPROXY_HOME`, the background daemon (whose pid daemon.json gives for /proc readings), and
+ * probes with the `Host` header of a route.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { httpGet, type Probe } from './http-get.js';
-import { runCommand, sleep, startProcess, waitForPort, type CommandResult, type Managed } from './procs.js';
+import { isShuttingDown, onCleanup, runCommand, sleep, startProcess, waitForPort, type CommandResult } from './procs.js';
 
 /** `$DEVPROXY_HOME/daemon.json` as the daemon writes it. */
 export interface DaemonInfo {
@@ -21,8 +21,9 @@ export interface DaemonInfo {
 export interface Daemon {
   home: string;
   info: DaemonInfo;
-  managed: Managed;
-  /** `devproxy proxy stop`, then signals if it is still there. */
+  /** `$DEVPROXY_HOME/logs/daemon.log`. */
+  logFile: string;
+  /** `devproxy proxy stop`, then SIGKILL if it is still there; idempotent. */
   stop(): Promise<void>;
 }
 
@@ -56,36 +57,57 @@ function readDaemonInfo(home: string): DaemonInfo | undefined {
   }
 }
 
-/** Starts `devproxy proxy start --foreground` with `home` and waits for `daemon.json` and the port. */
-export async function startDaemon(
-  cli: Cli,
-  opts: { home: string; httpPort: number; httpsPort: number | null; logFile: string; cpuProfDir?: string },
-): Promise<Daemon> {
-  const nodeArgs = opts.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`] : [];
-  const https = opts.httpsPort === null ? ['--no-https'] : ['--https-port', String(opts.httpsPort)];
-  const args = [...nodeArgs, cliPath(cli), 'proxy', 'start', '--foreground', '--port', String(opts.httpPort), ...https];
-  const env = { ...process.env, DEVPROXY_HOME: opts.home };
-  const managed = startProcess('devproxy', process.execPath, args, { cwd: cli.root, env, logFile: opts.logFile });
-  const deadline = Date.now() + 20_000;
-  let info: DaemonInfo | undefined;
-  while (!(info = readDaemonInfo(opts.home)) || info.httpPort !== opts.httpPort) {
-    if (managed.child.exitCode !== null) throw new Error(`devproxy daemon exited (${managed.child.exitCode}); see ${opts.logFile}`);
-    if (Date.now() > deadline) throw new Error(`devproxy daemon wrote no daemon.json within 20 s; see ${opts.logFile}`);
-    await sleep(50);
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
-  await waitForPort(info.httpPort, 10_000, 'devproxy HTTP listener');
+}
+
+/**
+ * Starts the daemon as a user does, `devproxy proxy start` (background), so the process measured
+ * is the real daemon and not a CLI hosting it. With `cpuProfDir` it runs instead as
+ * `node --cpu-prof bin/devproxy.js proxy start --foreground` (Node refuses --cpu-prof in
+ * NODE_OPTIONS, so a background daemon cannot inherit it). Its stop is registered for clean-up.
+ */
+export async function startDaemon(cli: Cli, opts: { home: string; httpPort: number; httpsPort: number | null; cpuProfDir?: string }): Promise<Daemon> {
+  if (isShuttingDown()) throw new Error('not starting devproxy: shutting down');
+  const https = opts.httpsPort === null ? ['--no-https'] : ['--https-port', String(opts.httpsPort)];
+  const startArgs = ['proxy', 'start', '--port', String(opts.httpPort), ...https];
+  const logFile = join(opts.home, 'logs', 'daemon.log');
+  let info: DaemonInfo | undefined;
+  if (opts.cpuProfDir) {
+    mkdirSync(join(opts.home, 'logs'), { recursive: true });
+    const managed = startProcess('devproxy', process.execPath, ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, cliPath(cli), ...startArgs, '--foreground'], {
+      cwd: cli.root,
+      env: { ...process.env, DEVPROXY_HOME: opts.home },
+      logFile,
+    });
+    const deadline = Date.now() + 20_000;
+    while (!(info = readDaemonInfo(opts.home))) {
+      if (managed.child.exitCode !== null) throw new Error(`devproxy exited (${managed.child.exitCode}): ${readFileSync(logFile, 'utf8').trim().split('\n').slice(0, 2).join(' ')}`);
+      if (Date.now() > deadline) throw new Error(`devproxy wrote no daemon.json within 20 s; see ${logFile}`);
+      await sleep(50);
+    }
+  } else {
+    const started = await runCli(cli, opts.home, startArgs, undefined, 30_000);
+    info = readDaemonInfo(opts.home);
+    if (started.code !== 0 || !info) throw new Error(`devproxy proxy start failed (${started.code}): ${(started.stderr || started.stdout).trim().split('\n').slice(0, 3).join(' ')}`);
+  }
   const daemonInfo = info;
-  return {
-    home: opts.home,
-    info: daemonInfo,
-    managed,
-    async stop() {
-      if (managed.child.exitCode === null) await runCli(cli, opts.home, ['proxy', 'stop'], undefined, 15_000);
-      // A clean exit also lets --cpu-prof write its profile, so wait before signalling.
-      const gone = await Promise.race([managed.exited.then(() => true), sleep(5000).then(() => false)]);
-      if (!gone) await managed.stop();
-    },
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      if (alive(daemonInfo.pid)) await runCli(cli, opts.home, ['proxy', 'stop'], undefined, 20_000);
+      // `proxy stop` kills after its own grace; this only covers a CLI that failed to run.
+      for (let i = 0; i < 50 && alive(daemonInfo.pid); i++) await sleep(100);
+      if (alive(daemonInfo.pid)) process.kill(daemonInfo.pid, 'SIGKILL');
+    })());
+  onCleanup(stop);
+  await waitForPort(daemonInfo.httpPort, 10_000, 'devproxy HTTP listener');
+  return { home: opts.home, info: daemonInfo, logFile, stop };
 }
 
 /**
@@ -93,16 +115,11 @@ export async function startDaemon(
  * it again without HTTPS and says why in `notes`, so the HTTPS row reads n/a instead of the run
  * losing every devproxy figure.
  */
-export async function startDaemonPreferHttps(
-  cli: Cli,
-  opts: { home: string; httpPort: number; httpsPort: number; logFile: string; cpuProfDir?: string },
-  notes: string[],
-): Promise<Daemon> {
+export async function startDaemonPreferHttps(cli: Cli, opts: { home: string; httpPort: number; httpsPort: number; cpuProfDir?: string }, notes: string[]): Promise<Daemon> {
   try {
     return await startDaemon(cli, opts);
   } catch (err) {
-    const tail = existsSync(opts.logFile) ? readFileSync(opts.logFile, 'utf8').trim().split('\n').slice(0, 2).join(' ') : '';
-    notes.push(`devproxy did not start with HTTPS (${err instanceof Error ? err.message : String(err)}${tail ? `: ${tail}` : ''}); ran with --no-https`);
+    notes.push(`devproxy did not start with HTTPS (${err instanceof Error ? err.message : String(err)}); ran with --no-https`);
     return startDaemon(cli, { ...opts, httpsPort: null });
   }
 }

@@ -22,6 +22,12 @@ export interface Managed {
 type Cleanup = () => Promise<void> | void;
 
 const cleanups: Cleanup[] = [];
+let shuttingDown = false;
+
+/** True once `cleanupAll` has begun: nothing new may start. */
+export function isShuttingDown(): boolean {
+  return shuttingDown;
+}
 
 /** Registers work to do at the end (LIFO), e.g. stopping a daemon through its own CLI. */
 export function onCleanup(fn: Cleanup): void {
@@ -30,6 +36,7 @@ export function onCleanup(fn: Cleanup): void {
 
 /** Starts `cmd` with its stdout/stderr appended to `logFile`; it is stopped by `cleanupAll`. */
 export function startProcess(name: string, cmd: string, args: string[], opts: SpawnOptions & { logFile: string }): Managed {
+  if (shuttingDown) throw new Error(`not starting ${name}: shutting down`);
   const { logFile, ...spawnOpts } = opts;
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(cmd, args, { ...spawnOpts, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -101,8 +108,12 @@ export function runCommand(
   });
 }
 
-/** Runs every registered cleanup once, newest first; errors are collected, not thrown. */
+/**
+ * Runs every registered cleanup once, newest first; errors are collected, not thrown. A cleanup
+ * registered meanwhile (by a phase still finishing after Ctrl-C) runs too.
+ */
 export async function cleanupAll(): Promise<string[]> {
+  shuttingDown = true;
   const errors: string[] = [];
   while (cleanups.length > 0) {
     const fn = cleanups.pop() as Cleanup;

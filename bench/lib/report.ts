@@ -15,6 +15,8 @@ export interface ThroughputRow {
   /** Why the row has no figures (peer missing, listener absent, failure). */
   skipped?: string;
   rounds: LoadResult[];
+  /** Round number of each entry of `rounds` (a failed load leaves a gap). */
+  roundOf: number[];
   /** Medians over rounds. */
   rps: number;
   p50Us: number;
@@ -40,6 +42,8 @@ export interface BenchResults {
   machine: { nproc: number; cpuModel: string; memTotalMiB: number; kernel: string };
   tools: Record<string, string>;
   config: { durationS: number; rounds: number; connections: number; threads: number; latencyDurationS: number; profile: boolean; quick: boolean };
+  /** 1-minute load average at the start and the end: how busy the shared machine was. */
+  loadAverage: { start: number; end: number };
   upstream: string;
   notes: string[];
   errors: string[];
@@ -75,9 +79,22 @@ export function finishRow(row: ThroughputRow): ThroughputRow {
   return row;
 }
 
-function rowRps(results: BenchResults, key: ThroughputRow['key']): number | undefined {
-  const row = results.throughput.find((r) => r.key === key);
-  return row && !row.skipped && row.rounds.length > 0 ? row.rps : undefined;
+/**
+ * req/s of `a` over `b`: the median of per-round ratios, since loads of one round run minutes
+ * apart from the next and the shared machine's load drifts in between; NaN when either is absent.
+ */
+export function roundRatio(a: ThroughputRow | undefined, b: ThroughputRow | undefined): number {
+  if (!a || !b || a.skipped || b.skipped) return Number.NaN;
+  const ratios: number[] = [];
+  a.roundOf.forEach((round, i) => {
+    const j = b.roundOf.indexOf(round);
+    if (j >= 0) ratios.push(ratio(a.rounds[i]?.rps, b.rounds[j]?.rps));
+  });
+  return median(ratios);
+}
+
+function row(results: BenchResults, key: ThroughputRow['key']): ThroughputRow | undefined {
+  return results.throughput.find((r) => r.key === key);
 }
 
 const fmt = (n: number | undefined, digits = 0): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits));
@@ -88,13 +105,11 @@ const x = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/
 
 /** Judges the run against the issue's targets. */
 export function judgeTargets(results: BenchResults): Target[] {
-  const dev = rowRps(results, 'devproxy-http');
-  const caddy = rowRps(results, 'caddy');
-  const portless = rowRps(results, 'portless');
+  const dev = row(results, 'devproxy-http');
   const targets: Target[] = [];
-  const vsCaddy = ratio(dev, caddy);
+  const vsCaddy = roundRatio(dev, row(results, 'caddy'));
   targets.push({ name: 'HTTP req/s vs Caddy', goal: '≥ 1.0×', achieved: x(vsCaddy), ...(Number.isFinite(vsCaddy) ? { pass: vsCaddy >= 1 } : {}) });
-  const vsPortless = ratio(dev, portless);
+  const vsPortless = roundRatio(dev, row(results, 'portless'));
   targets.push({ name: 'HTTP req/s vs portless', goal: '≥ 4×', achieved: x(vsPortless), ...(Number.isFinite(vsPortless) ? { pass: vsPortless >= 4 } : {}) });
   const added = results.latency1?.addedP99Us;
   targets.push({ name: 'p99 added latency, 1 connection', goal: '< 1 ms', achieved: us(added), ...(added !== undefined && Number.isFinite(added) ? { pass: added < 1000 } : {}) });
@@ -131,17 +146,21 @@ export function renderTable(r: BenchResults): string {
   out.push(`devproxy bench — ${r.date} — node ${r.node} — ${r.machine.nproc} × ${r.machine.cpuModel}, ${Math.round(r.machine.memTotalMiB / 1024)} GiB`);
   out.push(`tools: ${Object.entries(r.tools).map(([k, v]) => `${k} ${v}`).join(', ')}; upstream: ${r.upstream}`);
   out.push('');
-  out.push(`1. Throughput, small GET, keep-alive, ${r.config.connections} connections, ${r.config.threads} threads, ${r.config.durationS} s × ${r.config.rounds} rounds interleaved (median)`);
-  const caddy = rowRps(r, 'caddy');
-  const direct = rowRps(r, 'direct');
-  const portless = rowRps(r, 'portless');
+  out.push(`machine load average (1 min): ${r.loadAverage.start.toFixed(2)} at start, ${r.loadAverage.end.toFixed(2)} at end`);
+  out.push('');
+  out.push(
+    `1. Throughput, small GET, keep-alive, ${r.config.connections} connections, ${r.config.threads} threads, ${r.config.durationS} s × ${r.config.rounds} rounds interleaved (median; ratios are medians of per-round ratios)`,
+  );
+  const caddy = row(r, 'caddy');
+  const direct = row(r, 'direct');
+  const portless = row(r, 'portless');
   out.push(
     ...table(
       ['target', 'req/s', 'p50', 'p99', '× Caddy', '× direct', '× portless', 'bad', 'load'],
-      r.throughput.map((row) =>
-        row.skipped
-          ? [row.label, 'n/a', '', '', '', '', '', '', row.skipped]
-          : [row.label, fmt(row.rps), us(row.p50Us), us(row.p99Us), x(ratio(row.rps, caddy)), x(ratio(row.rps, direct)), x(ratio(row.rps, portless)), String(row.bad), row.tool ?? ''],
+      r.throughput.map((t) =>
+        t.skipped
+          ? [t.label, 'n/a', '', '', '', '', '', '', t.skipped]
+          : [t.label, fmt(t.rps), us(t.p50Us), us(t.p99Us), x(roundRatio(t, caddy)), x(roundRatio(t, direct)), x(roundRatio(t, portless)), String(t.bad), t.tool ?? ''],
       ),
     ),
   );
@@ -150,7 +169,6 @@ export function renderTable(r: BenchResults): string {
     const line = (l: Latency1): string =>
       `direct p50 ${us(l.direct.p50Us)} p99 ${us(l.direct.p99Us)}; devproxy p50 ${us(l.devproxy.p50Us)} p99 ${us(l.devproxy.p99Us)}; added p50 ${signed(l.addedP50Us)}, p99 ${signed(l.addedP99Us)}`;
     out.push(`2. Added latency, 1 connection, one request at a time (${r.latency1.tool}, median of ${r.config.rounds}): ${line(r.latency1)}`);
-    out.push(`   closed loop (${r.latency1.closedLoop.tool}): ${line(r.latency1.closedLoop)}`);
   } else out.push('2. Added latency: n/a');
   if (r.flips) {
     const f = r.flips;
@@ -185,6 +203,7 @@ export function renderTable(r: BenchResults): string {
     out.push(`Daemon CPU profile (${r.profile.file}): idle ${r.profile.idlePct} % of samples, GC ${r.profile.gcPct} % of busy`);
     out.push(...table(['self time by function', '% busy'], r.profile.topFunctions.map((f) => [f.name, f.selfPct.toFixed(1)])));
     out.push(...table(['self time by source', '% busy'], r.profile.bySource.map((f) => [f.name, f.selfPct.toFixed(1)])));
+    out.push(...table(["devproxy's functions, inclusive time", '% busy'], r.profile.devproxyInclusive.map((f) => [f.name, f.selfPct.toFixed(1)])));
   }
   if (r.notes.length > 0) out.push('', 'Notes', ...r.notes.map((n) => `- ${n}`));
   if (r.errors.length > 0) out.push('', 'Errors', ...r.errors.map((e) => `- ${e}`));
