@@ -430,10 +430,16 @@ function forwardRemoteHop(
   }
   extra.then(
     (resolved) => {
-      if (!res.destroyed) send(resolved);
+      if (!clientGone(res)) send(resolved);
     },
     (error: unknown) => hopFailed(core, req, res, route, error, corsOrigin),
   );
+}
+
+/** True once the client went away (HTTP/2 compat responses only tell through their stream). */
+function clientGone(res: ClientResponse): boolean {
+  const stream = (res as Http2ServerResponse).stream as Http2ServerResponse['stream'] | undefined;
+  return stream === undefined ? (res as ServerResponse).destroyed : stream.destroyed;
 }
 
 function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown, corsOrigin: string | undefined): void {
@@ -449,7 +455,7 @@ function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, rou
           worktree: route.worktree,
         };
   core.logger?.warn(`${route.host}: ${info.message}`);
-  if (res.headersSent || res.destroyed) return;
+  if (res.headersSent || clientGone(res)) return;
   refuse(req, res, info, route, corsOrigin);
 }
 

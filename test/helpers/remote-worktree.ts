@@ -3,12 +3,14 @@
  * own CA), routed through the real config validator and router, behind a real proxy. Remote
  * names are `*.localhost` (the pools resolve them to 127.0.0.1) with the servers' ports.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCertificateStore } from '../../certs/store.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
+import { startHttpsProxy, type HttpsProxy } from '../../proxy/https-server.js';
 import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import type { RoutingTable } from '../../router/types.js';
@@ -28,6 +30,9 @@ export function remoteTls(): Promise<TestTls> {
 export interface RemoteWorktree {
   /** The proxy's plain HTTP port. */
   port: number;
+  /** The HTTPS listener's port and the PEM of the CA its leaves are signed by, with `https: true`. */
+  httpsPort?: number;
+  httpsCaPem?: string;
   table: RoutingTable;
   /** Every message the proxy logged (info, warn, error). */
   logs: string[];
@@ -49,6 +54,8 @@ export interface RemoteWorktreeOptions {
   profile?: string;
   /** Handler options (env, azureCredentials, timeouts). */
   proxy?: Partial<ProxyHandlerOptions>;
+  /** Also serve HTTPS (HTTP/1.1 and HTTP/2) with a devproxy CA of its own in the temp folder. */
+  https?: boolean;
 }
 
 /** Starts a stand-in HTTPS remote with the shared test CA. */
@@ -83,12 +90,22 @@ export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promi
   const handler = createProxyHandler(handlerOptions);
   const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
   handlerOptions.httpPort = server.port;
+  let secure: HttpsProxy | undefined;
+  let httpsCaPem: string | undefined;
+  if (options.https === true) {
+    const certificates = createCertificateStore({ home: join(dir, 'home'), isKnownName: (name) => table.routes.has(name) });
+    secure = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
+    handlerOptions.httpsPort = secure.port;
+    httpsCaPem = await readFile(certificates.caPath, 'utf8');
+  }
   return {
     port: server.port,
+    ...(secure === undefined ? {} : { httpsPort: secure.port, httpsCaPem }),
     table,
     logs,
     dir,
     async close() {
+      await secure?.close();
       await server.close();
       await handler.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,9 +1,11 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildStatus } from '../../daemon/status.js';
 import { remoteTls, startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
+import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { echoHandler, send, startHttpUpstream, type TestResponse, type Upstream } from '../helpers/upstreams.js';
 
 const SECRET = 'planted-secret-7f3a9c0e';
@@ -363,5 +365,63 @@ describe('WebSocket upgrades to a remote', () => {
     expect(seen[0]?.['x-devproxy-worktree']).toBe('x');
     expect(seen[0]?.['x-original-host']).toBe(`api.x.localhost:${wt.port}`);
     expect(wt.logs.join('\n')).not.toContain(SECRET);
+  });
+});
+
+describe('remote hops over HTTPS and HTTP/2', () => {
+  it('answers CORS for the https origin, injects auth, refuses writes and keeps Secure cookies', async () => {
+    const api = await remoteUpstream((req, res) => {
+      if (req.url === '/login') {
+        res.writeHead(302, { location: `https://contoso-api-dev.localhost:${api.port}/home`, 'set-cookie': 's=1; Domain=contoso-api-dev.localhost; Secure; SameSite=None' }).end();
+        return;
+      }
+      echoHandler(req, res);
+    });
+    const wt = await worktree({
+      services: `  ui: { remote: "https://contoso-ui-dev.localhost:\${port:api}" }
+  api:
+    remote: https://contoso-api-dev.localhost:\${port:api}
+    auth: { headers: { x-functions-key: "\${env:API_FUNCTIONS_KEY}" } }
+    writes: read-only`,
+      upstreams: { api },
+      https: true,
+      proxy: { env: { API_FUNCTIONS_KEY: SECRET } },
+    });
+    const origin = `https://ui.x.localhost:${wt.httpsPort}`;
+    const session = http2.connect(`https://api.x.localhost:${wt.httpsPort}`, { ca: wt.httpsCaPem, lookup: loopbackLookup });
+    cleanups.push(async () => {
+      session.destroy();
+    });
+    const h2 = (headers: http2.OutgoingHttpHeaders, body?: string) =>
+      new Promise<{ headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const stream = session.request(headers);
+        const chunks: Buffer[] = [];
+        let head: http2.IncomingHttpHeaders = {};
+        stream.on('response', (h) => (head = h));
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => resolve({ headers: head, body: Buffer.concat(chunks).toString() }));
+        stream.on('error', reject);
+        stream.end(body);
+      });
+
+    const preflight = await h2({ ':method': 'OPTIONS', ':path': '/items', origin, 'access-control-request-method': 'PUT' });
+    expect(preflight.headers[':status']).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe(origin);
+    expect(preflight.headers['access-control-allow-credentials']).toBe('true');
+
+    const get = await h2({ ':method': 'GET', ':path': '/items', origin });
+    expect(get.headers[':status']).toBe(200);
+    expect(get.headers['access-control-allow-origin']).toBe(origin);
+    expect(echoed({ status: 200, headers: {}, body: get.body }).headers['x-functions-key']).toBe(SECRET);
+    expect(echoed({ status: 200, headers: {}, body: get.body }).headers['x-forwarded-proto']).toBe('https');
+
+    const put = await h2({ ':method': 'PUT', ':path': '/items/1', origin, accept: 'application/json' }, '{}');
+    expect(put.headers[':status']).toBe(403);
+    expect(put.headers['access-control-allow-origin']).toBe(origin);
+
+    const login = await h2({ ':method': 'GET', ':path': '/login' });
+    expect(login.headers.location).toBe(`https://api.x.localhost:${wt.httpsPort}/home`);
+    expect(login.headers['set-cookie']).toEqual(['s=1; Secure; SameSite=None']);
+    expect(api.requests.map((r) => r.method)).toEqual(['GET', 'GET']);
   });
 });
