@@ -2,6 +2,7 @@
  * Bodies of the pages devproxy answers itself: error pages (HTML for browsers, JSON otherwise)
  * and the `localhost` landing page. Everything interpolated into HTML is escaped.
  */
+import { ERROR_HINTS, type ErrorCode } from '../errors.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
 /** One known host, as listed on the landing and 404 pages. */
@@ -92,6 +93,8 @@ export function renderLandingPage(hosts: readonly HostEntry[], html: boolean): s
   return htmlDocument('devproxy', body);
 }
 
+const WAKING_CODE: ErrorCode = 'DEVPROXY_ERR_REMOTE_WAKING';
+
 /** What the "waking <service>…" page says. */
 export interface WakingPage {
   service: string;
@@ -124,6 +127,7 @@ export function renderWakingPage(page: WakingPage): string {
     `answered ${escapeHtml(page.answered)}: it is probably starting from zero.</p>` +
     `<p id="state">This page reloads by itself every ${page.retryAfterSeconds} s.</p>` +
     `<noscript><meta http-equiv="refresh" content="${page.retryAfterSeconds}"></noscript>` +
-    `<p><small>DEVPROXY_ERR_REMOTE_WAKING</small></p>${script}`;
+    `<p><strong>If it stays asleep:</strong> ${formatText(ERROR_HINTS[WAKING_CODE])}</p>` +
+    `<p><small>${WAKING_CODE}</small></p>${script}`;
   return htmlDocument(`Waking ${page.service}… · devproxy`, body);
 }
