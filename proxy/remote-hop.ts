@@ -4,6 +4,7 @@
  * (auth resolved from `${env:…}`/`${file:…}` references or an Entra ID token, the worktree
  * header, X-Original-Host). Secrets live only in the upstream request: never in messages.
  */
+import { join } from 'node:path';
 import { isDevproxyError } from '../errors.js';
 import { resolveReferences } from '../profiles/references.js';
 import type { RemoteAuth } from '../profiles/schema.js';
@@ -34,7 +35,7 @@ export function isRetriedMethod(method: string): boolean {
 
 /** The 403 page for a mutating method sent to a read-only remote. */
 export function readOnlyRefusal(route: Route, target: RemoteTarget, method: string, worktreePath: string | undefined): ProxyErrorInfo {
-  const profileFile = worktreePath === undefined ? '.devproxy/profile.yaml' : `${worktreePath}/.devproxy/profile.yaml`;
+  const profileFile = worktreePath === undefined ? '.devproxy/profile.yaml' : join(worktreePath, '.devproxy', 'profile.yaml');
   return {
     status: 403,
     code: 'DEVPROXY_ERR_READ_ONLY',
