@@ -32,7 +32,7 @@ async function update(action: 'sync' | 'clean', names: string[], opts: HostsOpti
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  const what = action === 'clean' ? "no devproxy block" : `${result.hosts.length} hostname${result.hosts.length === 1 ? '' : 's'} in devproxy's block`;
+  const what = action === 'clean' ? 'no devproxy block' : `${result.hosts.length} hostname${result.hosts.length === 1 ? '' : 's'} in devproxy's block`;
   console.log(`${result.path}: ${what}${result.changed ? '' : ' (already up to date, not written)'}`);
 }
 

@@ -231,13 +231,17 @@ describe('devproxy hosts', () => {
     await chmod(cases[1]!, 0o666);
     await chmod(lockedDir, 0o555);
     await chmod(scratch, 0o755);
+    // A home of its own that nobody can read: no registry, so sync finds no hostnames and must remove the block.
+    const ownHome = join(scratch, 'home');
+    await mkdir(ownHome);
+    await chmod(ownHome, 0o755);
     try {
       for (const file of cases) {
         for (const action of ['sync', 'clean']) {
-          const result = await runAs(asRoot, ['hosts', action, '--file', file]);
+          const result = await runAs(asRoot, ownHome, ['hosts', action, '--file', file]);
           expect(result.code, `${file}: ${result.stderr}`).toBe(1);
           expect(result.stderr).toContain(`error: cannot write ${file} (EACCES): changing the hosts file needs administrator rights`);
-          expect(result.stderr).toContain(`run: sudo env DEVPROXY_HOME=${home} ${process.execPath} ${CLI} hosts ${action} --file ${file}`);
+          expect(result.stderr).toContain(`run: sudo env DEVPROXY_HOME=${ownHome} ${process.execPath} ${CLI} hosts ${action} --file ${file}`);
           expect(await readFile(file, 'utf8')).toBe(content);
         }
       }
@@ -248,9 +252,9 @@ describe('devproxy hosts', () => {
 });
 
 /** The CLI as `nobody` when the tests run as root (which may write anything), else as ourselves. */
-function runAs(asNobody: boolean, args: string[]): Promise<CliResult> {
+function runAs(asNobody: boolean, devproxyHome: string, args: string[]): Promise<CliResult> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: '/', env, timeout: 30_000, ...(asNobody ? { uid: 65534, gid: 65534 } : {}) }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: '/', env: { ...env, DEVPROXY_HOME: devproxyHome }, timeout: 30_000, ...(asNobody ? { uid: 65534, gid: 65534 } : {}) }, (error, stdout, stderr) => {
       done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
