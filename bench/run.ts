@@ -20,8 +20,8 @@ import { runLoad, type LoadRequest, type LoadResult, type LoadTools } from './li
 import type { ProbeResult, ProbeSpec } from './latency-probe.js';
 import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortless, PORTLESS_VERSION } from './lib/peers.js';
 import { cleanupAll, freePort, isShuttingDown, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
-import { cpuSeconds, rssBytes } from './lib/proc-stats.js';
-import { finishRow, judgeTargets, renderTable, type BenchResults, type ThroughputRow } from './lib/report.js';
+import { cpuSeconds, rssBytes, treeCpuSeconds } from './lib/proc-stats.js';
+import { finishRow, judgeTargets, renderTable, type BenchResults, type RoundResult, type ThroughputRow } from './lib/report.js';
 import { measureRouteBuild } from './lib/route-build.js';
 import { median } from './lib/stats.js';
 import { measureUpload } from './lib/upload.js';
@@ -139,12 +139,14 @@ async function main(): Promise<void> {
     scaleHttp: await freePort(),
     scaleHttps: await freePort(),
   };
+  let upstreamPid: number | undefined;
   if (peers.nginx) {
-    await startNginxUpstream(peers.nginx, scratch, ports.upstream);
+    upstreamPid = (await startNginxUpstream(peers.nginx, scratch, ports.upstream)).child.pid;
     results.upstream = `nginx ${peers.versions.nginx ?? ''} (return 200 "ok", 1 worker)`;
   } else {
     const fixed = startProcess('upstream', process.execPath, [join(ROOT, 'dist', 'bench', 'upstreams.js'), 'fixed', String(ports.upstream)], { logFile: join(scratch, 'upstream.log') });
     await waitForPort(ports.upstream, 10_000, 'node upstream');
+    upstreamPid = fixed.child.pid;
     results.upstream = `node:http, 1 process (nginx missing) pid ${fixed.child.pid ?? '?'}`;
   }
   const aux = { flipA: ports.flipA, flipB: ports.flipB, sink: ports.sink, ws: ports.ws };
@@ -182,39 +184,40 @@ async function main(): Promise<void> {
   }
 
   // Peers in front of the same upstream.
-  const targets: Array<{ row: ThroughputRow; load?: Omit<LoadRequest, 'connections' | 'threads' | 'durationS' | 'scratchDir'> }> = [];
-  const addRow = (key: ThroughputRow['key'], label: string, load: (typeof targets)[number]['load'], skipped?: string): void => {
-    const row: ThroughputRow = { key, label, rounds: [], roundOf: [], rps: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, bad: 0 };
+  // `pid` is the serving process (with its children): its CPU time per request is the figure
+  // least disturbed by whatever else the shared machine runs.
+  const targets: Array<{ row: ThroughputRow; pid?: number; load?: Omit<LoadRequest, 'connections' | 'threads' | 'durationS' | 'scratchDir'> }> = [];
+  const addRow = (key: ThroughputRow['key'], label: string, load: (typeof targets)[number]['load'], skipped?: string, pid?: number): void => {
+    const row: ThroughputRow = { key, label, rounds: [], roundOf: [], rps: Number.NaN, p50Us: Number.NaN, p99Us: Number.NaN, cpuUsPerReq: Number.NaN, bad: 0 };
     if (skipped !== undefined) row.skipped = skipped;
-    targets.push({ row, ...(load && skipped === undefined ? { load } : {}) });
+    targets.push({ row, ...(pid !== undefined ? { pid } : {}), ...(load && skipped === undefined ? { load } : {}) });
   };
-  addRow('direct', 'direct upstream', { port: ports.upstream });
-  addRow('devproxy-http', 'devproxy HTTP/1.1', { port: ports.devHttp, host: `api.bench.localhost:${ports.devHttp}` }, daemon ? undefined : 'devproxy not running');
+  addRow('direct', 'direct upstream', { port: ports.upstream }, undefined, upstreamPid);
+  addRow('devproxy-http', 'devproxy HTTP/1.1', { port: ports.devHttp, host: `api.bench.localhost:${ports.devHttp}` }, daemon ? undefined : 'devproxy not running', daemon?.info.pid);
   const httpsPort = daemon?.info.httpsPort ?? null;
   addRow(
     'devproxy-h2',
     'devproxy HTTPS h2',
     httpsPort === null ? undefined : { port: httpsPort, host: `api.bench.localhost:${httpsPort}`, h2: true },
     !daemon ? 'devproxy not running' : httpsPort === null ? 'no HTTPS listener (httpsPort null)' : undefined,
+    daemon?.info.pid,
   );
-  const caddyOk = peers.caddy
-    ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream)).then((m) => (m ? undefined : 'failed to start'))
-    : 'caddy not installed';
-  addRow('caddy', `Caddy ${peers.versions.caddy ?? ''} reverse_proxy`.replace('  ', ' '), { port: ports.caddy }, caddyOk);
-  const nginxOk = peers.nginx
-    ? await phase('start nginx proxy', () => startNginxProxy(peers.nginx as string, scratch, ports.nginx, ports.upstream)).then((m) => (m ? undefined : 'failed to start'))
-    : 'nginx not installed';
-  addRow('nginx', `nginx ${peers.versions.nginx ?? ''} proxy_pass keepalive`, { port: ports.nginx }, nginxOk);
+  const caddy = peers.caddy ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream)) : undefined;
+  addRow('caddy', `Caddy ${peers.versions.caddy ?? ''} reverse_proxy`, { port: ports.caddy }, !peers.caddy ? 'caddy not installed' : caddy ? undefined : 'failed to start', caddy?.child.pid);
+  const nginx = peers.nginx ? await phase('start nginx proxy', () => startNginxProxy(peers.nginx as string, scratch, ports.nginx, ports.upstream)) : undefined;
+  addRow('nginx', `nginx ${peers.versions.nginx ?? ''} proxy_pass keepalive`, { port: ports.nginx }, !peers.nginx ? 'nginx not installed' : nginx ? undefined : 'failed to start', nginx?.child.pid);
   let portlessHost = '';
+  let portlessPid: number | undefined;
   const portlessOk = peers.portless
     ? await phase(`start portless ${PORTLESS_VERSION}`, async () => {
         const handle = await startPortless(peers.portless as string, scratch, ports.portless, ports.upstream);
         portlessHost = handle.host;
+        portlessPid = handle.pid;
         await waitForRoute(ports.portless, portlessHost, (p) => p.status === 200 && p.body === 'ok', 15_000);
         return handle;
       }).then((h) => (h ? undefined : 'failed to start'))
     : 'portless not installed';
-  addRow('portless', `portless ${peers.versions.portless ?? PORTLESS_VERSION}`, { port: ports.portless, host: portlessHost }, portlessOk);
+  addRow('portless', `portless ${peers.versions.portless ?? PORTLESS_VERSION}`, { port: ports.portless, host: portlessHost }, portlessOk, portlessPid);
 
   const loadOf = (t: (typeof targets)[number], durationS: number, connections = 50, threads = 2): LoadRequest => ({
     ...(t.load as NonNullable<typeof t.load>),
@@ -232,11 +235,16 @@ async function main(): Promise<void> {
   for (let round = 0; round < plan.rounds; round++) {
     for (let i = 0; i < runnable.length; i++) {
       const t = runnable[(i + round) % runnable.length] as (typeof runnable)[number];
-      const result = await phase(`throughput round ${round + 1}/${plan.rounds}: ${t.row.label}`, () => runLoad(tools, loadOf(t, plan.durationS)));
+      const result = await phase(`throughput round ${round + 1}/${plan.rounds}: ${t.row.label}`, async (): Promise<RoundResult> => {
+        const cpu0 = t.pid !== undefined ? treeCpuSeconds(t.pid) : Number.NaN;
+        const load = await runLoad(tools, loadOf(t, plan.durationS));
+        const cpu = t.pid !== undefined ? treeCpuSeconds(t.pid) - cpu0 : Number.NaN;
+        return { ...load, cpuUsPerReq: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN };
+      });
       if (result) {
         t.row.rounds.push(result);
         t.row.roundOf.push(round);
-        log(`  ${Math.round(result.rps)} req/s p50 ${Math.round(result.p50Us)} µs p99 ${Math.round(result.p99Us)} µs (${result.errors + result.non2xx} bad)`);
+        log(`  ${Math.round(result.rps)} req/s p50 ${Math.round(result.p50Us)} µs p99 ${Math.round(result.p99Us)} µs, ${result.cpuUsPerReq.toFixed(1)} µs CPU/req (${result.errors + result.non2xx} bad)`);
       }
     }
   }

@@ -1,5 +1,5 @@
 /** Reads a process's memory and CPU from /proc (Linux only), for the daemon's footprint figures. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 /** Kernel clock ticks per second used by /proc/<pid>/stat (USER_HZ, 100 on Linux). */
 const CLOCK_TICKS_PER_S = 100;
@@ -38,6 +38,35 @@ export function cpuSeconds(pid: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After the name, utime and stime are fields 12 and 13 (0-based), i.e. stat fields 14 and 15.
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
+
+/** CPU seconds of `pid` and all its descendants (nginx's workers, a CLI's daemon child). */
+export function treeCpuSeconds(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // The process ended while listing.
+    }
+  }
+  let total = 0;
+  const stack = [pid];
+  while (stack.length > 0) {
+    const p = stack.pop() as number;
+    try {
+      total += cpuSeconds(p);
+    } catch {
+      continue;
+    }
+    stack.push(...(children.get(p) ?? []));
+  }
+  return total;
 }
 
 /** Megabytes (MiB) with one decimal, for tables. */

@@ -8,19 +8,24 @@ import type { ProfileSummary } from './cpu-profile.js';
 import { median, ratio } from './stats.js';
 import { mib } from './proc-stats.js';
 
+/** One load of a throughput round, with the serving process's CPU time per request. */
+export type RoundResult = LoadResult & { cpuUsPerReq: number };
+
 /** One row of the throughput table: a target measured over several rounds. */
 export interface ThroughputRow {
   key: 'direct' | 'devproxy-http' | 'devproxy-h2' | 'caddy' | 'nginx' | 'portless';
   label: string;
   /** Why the row has no figures (peer missing, listener absent, failure). */
   skipped?: string;
-  rounds: LoadResult[];
+  rounds: RoundResult[];
   /** Round number of each entry of `rounds` (a failed load leaves a gap). */
   roundOf: number[];
   /** Medians over rounds. */
   rps: number;
   p50Us: number;
   p99Us: number;
+  /** CPU time (user + system) of the serving process and its children per request, µs. */
+  cpuUsPerReq: number;
   /** Requests that failed or were not 2xx, summed over rounds. */
   bad: number;
   tool?: string;
@@ -74,6 +79,7 @@ export function finishRow(row: ThroughputRow): ThroughputRow {
   row.rps = median(row.rounds.map((r) => r.rps));
   row.p50Us = median(row.rounds.map((r) => r.p50Us));
   row.p99Us = median(row.rounds.map((r) => r.p99Us));
+  row.cpuUsPerReq = median(row.rounds.map((r) => r.cpuUsPerReq));
   row.bad = row.rounds.reduce((a, r) => a + r.errors + r.non2xx, 0);
   row.tool = row.rounds[0]?.tool;
   return row;
@@ -111,6 +117,12 @@ export function judgeTargets(results: BenchResults): Target[] {
   targets.push({ name: 'HTTP req/s vs Caddy', goal: '≥ 1.0×', achieved: x(vsCaddy), ...(Number.isFinite(vsCaddy) ? { pass: vsCaddy >= 1 } : {}) });
   const vsPortless = roundRatio(dev, row(results, 'portless'));
   targets.push({ name: 'HTTP req/s vs portless', goal: '≥ 4×', achieved: x(vsPortless), ...(Number.isFinite(vsPortless) ? { pass: vsPortless >= 4 } : {}) });
+  // The same two goals in CPU per request: what a request costs, whatever else the machine runs.
+  const cpu = (key: ThroughputRow['key']): number | undefined => row(results, key)?.cpuUsPerReq;
+  const cpuVsCaddy = ratio(cpu('devproxy-http'), cpu('caddy'));
+  targets.push({ name: 'HTTP CPU/request vs Caddy (same goal in CPU)', goal: '≤ 1.0×', achieved: x(cpuVsCaddy), ...(Number.isFinite(cpuVsCaddy) ? { pass: cpuVsCaddy <= 1 } : {}) });
+  const cpuVsPortless = ratio(cpu('devproxy-http'), cpu('portless'));
+  targets.push({ name: 'HTTP CPU/request vs portless (same goal in CPU)', goal: '≤ 0.25×', achieved: x(cpuVsPortless), ...(Number.isFinite(cpuVsPortless) ? { pass: cpuVsPortless <= 0.25 } : {}) });
   const added = results.latency1?.addedP99Us;
   targets.push({ name: 'p99 added latency, 1 connection', goal: '< 1 ms', achieved: us(added), ...(added !== undefined && Number.isFinite(added) ? { pass: added < 1000 } : {}) });
   const flip = results.flips?.all.p99;
@@ -151,16 +163,17 @@ export function renderTable(r: BenchResults): string {
   out.push(
     `1. Throughput, small GET, keep-alive, ${r.config.connections} connections, ${r.config.threads} threads, ${r.config.durationS} s × ${r.config.rounds} rounds interleaved (median; ratios are medians of per-round ratios)`,
   );
+  out.push('   CPU/req: user + system CPU time of the serving process (and its children) per request; the machine being busy changes it least.');
   const caddy = row(r, 'caddy');
   const direct = row(r, 'direct');
   const portless = row(r, 'portless');
   out.push(
     ...table(
-      ['target', 'req/s', 'p50', 'p99', '× Caddy', '× direct', '× portless', 'bad', 'load'],
+      ['target', 'req/s', 'p50', 'p99', '× Caddy', '× direct', '× portless', 'CPU/req', 'bad', 'load'],
       r.throughput.map((t) =>
         t.skipped
-          ? [t.label, 'n/a', '', '', '', '', '', '', t.skipped]
-          : [t.label, fmt(t.rps), us(t.p50Us), us(t.p99Us), x(roundRatio(t, caddy)), x(roundRatio(t, direct)), x(roundRatio(t, portless)), String(t.bad), t.tool ?? ''],
+          ? [t.label, 'n/a', '', '', '', '', '', '', '', t.skipped]
+          : [t.label, fmt(t.rps), us(t.p50Us), us(t.p99Us), x(roundRatio(t, caddy)), x(roundRatio(t, direct)), x(roundRatio(t, portless)), Number.isFinite(t.cpuUsPerReq) ? `${t.cpuUsPerReq.toFixed(1)} µs` : 'n/a', String(t.bad), t.tool ?? ''],
       ),
     ),
   );
