@@ -23,6 +23,7 @@ proxy
   .option('--port <port>', 'plain HTTP port (env DEVPROXY_PORT, default 7080)')
   .option('--https-port <port>', 'HTTPS/HTTP2 port (env DEVPROXY_HTTPS_PORT, default 7443)')
   .option('--no-https', 'serve plain HTTP only')
+  .option('--redirect-https', 'answer routed plain-HTTP requests with a 308 to the HTTPS listener')
   .option('--host <address>', 'bind address (repeatable; default 127.0.0.1 and ::1). Anything else exposes devproxy to the network', collect)
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/proxy.js')).proxyStart(opts));

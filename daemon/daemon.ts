@@ -20,6 +20,8 @@ export interface DaemonOptions {
   httpsPort: number | null;
   /** Addresses to bind; loopback by default. */
   hosts?: string[];
+  /** Send routed plain-HTTP requests to the HTTPS listener (308). */
+  redirectToHttps?: boolean;
   logger: ProxyLogger;
 }
 
@@ -64,7 +66,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
 
   let httpsPort = options.httpsPort;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
-  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger };
+  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger, ...(options.redirectToHttps ? { redirectToHttps: true } : {}) };
   const handler = createProxyHandler(proxyOptions);
   const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close()];
   const closeAll = async () => {

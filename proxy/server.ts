@@ -478,7 +478,12 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       const https = isHttpsRequest(req);
       const hops = readHops(req.rawHeaders);
       const resolved = resolveHost(core, requestAuthority(req), https, hops);
-      if (resolved.kind === 'route') {
+      if (resolved.kind === 'route' && !https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
+        // 308 keeps the method and body, so a form POST survives the redirect too.
+        res.writeHead(308, { location: `https://${resolved.host}:${core.options.httpsPort}${req.url ?? '/'}`, 'content-length': '0' });
+        res.end();
+        req.resume();
+      } else if (resolved.kind === 'route') {
         forward(core, req, res, resolved.route, resolved.target, hops, https);
       } else if (resolved.kind === 'landing') {
         const html = wantsHtml(req.headers.accept);

@@ -17,6 +17,8 @@ export interface ProxyOptions {
   httpPort: number;
   /** Port of the HTTPS listener, when there is one. */
   httpsPort?: number;
+  /** Answer routed plain-HTTP requests with a 308 to the same URL on the HTTPS listener. Default false. */
+  redirectToHttps?: boolean;
   /** Extra PEM CA files trusted for every remote (e.g. the demo's stand-in DEV CA). */
   extraCaFiles?: string[];
   logger?: ProxyLogger;

@@ -17,6 +17,7 @@ export interface ProxyStartOptions {
   /** commander's `--no-https` sets this to false. */
   https?: boolean;
   host?: string[];
+  redirectHttps?: boolean;
   json?: boolean;
 }
 
@@ -30,7 +31,7 @@ export async function proxyStart(opts: ProxyStartOptions): Promise<void> {
   const defaults = await listenPorts();
   const httpPort = opts.port !== undefined ? parsePort(opts.port, '--port') : defaults.httpPort;
   const httpsPort = opts.https === false ? null : opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : defaults.httpsPort;
-  const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h])];
+  const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h]), ...(opts.redirectHttps ? ['--redirect-https'] : [])];
 
   if (opts.foreground) {
     const { runDaemon } = await import('../../daemon/main.js');
