@@ -71,14 +71,31 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Registered repositories (main checkout paths), in registration order. */
+/**
+ * Registered repositories (main checkout paths), in registration order; none when the file does
+ * not exist. Throws `DEVPROXY_ERR_CONFIG_INVALID` naming the file when it cannot be read or
+ * parsed: treating a damaged registry as empty would unroute every repository (daemon) or
+ * overwrite the others with one (`init`).
+ */
 export async function readRepos(home: string): Promise<string[]> {
+  const path = homePaths(home).repos;
+  let parsed: { repos?: unknown };
   try {
-    const parsed = JSON.parse(await readFile(homePaths(home).repos, 'utf8')) as { repos?: unknown };
-    return Array.isArray(parsed.repos) ? parsed.repos.filter((r): r is string => typeof r === 'string') : [];
-  } catch {
-    return [];
+    parsed = JSON.parse(await readFile(path, 'utf8')) as { repos?: unknown };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    const reason = error instanceof SyntaxError ? 'is not valid JSON' : `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `the repository registry ${path} ${reason}`, {
+      hint: `restore it as {"repos": ["/path/to/repo"]}, or delete it and run \`devproxy init\` in each repository`,
+      cause: error,
+    });
   }
+  if (parsed === null || typeof parsed !== 'object' || !Array.isArray(parsed.repos)) {
+    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `the repository registry ${path} has no "repos" list`, {
+      hint: `restore it as {"repos": ["/path/to/repo"]}, or delete it and run \`devproxy init\` in each repository`,
+    });
+  }
+  return parsed.repos.filter((r): r is string => typeof r === 'string');
 }
 
 /**

@@ -7,6 +7,7 @@ import type { ProxyLogger } from '../proxy/types.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import { listWorktrees, locateRepo, type GitWorktree } from '../worktrees/git-worktrees.js';
+import type { DevproxyError } from '../errors.js';
 import { homePaths, readRepos } from './home.js';
 import { loadWorktree, type LastGood } from './worktree-loader.js';
 
@@ -72,6 +73,9 @@ interface TrackedRepo {
 export class Workspace {
   private table: RoutingTable = { routes: new Map(), worktrees: [], diagnostics: [] };
   private readonly repos = new Map<string, TrackedRepo>();
+  /** Why repos.json could not be read; the repositories already tracked stay meanwhile. */
+  private registryDiagnostics: Diagnostic[] = [];
+  private registryRecheck?: NodeJS.Timeout;
   private readonly worktrees = new Map<string, TrackedWorktree>();
   private homeWatcher?: FSWatcher;
   private syncing: Promise<void> = Promise.resolve();
@@ -89,7 +93,12 @@ export class Workspace {
     const paths = homePaths(this.options.home);
     this.homeWatcher = watch(this.options.home, { depth: 0, ignoreInitial: true });
     this.homeWatcher.on('all', (_event, path) => {
-      if (basename(path) === basename(paths.repos)) void this.syncRepos();
+      if (basename(path) !== basename(paths.repos)) return;
+      void this.syncRepos();
+      // chokidar drops a second event for the same path inside its throttle window, so a quick
+      // fix right after a bad write would be missed: read the registry once more after it.
+      clearTimeout(this.registryRecheck);
+      this.registryRecheck = setTimeout(() => void this.syncRepos(), RECHECK_WINDOW_MS);
     });
     this.homeWatcher.on('error', (error) => this.options.logger?.warn(`watcher: ${String(error)}`));
     await once(this.homeWatcher, 'ready');
@@ -111,7 +120,7 @@ export class Workspace {
       this.fresh.clear();
     }
     this.table = buildRoutingTable(inputs);
-    const repoDiagnostics = [...this.repos.values()].flatMap((r) => r.diagnostics);
+    const repoDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics)];
     if (repoDiagnostics.length > 0) this.table.diagnostics.push(...repoDiagnostics);
     this.options.onChange?.(this.table, changed);
   }
@@ -143,6 +152,7 @@ export class Workspace {
 
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.registryRecheck);
     await this.homeWatcher?.close();
     for (const repo of this.repos.values()) {
       clearTimeout(repo.rescanTimer);
@@ -157,7 +167,17 @@ export class Workspace {
   private syncRepos(): Promise<void> {
     this.syncing = this.syncing.then(async () => {
       if (this.closed) return;
-      const wanted = new Set(await readRepos(this.options.home));
+      let wanted: Set<string>;
+      try {
+        wanted = new Set(await readRepos(this.options.home));
+        this.registryDiagnostics = [];
+      } catch (error) {
+        const { message, hint } = error as DevproxyError;
+        this.registryDiagnostics = [{ file: homePaths(this.options.home).repos, line: 0, column: 0, message, hint }];
+        this.options.logger?.warn(`${message} — ${hint}`);
+        this.rebuild();
+        return;
+      }
       for (const repo of [...this.repos.keys()]) if (!wanted.has(repo)) await this.dropRepo(repo);
       await Promise.all([...wanted].filter((repo) => !this.repos.has(repo)).map((repo) => this.addRepo(repo)));
       this.rebuild();
