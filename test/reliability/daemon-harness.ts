@@ -1,0 +1,125 @@
+/**
+ * A real devproxy daemon for reliability tests: a temp $DEVPROXY_HOME, a real git repository
+ * registered with `devproxy init`, and the daemon started with the compiled CLI
+ * (`devproxy proxy start`) as its own process, so it can be killed, counted in /proc and
+ * restarted like a user's.
+ */
+import { readFile, readdir, readlink, rm, mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DaemonInfo } from '../../daemon/home.js';
+import type { StatusReport } from '../../daemon/status.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+
+/** A daemon under test and the files around it. */
+export interface DaemonUnderTest {
+  home: string;
+  repo: TempRepo;
+  env: NodeJS.ProcessEnv;
+  httpPort: number;
+  cli(args: string[], cwd?: string): Promise<CliResult>;
+  /** daemon.json as the daemon published it (undefined when absent or unreadable). */
+  info(): Promise<DaemonInfo | undefined>;
+  /** `GET /api/status?probe=0` with the token. */
+  status(): Promise<StatusReport>;
+  /** One GET through the proxy with the given Host; resolves status and body. */
+  get(host: string, path?: string, agent?: http.Agent): Promise<{ status: number; body: string }>;
+  cleanup(): Promise<void>;
+}
+
+/** A TCP port that was free a moment ago (bound to 0, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Creates the repository and home; the daemon is not started (call `cli(['proxy', 'start'])`). */
+export async function prepareDaemon(config: string, extraFiles: Record<string, string> = {}): Promise<DaemonUnderTest> {
+  const home = await mkdtemp(join(tmpdir(), 'devproxy-rel-home-'));
+  const repo = await createTempRepo({ 'devproxy.yaml': config, ...extraFiles });
+  const httpPort = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: String(httpPort), DEVPROXY_HTTPS_PORT: '0' };
+  delete env.NODE_OPTIONS;
+  const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env });
+  const info = async () => {
+    try {
+      return JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as DaemonInfo;
+    } catch {
+      return undefined;
+    }
+  };
+  const self: DaemonUnderTest = {
+    home,
+    repo,
+    env,
+    httpPort,
+    cli,
+    info,
+    async status() {
+      const published = await info();
+      if (!published) throw new Error('no daemon.json');
+      const response = await fetch(`http://127.0.0.1:${published.adminPort}/api/status?probe=0`, { headers: { authorization: `Bearer ${published.token}` } });
+      if (!response.ok) throw new Error(`admin API answered ${response.status}`);
+      return (await response.json()) as StatusReport;
+    },
+    get(host, path = '/', agent) {
+      return new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port: httpPort, path, headers: { host, accept: 'application/json' }, agent: agent ?? false }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    },
+    async cleanup() {
+      const published = await info();
+      await cli(['proxy', 'stop']);
+      if (published && isRunning(published.pid)) process.kill(published.pid, 'SIGKILL');
+      await repo.cleanup();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+/** True while `pid` exists. */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Open file descriptors of a process (Linux /proc). */
+export async function openFds(pid: number): Promise<number> {
+  return (await readdir(`/proc/${pid}/fd`)).length;
+}
+
+/** Socket inodes a process holds (Linux /proc). */
+export async function socketInodes(pid: number): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match) inodes.add(match[1]!);
+  }
+  return inodes;
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 'NaN');
+  return kb * 1024;
+}
