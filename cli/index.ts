@@ -24,6 +24,7 @@ proxy
   .option('--https-port <port>', 'HTTPS/HTTP2 port (env DEVPROXY_HTTPS_PORT, default 7443)')
   .option('--no-https', 'serve plain HTTP only')
   .option('--redirect-https', 'answer routed plain-HTTP requests with a 308 to the HTTPS listener')
+  .option('--sync-hosts [file]', 'keep a devproxy block of every routed hostname in the hosts file (default the system one; needs write access)')
   .option('--host <address>', 'bind address (repeatable; default 127.0.0.1 and ::1). Anything else exposes devproxy to the network', collect)
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/proxy.js')).proxyStart(opts));

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { DevproxyError } from '../errors.js';
+import { startHttpsProxy } from '../proxy/https-server.js';
 import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
 import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
 import { startAdminApi } from './admin-api.js';
 import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInfo } from './home.js';
 import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
+import { caPaths, createCertificateStore } from '../certs/store.js';
+import { worktreeEnvironment } from '../environment/worktree-env.js';
+import { localServices } from '../router/profile-resolution.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
+import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
 import { Workspace } from './workspace.js';
 
@@ -22,6 +27,8 @@ export interface DaemonOptions {
   hosts?: string[];
   /** Send routed plain-HTTP requests to the HTTPS listener (308). */
   redirectToHttps?: boolean;
+  /** Keep devproxy's block of this hosts file in step with the routed hostnames (opt-in). */
+  syncHostsFile?: string;
   logger: ProxyLogger;
 }
 
@@ -61,14 +68,23 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   let workspace!: Workspace;
   const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuild() });
   const controller = new RuntimeController(runtime, logger, () => workspace.rebuild());
-  workspace = new Workspace({ home: options.home, logger, runtime: controller, onChange: (table, changed) => controller.reconcile(table, changed) });
+  const hostsSync = options.syncHostsFile ? new HostsFileSync(options.syncHostsFile, logger) : undefined;
+  workspace = new Workspace({
+    home: options.home,
+    logger,
+    runtime: controller,
+    onChange: (table, changed) => {
+      controller.reconcile(table, changed);
+      hostsSync?.update(table.routes.keys());
+    },
+  });
   await workspace.start();
 
   let httpsPort = options.httpsPort;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
   const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger, ...(options.redirectToHttps ? { redirectToHttps: true } : {}) };
   const handler = createProxyHandler(proxyOptions);
-  const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close()];
+  const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close(), async () => hostsSync?.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn(`shutdown: ${String(error)}`));
   };
@@ -79,8 +95,6 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     closers.push(() => http.close());
     proxyOptions.httpPort = http.port;
     if (httpsPort !== null) {
-      const { startHttpsProxy } = await import('../proxy/https-server.js');
-      const { createCertificateStore } = await import('../certs/store.js');
       const certificates = createCertificateStore({
         home: options.home,
         logger,
@@ -93,6 +107,13 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       proxyOptions.httpsPort = https.port;
       closers.push(() => https.close());
     }
+
+    const caPath = httpsPort === null ? null : caPaths(options.home).certPath;
+    controller.start(
+      (input, slug) => worktreeEnvironment({ config: input.config!, slug, local: localServices(input.config!, input.profile), httpPort: http.port, httpsPort, caPath }, { env: process.env, baseDir: input.repo }),
+      workspace.getTable(),
+      workspace.inputs(),
+    );
 
     let requestStop!: () => void;
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));

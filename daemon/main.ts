@@ -7,7 +7,7 @@ const SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /**
  * Runs the daemon until SIGTERM/SIGINT or an admin stop. `args` are the ones `proxy start`
- * passes: `--port N --https-port N|none [--host ADDR]… [--redirect-https]`. Logs go to stdout, which a background
+ * passes: `--port N --https-port N|none [--host ADDR]… [--redirect-https] [--sync-hosts FILE]`. Logs go to stdout, which a background
  * daemon has redirected into $DEVPROXY_HOME/logs/daemon.log.
  */
 export async function runDaemon(args: string[]): Promise<void> {
@@ -30,6 +30,7 @@ export async function runDaemon(args: string[]): Promise<void> {
     httpsPort: httpsArg === undefined || httpsArg === 'none' ? null : Number(httpsArg),
     ...(hosts.length > 0 ? { hosts } : {}),
     ...(args.includes('--redirect-https') ? { redirectToHttps: true } : {}),
+    ...(args.includes('--sync-hosts') ? { syncHostsFile: value('--sync-hosts') } : {}),
     logger,
   });
   await new Promise<void>((resolve) => {

@@ -17,6 +17,8 @@ export class RuntimeController implements RuntimeView {
   private readonly inFlight = new Map<string, Promise<unknown>>();
   /** The last reconcile of a worktree failed as a whole (Docker down, compose file missing…). */
   private readonly reconcileErrors = new Map<string, { services: string[]; problem: RouteProblem }>();
+  /** The worktree environment for its local instances; reconciles wait for it (the ports must be bound). */
+  private environmentFor?: (input: WorktreeInput, slug: string) => Record<string, string>;
 
   constructor(
     private readonly runtime: LocalRuntime,
@@ -50,15 +52,26 @@ export class RuntimeController implements RuntimeView {
     return this.runtime.status(worktreePath).find((s) => s.service === service);
   }
 
+  /** Starts reconciling: from now on file changes start and stop local instances. */
+  start(environmentFor: (input: WorktreeInput, slug: string) => Record<string, string>, table: RoutingTable, inputs: readonly WorktreeInput[]): void {
+    this.environmentFor = environmentFor;
+    this.reconcile(table, inputs);
+  }
+
   /** Reconciles the given worktrees (all of them at start-up) and forgets worktrees git no longer lists. */
   reconcile(table: RoutingTable, inputs: readonly WorktreeInput[]): void {
+    if (!this.environmentFor) return;
     for (const input of inputs) {
       const slug = table.worktrees.find((w) => w.path === input.path)?.slug;
       if (!input.config || !slug || !table.worktrees.find((w) => w.path === input.path)?.hosts.length) continue;
-      const spec = { repo: input.repo, path: input.path, slug, config: input.config, local: localServices(input.config, input.profile) };
+      const local = localServices(input.config, input.profile);
+      const environmentFor = this.environmentFor;
+      const spec = { repo: input.repo, path: input.path, slug, config: input.config, local };
+      // An unset ${env:…} reference fails this worktree's reconcile (shown on its routes), not the daemon.
+      const work = Promise.resolve().then(() => this.runtime.reconcile({ ...spec, env: environmentFor(input, slug) }));
       this.track(
         input.path,
-        this.runtime.reconcile(spec).then(
+        work.then(
           () => this.reconcileErrors.delete(input.path),
           (error: unknown) => {
             this.reconcileErrors.set(input.path, { services: spec.local, problem: { message: (error as Error).message, hint: (error as { hint?: string }).hint ?? 'run `devproxy status` and the daemon log for details' } });

@@ -1,6 +1,5 @@
 import type { ProjectConfig } from '../profiles/schema.js';
 import { serviceHost } from '../router/hostname.js';
-import { buildWorktreeEnvironment, resolveEnvironment, type EnvironmentInputs, type ResolveContext } from './worktree-env.js';
 
 /** Where a container finds devproxy's CA when the runtime mounts it ({@link composeCaVolume}). */
 export const CONTAINER_CA_PATH = '/etc/devproxy/ca.pem';
@@ -17,15 +16,4 @@ export function composeExtraHosts(worktree: { config: ProjectConfig; slug: strin
 /** The read-only `volumes:` entry mounting devproxy's CA at {@link CONTAINER_CA_PATH}. */
 export function composeCaVolume(caPath: string): string {
   return `${caPath}:${CONTAINER_CA_PATH}:ro`;
-}
-
-/**
- * The resolved worktree environment for a compose service: as for a process, except that
- * NODE_EXTRA_CA_CERTS names the CA's path inside the container (mount it with
- * {@link composeCaVolume}) and no NODE_OPTIONS preload, since `extra_hosts` resolves the names.
- */
-export function containerEnvironment(inputs: EnvironmentInputs, context: ResolveContext): Record<string, string> {
-  const env = resolveEnvironment(buildWorktreeEnvironment(inputs), context);
-  if (env.NODE_EXTRA_CA_CERTS !== undefined) env.NODE_EXTRA_CA_CERTS = CONTAINER_CA_PATH;
-  return env;
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeFileAtomic } from '../atomic-write.js';
-import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode } from './schema.js';
+import type { Diagnostic, ProjectConfig, RouteMode } from './schema.js';
 import { validateConfig, type ConfigValidation } from './validate-config.js';
 import { validateProfile, type ProfileValidation } from './validate-profile.js';
 

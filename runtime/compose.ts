@@ -15,6 +15,8 @@ import { dirname, join, resolve } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
 import { DevproxyError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-write.js';
+import { CONTAINER_CA_PATH, composeCaVolume, composeExtraHosts } from '../environment/compose-env.js';
+import type { ProjectConfig } from '../profiles/schema.js';
 
 /** Compose file names tried, in order, when devproxy.yaml names none. */
 export const DEFAULT_COMPOSE_FILES = ['docker-compose.yml', 'compose.yaml', 'docker-compose.yaml', 'compose.yml'];
@@ -102,8 +104,10 @@ export interface DeriveOptions {
   slug: string;
   /** compose service name → how devproxy runs it; services absent here are carried over (ports rewritten). */
   managed: Map<string, ComposeServicePlan>;
-  /** Extra environment for managed services. */
+  /** Extra environment for managed services (the worktree's environment, resolved). */
   env?: Record<string, string>;
+  /** The worktree's config: its hostnames go into `extra_hosts`, so containers reach the proxy by them. */
+  config?: ProjectConfig;
 }
 
 /** True when a compose service definition runs on the host's network (no port publishing). */
@@ -145,7 +149,16 @@ export function deriveComposeDocument(doc: Record<string, unknown>, opts: Derive
       };
       const env = { ...toMap(def.environment), ...(opts.env ?? {}) };
       if (hostNetwork && plan.hostPort !== undefined) env.PORT = String(plan.hostPort);
+      // The host's CA path means nothing inside the container: mount it at a fixed path instead.
+      if (opts.env?.NODE_EXTRA_CA_CERTS) {
+        def.volumes = [...(Array.isArray(def.volumes) ? def.volumes : []), composeCaVolume(opts.env.NODE_EXTRA_CA_CERTS)];
+        env.NODE_EXTRA_CA_CERTS = CONTAINER_CA_PATH;
+      }
       if (Object.keys(env).length > 0) def.environment = env;
+      if (opts.config) {
+        const existing = Array.isArray(def.extra_hosts) ? def.extra_hosts : Object.entries(toMap(def.extra_hosts)).map(([host, ip]) => `${host}:${ip}`);
+        def.extra_hosts = [...new Set([...existing, ...composeExtraHosts({ config: opts.config, slug: opts.slug }, { hostNetwork })])];
+      }
       if (plan.memoryBytes !== undefined) {
         def.mem_limit = plan.memoryBytes;
         // A budget that can spill into swap is no budget; keep the user's own swap limit if set.

@@ -15,6 +15,7 @@ import { readJsonState, writeJsonState } from './json-state.js';
 import { lastLines } from './compose.js';
 import { readLogTail } from './log-file.js';
 import { sleep } from './health.js';
+import { nodeOptionsWithPreload } from '../environment/node-options.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -125,7 +126,8 @@ export class ProcessSupervisor {
       logOffset = (await stat(logFile)).size;
       const child = spawn('sh', ['-c', opts.command], {
         cwd: opts.worktreePath,
-        env: { ...process.env, ...(opts.env ?? {}), PORT: String(opts.port) },
+        // Node apps resolve the worktree's *.localhost names through the preload.
+        env: { ...process.env, ...(opts.env ?? {}), NODE_OPTIONS: nodeOptionsWithPreload(opts.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS), PORT: String(opts.port) },
         detached: true,
         stdio: ['ignore', fd, fd],
       });

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { homePaths, isAlive, readDaemonInfo, type DaemonInfo } from '../../daemon/home.js';
+import { defaultHostsPath } from '../../environment/hosts-file.js';
 import { DevproxyError } from '../../errors.js';
 import { callDaemon, home, listenPorts, parsePort } from '../context.js';
 
@@ -18,6 +20,8 @@ export interface ProxyStartOptions {
   https?: boolean;
   host?: string[];
   redirectHttps?: boolean;
+  /** `--sync-hosts [file]`: true for the system hosts file. */
+  syncHosts?: string | boolean;
   json?: boolean;
 }
 
@@ -31,7 +35,9 @@ export async function proxyStart(opts: ProxyStartOptions): Promise<void> {
   const defaults = await listenPorts();
   const httpPort = opts.port !== undefined ? parsePort(opts.port, '--port') : defaults.httpPort;
   const httpsPort = opts.https === false ? null : opts.httpsPort !== undefined ? parsePort(opts.httpsPort, '--https-port') : defaults.httpsPort;
-  const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h]), ...(opts.redirectHttps ? ['--redirect-https'] : [])];
+  const args = ['--port', String(httpPort), '--https-port', httpsPort === null ? 'none' : String(httpsPort), ...(opts.host ?? []).flatMap((h) => ['--host', h]), ...(opts.redirectHttps ? ['--redirect-https'] : []),
+    ...(opts.syncHosts ? ['--sync-hosts', opts.syncHosts === true ? defaultHostsPath() : resolve(opts.syncHosts)] : []),
+  ];
 
   if (opts.foreground) {
     const { runDaemon } = await import('../../daemon/main.js');

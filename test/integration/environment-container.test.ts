@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { composeExtraHosts, containerEnvironment } from '../../environment/compose-env.js';
+import { worktreeEnvironment } from '../../environment/worktree-env.js';
 import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO } from '../../runtime/compose.js';
@@ -16,8 +16,8 @@ import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
 
 /**
  * A container calling a worktree service by its stable URL on a real Docker engine: the local
- * runtime starts a compose service with `containerEnvironment` as its env and the
- * `composeExtraHosts` entries in its compose file (until the runtime adds them itself), and the
+ * runtime starts a compose service with the worktree environment the daemon passes, adding the
+ * worktree's hostnames to `extra_hosts` itself (the compose file has none), and the
  * real daemon, listening on the bridge gateway too, routes the call by the live profile.
  */
 let docker: Docker;
@@ -108,11 +108,11 @@ describe('a compose service started with the worktree environment', () => {
     const worktree = { config: withCaller, slug: 'contoso' };
     const compose = {
       services: {
-        caller: { image: TEST_IMAGE, extra_hosts: composeExtraHosts(worktree, { hostNetwork: false }), command: ['sh', '-c', CALLER_SCRIPT] },
+        caller: { image: TEST_IMAGE, command: ['sh', '-c', CALLER_SCRIPT] },
       },
     };
     await writeFile(join(worktreeDir, 'docker-compose.yml'), JSON.stringify(compose));
-    const environment = containerEnvironment({ ...worktree, local: ['api', 'caller'], httpPort, httpsPort: null, caPath: null }, { env: {}, baseDir: worktreeDir });
+    const environment = worktreeEnvironment({ ...worktree, local: ['api', 'caller'], httpPort, httpsPort: null, caPath: null }, { env: {}, baseDir: worktreeDir });
     expect(environment.API_URL).toBe(`http://api.contoso.localhost:${httpPort}`);
 
     runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, stopGraceMs: 1_000, startTimeoutMs: 60_000, memoryIntervalMs: 0 });

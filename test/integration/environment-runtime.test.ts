@@ -2,9 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { processEnvironment } from '../../environment/node-options.js';
+import { worktreeEnvironment } from '../../environment/worktree-env.js';
 import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
@@ -14,8 +13,8 @@ import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 /**
  * A process service calling another service by its stable URL: the real local runtime starts a
- * `command:` service with the environment `processEnvironment` builds (what the daemon is to
- * pass as `WorktreeRuntimeSpec.env`), and its plain `fetch(process.env.API_URL)` goes through
+ * `command:` service with the worktree environment the daemon passes (the runtime adds the
+ * *.localhost preload to NODE_OPTIONS), and its plain `fetch(process.env.API_URL)` goes through
  * the real daemon, which routes it by the live profile.
  */
 let home: string;
@@ -42,7 +41,6 @@ function config(services: Record<string, unknown>): ProjectConfig {
 }
 
 /** The compiled preload (the test runs from sources; the daemon runs from dist). */
-const PRELOAD_URL = pathToFileURL(fileURLToPath(new URL('../../dist/environment/localhost-preload.js', import.meta.url))).href;
 
 /** An app server on $PORT that answers with what it fetched from API_URL. */
 const CALLER = `
@@ -103,7 +101,7 @@ describe('a process service started with the worktree environment', () => {
     const withCaller = config({ ...routed(), caller: { local: { command: `exec "${process.execPath}" "${script}"` } } });
     const inputs = { config: withCaller, slug: 'contoso', local: ['api', 'caller'], httpPort: ports.httpPort, httpsPort: null, caPath: null };
     runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, memoryIntervalMs: 0, startTimeoutMs: 30_000, dockerHost: `unix://${join(runtimeHome, 'no-docker.sock')}` });
-    await runtime.reconcile({ repo: repo.main, path: repo.main, slug: 'contoso', config: withCaller, local: ['caller'], env: processEnvironment(inputs, { env: {}, baseDir: repo.main }, PRELOAD_URL) });
+    await runtime.reconcile({ repo: repo.main, path: repo.main, slug: 'contoso', config: withCaller, local: ['caller'], env: worktreeEnvironment(inputs, { env: {}, baseDir: repo.main }) });
     const port = runtime.healthyPorts(repo.main).get('caller')!;
     const pid = runtime.status(repo.main).find((s) => s.service === 'caller')!.pid;
 
