@@ -547,7 +547,7 @@ export class LocalRuntime {
         inst.check = healthCheckFor(spec.config.services.get(inst.service)?.health, 'http-any');
       }
     }
-    const deriveOpts: Parameters<typeof deriveComposeDocument>[1] = { repo: spec.repo, worktreePath: spec.path, slug: spec.slug, managed };
+    const deriveOpts: Parameters<typeof deriveComposeDocument>[1] = { repo: spec.repo, worktreePath: spec.path, slug: spec.slug, managed, config: spec.config };
     if (spec.env) deriveOpts.env = spec.env;
     try {
       const derived = await writeDerivedComposeFile(this.opts.home, wt.projectName, deriveComposeDocument(file.doc, deriveOpts));
