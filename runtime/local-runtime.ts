@@ -150,6 +150,8 @@ export class LocalRuntime {
   private memoryTimer: NodeJS.Timeout | undefined;
   private memoryRefresh: Promise<void> | undefined;
   private closed = false;
+  /** Aborted by close(): queued drains end at once, the proxy has already drained by then. */
+  private readonly closing = new AbortController();
 
   constructor(opts: LocalRuntimeOptions) {
     this.opts = { drainMs: 2_000, startTimeoutMs: 120_000, healthIntervalMs: 250, stopGraceMs: 5_000, memoryIntervalMs: 10_000, ...opts };
@@ -215,7 +217,7 @@ export class LocalRuntime {
       const stops = (async () => {
         await Promise.all(leftovers.map((i) => this.stopInstance(wt, i)));
         if (leaving.length === 0) return;
-        await sleep(drainMs);
+        await sleep(drainMs, this.closing.signal);
         await Promise.all(
           leaving.map(async (inst) => {
             await this.stopInstance(wt, inst);
@@ -392,6 +394,7 @@ export class LocalRuntime {
    */
   async close(): Promise<void> {
     this.closed = true;
+    this.closing.abort();
     if (this.memoryTimer) clearInterval(this.memoryTimer);
     for (const wt of this.worktrees.values()) for (const inst of wt.instances.values()) inst.watch?.abort();
     this.observer.close();
