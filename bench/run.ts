@@ -14,7 +14,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliBuilt, runCli, startDaemonPreferHttps, waitForRoute, type Cli, type Daemon } from './lib/devproxy.js';
-import { createBenchRepo, createScaleRepo, PROFILE_LOCAL, SCALE_SERVICES } from './lib/fixtures.js';
+import { createBenchRepo, createScaleRepo, SCALE_SERVICES } from './lib/fixtures.js';
 import { measureFileFlips, measureUseFlips } from './lib/flip.js';
 import { runLoad, type LoadRequest, type LoadResult, type LoadTools } from './lib/load.js';
 import type { ProbeResult, ProbeSpec } from './latency-probe.js';
@@ -203,9 +203,9 @@ async function main(): Promise<void> {
     daemon?.info.pid,
   );
   const caddy = peers.caddy ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream)) : undefined;
-  addRow('caddy', `Caddy ${peers.versions.caddy ?? ''} reverse_proxy`, { port: ports.caddy }, !peers.caddy ? 'caddy not installed' : caddy ? undefined : 'failed to start', caddy?.child.pid);
+  addRow('caddy', `Caddy${peers.versions.caddy ? ` ${peers.versions.caddy}` : ''} reverse_proxy`, { port: ports.caddy }, !peers.caddy ? 'caddy not installed' : caddy ? undefined : 'failed to start', caddy?.child.pid);
   const nginx = peers.nginx ? await phase('start nginx proxy', () => startNginxProxy(peers.nginx as string, scratch, ports.nginx, ports.upstream)) : undefined;
-  addRow('nginx', `nginx ${peers.versions.nginx ?? ''} proxy_pass keepalive`, { port: ports.nginx }, !peers.nginx ? 'nginx not installed' : nginx ? undefined : 'failed to start', nginx?.child.pid);
+  addRow('nginx', `nginx${peers.versions.nginx ? ` ${peers.versions.nginx}` : ''} proxy_pass keepalive`, { port: ports.nginx }, !peers.nginx ? 'nginx not installed' : nginx ? undefined : 'failed to start', nginx?.child.pid);
   let portlessHost = '';
   let portlessPid: number | undefined;
   const portlessOk = peers.portless

@@ -109,7 +109,8 @@ export async function findPeers(install: boolean, log: (line: string) => void): 
     peers.portless = portless;
     peers.versions.portless = await version(portless, ['--version'], /(\d+\.\d+\.\d+)/);
   }
-  for (const name of ['caddy', 'nginx', 'wrk', 'h2load', 'portless'] as const) {
+  // wrk and h2load have Node fallbacks, which the run notes itself.
+  for (const name of ['caddy', 'nginx', 'portless'] as const) {
     if (!peers[name]) notes.push(`${name} not installed: skipped (run \`npm run bench -- --with-peers\`)`);
   }
   return peers;
