@@ -285,19 +285,28 @@ describe('corrupted and torn files keep the last good routes', () => {
 
   for (const [what, breakIt] of badContents) {
     it(`profile file → ${what}: routes stay, status names the file and a fix, recovery when fixed`, async () => {
+      // A directory can only replace the file after a deletion, and a deleted profile file
+      // rightly means the default profile (minimal); start from it so both states agree.
+      const viaDeletion = what.startsWith('a directory');
+      const [start, startBody, startName, next, nextBody] = viaDeletion
+        ? [PROFILE_REMOTE, 'B', 'minimal', PROFILE_LOCAL, 'A'] as const
+        : [PROFILE_LOCAL, 'A', 'standard', PROFILE_REMOTE, 'B'] as const;
       await corrupt.check(async () => {
-        await writeFileAtomic(profileFile, PROFILE_LOCAL);
-        await settlesOn('A');
+        await writeFileAtomic(profileFile, start);
+        await settlesOn(startBody);
         await noDiagnostics();
-        await breakIt(profileFile);
-        const text = await diagnosticFor(profileFile);
-        expect(text).toContain(profileFile);
-        expect(text).toContain(' — ');
-        expect((await d.get(API)).body).toBe('A');
-        expect((await d.status()).worktrees[0]!.profile).toBe('standard');
-        await rm(profileFile, { recursive: true, force: true });
-        await writeFileAtomic(profileFile, PROFILE_REMOTE);
-        await settlesOn('B');
+        try {
+          await breakIt(profileFile);
+          const text = await diagnosticFor(profileFile);
+          expect(text).toContain(profileFile);
+          expect(text).toContain(' — ');
+          expect((await d.get(API)).body).toBe(startBody);
+          expect((await d.status()).worktrees.find((w) => w.main)!.profile).toBe(startName);
+        } finally {
+          await rm(profileFile, { recursive: true, force: true });
+        }
+        await writeFileAtomic(profileFile, next);
+        await settlesOn(nextBody);
         await noDiagnostics();
         await writeFileAtomic(profileFile, PROFILE_LOCAL);
         await settlesOn('A');
@@ -310,13 +319,16 @@ describe('corrupted and torn files keep the last good routes', () => {
       await corrupt.check(async () => {
         await writeFileAtomic(profileFile, PROFILE_LOCAL);
         await settlesOn('A');
-        await breakIt(configFile);
-        const text = await diagnosticFor(configFile);
-        expect(text).toContain(configFile);
-        expect((await d.get(API)).body).toBe('A');
-        expect((await d.get(UI)).body).toBe('UI');
-        await rm(configFile, { recursive: true, force: true });
-        await writeFileAtomic(configFile, goodConfig);
+        try {
+          await breakIt(configFile);
+          const text = await diagnosticFor(configFile);
+          expect(text).toContain(configFile);
+          expect((await d.get(API)).body).toBe('A');
+          expect((await d.get(UI)).body).toBe('UI');
+        } finally {
+          await rm(configFile, { recursive: true, force: true });
+          await writeFileAtomic(configFile, goodConfig);
+        }
         await noDiagnostics();
         expect((await d.get(API)).body).toBe('A');
       });
