@@ -168,7 +168,7 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
       clearInterval(refresh);
       const closed = servers.map((s) => new Promise((resolve) => s.close(resolve)));
       for (const session of sessions) session.close();
-      for (const socket of sockets) if (socket.alpnProtocol !== 'h2') socket.destroy();
+      for (const socket of sockets) if (socket.alpnProtocol !== 'h2') endWhenIdle(socket);
       const grace = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, CLOSE_GRACE_MS);
@@ -176,6 +176,17 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
       clearTimeout(grace);
     },
   };
+}
+
+/**
+ * Ends an HTTP/1.1-over-TLS connection as soon as it has no response under way: idle keep-alive
+ * and upgraded (WebSocket) sockets at once, a busy one after its response, like the plain
+ * listener's drain. The grace timer in close() cuts what is still busy after it.
+ */
+function endWhenIdle(socket: TLSSocket): void {
+  const response = (socket as TLSSocket & { _httpMessage?: { once(event: 'finish', listener: () => void): void } | null })._httpMessage;
+  if (response) response.once('finish', () => socket.end());
+  else socket.end();
 }
 
 function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {
