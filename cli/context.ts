@@ -3,6 +3,7 @@ import { readDaemonInfo, devproxyHome, readRepos, type DaemonInfo } from '../dae
 import type { StatusReport } from '../daemon/status.js';
 import { loadRepoInputs } from '../daemon/worktree-loader.js';
 import { DevproxyError, ERROR_HINTS, type ErrorCode } from '../errors.js';
+import { VERSION } from '../version.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RoutingTable, WorktreeInput, WorktreeState } from '../router/types.js';
 import { locateRepo, type RepoLocation } from '../worktrees/git-worktrees.js';
@@ -66,7 +67,6 @@ export async function currentStatus(probe: boolean): Promise<StatusReport> {
   const fromDaemon = await callDaemon<StatusReport>(`/api/status?probe=${probe ? 1 : 0}`);
   if (fromDaemon) return fromDaemon;
   const { buildStatus, probeLocalHealth } = await import('../daemon/status.js');
-  const { VERSION } = await import('../daemon/daemon.js');
   const inputs = (await Promise.all((await readRepos(home())).map((repo) => loadRepoInputs(repo).catch(() => [])))).flat();
   const table = buildRoutingTable(inputs);
   const health = probe ? await probeLocalHealth(table) : new Map();

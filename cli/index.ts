@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../daemon/daemon.js';
+import { VERSION } from '../version.js';
 import { isDevproxyError } from '../errors.js';
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { DevproxyError } from '../errors.js';
+import { VERSION } from '../version.js';
 import { startHttpsProxy } from '../proxy/https-server.js';
 import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
 import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
@@ -15,8 +16,6 @@ import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
 import { Workspace } from './workspace.js';
 
-/** devproxy's version, shown by `status` and `proxy status`. */
-export const VERSION = '0.1.0';
 
 export interface DaemonOptions {
   home: string;

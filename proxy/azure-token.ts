@@ -3,7 +3,7 @@
  * concurrent requests, the token reused until shortly before it expires, and a failure that
  * names every credential tried and why it failed (shown on the 502 page, never the token).
  */
-import { AzureCliCredential, AzureDeveloperCliCredential, EnvironmentCredential, type AccessToken, type TokenCredential } from '@azure/identity';
+import type { AccessToken, TokenCredential } from '@azure/identity';
 
 /** One credential of the chain, named on error pages. */
 export interface NamedCredential {
@@ -12,7 +12,7 @@ export interface NamedCredential {
 }
 
 /** Builds the chain tried, in order, for a tenant (undefined: the credential's default tenant). */
-export type CredentialChainFactory = (tenant: string | undefined) => NamedCredential[];
+export type CredentialChainFactory = (tenant: string | undefined) => NamedCredential[] | Promise<NamedCredential[]>;
 
 /** A cached token is refreshed this long before it expires, in ms. */
 export const TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
@@ -28,7 +28,9 @@ const MAX_REASON_CHARS = 240;
  * identity probe calls IMDS (169.254.169.254), which on a laptop only adds a timeout to every
  * failure, and its workload identity needs a cluster.
  */
-export function defaultCredentialChain(tenant: string | undefined): NamedCredential[] {
+export async function defaultCredentialChain(tenant: string | undefined): Promise<NamedCredential[]> {
+  // Loaded on the first token request: @azure/identity adds ~20 MB to a daemon that may never need it.
+  const { AzureCliCredential, AzureDeveloperCliCredential, EnvironmentCredential } = await import('@azure/identity');
   const tenantOption = tenant === undefined ? {} : { tenantId: tenant };
   return [
     { name: 'EnvironmentCredential', credential: new EnvironmentCredential() },
@@ -65,7 +67,7 @@ function reasonOf(error: unknown): string {
 /** Tokens per (tenant, scope), fetched through a {@link CredentialChainFactory}. */
 export class AzureTokenCache {
   readonly #chainFor: CredentialChainFactory;
-  readonly #chains = new Map<string, NamedCredential[]>();
+  readonly #chains = new Map<string, Promise<NamedCredential[]>>();
   readonly #entries = new Map<string, CacheEntry>();
 
   constructor(chainFor: CredentialChainFactory = defaultCredentialChain) {
@@ -109,11 +111,11 @@ export class AzureTokenCache {
   async #fetchFromChain(key: string, scope: string, tenant: string | undefined): Promise<AccessToken> {
     let chain = this.#chains.get(key);
     if (chain === undefined) {
-      chain = this.#chainFor(tenant);
+      chain = Promise.resolve(this.#chainFor(tenant));
       this.#chains.set(key, chain);
     }
     const attempts: { name: string; reason: string }[] = [];
-    for (const { name, credential } of chain) {
+    for (const { name, credential } of await chain) {
       try {
         const token = await credential.getToken(scope);
         if (token !== null) return token;

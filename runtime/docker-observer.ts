@@ -8,8 +8,8 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import Docker from 'dockerode';
+import { PassThrough, type Readable } from 'node:stream';
+import type Docker from 'dockerode';
 import { DevproxyError } from '../errors.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
@@ -98,7 +98,7 @@ export interface DockerObserverOptions {
 /** dockerode connection plus a self-healing event subscription. */
 export class DockerObserver {
   /** The dockerode client (API calls go through it). */
-  readonly docker: Docker;
+  private dockerClient: Promise<Docker> | undefined;
   /** DOCKER_HOST value in use; also what the Compose CLI must be given. */
   readonly dockerHost: string;
   private readonly opts: DockerObserverOptions;
@@ -111,7 +111,12 @@ export class DockerObserver {
   constructor(opts: DockerObserverOptions = {}) {
     this.opts = opts;
     this.dockerHost = resolveDockerHost(opts.dockerHost);
-    this.docker = new Docker({ ...dockerConnectionOptions(this.dockerHost), timeout: 30_000 });
+  }
+
+  /** The Docker API client, loaded on first use: a daemon without compose services never pays for dockerode. */
+  private client(): Promise<Docker> {
+    this.dockerClient ??= import('dockerode').then(({ default: Dockerode }) => new Dockerode({ ...dockerConnectionOptions(this.dockerHost), timeout: 30_000 }));
+    return this.dockerClient;
   }
 
   /** Last known engine availability; undefined before the first contact. */
@@ -122,7 +127,7 @@ export class DockerObserver {
   /** Pings the engine; throws DEVPROXY_ERR_DOCKER_UNAVAILABLE (with how to start it) when it does not answer. */
   async ensureAvailable(): Promise<void> {
     try {
-      await this.docker.ping();
+      await (await this.client()).ping();
       this.setAvailable(true);
     } catch (error) {
       this.setAvailable(false);
@@ -151,9 +156,9 @@ export class DockerObserver {
     let attempt = 0;
     while (!this.closed) {
       try {
-        await this.docker.ping();
+        await (await this.client()).ping();
         attempt = 0;
-        const stream = (await this.docker.getEvents({
+        const stream = (await (await this.client()).getEvents({
           filters: { type: ['container'], label: [LABEL_WORKTREE], event: [...WATCHED_EVENTS] },
         })) as unknown as Readable;
         if (this.closed) {
@@ -225,7 +230,7 @@ export class DockerObserver {
   async listOwned(filter: { worktreePath?: string; service?: string } = {}): Promise<OwnedContainer[]> {
     const labels = [filter.worktreePath ? `${LABEL_WORKTREE}=${filter.worktreePath}` : LABEL_WORKTREE];
     if (filter.service) labels.push(`${LABEL_SERVICE}=${filter.service}`);
-    const list = await this.docker.listContainers({ all: true, filters: { label: labels } });
+    const list = await (await this.client()).listContainers({ all: true, filters: { label: labels } });
     return list.map((c) => {
       const owned: OwnedContainer = {
         id: c.Id,
@@ -246,7 +251,7 @@ export class DockerObserver {
    * container is not running or publishes nothing (host network: use devproxy's own port).
    */
   async hostPort(containerId: string, containerPort: number): Promise<ContainerPort> {
-    const info = await this.docker.getContainer(containerId).inspect();
+    const info = await (await this.client()).getContainer(containerId).inspect();
     const hostNetwork = info.HostConfig?.NetworkMode === 'host';
     const bindings = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`] ?? [];
     const binding = bindings.find((b) => b.HostIp === '127.0.0.1') ?? bindings[0];
@@ -263,7 +268,7 @@ export class DockerObserver {
    * Takes about a second (the engine samples): callers cache it.
    */
   async memoryBytes(containerId: string): Promise<number | undefined> {
-    const stats = (await this.docker.getContainer(containerId).stats({ stream: false })) as {
+    const stats = (await (await this.client()).getContainer(containerId).stats({ stream: false })) as {
       memory_stats?: { usage?: number; stats?: Record<string, number> };
     };
     const usage = stats.memory_stats?.usage;
@@ -275,18 +280,24 @@ export class DockerObserver {
 
   /** The last `n` lines a container wrote (stdout and stderr, interleaved as written). */
   async lastLogLines(containerId: string, n: number): Promise<string[]> {
-    const buffer = (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail: n, follow: false })) as unknown as Buffer;
+    const buffer = (await (await this.client()).getContainer(containerId).logs({ stdout: true, stderr: true, tail: n, follow: false })) as unknown as Buffer;
     return lastLines(demuxDockerLog(buffer), n);
   }
 
-  /** A following log stream of a container (raw multiplexed frames; see {@link demuxDockerLog}). */
-  async followLogs(containerId: string, tail: number): Promise<Readable> {
-    return (await this.docker.getContainer(containerId).logs({ stdout: true, stderr: true, tail, follow: true })) as unknown as Readable;
-  }
-
-  /** Whether a container has a TTY (its logs are then not multiplexed). */
-  async hasTty(containerId: string): Promise<boolean> {
-    return (await this.docker.getContainer(containerId).inspect()).Config?.Tty === true;
+  /**
+   * A following log stream of a container as plain output (Docker multiplexes stdout/stderr
+   * frames unless the container has a TTY: those are demultiplexed here); ending it stops following.
+   */
+  async followLogs(containerId: string, tail: number): Promise<PassThrough> {
+    const docker = await this.client();
+    const container = docker.getContainer(containerId);
+    const raw = (await container.logs({ stdout: true, stderr: true, tail, follow: true })) as unknown as Readable;
+    const out = new PassThrough();
+    if ((await container.inspect()).Config?.Tty === true) raw.pipe(out);
+    else docker.modem.demuxStream(raw, out, out);
+    raw.once('end', () => out.end());
+    out.once('close', () => raw.destroy());
+    return out;
   }
 
   /**
@@ -294,7 +305,7 @@ export class DockerObserver {
    * already stopped or gone counts as done (the engine answers 304/404 there).
    */
   async stopAndRemove(containerId: string, graceSeconds: number): Promise<void> {
-    const container = this.docker.getContainer(containerId);
+    const container = (await this.client()).getContainer(containerId);
     try {
       await container.stop({ t: graceSeconds });
     } catch (error) {
@@ -309,10 +320,10 @@ export class DockerObserver {
 
   /** Removes the networks Compose created for a project (after its containers are gone). */
   async removeComposeNetworks(projectName: string): Promise<void> {
-    const networks = await this.docker.listNetworks({ filters: { label: [`com.docker.compose.project=${projectName}`] } });
+    const networks = await (await this.client()).listNetworks({ filters: { label: [`com.docker.compose.project=${projectName}`] } });
     for (const n of networks) {
       try {
-        await this.docker.getNetwork(n.Id).remove();
+        await (await this.client()).getNetwork(n.Id).remove();
       } catch (error) {
         if (!isStatus(error, 404)) throw error;
       }

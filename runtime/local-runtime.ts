@@ -8,7 +8,6 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { DevproxyError } from '../errors.js';
 import type { LocalDefinition, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
@@ -310,15 +309,8 @@ export class LocalRuntime {
       }
       return;
     }
-    const raw = await this.observer.followLogs(source.containerId, lines);
-    const out = new PassThrough();
-    if (await this.observer.hasTty(source.containerId)) raw.pipe(out);
-    else {
-      this.observer.docker.modem.demuxStream(raw, out, out);
-      raw.once('end', () => out.end());
-    }
+    const out = await this.observer.followLogs(source.containerId, lines);
     const onAbort = (): void => {
-      raw.destroy();
       out.end();
     };
     opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -326,7 +318,7 @@ export class LocalRuntime {
       for await (const chunk of out) yield (chunk as Buffer).toString('utf8');
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
-      raw.destroy();
+      out.destroy();
     }
   }
 

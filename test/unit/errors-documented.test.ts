@@ -2,6 +2,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERROR_HINTS } from '../../errors.js';
+import { VERSION } from '../../version.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SOURCE_DIRS = ['profiles', 'router', 'proxy', 'cli', 'certs', 'daemon', 'worktrees', 'runtime', 'environment'];
@@ -31,5 +32,11 @@ describe('the error catalogue', () => {
 
   it.each(Object.keys(ERROR_HINTS))('raises %s somewhere (no dead codes)', (name) => {
     expect(code).toContain(`'${name}'`);
+  });
+});
+
+describe('the version', () => {
+  it('is the one in package.json', () => {
+    expect(VERSION).toBe((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
   });
 });
