@@ -36,6 +36,8 @@ const DEFAULT_CERT_REFRESH_MS = 12 * 3_600_000;
 const CLOSE_GRACE_MS = 1_000;
 /** Longest wait for an HTTP/1.1 request's headers, as on the plain HTTP listener. */
 const HEADERS_TIMEOUT_MS = 30_000;
+/** Upper bound of node's header-deadline check interval. */
+const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 /** A non-101 answer to a bridged upgrade is an error page: bounded, so buffered whole. */
 const MAX_BRIDGED_ERROR_BYTES = 64 * 1024;
 
@@ -63,6 +65,8 @@ export interface HttpsProxyOptions {
   certificates: CertificateStore;
   /** Refused handshakes and bridge failures are reported here. */
   logger?: ProxyLogger;
+  /** Longest wait for a request after the handshake, and for an HTTP/1.1 request's headers, in ms; default 30 s. */
+  headersTimeoutMs?: number;
 }
 
 /** A running HTTPS listener. */
@@ -83,6 +87,9 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
   const sockets = new Set<TLSSocket>();
   const sessions = new Set<Http2Session>();
   let port = opts.port;
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  /** h2 connections without a stream yet, by client port (loopback: unique while open). */
+  const idleH2 = new Map<number, NodeJS.Timeout>();
 
   const makeServer = (): Http2SecureServer => {
     const server = createSecureServer(
@@ -92,13 +99,23 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
         cert: defaultLeaf.pair.certPem,
         key: defaultLeaf.pair.keyPem,
         SNICallback: opts.certificates.SNICallback,
+        // A client that connects and never says hello holds a socket: bound it like the headers.
+        handshakeTimeout: headersTimeout,
       },
-      (req, res) => opts.handler.handleRequest(req, res),
+      (req, res) => {
+        if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
+        opts.handler.handleRequest(req, res);
+      },
     );
     // allowHTTP1 gives HTTP/1.1 clients node:http's 5-minute requestTimeout, which would cut long
     // uploads and streams that the h2 side and the plain listener carry without limit.
-    Object.assign(server, { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS });
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => opts.handler.handleUpgrade(req, socket, head));
+    // node checks HTTP/1.1 header deadlines every connectionsCheckingInterval (30 s by default),
+    // which would let a slowloris client over TLS live for the timeout plus 30 s.
+    Object.assign(server, { requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout) });
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.setTimeout(0);
+      opts.handler.handleUpgrade(req, socket, head);
+    });
     // node's h2 compat layer routes every CONNECT here (and answers 405 without a listener); the
     // HTTP/1.1 side emits the same event with a raw socket for forward-proxy CONNECTs.
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, resOrSocket: Http2ServerResponse | Duplex) => {
@@ -113,6 +130,27 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
     server.on('secureConnection', (socket: TLSSocket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
+      // node's header deadline starts at the first byte: a TLS client that sends nothing would
+      // hold its socket forever. Idle until the first request → cut (h2: until the first stream;
+      // destroying an h2 session that never got the client preface leaves its socket open).
+      if (socket.alpnProtocol !== 'h2') {
+        socket.setTimeout(headersTimeout);
+        return;
+      }
+      const port = socket.remotePort ?? 0;
+      const idle = setTimeout(() => socket.destroy(), headersTimeout);
+      idle.unref();
+      idleH2.set(port, idle);
+      socket.once('close', () => {
+        clearTimeout(idle);
+        if (idleH2.get(port) === idle) idleH2.delete(port);
+      });
+    });
+    server.on('stream', (stream: ServerHttp2Stream) => {
+      const port = stream.session?.socket?.remotePort;
+      if (port === undefined || !idleH2.has(port)) return;
+      clearTimeout(idleH2.get(port));
+      idleH2.delete(port);
     });
     server.on('session', (session: Http2Session) => {
       sessions.add(session);
