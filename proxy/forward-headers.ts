@@ -93,14 +93,17 @@ function connectionListed(rawHeaders: readonly string[]): Set<string> | undefine
   return listed;
 }
 
-/** True for headers only devproxy may set; client-supplied values are dropped, never trusted. */
-function isProxyOwned(name: string): boolean {
-  return name.startsWith('x-forwarded-') || name === 'forwarded' || name.startsWith('x-devproxy-');
+/**
+ * True for headers only devproxy may set; client-supplied values are dropped, never trusted.
+ * `x-original-host` is the one remote hops get: an app must not be able to read it from a client.
+ */
+export function isProxyOwned(name: string): boolean {
+  return name.startsWith('x-forwarded-') || name === 'forwarded' || name.startsWith('x-devproxy-') || name === 'x-original-host';
 }
 
 /**
  * The request headers sent upstream: the client's end-to-end headers (no HTTP/2 pseudo-headers,
- * no hop-by-hop, no client-supplied X-Forwarded-* / x-devproxy-*), then Host, X-Forwarded-* and
+ * no hop-by-hop, no client-supplied X-Forwarded-* / x-devproxy-* / X-Original-Host), then Host, X-Forwarded-* and
  * the incremented hop counter. HTTP/2 may split `cookie` into several fields; HTTP/1.1 needs one.
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], context: UpstreamHeaderContext): string[] {

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { HOP_BY_HOP_HEADERS, HOPS_HEADER, readHops, ROUTE_HEADER } from './forward-headers.js';
+import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
 import { isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
 import { HopRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
@@ -57,7 +57,7 @@ function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = (raw[i] as string).toLowerCase();
-    if (lower === 'host' || lower.startsWith('x-forwarded-') || lower === 'forwarded' || lower.startsWith('x-devproxy-')) continue;
+    if (lower === 'host' || isProxyOwned(lower)) continue;
     if (HOP_BY_HOP_HEADERS.has(lower) && lower !== 'upgrade') continue;
     const value = raw[i + 1] as string;
     const previous = headers[lower];
