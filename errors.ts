@@ -23,6 +23,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_DIRTY_BASE: 'commit or stash your changes first, or name the base with --base <ref>',
   DEVPROXY_ERR_DIRTY_WORKTREE: 'commit or stash the changes, or pass --force to discard them',
   DEVPROXY_ERR_SERVICES_FAILED: 'read `devproxy logs <service>`, fix it, then `devproxy restart <service>`',
+  DEVPROXY_ERR_PROFILE_CHANGED: 'run the command again if you still want its profile (`devproxy status` shows the current one)',
   DEVPROXY_ERR_USAGE: 'run `devproxy --help` for the commands and their options',
   DEVPROXY_ERR_LOCKED: 'another devproxy command holds the lock; wait for it or remove the stale lock file named',
   DEVPROXY_ERR_ENV_UNSET: 'export the variable named, or change the reference in devproxy.yaml',

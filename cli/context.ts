@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { configPath } from '../profiles/files.js';
+import { formatDiagnostic, type Diagnostic, type ProjectConfig } from '../profiles/schema.js';
 import { readDaemonInfo, devproxyHome, readRepos, type DaemonInfo } from '../daemon/home.js';
 import type { StatusReport } from '../daemon/status.js';
 import { loadRepoInputs } from '../daemon/worktree-loader.js';
@@ -95,4 +98,13 @@ export function parsePort(raw: string, what: string): number {
     throw new DevproxyError('DEVPROXY_ERR_USAGE', `${what} must be a port number from 0 to 65535, not "${raw}"`);
   }
   return port;
+}
+
+/** The config in force for a worktree, or the error saying why there is none: no file, or a broken one. */
+export function requireConfig(worktreePath: string, loaded: { config?: ProjectConfig; diagnostics: Diagnostic[] }): ProjectConfig {
+  if (loaded.config) return loaded.config;
+  const path = configPath(worktreePath);
+  const first = loaded.diagnostics[0];
+  if (!existsSync(path) || !first) throw new DevproxyError('DEVPROXY_ERR_CONFIG_NOT_FOUND', `${path} does not exist`);
+  throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', formatDiagnostic(first));
 }

@@ -152,21 +152,3 @@ function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profi
     route.target.hop = hop;
   }
 }
-
-/** The route for a Host header value (any case, optional port and trailing dot). */
-export function resolveRoute(table: RoutingTable, host: string): Route | undefined {
-  return table.routes.get(normalizeHost(host));
-}
-
-/** Lower-case host name without port or trailing dot; IPv6 literals keep their brackets. */
-export function normalizeHost(host: string): string {
-  let name = host;
-  if (!name.startsWith('[')) {
-    const colon = name.lastIndexOf(':');
-    if (colon !== -1) name = name.slice(0, colon);
-  } else {
-    name = name.slice(0, name.indexOf(']') + 1);
-  }
-  if (name.endsWith('.')) name = name.slice(0, -1);
-  return name.toLowerCase();
-}

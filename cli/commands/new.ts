@@ -3,15 +3,14 @@ import type { StatusReport, WorktreeStatus } from '../../daemon/status.js';
 import { updateRepos } from '../../daemon/home.js';
 import { loadRepoInputs, loadWorktree } from '../../daemon/worktree-loader.js';
 import { DevproxyError } from '../../errors.js';
-import { configPath, writeProfile } from '../../profiles/files.js';
-import { formatDiagnostic } from '../../profiles/schema.js';
+import { writeProfile } from '../../profiles/files.js';
 import { didYouMean } from '../../profiles/yaml-source.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
 import { createFeatureWorktree, defaultWorktreePath, validateFeatureName } from '../../worktrees/feature-worktree.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import { locateRepo } from '../../worktrees/git-worktrees.js';
-import { callDaemon, home } from '../context.js';
+import { callDaemon, home, requireConfig } from '../context.js';
 import { renderTable } from '../format.js';
 import { ensureDaemon } from './proxy.js';
 
@@ -34,12 +33,7 @@ export interface NewOptions {
 export async function newFeature(feature: string, opts: NewOptions): Promise<void> {
   const location = await locateRepo(resolve(opts.dir ?? process.cwd()));
   const slug = await validateFeatureName(location.main, feature);
-  const main = await loadWorktree(location.main, undefined, {});
-  if (!main.config) {
-    const first = main.diagnostics[0];
-    throw new DevproxyError(first && first.message !== 'the file does not exist' ? 'DEVPROXY_ERR_CONFIG_INVALID' : 'DEVPROXY_ERR_CONFIG_NOT_FOUND', first ? formatDiagnostic(first) : `${configPath(location.main)} does not exist`);
-  }
-  const config = main.config;
+  const config = requireConfig(location.main, await loadWorktree(location.main, undefined, {}));
   const profile = opts.profile ?? config.defaultProfile;
   if (!config.profiles.has(profile)) {
     const suggestion = didYouMean(profile, config.profiles.keys());

@@ -1,14 +1,17 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { stringify } from 'yaml';
+import { acquireLock } from '../../daemon/home.js';
 import type { StatusReport } from '../../daemon/status.js';
 import { DevproxyError } from '../../errors.js';
 import { configPath, profilePath, writeProfile } from '../../profiles/files.js';
-import { formatDiagnostic, type ProjectConfig, type RouteMode } from '../../profiles/schema.js';
+import type { ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { didYouMean } from '../../profiles/yaml-source.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
 import { planReconcile } from '../../runtime/plan.js';
-import { callDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
+import { callDaemon, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
 import { renderTable, routeLabel } from '../format.js';
 
 /** How long `use` waits for the daemon to report the new routes. */
@@ -31,12 +34,9 @@ export interface UseOptions extends WorktreeSelection {
  */
 export async function use(profileName: string | undefined, opts: UseOptions): Promise<void> {
   const { worktree, input } = await selectWorktree(opts);
-  const config = input.config;
-  if (!config) {
-    const first = input.diagnostics[0];
-    if (!first || first.message === 'the file does not exist') throw new DevproxyError('DEVPROXY_ERR_CONFIG_NOT_FOUND', `${configPath(worktree.path)} does not exist`);
-    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', formatDiagnostic(first));
-  }
+  // What this command's decision is based on; another command changing it meanwhile wins.
+  const seen = await readFile(profilePath(worktree.path), 'utf8').catch(() => null);
+  const config = requireConfig(worktree.path, input);
   if (profileName === undefined && !opts.service?.length) {
     throw new DevproxyError('DEVPROXY_ERR_USAGE', 'name a profile or give --service <name>=local|remote', { hint: `profiles: ${[...config.profiles.keys()].join(', ')}` });
   }
@@ -65,7 +65,7 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   if (budget.exceeds && !opts.json) {
     console.log(`warning: ${starting.join(', ')} declare ${formatMemory(budget.declaredBytes)} but ${formatMemory(budget.availableBytes)} is available on this machine`);
   }
-  const written = await writeProfile(worktree.path, next);
+  const written = await writeProfileUnlessChanged(worktree.path, next, seen);
 
   const applied = opts.wait === false ? undefined : await waitApplied(worktree.path, next.profile, wanted);
   if (opts.json) {
@@ -97,6 +97,26 @@ async function printPlan(path: string, slug: string, before: string[], after: st
   console.log(`${slug}: dry run, nothing changed`);
   console.log(`  start: ${plan.start.join(', ') || '-'}\n  stop:  ${plan.stop.join(', ') || '-'}\n  keep:  ${plan.keep.join(', ') || '-'}`);
   for (const r of routes) console.log(`  route ${r.service}: ${r.from} → ${r.to}`);
+}
+
+/**
+ * Writes the profile under a lock, unless another command rewrote it since this one read it:
+ * then this one is the loser of a race, and says so instead of silently undoing the other.
+ */
+async function writeProfileUnlessChanged(worktree: string, next: Parameters<typeof writeProfile>[1], seen: string | null): Promise<string> {
+  const path = profilePath(worktree);
+  await mkdir(dirname(path), { recursive: true });
+  const release = await acquireLock(`${path}.lock`);
+  try {
+    const now = await readFile(path, 'utf8').catch(() => null);
+    if (now !== seen) {
+      const current = /^profile:\s*(\S+)/m.exec(now ?? '')?.[1] ?? 'the default';
+      throw new DevproxyError('DEVPROXY_ERR_PROFILE_CHANGED', `another command changed ${path} while this one ran (it is now ${current}); nothing was written`);
+    }
+    return await writeProfile(worktree, next);
+  } finally {
+    await release();
+  }
 }
 
 function parseOverrides(values: string[], config: ProjectConfig): Array<[string, RouteMode]> {

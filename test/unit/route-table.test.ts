@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ProfileFile } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { toSlug, worktreeSlug } from '../../router/hostname.js';
-import { buildRoutingTable, resolveRoute } from '../../router/route-table.js';
+import { buildRoutingTable } from '../../router/route-table.js';
 import type { WorktreeInput } from '../../router/types.js';
 
 const config = validateConfig(
@@ -101,16 +101,6 @@ describe('buildRoutingTable', () => {
     const table = buildRoutingTable([rest]);
     expect(table.routes.size).toBe(0);
     expect(table.worktrees[0]).toMatchObject({ slug: 'x', diagnostics: [diagnostic], hosts: [] });
-  });
-});
-
-describe('resolveRoute', () => {
-  const table = buildRoutingTable([worktree('/repo')]);
-  it.each(['ui.contoso.localhost', 'UI.Contoso.LOCALHOST', 'ui.contoso.localhost:7080', 'ui.contoso.localhost.', 'ui.contoso.localhost.:7443'])('finds %s', (host) => {
-    expect(resolveRoute(table, host)?.service).toBe('ui');
-  });
-  it.each(['evil.com', 'ui.contoso.localhost.evil.com', '127.0.0.1', '[::1]:7080', 'contoso.localhost'])('misses %s', (host) => {
-    expect(resolveRoute(table, host)).toBeUndefined();
   });
 });
 
