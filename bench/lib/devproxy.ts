@@ -5,17 +5,9 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DaemonInfo } from '../../daemon/home.js';
 import { httpGet, type Probe } from './http-get.js';
 import { isShuttingDown, onCleanup, runCommand, sleep, startProcess, waitForPort, type CommandResult } from './procs.js';
-
-/** `$DEVPROXY_HOME/daemon.json` as the daemon writes it. */
-export interface DaemonInfo {
-  pid: number;
-  httpPort: number;
-  httpsPort: number | null;
-  adminPort: number;
-  token: string;
-}
 
 /** A daemon started by the harness. */
 export interface Daemon {

@@ -2,16 +2,12 @@
  * Real upstream servers for proxy tests, all on 127.0.0.1 port 0: plain HTTP, HTTPS with a CA of
  * its own, and WebSocket echo. Each records what it saw (connections, Host, SNI) for assertions.
  */
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
 
 /** What an upstream saw of one request. */
 export interface SeenRequest {
@@ -85,45 +81,11 @@ export interface TestTls {
   keyPem: string;
 }
 
-const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
-
-/** Creates a throwaway CA and a leaf for `dnsNames` signed by it (ECDSA P-256, valid one day). */
+/** Creates a throwaway CA and a leaf for `dnsNames` signed by it (devproxy's own minting, valid one day). */
 export async function createTestTls(dnsNames: string[]): Promise<TestTls> {
-  const notBefore = new Date(Date.now() - 60_000);
-  const notAfter = new Date(Date.now() + 86_400_000);
-  const caKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '01',
-    name: 'CN=devproxy test CA',
-    notBefore,
-    notAfter,
-    keys: caKeys,
-    signingAlgorithm: ALGORITHM,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
-  const leafKeys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: '02',
-    subject: `CN=${dnsNames[0] ?? 'localhost'}`,
-    issuer: ca.subject,
-    notBefore,
-    notAfter,
-    signingKey: caKeys.privateKey,
-    publicKey: leafKeys.publicKey,
-    signingAlgorithm: ALGORITHM,
-    extensions: [
-      new x509.BasicConstraintsExtension(false),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(dnsNames.map((value) => ({ type: 'dns' as const, value }))),
-      await x509.AuthorityKeyIdentifierExtension.create(ca),
-    ],
-  });
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey);
-  return { caPem: ca.toString('pem'), certPem: leaf.toString('pem'), keyPem: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY') };
+  const ca = await createCertificateAuthority({ commonName: 'devproxy test CA', validityDays: 1 });
+  const leaf = await issueLeafCertificate(ca, dnsNames.length > 0 ? dnsNames : ['localhost'], { validityDays: 1 });
+  return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
 }
 
 /** Starts an HTTPS upstream serving `tls`'s leaf; records Host and SNI of each request. */

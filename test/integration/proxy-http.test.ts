@@ -6,10 +6,10 @@ import { networkInterfaces } from 'node:os';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RoutingTable } from '../../router/types.js';
-import { createProxyHandler, startHttpProxy, type HttpProxyServer, type ProxyHandlerOptions } from '../../proxy/server.js';
-import type { ProxyHandler } from '../../proxy/types.js';
+import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const API = 'api.feature-x.localhost';
 const MB = 1024 * 1024;
@@ -25,30 +25,9 @@ async function upstream(handler?: http.RequestListener): Promise<Upstream> {
   return started;
 }
 
-interface Proxy {
-  port: number;
-  handler: ProxyHandler;
-  server: HttpProxyServer;
-  warnings: string[];
-}
 
-async function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<Proxy> {
-  const warnings: string[] = [];
-  // httpPort is read per request, so it can be filled in once port 0 is bound.
-  const options: ProxyHandlerOptions = {
-    getTable: () => table,
-    httpPort: 0,
-    logger: { info: () => {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
-    ...extra,
-  };
-  const handler = createProxyHandler(options);
-  const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
-  options.httpPort = server.port;
-  cleanups.push(async () => {
-    await server.close();
-    await handler.close();
-  });
-  return { port: server.port, handler, server, warnings };
+function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<TestProxy> {
+  return startTestProxy(table, cleanups, extra);
 }
 
 /** Sends raw bytes and reads until the server closes or `until` matches. */

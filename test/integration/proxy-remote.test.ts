@@ -2,11 +2,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
+import type { ProxyHandlerOptions } from '../../proxy/server.js';
 import type { RoutingTable } from '../../router/types.js';
 import { remote, route, tableOf, type RemoteSpec } from '../helpers/routes.js';
 import { createTestTls, send, startHttpsUpstream, type TestTls, type Upstream } from '../helpers/upstreams.js';
 import type { RequestListener } from 'node:http';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const API = 'api.feature-x.localhost';
 /** The remote's public name: Host and SNI. The pool still connects to 127.0.0.1 (the origin). */
@@ -42,22 +43,8 @@ async function httpsUpstream(handler?: RequestListener, serverTls: TestTls = tls
   return up;
 }
 
-async function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<{ port: number; warnings: string[] }> {
-  const warnings: string[] = [];
-  const options: ProxyHandlerOptions = {
-    getTable: () => table,
-    httpPort: 0,
-    logger: { info: () => {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) },
-    ...extra,
-  };
-  const handler = createProxyHandler(options);
-  const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
-  options.httpPort = server.port;
-  cleanups.push(async () => {
-    await server.close();
-    await handler.close();
-  });
-  return { port: server.port, warnings };
+function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<TestProxy> {
+  return startTestProxy(table, cleanups, extra);
 }
 
 function remoteOf(up: Upstream, spec: Partial<RemoteSpec> = {}) {

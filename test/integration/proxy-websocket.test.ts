@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createProxyHandler, startHttpProxy } from '../../proxy/server.js';
-import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
 import { createTestTls, startHttpUpstream, startWsEcho, type WsUpstream } from '../helpers/upstreams.js';
+import { startTestProxy, type TestProxy } from '../helpers/proxy.js';
 
 const API = 'api.feature-x.localhost';
 const REMOTE_HOST = 'api-dev.test-remote.localhost';
@@ -22,16 +21,8 @@ async function proxy(table: RoutingTable): Promise<number> {
   return (await proxyWithHandler(table)).port;
 }
 
-async function proxyWithHandler(table: RoutingTable): Promise<{ port: number; handler: ProxyHandler }> {
-  const options = { getTable: () => table, httpPort: 0 };
-  const handler = createProxyHandler(options);
-  const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
-  options.httpPort = server.port;
-  cleanups.push(async () => {
-    await server.close();
-    await handler.close();
-  });
-  return { port: server.port, handler };
+function proxyWithHandler(table: RoutingTable): Promise<TestProxy> {
+  return startTestProxy(table, cleanups);
 }
 
 async function wsEcho(tls?: Parameters<typeof startWsEcho>[0]): Promise<WsUpstream> {

@@ -1,10 +1,12 @@
 /**
  * Certificates that must fail verification, for the TLS fault tests: a leaf that expired
- * yesterday (signed by a CA the proxy trusts) and a self-signed leaf (no CA at all).
+ * yesterday (signed by a CA the proxy trusts; devproxy's own minting) and a self-signed leaf
+ * (no CA at all, which devproxy never mints, hence @peculiar/x509 directly).
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
+import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
 import type { TestTls } from '../helpers/upstreams.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -22,38 +24,9 @@ async function pkcs8Pem(key: webcrypto.CryptoKey): Promise<string> {
 
 /** A CA valid today and a leaf for `dnsName` signed by it that expired a day ago. */
 export async function createExpiredTls(dnsName: string): Promise<TestTls> {
-  const caKeys = await keys();
-  const ca = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: '11',
-    name: 'CN=devproxy expired-test CA',
-    notBefore: new Date(Date.now() - 30 * DAY_MS),
-    notAfter: new Date(Date.now() + 30 * DAY_MS),
-    keys: caKeys,
-    signingAlgorithm: ALGORITHM,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(caKeys.publicKey),
-    ],
-  });
-  const leafKeys = await keys();
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: '12',
-    subject: `CN=${dnsName}`,
-    issuer: ca.subject,
-    notBefore: new Date(Date.now() - 10 * DAY_MS),
-    notAfter: new Date(Date.now() - DAY_MS),
-    signingKey: caKeys.privateKey,
-    publicKey: leafKeys.publicKey,
-    signingAlgorithm: ALGORITHM,
-    extensions: [
-      new x509.BasicConstraintsExtension(false),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: dnsName }]),
-      await x509.AuthorityKeyIdentifierExtension.create(ca),
-    ],
-  });
-  return { caPem: ca.toString('pem'), certPem: leaf.toString('pem'), keyPem: await pkcs8Pem(leafKeys.privateKey) };
+  const ca = await createCertificateAuthority({ commonName: 'devproxy expired-test CA', validityDays: 30 });
+  const leaf = await issueLeafCertificate(ca, [dnsName], { notBefore: new Date(Date.now() - 10 * DAY_MS), notAfter: new Date(Date.now() - DAY_MS) });
+  return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
 }
 
 /** A self-signed leaf for `dnsName`; `caPem` is the leaf itself (trusting it is the user's choice). */

@@ -4,7 +4,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
+import type { ProxyHandlerOptions } from '../../proxy/server.js';
 import type { RoutingTable, Target } from '../../router/types.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
@@ -12,6 +12,7 @@ import { createTestTls, send, startHttpUpstream, startHttpsUpstream, type TestTl
 import { createExpiredTls, createSelfSignedTls } from './bad-certs.js';
 import { within } from './raw-client.js';
 import { tally } from './tally.js';
+import { startTestProxy } from '../helpers/proxy.js';
 
 /**
  * Upstreams that misbehave the ways real dev servers do (crash mid-response, reset, hang,
@@ -51,15 +52,7 @@ async function tcpUpstream(onSocket: (socket: Socket) => void): Promise<{ port: 
 }
 
 async function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<number> {
-  const options: ProxyHandlerOptions = { getTable: () => table, httpPort: 0, logger: { info() {}, warn() {}, error() {} }, ...extra };
-  const handler = createProxyHandler(options);
-  const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
-  options.httpPort = server.port;
-  cleanups.push(async () => {
-    await server.close();
-    await handler.close();
-  });
-  return server.port;
+  return (await startTestProxy(table, cleanups, extra)).port;
 }
 
 async function healthyUpstream(): Promise<Target> {
