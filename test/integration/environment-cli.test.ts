@@ -8,6 +8,7 @@ import { HOSTS_BLOCK_END, HOSTS_BLOCK_START, renderBlock } from '../../environme
 import { CLI, runCli, type CliResult } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { letUnprivilegedReachProject, UNPRIVILEGED } from '../helpers/unprivileged.js';
 
 /**
  * Apps outside the browser, end to end: the real CLI and daemon as subprocesses, a git
@@ -217,7 +218,8 @@ describe('devproxy hosts', () => {
 
   it('explains the one command to run when the file or its folder is not writable, and changes nothing', async () => {
     // root may write anything: run the CLI as `nobody` then, as an ordinary user would be.
-    const asRoot = process.getuid?.() === 0;
+    const asRoot = UNPRIVILEGED.uid !== undefined;
+    const restore = await letUnprivilegedReachProject();
     const openDir = join(scratch, 'open-dir');
     await mkdir(openDir);
     await chmod(openDir, 0o777);
@@ -238,7 +240,7 @@ describe('devproxy hosts', () => {
     try {
       for (const file of cases) {
         for (const action of ['sync', 'clean']) {
-          const result = await runAs(asRoot, ownHome, ['hosts', action, '--file', file]);
+          const result = await runAs(ownHome, ['hosts', action, '--file', file]);
           expect(result.code, `${file}: ${result.stderr}`).toBe(1);
           expect(result.stderr).toContain(`error: cannot write ${file} (EACCES): changing the hosts file needs administrator rights`);
           expect(result.stderr).toContain(`run: sudo env DEVPROXY_HOME=${ownHome} ${process.execPath} ${CLI} hosts ${action} --file ${file}`);
@@ -247,14 +249,15 @@ describe('devproxy hosts', () => {
       }
     } finally {
       await chmod(lockedDir, 0o755);
+      await restore();
     }
   });
 });
 
 /** The CLI as `nobody` when the tests run as root (which may write anything), else as ourselves. */
-function runAs(asNobody: boolean, devproxyHome: string, args: string[]): Promise<CliResult> {
+function runAs(devproxyHome: string, args: string[]): Promise<CliResult> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: '/', env: { ...env, DEVPROXY_HOME: devproxyHome }, timeout: 30_000, ...(asNobody ? { uid: 65534, gid: 65534 } : {}) }, (error, stdout, stderr) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: '/', env: { ...env, DEVPROXY_HOME: devproxyHome }, timeout: 30_000, ...UNPRIVILEGED }, (error, stdout, stderr) => {
       done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });

@@ -1,5 +1,4 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -11,7 +10,7 @@ import { LABEL_REPO } from '../../runtime/compose.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
 
 /**
@@ -53,18 +52,9 @@ const CALLER_SCRIPT = [
   'exec busybox httpd -f -p 3000 -h /www',
 ].join('\n');
 
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body.trim()));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
+/** The body a local instance answers on 127.0.0.1:<port>. */
+async function get(port: number): Promise<string> {
+  return (await send(port, `127.0.0.1:${port}`)).body.trim();
 }
 
 beforeAll(async () => {

@@ -1,5 +1,4 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,7 +8,7 @@ import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
-import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 /**
  * A process service calling another service by its stable URL: the real local runtime starts a
@@ -55,17 +54,9 @@ createServer(async (_req, res) => {
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** The body a local instance answers on 127.0.0.1:<port>. */
+async function get(port: number): Promise<string> {
+  return (await send(port, `127.0.0.1:${port}`)).body;
 }
 
 beforeAll(async () => {

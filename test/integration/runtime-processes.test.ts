@@ -3,13 +3,14 @@
  * groups, real sockets on 127.0.0.1. No Docker needed (the runtime must not touch it here).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
+import { send } from '../helpers/upstreams.js';
 
 /** A node HTTP server on $PORT that answers `<name> <PORT> <GREETING>` and logs when it listens. */
 function nodeServer(name: string): string {
@@ -37,17 +38,9 @@ function config(extra: Record<string, unknown> = {}): ProjectConfig {
   return result.config;
 }
 
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
+/** The body a local instance answers on 127.0.0.1:<port>. */
+async function get(port: number): Promise<string> {
+  return (await send(port, `127.0.0.1:${port}`)).body;
 }
 
 function groupAlive(pgid: number): boolean {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, loadProfile } from '../../profiles/files.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { tally } from './tally.js';
+import { letUnprivilegedReachProject, UNPRIVILEGED } from '../helpers/unprivileged.js';
 
 /**
  * Every file devproxy writes is written atomically (a reader sees the old or the new file,
@@ -94,10 +95,10 @@ describe('unreadable files become located diagnostics', () => {
         await chmod(file, 0o000);
         const loader = join(ROOT, 'dist', 'profiles', 'files.js');
         const script = `import(${JSON.stringify(loader)}).then((m) => m.loadConfig(${JSON.stringify(file)})).then((r) => process.stdout.write(JSON.stringify(r.errors)))`;
-        const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+        const restore = await letUnprivilegedReachProject();
         const stdout = await new Promise<string>((resolve, reject) => {
-          execFile(process.execPath, ['--input-type=module', '-e', script], { ...asUser, timeout: 10_000 }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)));
-        });
+          execFile(process.execPath, ['--input-type=module', '-e', script], { ...UNPRIVILEGED, timeout: 10_000 }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)));
+        }).finally(restore);
         const errors = JSON.parse(stdout) as Array<{ file: string; line: number; message: string; hint: string }>;
         expect(errors).toEqual([{ file, line: 0, column: 0, message: 'permission denied reading the file', hint: `make it readable: chmod u+r ${file}` }]);
       } finally {
