@@ -74,7 +74,7 @@ export function buildWorktreeEnvironment(inputs: EnvironmentInputs): WorktreeEnv
 
   for (const service of inputs.config.services.values()) {
     const host = serviceHost(service.name, inputs.slug);
-    const urlName = service.env ? service.env.urlName : urlVariable(service.name);
+    const urlName = service.env?.urlName === undefined ? urlVariable(service.name) : service.env.urlName;
     if (urlName !== null) {
       add({ name: urlName, value: origin('http', host, inputs.httpPort), reference: false }, service.name);
       if (inputs.httpsPort !== null) add({ name: httpsVariable(urlName), value: origin('https', host, inputs.httpsPort), reference: false }, service.name);

@@ -28,8 +28,8 @@ export type WritePolicy = 'read-write' | 'read-only';
 
 /** Environment a service contributes to the processes of its worktree (`devproxy env`/`run`). */
 export interface ServiceEnv {
-  /** Name of the variable holding the service's stable URL; null to emit none. Default `<SERVICE>_URL`. */
-  urlName: string | null;
+  /** Name of the variable holding the service's stable URL; null to emit none; absent: `<SERVICE>_URL`. */
+  urlName?: string | null;
   /** Values emitted while the service is local; may hold `${env:NAME}` / `${file:path}` references. */
   local: Map<string, string>;
   /** Values emitted while the service is remote; may hold references (secrets stay references). */

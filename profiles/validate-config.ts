@@ -228,12 +228,13 @@ function validateServiceEnv(source: YamlSource, field: string, node: Node | null
     errors.push(source.problem(node, field, 'env must be a mapping', hint));
     return undefined;
   }
-  const env: ServiceEnv = { urlName: null, local: new Map(), remote: new Map() };
-  let urlNameSet = false;
+  const env: ServiceEnv = { local: new Map(), remote: new Map() };
   for (const { key, pair, value } of entries(node)) {
     if (key === 'url') {
-      urlNameSet = true;
-      if (isScalar(value) && value.value === false) continue;
+      if (isScalar(value) && value.value === false) {
+        env.urlName = null;
+        continue;
+      }
       const name = scalarString(value);
       if (!name || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) errors.push(source.problem(value, `${field}.url`, 'url must name an environment variable, or be false', 'write e.g. `url: API_BASE_URL`'));
       else env.urlName = name;
@@ -255,7 +256,6 @@ function validateServiceEnv(source: YamlSource, field: string, node: Node | null
       errors.push(source.problem(pair, `${field}.${key}`, `unknown key "${key}"`, hint));
     }
   }
-  if (!urlNameSet) env.urlName = `${field.split('.')[1]!.toUpperCase().replace(/-/g, '_')}_URL`;
   return env;
 }
 

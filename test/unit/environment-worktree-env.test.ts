@@ -117,6 +117,8 @@ profiles: { all: [a, b] }
 default: all
 `);
     const environment = buildWorktreeEnvironment(inputs({ config: clash, local: ['a', 'b'] }));
+    // env: without url: keeps the default URL variable.
+    expect(displayEnvironment(environment).A_URL).toBe('http://a.feature-x.localhost:7080');
     expect(displayEnvironment(environment).SHARED).toBe('from-b');
     expect(environment.variables.filter((v) => v.name === 'SHARED')).toHaveLength(1);
     expect(environment.notes).toContain("SHARED is set by both a and b; b's value is used");

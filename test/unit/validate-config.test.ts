@@ -115,9 +115,9 @@ describe('validateConfig: remote options and environment', () => {
     expect(config).toMatchObject({ worktreeHeader: 'x-who', worktreesDir: '../trees' });
   });
 
-  it('names the URL variable after the service unless told otherwise', () => {
+  it('leaves the URL variable to its default unless told otherwise', () => {
     const { config } = validateConfig(`${base}    env: { remote: { A: b } }\n  my-svc: { remote: https://m.example.com, env: { url: false } }\n`, FILE);
-    expect(config!.services.get('api')!.env!.urlName).toBe('API_URL');
+    expect(config!.services.get('api')!.env!.urlName).toBeUndefined();
     expect(config!.services.get('my-svc')!.env!.urlName).toBeNull();
   });
 
