@@ -10,7 +10,6 @@ import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInf
 import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
 import { caPaths, createCertificateStore } from '../certs/store.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
-import { localServices } from '../router/profile-resolution.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
 import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
@@ -109,7 +108,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
 
     const caPath = httpsPort === null ? null : caPaths(options.home).certPath;
     controller.start(
-      (input, slug) => worktreeEnvironment({ config: input.config!, slug, local: localServices(input.config!, input.profile), httpPort: http.port, httpsPort, caPath }, { env: process.env, baseDir: input.repo }),
+      (input, slug, local) => worktreeEnvironment({ config: input.config!, slug, local, httpPort: http.port, httpsPort, caPath }, { env: process.env, baseDir: input.repo }),
       workspace.getTable(),
       workspace.inputs(),
     );

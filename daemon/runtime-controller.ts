@@ -18,7 +18,7 @@ export class RuntimeController implements RuntimeView {
   /** The last reconcile of a worktree failed as a whole (Docker down, compose file missing…). */
   private readonly reconcileErrors = new Map<string, { services: string[]; problem: RouteProblem }>();
   /** The worktree environment for its local instances; reconciles wait for it (the ports must be bound). */
-  private environmentFor?: (input: WorktreeInput, slug: string) => Record<string, string>;
+  private environmentFor?: (input: WorktreeInput, slug: string, local: string[]) => Record<string, string>;
 
   constructor(
     private readonly runtime: LocalRuntime,
@@ -53,7 +53,7 @@ export class RuntimeController implements RuntimeView {
   }
 
   /** Starts reconciling: from now on file changes start and stop local instances. */
-  start(environmentFor: (input: WorktreeInput, slug: string) => Record<string, string>, table: RoutingTable, inputs: readonly WorktreeInput[]): void {
+  start(environmentFor: (input: WorktreeInput, slug: string, local: string[]) => Record<string, string>, table: RoutingTable, inputs: readonly WorktreeInput[]): void {
     this.environmentFor = environmentFor;
     this.reconcile(table, inputs);
   }
@@ -62,13 +62,15 @@ export class RuntimeController implements RuntimeView {
   reconcile(table: RoutingTable, inputs: readonly WorktreeInput[]): void {
     if (!this.environmentFor) return;
     for (const input of inputs) {
-      const slug = table.worktrees.find((w) => w.path === input.path)?.slug;
-      if (!input.config || !slug || !table.worktrees.find((w) => w.path === input.path)?.hosts.length) continue;
+      const routed = table.worktrees.find((w) => w.path === input.path);
+      // A worktree without a usable config, or shadowed by another with its slug, runs nothing.
+      if (!input.config || !routed?.hosts.length) continue;
+      const slug = routed.slug;
       const local = localServices(input.config, input.profile);
       const environmentFor = this.environmentFor;
       const spec = { repo: input.repo, path: input.path, slug, config: input.config, local };
       // An unset ${env:…} reference fails this worktree's reconcile (shown on its routes), not the daemon.
-      const work = Promise.resolve().then(() => this.runtime.reconcile({ ...spec, env: environmentFor(input, slug) }));
+      const work = Promise.resolve().then(() => this.runtime.reconcile({ ...spec, env: environmentFor(input, slug, local) }));
       this.track(
         input.path,
         work.then(
