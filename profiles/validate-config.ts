@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
 import { parseReferences } from './references.js';
 import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv } from './schema.js';
-import { didYouMean, entries, parseYamlSource, rootMap, type YamlSource } from './yaml-source.js';
+import { didYouMean, entries, parseYamlMap, type YamlSource } from './yaml-source.js';
 
 /** Lower-case DNS label: what service, project and worktree names must be to live in a hostname. */
 export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -33,11 +33,9 @@ export interface ConfigValidation {
  * config still loads in an older devproxy.
  */
 export function validateConfig(text: string, file: string): ConfigValidation {
-  const parsed = parseYamlSource(text, file);
-  if (!parsed.source) return { errors: parsed.diagnostics, warnings: [] };
-  const source = parsed.source;
-  const root = rootMap(source, 'devproxy.yaml');
-  if (!root.map) return { errors: root.diagnostics, warnings: [] };
+  const root = parseYamlMap(text, file, 'devproxy.yaml');
+  if ('diagnostics' in root) return { errors: root.diagnostics, warnings: [] };
+  const source = root.source;
 
   const errors: Diagnostic[] = [];
   const warnings: Diagnostic[] = [];

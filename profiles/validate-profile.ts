@@ -1,7 +1,7 @@
 import { isMap } from 'yaml';
 import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode, WritePolicy } from './schema.js';
 import { DNS_LABEL, scalarString } from './validate-config.js';
-import { didYouMean, entries, parseYamlSource, rootMap } from './yaml-source.js';
+import { didYouMean, entries, parseYamlMap } from './yaml-source.js';
 
 const PROFILE_KEYS = ['profile', 'name', 'services', 'writes'];
 const ROUTE_MODES: readonly RouteMode[] = ['local', 'remote'];
@@ -18,11 +18,9 @@ export interface ProfileValidation {
  * be routed that way.
  */
 export function validateProfile(text: string, file: string, config: ProjectConfig): ProfileValidation {
-  const parsed = parseYamlSource(text, file);
-  if (!parsed.source) return { errors: parsed.diagnostics, warnings: [] };
-  const source = parsed.source;
-  const root = rootMap(source, 'the profile file');
-  if (!root.map) return { errors: root.diagnostics, warnings: [] };
+  const root = parseYamlMap(text, file, 'the profile file');
+  if ('diagnostics' in root) return { errors: root.diagnostics, warnings: [] };
+  const source = root.source;
 
   const errors: Diagnostic[] = [];
   const warnings: Diagnostic[] = [];

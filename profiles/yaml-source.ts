@@ -49,12 +49,17 @@ function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** The map node at the document root, or a diagnostic saying the root is not a map. */
-export function rootMap(source: YamlSource, what: string): { map?: YAMLMap; diagnostics: Diagnostic[] } {
-  const contents = source.doc.contents;
-  if (isMap(contents)) return { map: contents, diagnostics: [] };
+/**
+ * Parses a file whose document must be a mapping (both devproxy files are): the source and its
+ * root map, or the diagnostics saying why there is none (syntax, empty, not a mapping).
+ */
+export function parseYamlMap(text: string, file: string, what: string): { source: YamlSource; map: YAMLMap } | { diagnostics: Diagnostic[] } {
+  const parsed = parseYamlSource(text, file);
+  if (!parsed.source) return { diagnostics: parsed.diagnostics };
+  const contents = parsed.source.doc.contents;
+  if (isMap(contents)) return { source: parsed.source, map: contents };
   return {
-    diagnostics: [source.problem(contents, undefined, `${what} must be a mapping of keys to values`, 'start the file with `key: value` lines (see the README for an example)')],
+    diagnostics: [parsed.source.problem(contents, undefined, `${what} must be a mapping of keys to values`, 'start the file with `key: value` lines (see the README for an example)')],
   };
 }
 
