@@ -9,7 +9,7 @@ import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.
 import { listWorktrees, locateRepo, type GitWorktree } from '../worktrees/git-worktrees.js';
 import type { DevproxyError } from '../errors.js';
 import { homePaths, readRepos } from './home.js';
-import { loadWorktree, type LastGood } from './worktree-loader.js';
+import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
@@ -137,14 +137,7 @@ export class Workspace {
     const runtimePorts = this.options.runtime?.healthyPorts(path);
     const runtimeFailures = this.options.runtime?.failures(path);
     return {
-      path,
-      repo: w.repo,
-      ...(w.git.branch ? { branch: w.git.branch } : {}),
-      isMain: w.git.isMain,
-      ...(w.lastGood.config ? { config: w.lastGood.config } : {}),
-      ...(w.lastGood.profile ? { profile: w.lastGood.profile } : {}),
-      diagnostics: w.diagnostics,
-      ...(mainConfig ? { projectName: mainConfig.name } : {}),
+      ...worktreeInput(w.repo, w.git, w.lastGood, w.diagnostics, mainConfig),
       ...(runtimePorts ? { runtimePorts } : {}),
       ...(runtimeFailures?.size ? { runtimeFailures } : {}),
     };

@@ -1,7 +1,7 @@
 import { configPath, loadConfig, loadProfile, profilePath } from '../profiles/files.js';
 import type { Diagnostic, ProfileFile, ProjectConfig } from '../profiles/schema.js';
 import type { WorktreeInput } from '../router/types.js';
-import { listWorktrees } from '../worktrees/git-worktrees.js';
+import { listWorktrees, type GitWorktree } from '../worktrees/git-worktrees.js';
 
 /** The last files of a worktree that validated; they stay in force while an edit is broken. */
 export interface LastGood {
@@ -60,16 +60,21 @@ export async function loadRepoInputs(main: string): Promise<WorktreeInput[]> {
   for (const git of await listWorktrees(main)) {
     const loaded = await loadWorktree(git.path, git.isMain ? undefined : mainConfig, {});
     if (git.isMain) mainConfig = loaded.config;
-    inputs.push({
-      path: git.path,
-      repo: main,
-      ...(git.branch ? { branch: git.branch } : {}),
-      isMain: git.isMain,
-      ...(loaded.config ? { config: loaded.config } : {}),
-      ...(loaded.profile ? { profile: loaded.profile } : {}),
-      diagnostics: loaded.diagnostics,
-      ...(mainConfig ? { projectName: mainConfig.name } : {}),
-    });
+    inputs.push(worktreeInput(main, git, loaded, loaded.diagnostics, mainConfig));
   }
   return inputs;
+}
+
+/** The router's view of one worktree: where it is, its last good files and their problems. */
+export function worktreeInput(repo: string, git: GitWorktree, files: LastGood, diagnostics: Diagnostic[], mainConfig: ProjectConfig | undefined): WorktreeInput {
+  return {
+    path: git.path,
+    repo,
+    ...(git.branch ? { branch: git.branch } : {}),
+    isMain: git.isMain,
+    ...(files.config ? { config: files.config } : {}),
+    ...(files.profile ? { profile: files.profile } : {}),
+    diagnostics,
+    ...(mainConfig ? { projectName: mainConfig.name } : {}),
+  };
 }
