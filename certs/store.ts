@@ -14,7 +14,11 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import type { ProxyLogger } from '../proxy/types.js';
-import { createCertificateAuthority, issueLeafCertificate, LEAF_VALIDITY_DAYS, type PemPair } from './authority.js';
+import type { PemPair } from './authority.js';
+
+// The minting code (@peculiar/x509 and its polyfill, ~18 MiB of RSS) loads on the first CA or
+// leaf that must be minted: a daemon restarted with its CA and leaves on disk never needs it.
+const loadAuthority = () => import('./authority.js');
 
 /** A leaf is re-issued when it has less than this left (and an expired one always is). */
 export const LEAF_RENEW_BEFORE_MS = 7 * 86_400_000;
@@ -104,6 +108,7 @@ export async function regenerateCertificateAuthority(home: string, opts: { commo
 async function writeNewCa(home: string, commonName = defaultCaCommonName()): Promise<PemPair> {
   const { dir, certPath, keyPath } = caPaths(home);
   await makePrivateDir(dir);
+  const { createCertificateAuthority } = await loadAuthority();
   const ca = await createCertificateAuthority({ commonName });
   // Key first: a crash in between leaves a key without cert, which load treats as "no CA yet".
   await writeFileAtomic(keyPath, ca.keyPem, { mode: 0o600 });
@@ -240,6 +245,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
       if (entry !== undefined) return entry;
     }
     const started = performance.now();
+    const { issueLeafCertificate, LEAF_VALIDITY_DAYS } = await loadAuthority();
     const pair = await issueLeafCertificate(ca, names, { validityDays: LEAF_VALIDITY_DAYS });
     await makePrivateDir(paths.leavesDir);
     await writeFileAtomic(file, pair.certPem + pair.keyPem, { mode: 0o600 });
