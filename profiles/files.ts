@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { writeFileAtomic } from '../atomic-write.js';
-import type { Diagnostic, ProjectConfig, RouteMode } from './schema.js';
+import { editProfileText, type ProfileChange } from './profile-edit.js';
+import type { Diagnostic, ProjectConfig } from './schema.js';
 import { validateConfig, type ConfigValidation } from './validate-config.js';
 import { validateProfile, type ProfileValidation } from './validate-profile.js';
 
@@ -58,16 +58,19 @@ function fileProblem(file: string, message: string, hint: string): Diagnostic {
 }
 
 /**
- * Writes a worktree's profile file atomically (temp file + rename, so the daemon's watcher never
- * reads half a file) and keeps `.devproxy/` out of git with a `.gitignore` of its own.
+ * Applies `change` to a worktree's profile file and writes it atomically (temp file + rename, so
+ * the daemon's watcher never reads half a file); every key the change does not name, and the
+ * file's comments, stay (see {@link editProfileText}). Keeps `.devproxy/` out of git with a
+ * `.gitignore` of its own. Returns the file's path.
  */
-export async function writeProfile(worktree: string, profile: { profile: string; name?: string; services?: Map<string, RouteMode> }): Promise<string> {
+export async function writeProfile(worktree: string, change: ProfileChange): Promise<string> {
   const dir = join(worktree, STATE_DIR);
   await writeFileAtomic(join(dir, '.gitignore'), '# Written by devproxy: this folder holds per-worktree state, never committed.\n*\n');
-  const document: Record<string, unknown> = { profile: profile.profile };
-  if (profile.name) document.name = profile.name;
-  if (profile.services && profile.services.size > 0) document.services = Object.fromEntries(profile.services);
   const path = profilePath(worktree);
-  await writeFileAtomic(path, `# devproxy live profile: edit by hand or with \`devproxy use <profile>\`; applied at once.\n${stringify(document)}`);
+  const current = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  await writeFileAtomic(path, editProfileText(current, change));
   return path;
 }

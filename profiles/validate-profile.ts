@@ -3,7 +3,8 @@ import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode, WritePolicy } f
 import { DNS_LABEL, scalarString } from './validate-config.js';
 import { didYouMean, entries, parseYamlMap } from './yaml-source.js';
 
-const PROFILE_KEYS = ['profile', 'name', 'services', 'writes'];
+/** Every top-level key a profile file may hold; others are warned about (and kept by `use`). */
+export const PROFILE_KEYS: readonly string[] = ['profile', 'name', 'services', 'writes'];
 const ROUTE_MODES: readonly RouteMode[] = ['local', 'remote'];
 
 export interface ProfileValidation {

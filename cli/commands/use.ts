@@ -1,10 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { stringify } from 'yaml';
 import { acquireLock } from '../../daemon/home.js';
 import type { StatusReport } from '../../daemon/status.js';
 import { DevproxyError } from '../../errors.js';
 import { configPath, profilePath, writeProfile } from '../../profiles/files.js';
+import { editProfileText } from '../../profiles/profile-edit.js';
 import type { ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
 import { localServices } from '../../router/profile-resolution.js';
@@ -49,11 +49,11 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   const current = input.profile;
   const services = new Map<string, RouteMode>(profileName === undefined ? current?.services : []);
   for (const [service, mode] of parseOverrides(opts.service ?? [], config)) services.set(service, mode);
-  const next = { profile: profileName ?? current?.profile ?? config.defaultProfile, ...(current?.name ? { name: current.name } : {}), services };
+  // Only `profile` and `services` change: `name`, `writes` and every other key of the file stay.
+  const next = { profile: profileName ?? current?.profile ?? config.defaultProfile, services };
 
   // Validate exactly what will be written, so `use` never leaves a file the daemon rejects.
-  const text = stringify({ profile: next.profile, ...(next.name ? { name: next.name } : {}), ...(services.size ? { services: Object.fromEntries(services) } : {}) });
-  const check = validateProfile(text, profilePath(worktree.path), config);
+  const check = validateProfile(editProfileText(seen, next), profilePath(worktree.path), config);
   if (check.errors[0]) throw new DevproxyError('DEVPROXY_ERR_PROFILE_INVALID', check.errors[0].message, { hint: check.errors[0].hint });
   const wanted = new Set(localServices(config, check.profile));
   if (opts.dryRun) {
