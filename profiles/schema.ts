@@ -3,6 +3,7 @@
  * repository) and `.devproxy/profile.yaml` (per worktree, git-ignored). Validation turns YAML
  * documents into these; everything downstream trusts them.
  */
+import type { RequestRule } from './request-rules.js';
 
 /** Where the local instance of a service comes from. */
 export type LocalDefinition =
@@ -58,6 +59,8 @@ export interface ServiceConfig {
   auth?: RemoteAuth;
   /** Mutating methods to the remote are refused under `read-only`. Absent: `read-write`. */
   writes?: WritePolicy;
+  /** `writes: { deny: [...] }`: further requests refused while the policy is `read-only` (e.g. a GET that dequeues). */
+  writesDeny?: RequestRule[];
   /** Answer CORS for the worktree's own origins on the remote hop. Absent: true. */
   cors?: boolean;
   /** Cold-start handling of the remote (retry/wait page); null when turned off. Absent: DEFAULT_WAKE_TIMEOUT_MS. */

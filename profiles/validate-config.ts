@@ -1,5 +1,6 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
 import { parseReferences } from './references.js';
+import { parseRequestRule, type RequestRule } from './request-rules.js';
 import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv } from './schema.js';
 import { didYouMean, entries, parseYamlMap, type YamlSource } from './yaml-source.js';
 
@@ -187,11 +188,7 @@ function validateRemoteOptions(source: YamlSource, field: string, fields: Fields
     else service.fallback = 'remote';
   }
   const writes = fields.get('writes');
-  if (writes) {
-    const value = scalarString(writes.value);
-    if (value !== 'read-only' && value !== 'read-write') errors.push(source.problem(writes.value, `${field}.writes`, `"${value ?? ''}" is not a write policy`, 'write `writes: read-only` (refuse POST/PUT/PATCH/DELETE to the shared remote) or `read-write`'));
-    else service.writes = value;
-  }
+  if (writes) validateWrites(source, `${field}.writes`, writes.value, service, errors);
   const cors = fields.get('cors');
   if (cors) {
     if (!isScalar(cors.value) || typeof cors.value.value !== 'boolean') errors.push(source.problem(cors.value, `${field}.cors`, 'cors must be true or false', 'write `cors: false` to pass the remote\'s own CORS answers through unchanged'));
@@ -218,6 +215,45 @@ function validateRemoteOptions(source: YamlSource, field: string, fields: Fields
     if (parsed) service.auth = parsed;
     if (!service.remote) errors.push(source.problem(auth.pair, `${field}.auth`, 'auth is injected on the remote hop, but the service has no remote', 'add `remote: <url>`, or remove auth'));
   }
+}
+
+const WRITES_HINT = 'write `writes: read-only` (refuse POST/PUT/PATCH/DELETE to the shared remote), `read-write`, or `{ policy: read-only, deny: ["GET /*/messages"] }`';
+
+/** `writes: read-only|read-write`, or `{ policy, deny: ["METHOD /path/glob", …] }`. */
+function validateWrites(source: YamlSource, field: string, node: Node | null, service: ServiceConfig, errors: Diagnostic[]): void {
+  if (!isMap(node)) {
+    const value = scalarString(node);
+    if (value !== 'read-only' && value !== 'read-write') errors.push(source.problem(node, field, `"${value ?? ''}" is not a write policy`, WRITES_HINT));
+    else service.writes = value;
+    return;
+  }
+  const fields = new Map(entries(node).map((e) => [e.key, e]));
+  for (const { key, pair } of fields.values()) {
+    if (key === 'policy' || key === 'deny') continue;
+    const suggestion = didYouMean(key, ['policy', 'deny']);
+    errors.push(source.problem(pair, `${field}.${key}`, `unknown key "${key}"`, suggestion ? `did you mean "${suggestion}"?` : 'writes takes `policy:` and `deny:`'));
+  }
+  const policy = fields.get('policy');
+  const value = scalarString(policy?.value);
+  if (value !== 'read-only' && value !== 'read-write') {
+    errors.push(source.problem(policy?.value ?? node, `${field}.policy`, policy ? `"${value ?? ''}" is not a write policy` : 'writes names no policy', 'write `policy: read-only` (or `read-write`)'));
+  } else {
+    service.writes = value;
+  }
+  const deny = fields.get('deny');
+  if (!deny) return;
+  if (!isSeq(deny.value)) {
+    errors.push(source.problem(deny.value, `${field}.deny`, 'deny must be a list of requests', 'write e.g. `deny: ["GET /*/messages"]` (method, then a path where * is one segment and ** any)'));
+    return;
+  }
+  const rules: RequestRule[] = [];
+  for (const item of deny.value.items as Node[]) {
+    const text = scalarString(item);
+    const rule = text === undefined ? { problem: 'each entry must be a string' } : parseRequestRule(text);
+    if ('problem' in rule) errors.push(source.problem(item, `${field}.deny`, rule.problem, 'write `METHOD /path`, e.g. "GET /*/messages" (* is one path segment, ** any; `!` first lets a request through again)'));
+    else rules.push(rule);
+  }
+  if (rules.length > 0) service.writesDeny = rules;
 }
 
 function validateServiceEnv(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): ServiceEnv | undefined {

@@ -40,6 +40,8 @@ export const MAX_PROXY_HOPS = 5;
 export const HOPS_HEADER = 'x-devproxy-hops';
 /** Tells the client whether devproxy sent the request to a local instance or to the remote. */
 export const ROUTE_HEADER = 'x-devproxy-route';
+/** On a page devproxy answers itself (refusal, 502, 404…): its `DEVPROXY_ERR_*` code. */
+export const ERROR_CODE_HEADER = 'x-devproxy-error';
 
 /** What the proxy adds to the upstream request. */
 export interface UpstreamHeaderContext {

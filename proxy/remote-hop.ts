@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { isDevproxyError } from '../errors.js';
 import { resolveReferences } from '../profiles/references.js';
+import type { RequestRule } from '../profiles/request-rules.js';
 import type { RemoteAuth } from '../profiles/schema.js';
 import type { RemoteHop, Route } from '../router/types.js';
 import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
@@ -33,13 +34,14 @@ export function isRetriedMethod(method: string): boolean {
   return RETRIED_METHODS.has(method);
 }
 
-/** The 403 page for a mutating method sent to a read-only remote. */
-export function readOnlyRefusal(route: Route, target: RemoteTarget, method: string, worktreePath: string | undefined): ProxyErrorInfo {
+/** The 403 page for a mutating method (or a request a `writes.deny` rule names) sent to a read-only remote. */
+export function readOnlyRefusal(route: Route, target: RemoteTarget, method: string, worktreePath: string | undefined, rule?: RequestRule): ProxyErrorInfo {
   const profileFile = worktreePath === undefined ? '.devproxy/profile.yaml' : join(worktreePath, '.devproxy', 'profile.yaml');
+  const why = rule === undefined ? '`writes: read-only`' : `\`writes: read-only\` and denies "${rule.text}"`;
   return {
     status: 403,
     code: 'DEVPROXY_ERR_READ_ONLY',
-    message: `${method} refused: \`${route.service}\` is \`writes: read-only\` in devproxy.yaml, so worktree \`${route.worktree}\` may not change the shared remote ${target.origin}.`,
+    message: `${method} refused: \`${route.service}\` is ${why} in devproxy.yaml, so worktree \`${route.worktree}\` may not change the shared remote ${target.origin}.`,
     hint: `to allow writes from this worktree, add \`writes: { ${route.service}: read-write }\` to ${profileFile}`,
     service: route.service,
     worktree: route.worktree,

@@ -10,10 +10,11 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ERROR_HINTS } from '../errors.js';
+import { deniedBy } from '../profiles/request-rules.js';
 import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
-import { buildClientHeaders, buildUpstreamHeaders, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
   hostEntries,
   isHttpsRequest,
@@ -43,12 +44,15 @@ const kForward = Symbol('devproxy.forward');
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
 
-function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string): void {
+function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string): void {
   const headers = [
     'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
   ];
+  // Readable without the body: HEAD answers have none, and SDKs surface response headers (the
+  // Azure SDKs put them in RestError.details).
+  if (code !== undefined) headers.push(ERROR_CODE_HEADER, code);
   if (route !== undefined) headers.push(ROUTE_HEADER, route.mode);
   // The worktree's UI must be able to read why devproxy refused its fetch.
   if (corsOrigin !== undefined) headers.push('access-control-allow-origin', corsOrigin, 'access-control-allow-credentials', 'true', 'vary', 'Origin');
@@ -60,7 +64,7 @@ function sendPage(req: ClientRequest, res: ClientResponse, status: number, body:
 
 function sendError(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string): void {
   const html = wantsHtml(req.headers.accept);
-  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin);
+  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code);
 }
 
 /** Rewrites a remote's Location/Set-Cookie for one exchange. */
@@ -392,10 +396,13 @@ function forwardRemoteHop(
     }
     corsOrigin = origin;
   }
-  if (hop.readOnly === true && !isSafeMethod(method)) {
-    core.logger?.info(`${route.host}: ${method} refused (writes: read-only)`);
-    refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route)), route, corsOrigin);
-    return;
+  if (hop.readOnly === true) {
+    const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, req.url ?? '/') : undefined;
+    if (rule !== undefined || !isSafeMethod(method)) {
+      core.logger?.info(`${route.host}: ${method} refused (writes: read-only${rule === undefined ? '' : `, deny "${rule.text}"`})`);
+      refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route), rule), route, corsOrigin);
+      return;
+    }
   }
   const stable = stableOriginFor(core, route.host, https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);

@@ -144,7 +144,10 @@ function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profi
     const service = config.services.get(route.service) as ServiceConfig;
     const hop: RemoteHop = { siblings };
     if (service.auth) hop.auth = service.auth;
-    if ((profile?.writes?.get(service.name) ?? service.writes) === 'read-only') hop.readOnly = true;
+    if ((profile?.writes?.get(service.name) ?? service.writes) === 'read-only') {
+      hop.readOnly = true;
+      if (service.writesDeny !== undefined) hop.deny = service.writesDeny;
+    }
     if (service.cors !== false) hop.corsHosts = corsHosts;
     const wake = service.wake === undefined ? { timeoutMs: DEFAULT_WAKE_TIMEOUT_MS } : service.wake;
     if (wake !== null) hop.wakeTimeoutMs = wake.timeoutMs;

@@ -1,3 +1,4 @@
+import type { RequestRule } from '../profiles/request-rules.js';
 import type { Diagnostic, ProfileFile, ProjectConfig, RemoteAuth, RouteMode } from '../profiles/schema.js';
 
 /** One remote service of a worktree, as sign-in redirects and cookies are rewritten for it. */
@@ -21,6 +22,8 @@ export interface RemoteHop {
   auth?: RemoteAuth;
   /** Effective write policy is read-only (config, unless the worktree's profile file overrides it). */
   readOnly?: boolean;
+  /** With `readOnly`: the service's `writes.deny` rules, refusing requests of safe methods too. */
+  deny?: readonly RequestRule[];
   /** Stable hosts of every service of the worktree, whose origins get CORS with credentials; absent: `cors: false`. */
   corsHosts?: ReadonlySet<string>;
   /** Cold-start handling: how long a sleeping remote may take to wake, in ms; absent: `wake: false`. */
