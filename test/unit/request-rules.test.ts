@@ -42,7 +42,7 @@ describe('writes.deny rules', () => {
     expect(deniedBy(undefined, 'GET', '/orders/messages')).toBeUndefined();
   });
 
-  it('Service Bus receive-and-delete over HTTP (DELETE …/messages/head) and a query value wildcard', () => {
+  it('matches the Service Bus REST shapes (receive-and-delete is DELETE …/messages/head) and a required query parameter', () => {
     const list = rules('DELETE /*/messages/head', 'DELETE /*/subscriptions/*/messages/head', 'GET /*?comp=list');
     expect(denied(list, 'DELETE', '/orders/messages/head?timeout=60')).toBe('DELETE /*/messages/head');
     expect(denied(list, 'DELETE', '/topic/subscriptions/audit/messages/head')).toBe('DELETE /*/subscriptions/*/messages/head');
@@ -72,7 +72,7 @@ describe('writes in devproxy.yaml', () => {
   });
 
   it.each([
-    ['a bad policy', 'read-mostly', `${FILE}:5:12 services.queue.writes: "read-mostly" is not a write policy — write \`writes: read-only\` (refuse POST/PUT/PATCH/DELETE to the shared remote), \`read-write\`, or \`{ policy: read-only, deny: ["GET /*/messages"] }\``],
+    ['a bad policy', 'read-mostly', `${FILE}:5:13 services.queue.writes: "read-mostly" is not a write policy — write \`writes: read-only\` (refuse POST/PUT/PATCH/DELETE to the shared remote), \`read-write\`, or \`{ policy: read-only, deny: ["GET /*/messages"] }\``],
     ['no policy', '{ deny: ["GET /*/messages"] }', `${FILE}:5:13 services.queue.writes.policy: writes names no policy — write \`policy: read-only\` (or \`read-write\`)`],
     ['a typo', '{ policy: read-only, deni: [] }', `${FILE}:5:34 services.queue.writes.deni: unknown key "deni" — did you mean "deny"?`],
     ['deny not a list', '{ policy: read-only, deny: "GET /*/messages" }', `${FILE}:5:40 services.queue.writes.deny: deny must be a list of requests — write e.g. \`deny: ["GET /*/messages"]\` (method, then a path where * is one segment and ** any)`],
