@@ -1,12 +1,11 @@
 /**
  * The official Azure Storage clients as an app runs them behind devproxy: `*.localhost` resolved
  * to loopback by devproxy's own lookup (what its NODE_OPTIONS preload installs), and the test's
- * CAs trusted through an https.Agent the client's pipeline hands to every request (what
+ * CAs trusted through an https.Agent the client sends every request through (what
  * NODE_EXTRA_CA_CERTS does for an app, which a running test process cannot set).
  */
 import dns from 'node:dns';
 import { Agent } from 'node:https';
-import type { RequestPolicy, RequestPolicyFactory, WebResource } from '@azure/storage-blob';
 import { installLocalhostLookup } from '../../environment/localhost-lookup.js';
 
 let lookupInstalled = false;
@@ -18,22 +17,19 @@ export function resolveLocalhostNames(): void {
   lookupInstalled = true;
 }
 
-/** A keep-alive agent trusting `caPems` (PEM text) besides nothing else: every test server has a test CA. */
-export function trustingAgent(caPems: string[]): Agent {
-  return new Agent({ keepAlive: true, ca: caPems });
+/** Options both Storage SDKs (blob, queue) accept, with the one extra this file needs. */
+export interface TrustingOptions {
+  agent: Agent;
+  retryOptions: { maxTries: number };
 }
 
 /**
- * A pipeline policy (the clients' `Pipeline` takes these first in its factories) that sends every
- * request through `agent`. Use: `new Pipeline([useAgent(agent), ...base.factories], base.options)`.
+ * Options for a Storage client (`new BlobServiceClient(url, credential, options)`) whose requests
+ * trust `caPems` only. `agent` is not in StoragePipelineOptions' type, but the SDK hands its
+ * options to core-rest-pipeline's createPipelineFromOptions, which sends every request through
+ * it (agentPolicy). No retries: a refusal must surface at once, and a retried PUT would hide
+ * what was sent. Destroy `agent` when done.
  */
-export function useAgent(agent: Agent): RequestPolicyFactory {
-  return {
-    create: (next: RequestPolicy): RequestPolicy => ({
-      sendRequest(request: WebResource) {
-        request.agent ??= agent;
-        return next.sendRequest(request);
-      },
-    }),
-  };
+export function trustingOptions(caPems: string[]): TrustingOptions {
+  return { agent: new Agent({ keepAlive: true, ca: caPems }), retryOptions: { maxTries: 1 } };
 }

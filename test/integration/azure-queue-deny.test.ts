@@ -8,10 +8,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newPipeline, Pipeline, QueueServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-queue';
+import { QueueServiceClient, RestError, StorageSharedKeyCredential } from '@azure/storage-queue';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite, type Azurite } from '../helpers/azurite.js';
-import { resolveLocalhostNames, trustingAgent, useAgent } from '../helpers/azure-sdk.js';
+import { resolveLocalhostNames, trustingOptions } from '../helpers/azure-sdk.js';
 import { startRemoteWorktree, type RemoteWorktree } from '../helpers/remote-worktree.js';
 import { createTestTls } from '../helpers/upstreams.js';
 
@@ -25,11 +25,9 @@ afterEach(async () => {
 });
 
 function queueClient(url: string, caPems: string[]): QueueServiceClient {
-  const agent = trustingAgent(caPems);
-  cleanups.push(async () => agent.destroy());
-  // No retries: a refusal must surface at once, not after the SDK's backoff.
-  const base = newPipeline(new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), { retryOptions: { maxTries: 1 } });
-  return new QueueServiceClient(url, new Pipeline([useAgent(agent), ...base.factories], base.options));
+  const options = trustingOptions(caPems);
+  cleanups.push(async () => options.agent.destroy());
+  return new QueueServiceClient(url, new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY), options);
 }
 
 async function setup(writes: string): Promise<{ direct: QueueServiceClient; proxied: QueueServiceClient; wt: RemoteWorktree; azurite: Azurite }> {
