@@ -170,6 +170,29 @@ describe('devproxy CLI end to end', () => {
     await writeFile(join(feature, '.devproxy', 'profile.yaml'), 'profile: minimal\n');
   });
 
+  it('use keeps every key of the profile file it does not change, with comments (regression: it dropped writes:)', async () => {
+    const file = join(feature, '.devproxy', 'profile.yaml');
+    const original = '# my worktree\nprofile: minimal # daily\nname: hierarchy-filters\nwrites:\n  api: read-write # I own the test tenant\nfutureKey: { kept: true }\n';
+    await writeFile(file, original);
+    const kept = ['# my worktree\n', 'name: hierarchy-filters\n', 'writes:\n  api: read-write # I own the test tenant\n', 'futureKey: { kept: true }\n'];
+
+    const service = await cli(['use', '--service', 'ui=remote', '--no-wait'], feature);
+    expect(service.code, service.stderr).toBe(0);
+    const afterService = await readFile(file, 'utf8');
+    for (const text of [...kept, 'profile: minimal # daily\n', 'services:\n  ui: remote\n']) expect(afterService).toContain(text);
+
+    const both = await cli(['use', 'standard', '--service', 'api=remote', '--no-wait'], feature);
+    expect(both.code, both.stderr).toBe(0);
+    const afterBoth = await readFile(file, 'utf8');
+    for (const text of [...kept, 'profile: standard # daily\n', 'services:\n  api: remote\n']) expect(afterBoth).toContain(text);
+    expect(afterBoth).not.toContain('ui: remote');
+
+    const profile = await cli(['use', 'minimal', '--no-wait'], feature);
+    expect(profile.code, profile.stderr).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(original);
+    await writeFile(file, 'profile: minimal\n');
+  });
+
   it('use refuses an unknown profile or service with the fix, and changes nothing', async () => {
     const before = await readFile(join(feature, '.devproxy', 'profile.yaml'), 'utf8');
     const profile = await cli(['use', 'standrd'], feature);
