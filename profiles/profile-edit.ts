@@ -2,7 +2,7 @@ import { Document, YAMLMap, isMap, isScalar, parseDocument } from 'yaml';
 import type { RouteMode } from './schema.js';
 
 /** First line of a profile file devproxy creates; hand-written files keep their own. */
-export const PROFILE_HEADER = ' devproxy live profile: edit by hand or with `devproxy use <profile>`; applied at once.';
+const PROFILE_HEADER = ' devproxy live profile: edit by hand or with `devproxy use <profile>`; applied at once.';
 
 /** What `use` and `new` change in a profile file; every other key stays as it is. */
 export interface ProfileChange {
