@@ -152,6 +152,35 @@ describe('writes: read-only', () => {
     expect(api.requests.map((r) => r.method)).toEqual(['GET', 'HEAD', 'OPTIONS']);
   });
 
+  it('refuses what writes.deny names, matched on the path the client sent, before reaching the remote; the rest passes', async () => {
+    const api = await remoteUpstream();
+    const wt = await worktree({
+      services: `  api:
+    remote: https://contoso-api-dev.localhost:\${port:api}/v1
+    writes: { policy: read-only, deny: ["* /jobs/next", "GET /queues/*/messages", "!GET /queues/*/messages?peekonly=true"] }`,
+      upstreams: { api },
+    });
+    const host = `api.x.localhost:${wt.port}`;
+    const dequeue = await send(wt.port, host, { path: '/queues/orders/messages?numofmessages=1', headers: { accept: 'application/json' } });
+    expect(dequeue.status).toBe(403);
+    expect(dequeue.headers['x-devproxy-error']).toBe('DEVPROXY_ERR_READ_ONLY');
+    const { error } = JSON.parse(dequeue.body) as { error: { code: string; message: string; hint: string } };
+    expect(error.code).toBe('DEVPROXY_ERR_READ_ONLY');
+    expect(error.message).toContain('`api` is `writes: read-only` and denies "GET /queues/*/messages"');
+    expect(error.hint).toContain('writes: { api: read-write }');
+    // A HEAD answer has no body: the header alone says why.
+    const head = await send(wt.port, host, { method: 'HEAD', path: '/jobs/next' });
+    expect(head.status).toBe(403);
+    expect(head.headers['x-devproxy-error']).toBe('DEVPROXY_ERR_READ_ONLY');
+    expect(api.requests).toHaveLength(0);
+    expect(wt.logs).toContain('api.x.localhost: GET refused (writes: read-only, deny "GET /queues/*/messages")');
+
+    for (const path of ['/queues/orders/messages?peekonly=true', '/queues/orders', '/v1/jobs/next']) {
+      expect((await send(wt.port, host, { path })).status).toBe(200);
+    }
+    expect(api.requests.map((r) => r.url)).toEqual(['/v1/queues/orders/messages?peekonly=true', '/v1/queues/orders', '/v1/v1/jobs/next']);
+  });
+
   it('lets the worktree profile file allow writes for that service', async () => {
     const api = await remoteUpstream();
     const wt = await worktree({ services, upstreams: { api }, profile: 'profile: minimal\nwrites: { api: read-write }\n' });
