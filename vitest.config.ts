@@ -10,7 +10,7 @@ export default defineConfig({
     projects: [
       // Pure logic, imported as TypeScript: nothing is compiled first.
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
-      // Everything else runs the real CLI/daemon from dist/, so it compiles the product first.
+      // Everything else runs the real CLI/daemon/demo from dist/, so it emits product + demo first.
       // Type errors in tests, bench and demo are caught by `npm test`'s typecheck step.
       {
         extends: true,
