@@ -11,8 +11,11 @@ export type LocalDefinition =
   | { kind: 'port'; port: number }
   /** A service of the repository's compose file; `port` is the container port. */
   | { kind: 'compose'; compose: string; port: number }
-  /** A process run in the worktree with PORT injected; `port` is unused unless the app ignores PORT. */
-  | { kind: 'command'; command: string; port?: number };
+  /**
+   * A process run in the worktree with PORT injected; `port` is unused unless the app ignores PORT.
+   * `cwd` is the folder it runs in, relative to the worktree root (absent: the root).
+   */
+  | { kind: 'command'; command: string; port?: number; cwd?: string };
 
 /** The service's endpoint in the shared cloud DEV environment. */
 export interface RemoteDefinition {
@@ -51,6 +54,8 @@ export interface ServiceConfig {
   remote?: RemoteDefinition;
   /** HTTP path probed for health; without it a TCP connect is the health check. */
   health?: string;
+  /** How long a started local instance may take to become healthy (ms). Absent: DEFAULT_HEALTH_TIMEOUT_MS. */
+  healthTimeoutMs?: number;
   /** Declared memory budget of the local instance, in bytes. */
   memoryBytes?: number;
   /** Where the route goes when the local instance dies: `remote` falls back, else a 502 page. */
@@ -84,6 +89,16 @@ export interface ProjectConfig {
   worktreeHeader?: string | null;
   /** Folder for new worktrees (`devproxy new`), relative to the repository root. Default `../<repo>.worktrees`. */
   worktreesDir?: string;
+  /** How a fresh worktree is prepared (`devproxy new`, `devproxy setup`). Absent: nothing to do. */
+  setup?: WorktreeSetup;
+}
+
+/** `setup:` of devproxy.yaml: what makes a fresh worktree runnable. */
+export interface WorktreeSetup {
+  /** Glob patterns, relative to the repository root, of (git-ignored) files copied from the main checkout; never overwriting. */
+  copy: string[];
+  /** Shell commands run in order in the worktree root; the first that fails stops the set-up. */
+  run: string[];
 }
 
 /** A service's route mode. */

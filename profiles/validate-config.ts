@@ -1,7 +1,7 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
 import { parseReferences } from './references.js';
 import { parseRequestRule, type RequestRule } from './request-rules.js';
-import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv } from './schema.js';
+import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv, WorktreeSetup } from './schema.js';
 import { didYouMean, entries, parseYamlMap, type YamlSource } from './yaml-source.js';
 
 /** Lower-case DNS label: what service, project and worktree names must be to live in a hostname. */
@@ -10,15 +10,20 @@ export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 /** Built-in profile under which every service is remote; defined unless the config defines its own. */
 export const REMOTE_PROFILE = 'remote';
 
-const TOP_LEVEL_KEYS = ['name', 'compose', 'ca', 'services', 'profiles', 'default', 'worktreeHeader', 'worktrees'];
+const TOP_LEVEL_KEYS = ['name', 'compose', 'ca', 'services', 'profiles', 'default', 'worktreeHeader', 'worktrees', 'setup'];
+const SETUP_KEYS = ['copy', 'run'];
+const HEALTH_KEYS = ['path', 'timeout'];
 const SERVICE_KEYS = ['local', 'remote', 'health', 'memory', 'fallback', 'env', 'auth', 'writes', 'cors', 'wake'];
 /** Header that tells the shared DEV logs which worktree sent a request. */
 export const DEFAULT_WORKTREE_HEADER = 'x-devproxy-worktree';
+/** How long a started local instance may take to become healthy before devproxy reports it failed. */
+export const DEFAULT_HEALTH_TIMEOUT_MS = 60_000;
 /** How long a sleeping remote may take to wake before devproxy gives up. */
 export const DEFAULT_WAKE_TIMEOUT_MS = 60_000;
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
 const LOCAL_KINDS = ['port', 'compose', 'command'] as const;
+const LOCAL_KEYS = [...LOCAL_KINDS, 'cwd'] as const;
 const MEMORY_UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 
 export interface ConfigValidation {
@@ -60,6 +65,8 @@ export function validateConfig(text: string, file: string): ConfigValidation {
   const compose = optionalString(source, fields.get('compose')?.value, 'compose', errors);
   const ca = optionalString(source, fields.get('ca')?.value, 'ca', errors);
   const worktreesDir = optionalString(source, fields.get('worktrees')?.value, 'worktrees', errors);
+  const setupEntry = fields.get('setup');
+  const setup = setupEntry ? validateSetup(source, setupEntry.value, errors, warnings) : undefined;
   let worktreeHeader: string | null | undefined;
   const headerEntry = fields.get('worktreeHeader');
   if (headerEntry) {
@@ -125,7 +132,7 @@ export function validateConfig(text: string, file: string): ConfigValidation {
 
   if (errors.length > 0) return { errors, warnings };
   return {
-    config: { name, ...(compose ? { compose } : {}), ...(ca ? { ca } : {}), services, profiles, defaultProfile, ...(worktreeHeader !== undefined ? { worktreeHeader } : {}), ...(worktreesDir ? { worktreesDir } : {}) },
+    config: { name, ...(compose ? { compose } : {}), ...(ca ? { ca } : {}), services, profiles, defaultProfile, ...(worktreeHeader !== undefined ? { worktreeHeader } : {}), ...(worktreesDir ? { worktreesDir } : {}), ...(setup ? { setup } : {}) },
     errors,
     warnings,
   };
@@ -156,14 +163,7 @@ function validateService(source: YamlSource, name: string, node: Node | null, er
     errors.push(source.problem(node, field, `service "${name}" has neither local nor remote`, 'add `local: { port: <n> }` and/or `remote: <https url>`'));
   }
   const healthEntry = fields.get('health');
-  if (healthEntry) {
-    const health = scalarString(healthEntry.value);
-    if (!health || !health.startsWith('/')) {
-      errors.push(source.problem(healthEntry.value, `${field}.health`, 'health must be an HTTP path', 'write e.g. `health: /healthz`'));
-    } else {
-      service.health = health;
-    }
-  }
+  if (healthEntry) validateHealth(source, `${field}.health`, healthEntry.value, service, errors, warnings);
   const memoryEntry = fields.get('memory');
   if (memoryEntry) {
     const bytes = parseMemory(isScalar(memoryEntry.value) ? memoryEntry.value.value : undefined);
@@ -339,8 +339,8 @@ function validateLocal(source: YamlSource, field: string, node: Node | null, err
   }
   const fields = new Map(entries(node).map((e) => [e.key, e]));
   for (const { key, pair } of fields.values()) {
-    if (!(LOCAL_KINDS as readonly string[]).includes(key)) {
-      const suggestion = didYouMean(key, LOCAL_KINDS);
+    if (!(LOCAL_KEYS as readonly string[]).includes(key)) {
+      const suggestion = didYouMean(key, LOCAL_KEYS);
       errors.push(source.problem(pair, `${field}.${key}`, `unknown key "${key}"`, suggestion ? `did you mean "${suggestion}"?` : hint));
       return undefined;
     }
@@ -372,19 +372,91 @@ function validateLocal(source: YamlSource, field: string, node: Node | null, err
     return { kind: 'compose', compose, port };
   }
   const commandEntry = fields.get('command');
+  const cwdEntry = fields.get('cwd');
+  if (cwdEntry && !commandEntry) {
+    errors.push(source.problem(cwdEntry.pair, `${field}.cwd`, 'cwd applies only to a `command:` service', 'remove cwd, or run the service with `command:`'));
+    return undefined;
+  }
   if (commandEntry) {
     const command = scalarString(commandEntry.value);
     if (!command) {
       errors.push(source.problem(commandEntry.value, `${field}.command`, 'command must be a shell command', 'write e.g. `command: "npm run dev"`'));
       return undefined;
     }
-    return port === undefined ? { kind: 'command', command } : { kind: 'command', command, port };
+    let cwd: string | undefined;
+    if (cwdEntry) {
+      cwd = relativePath(scalarString(cwdEntry.value));
+      if (cwd === undefined) {
+        errors.push(source.problem(cwdEntry.value, `${field}.cwd`, 'cwd must be a folder inside the worktree, relative to its root', 'write e.g. `cwd: ui`'));
+        return undefined;
+      }
+    }
+    return { kind: 'command', command, ...(port === undefined ? {} : { port }), ...(cwd === undefined || cwd === '.' ? {} : { cwd }) };
   }
   if (port === undefined) {
     errors.push(source.problem(node, field, 'local says nothing about where the service runs', hint));
     return undefined;
   }
   return { kind: 'port', port };
+}
+
+/** `health: /healthz` or `health: { path: /healthz, timeout: 60s }` (both keys optional). */
+function validateHealth(source: YamlSource, field: string, node: Node | null, service: ServiceConfig, errors: Diagnostic[], warnings: Diagnostic[]): void {
+  const hint = 'write e.g. `health: /healthz` or `health: { path: /healthz, timeout: 60s }`';
+  let pathNode: Node | null | undefined = node;
+  if (isMap(node)) {
+    warnUnknownKeys(source, node, HEALTH_KEYS, `${field}.`, warnings);
+    pathNode = node.get('path', true) as Node | undefined;
+    const timeoutNode = node.get('timeout', true) as Node | undefined;
+    if (timeoutNode !== undefined) {
+      const ms = parseDuration(isScalar(timeoutNode) ? timeoutNode.value : undefined);
+      if (ms === undefined) errors.push(source.problem(timeoutNode, `${field}.timeout`, 'timeout must be a duration', 'write e.g. `timeout: 60s`, `90s` or `2m`'));
+      else service.healthTimeoutMs = ms;
+    }
+    if (pathNode === undefined) return;
+  }
+  const path = scalarString(pathNode);
+  if (!path || !path.startsWith('/')) errors.push(source.problem(pathNode, isMap(node) ? `${field}.path` : field, 'health must be an HTTP path', hint));
+  else service.health = path;
+}
+
+/** `setup: { copy: [globs], run: [commands] }`. */
+function validateSetup(source: YamlSource, node: Node | null, errors: Diagnostic[], warnings: Diagnostic[]): WorktreeSetup | undefined {
+  const hint = 'write e.g. `setup: { copy: [.env, "ui/.env.local"], run: ["npm ci --prefix ui"] }`';
+  if (!isMap(node)) {
+    errors.push(source.problem(node, 'setup', 'setup must be a mapping with `copy:` and/or `run:`', hint));
+    return undefined;
+  }
+  warnUnknownKeys(source, node, SETUP_KEYS, 'setup.', warnings);
+  const before = errors.length;
+  const list = (key: 'copy' | 'run', check: (value: string) => string | undefined, what: string): string[] => {
+    const value = node.get(key, true) as Node | undefined;
+    if (value === undefined) return [];
+    if (!isSeq(value)) {
+      errors.push(source.problem(value, `setup.${key}`, `setup.${key} must be a list`, hint));
+      return [];
+    }
+    const out: string[] = [];
+    for (const item of value.items as Node[]) {
+      const text = scalarString(item);
+      const checked = text === undefined ? undefined : check(text);
+      if (checked === undefined) errors.push(source.problem(item, `setup.${key}`, `"${text ?? String(isScalar(item) ? item.value : '')}" is not ${what}`, hint));
+      else out.push(checked);
+    }
+    return out;
+  };
+  const copy = list('copy', (pattern) => (relativePath(pattern) === undefined || pattern.trim() === '.' ? undefined : pattern.trim()), 'a path pattern relative to the repository root');
+  const run = list('run', (command) => (command.trim() === '' ? undefined : command), 'a shell command');
+  return errors.length === before ? { copy, run } : undefined;
+}
+
+/** A relative path that stays inside its root (no absolute path, no `..`), normalised; undefined otherwise. */
+function relativePath(value: string | undefined): string | undefined {
+  const trimmed = value?.trim().replace(/\\/g, '/').replace(/\/+$/, '');
+  if (!trimmed || trimmed.startsWith('/') || /^[A-Za-z]:/.test(trimmed)) return undefined;
+  const parts = trimmed.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) return undefined;
+  return parts.length === 0 ? '.' : parts.join('/');
 }
 
 function validateRemote(source: YamlSource, field: string, node: Node | null, errors: Diagnostic[]): RemoteDefinition | undefined {
