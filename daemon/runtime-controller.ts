@@ -1,11 +1,9 @@
 import type { ProxyLogger } from '../proxy/types.js';
 import { localServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
+import { causeLines } from '../runtime/failure-cause.js';
 import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
 import type { RuntimeView } from './workspace.js';
-
-/** How many of a failed instance's last output lines its 502 page shows. */
-const FAILURE_LOG_LINES = 8;
 
 /**
  * Drives the local runtime from the routing table: whenever a worktree's files change, its
@@ -37,10 +35,11 @@ export class RuntimeController implements RuntimeView {
     const healthy = this.runtime.healthyPorts(worktreePath);
     for (const service of whole?.services ?? []) if (!healthy.has(service)) failures.set(service, whole!.problem);
     for (const s of this.runtime.status(worktreePath)) {
-      if (s.state !== 'failed') continue;
-      const lines = s.lastLogLines?.slice(-FAILURE_LOG_LINES) ?? [];
+      // A user-run `port:` service that is not up yet is waited for, not failed: nothing of devproxy's broke.
+      if (s.state !== 'failed' && !(s.state === 'unhealthy' && s.kind !== 'port')) continue;
+      const lines = causeLines(s.lastLogLines ?? []);
       failures.set(s.service, {
-        message: `the local ${s.kind === 'compose' ? 'container' : 'process'} of "${s.service}" failed${s.detail ? `: ${s.detail}` : ''}${lines.length > 0 ? `\nlast output:\n${lines.join('\n')}` : ''}`,
+        message: `the local ${s.kind === 'compose' ? 'container' : 'process'} of "${s.service}" ${s.state === 'failed' ? 'failed' : 'is not healthy'}${s.detail ? `: ${s.detail}` : ''}${lines.length > 0 ? `\nlast output:\n${lines.join('\n')}` : ''}`,
         hint: `read \`devproxy logs ${s.service}\`, fix it and \`devproxy restart ${s.service}\`, or route it remote with \`devproxy use --service ${s.service}=remote\``,
       });
     }

@@ -28,6 +28,8 @@ import {
 import { DockerObserver, type OwnedContainerEvent } from './docker-observer.js';
 import { healthCheckFor, PROBE_TIMEOUT_MS, sleep, waitHealthy, type HealthCheck } from './health.js';
 import { readLogTail } from './log-file.js';
+import { listeningPorts, portMismatchMessage } from './listening-ports.js';
+import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
 import { planReconcile, type ReconcilePlan } from './plan.js';
 import { PortAllocator } from './ports.js';
 import { ProcessSupervisor, type ProcessExit, type ProcessRecord } from './processes.js';
@@ -40,6 +42,14 @@ export const FAILED_LOG_LINES = 20;
 
 /** How often a followed log file is checked for new output. */
 const FOLLOW_POLL_MS = 250;
+
+/** How often a starting process's listening ports are read while its PORT does not answer. */
+const PORT_SCAN_INTERVAL_MS = 1_000;
+/**
+ * How long a process may listen elsewhere but not on PORT before that is its verdict: a dev
+ * server sometimes opens a side port (HMR, inspector) a moment before its main one.
+ */
+const PORT_MISMATCH_GRACE_MS = 3_000;
 
 /** Lifecycle of one local instance. */
 export type LocalServiceState = 'starting' | 'healthy' | 'unhealthy' | 'failed' | 'stopping' | 'stopped';
@@ -99,7 +109,7 @@ export interface LocalRuntimeOptions {
   dockerHost?: string;
   /** Default drain before stopping a service that left (ms); default 2000. */
   drainMs?: number;
-  /** How long a started instance may take to become healthy before it is reported unhealthy (ms); default 120 000. */
+  /** How long a started instance may take to become healthy before it is reported unhealthy (ms), unless its `health.timeout` says; default 60 000. */
   startTimeoutMs?: number;
   /** Pause between health probes while waiting (ms); default 250. */
   healthIntervalMs?: number;
@@ -153,7 +163,7 @@ export class LocalRuntime {
   private readonly closing = new AbortController();
 
   constructor(opts: LocalRuntimeOptions) {
-    this.opts = { drainMs: 2_000, startTimeoutMs: 120_000, healthIntervalMs: 250, stopGraceMs: 5_000, memoryIntervalMs: 10_000, ...opts };
+    this.opts = { drainMs: 2_000, startTimeoutMs: DEFAULT_HEALTH_TIMEOUT_MS, healthIntervalMs: 250, stopGraceMs: 5_000, memoryIntervalMs: 10_000, ...opts };
     this.ports = new PortAllocator({ home: opts.home });
     this.supervisor = new ProcessSupervisor({ home: opts.home, onExit: (exit) => this.onProcessExit(exit) });
     const observerOpts: ConstructorParameters<typeof DockerObserver>[0] = {
@@ -491,7 +501,7 @@ export class LocalRuntime {
         try {
           const port = local.port ?? (await this.ports.allocate(spec.path, name));
           inst.port = port;
-          const startOpts: Parameters<ProcessSupervisor['start']>[0] = { worktreePath: spec.path, slug: spec.slug, service: name, command: local.command, port };
+          const startOpts: Parameters<ProcessSupervisor['start']>[0] = { worktreePath: spec.path, slug: spec.slug, service: name, command: local.command, port, ...(local.cwd ? { cwd: local.cwd } : {}) };
           if (spec.env) startOpts.env = spec.env;
           inst.process = await this.supervisor.start(startOpts);
         } catch (error) {
@@ -510,7 +520,7 @@ export class LocalRuntime {
       started.map(async (inst) => {
         if (inst.state === 'starting') {
           // A user-run port service gets one short window; if it is not up yet, it is watched in the background.
-          await this.watchHealth(wt, inst, inst.kind === 'port' ? PROBE_TIMEOUT_MS : this.opts.startTimeoutMs);
+          await this.watchHealth(wt, inst, inst.kind === 'port' ? PROBE_TIMEOUT_MS : this.startTimeoutOf(spec.config, inst.service));
         }
         opts.onProgress?.(inst.service, inst.state, inst.detail);
       }),
@@ -575,7 +585,7 @@ export class LocalRuntime {
    * `timeoutMs`) unhealthy; in the last case the probing goes on in the background until the
    * instance answers or is stopped.
    */
-  private async watchHealth(wt: WorktreeRuntime, inst: Instance, timeoutMs = this.opts.startTimeoutMs): Promise<void> {
+  private async watchHealth(wt: WorktreeRuntime, inst: Instance, timeoutMs = this.startTimeoutOf(wt.spec.config, inst.service)): Promise<void> {
     inst.watch?.abort();
     const watch = new AbortController();
     inst.watch = watch;
@@ -607,12 +617,52 @@ export class LocalRuntime {
       }
       return false;
     };
-    const ok = await waitHealthy(inst.check, { port, timeoutMs, intervalMs: this.opts.healthIntervalMs, signal: watch.signal });
+    // The first verdict also comes early when the process listens, but not on its PORT.
+    const first = new AbortController();
+    const endFirst = (): void => first.abort();
+    watch.signal.addEventListener('abort', endFirst, { once: true });
+    let mismatch: string | undefined;
+    const scan = inst.process ? this.watchPortMismatch(inst, inst.process, first.signal).then((found) => void (found !== undefined && ((mismatch = found), first.abort()))) : undefined;
+    const ok = await waitHealthy(inst.check, { port, timeoutMs, intervalMs: this.opts.healthIntervalMs, signal: first.signal });
+    first.abort();
+    watch.signal.removeEventListener('abort', endFirst);
+    await scan;
     if (settle(ok)) return;
+    if (mismatch === undefined && inst.process && !watch.signal.aborted) mismatch = await this.portMismatch(inst.service, inst.process);
+    if (watch.signal.aborted || wt.instances.get(inst.service) !== inst || !RUNNING_STATES.has(inst.state)) return;
     inst.state = 'unhealthy';
-    inst.detail = inst.port === undefined ? 'no host port yet' : `no healthy answer on 127.0.0.1:${inst.port} yet (${describeCheck(inst.check)})`;
+    inst.detail =
+      mismatch ??
+      (inst.port === undefined
+        ? 'no host port yet'
+        : `no healthy answer on 127.0.0.1:${inst.port} within ${Math.round(timeoutMs / 1000)} s (${describeCheck(inst.check)})${inst.process ? ', and it listens on no TCP port' : ''}: raise \`health: { timeout: … }\` if it starts slowly`);
     this.changed();
     void waitHealthy(inst.check, { port, timeoutMs: Number.MAX_SAFE_INTEGER, intervalMs: Math.max(1_000, this.opts.healthIntervalMs), signal: watch.signal }).then(settle);
+  }
+
+  /** The service's own `health.timeout`, else the runtime's default. */
+  private startTimeoutOf(config: ProjectConfig, service: string): number {
+    return config.services.get(service)?.healthTimeoutMs ?? this.opts.startTimeoutMs;
+  }
+
+  /** Why nothing answers on the process's PORT when it listens elsewhere; undefined when it does not. */
+  private async portMismatch(service: string, record: ProcessRecord): Promise<string | undefined> {
+    const ports = await listeningPorts(record.pid).catch((): number[] => []);
+    return ports.length > 0 && !ports.includes(record.port) ? portMismatchMessage(service, record.command, ports, record.port) : undefined;
+  }
+
+  /** Resolves with the mismatch once it has lasted PORT_MISMATCH_GRACE_MS, or undefined when `signal` ends the watch. */
+  private async watchPortMismatch(inst: Instance, record: ProcessRecord, signal: AbortSignal): Promise<string | undefined> {
+    let since: number | undefined;
+    while (!signal.aborted) {
+      await sleep(PORT_SCAN_INTERVAL_MS, signal);
+      if (signal.aborted || inst.process !== record) return undefined;
+      const found = await this.portMismatch(inst.service, record);
+      if (found === undefined) since = undefined;
+      else if (since === undefined) since = Date.now();
+      else if (Date.now() - since >= PORT_MISMATCH_GRACE_MS) return found;
+    }
+    return undefined;
   }
 
   private beginStop(inst: Instance, opts: Pick<ReconcileOptions, 'onProgress'>): void {

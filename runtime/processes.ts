@@ -61,6 +61,8 @@ export interface StartProcessOptions {
   service: string;
   command: string;
   port: number;
+  /** Folder to run in, relative to `worktreePath` (absent: the worktree root). */
+  cwd?: string;
   /** Extra environment on top of the daemon's (PORT wins over it). */
   env?: Record<string, string>;
 }
@@ -116,6 +118,9 @@ export class ProcessSupervisor {
   /** Spawns the command detached in its own group and persists it; exit is reported via onExit. */
   async start(opts: StartProcessOptions): Promise<ProcessRecord> {
     await this.stop(opts.worktreePath, opts.service, 0);
+    const cwd = opts.cwd ? join(opts.worktreePath, opts.cwd) : opts.worktreePath;
+    // spawn would only say `spawn sh ENOENT` for a missing folder.
+    if (!(await stat(cwd).then((s) => s.isDirectory(), () => false))) throw new Error(`its cwd ${opts.cwd ?? '.'} is not a folder of the worktree (${cwd}); fix \`cwd:\` in devproxy.yaml, or add the folder`);
     const logFile = this.logFile(opts.slug, opts.service);
     await mkdir(this.logsDir, { recursive: true });
     const fd = openSync(logFile, 'a');
@@ -125,7 +130,7 @@ export class ProcessSupervisor {
       // This run's own lines start after the header.
       logOffset = (await stat(logFile)).size;
       const child = spawn('sh', ['-c', opts.command], {
-        cwd: opts.worktreePath,
+        cwd,
         // Node apps resolve the worktree's *.localhost names through the preload.
         env: { ...process.env, ...(opts.env ?? {}), NODE_OPTIONS: nodeOptionsWithPreload(opts.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS), PORT: String(opts.port) },
         detached: true,
@@ -200,19 +205,7 @@ export class ProcessSupervisor {
   /** Resident memory of the process group and all descendants, in bytes (0 when gone). */
   async memoryBytes(record: ProcessRecord): Promise<number> {
     const table = await processTable();
-    const members = new Set<number>();
-    for (const p of table) if (p.pgid === record.pid || p.pid === record.pid) members.add(p.pid);
-    // Descendants that started their own group or session still count: walk ppid links.
-    let grew = true;
-    while (grew) {
-      grew = false;
-      for (const p of table) {
-        if (!members.has(p.pid) && members.has(p.ppid)) {
-          members.add(p.pid);
-          grew = true;
-        }
-      }
-    }
+    const members = new Set(treeOf(table, record.pid));
     return table.filter((p) => members.has(p.pid)).reduce((sum, p) => sum + p.rssBytes, 0);
   }
 
@@ -295,6 +288,28 @@ function isSameProcess(record: ProcessRecord): boolean {
   // The leader may have exited while its group lives on; only a different live process with
   // our pid means the pid was reused.
   return now === undefined || now === record.startTicks;
+}
+
+/** Pids of a process group led by `pgid` and of all its descendants (those in groups of their own too). */
+export async function processTreePids(pgid: number): Promise<number[]> {
+  return treeOf(await processTable(), pgid);
+}
+
+function treeOf(table: ProcessRow[], pgid: number): number[] {
+  const members = new Set<number>();
+  for (const p of table) if (p.pgid === pgid || p.pid === pgid) members.add(p.pid);
+  // Descendants that started their own group or session still count: walk ppid links.
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of table) {
+      if (!members.has(p.pid) && members.has(p.ppid)) {
+        members.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return [...members];
 }
 
 interface ProcessRow {
