@@ -50,6 +50,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_CERT_UNKNOWN_HOST: 'only hostnames devproxy routes get a certificate; run `devproxy status` to list them',
   DEVPROXY_ERR_HOSTS_NOT_WRITABLE: 'run the command again with administrator rights: `sudo devproxy hosts sync` (an Administrator terminal on Windows)',
   DEVPROXY_ERR_HOSTS_BLOCK_BROKEN: 'restore the `# <<< devproxy <<<` line that ends devproxy\'s block in the hosts file, or delete the block',
+  DEVPROXY_ERR_SETUP_FAILED: 'fix the failing step (its output is shown, the whole of it in the log named), then `devproxy setup` in the worktree to retry',
   DEVPROXY_ERR_RUN_FAILED: 'check the command name and that it is on PATH (`devproxy run -- <command> [args…]`)',
 } as const;
 

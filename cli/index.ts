@@ -72,6 +72,14 @@ program
   .action(async (feature, opts) => (await import('./commands/new.js')).newFeature(feature, { ...opts, dir: opts.C }));
 
 program
+  .command('setup')
+  .description("run the `setup:` of devproxy.yaml (copy files, set-up commands) in a worktree, then start its local services")
+  .option('-C <dir>', 'the worktree containing <dir> (default: the current folder)')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/setup.js')).setup({ ...opts, dir: opts.C }));
+
+program
   .command('rm')
   .argument('<feature>', 'the worktree by its name in URLs')
   .description("stop and remove the worktree's containers and processes, then the worktree")

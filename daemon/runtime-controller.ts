@@ -65,7 +65,8 @@ export class RuntimeController implements RuntimeView {
       // A worktree without a usable config, or shadowed by another with its slug, runs nothing.
       if (!input.config || !routed?.hosts.length) continue;
       const slug = routed.slug;
-      const local = localServices(input.config, input.profile);
+      // A worktree whose set-up has not succeeded runs nothing locally yet (its remotes serve).
+      const local = input.setupPending ? [] : localServices(input.config, input.profile);
       const environmentFor = this.environmentFor;
       const spec = { repo: input.repo, path: input.path, slug, config: input.config, local };
       // An unset ${env:…} reference fails this worktree's reconcile (shown on its routes), not the daemon.

@@ -192,7 +192,8 @@ export class Workspace {
           const rel = relative(location.commonDir, path);
           if (rel === '') return false;
           const parts = rel.split(sep);
-          return parts[0] !== 'worktrees' || (parts.length === 3 && parts[2] !== 'HEAD');
+          // `locked` comes and goes with devproxy's set-up lock (see SETUP_PENDING_LOCK).
+          return parts[0] !== 'worktrees' || (parts.length === 3 && parts[2] !== 'HEAD' && parts[2] !== 'locked');
         },
       });
       repo.gitWatcher.on('all', (_event, path) => {
@@ -237,6 +238,8 @@ export class Workspace {
     for (const git of listed) {
       const known = this.worktrees.get(git.path);
       if (known) {
+        // The end of a set-up lock changes what the worktree runs: reconcile it.
+        if (known.git.setupPending !== git.setupPending) this.fresh.add(git.path);
         known.git = git;
         continue;
       }

@@ -72,6 +72,7 @@ export function worktreeInput(repo: string, git: GitWorktree, files: LastGood, d
     repo,
     ...(git.branch ? { branch: git.branch } : {}),
     isMain: git.isMain,
+    ...(git.setupPending ? { setupPending: true } : {}),
     ...(files.config ? { config: files.config } : {}),
     ...(files.profile ? { profile: files.profile } : {}),
     diagnostics,

@@ -89,6 +89,13 @@ function routeFor(input: WorktreeInput, config: ProjectConfig, service: ServiceC
     if (service.remote) {
       return { ...base, mode: 'remote', desired: 'local', target: remoteTarget(input.repo, config, service) };
     }
+    if (input.setupPending) {
+      return {
+        ...base,
+        mode: 'local',
+        problem: { message: `worktree "${slug}" is not set up yet, so "${service.name}" does not run locally (and has no remote to serve meanwhile)`, hint: `run \`devproxy setup\` in ${input.path}; its output says what failed` },
+      };
+    }
     return {
       ...base,
       mode: 'local',

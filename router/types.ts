@@ -119,6 +119,8 @@ export interface WorktreeInput {
   profile?: ProfileFile;
   /** Current problems with its files (shown, never fatal). */
   diagnostics: Diagnostic[];
+  /** Its `setup:` has not succeeded yet (`devproxy new` locked it): no local instance starts. */
+  setupPending?: boolean;
   /** Main checkout's project name, which names the main worktree. */
   projectName?: string;
   /**

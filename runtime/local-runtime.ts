@@ -612,6 +612,7 @@ export class LocalRuntime {
       if (healthy) {
         inst.state = 'healthy';
         delete inst.detail;
+        delete inst.lastLogLines;
         this.changed();
         return true;
       }
@@ -629,8 +630,10 @@ export class LocalRuntime {
     await scan;
     if (settle(ok)) return;
     if (mismatch === undefined && inst.process && !watch.signal.aborted) mismatch = await this.portMismatch(inst.service, inst.process);
+    const lines = inst.process ? await this.supervisor.lastLogLines(inst.process, FAILED_LOG_LINES).catch((): string[] => []) : undefined;
     if (watch.signal.aborted || wt.instances.get(inst.service) !== inst || !RUNNING_STATES.has(inst.state)) return;
     inst.state = 'unhealthy';
+    if (lines) inst.lastLogLines = lines;
     inst.detail =
       mismatch ??
       (inst.port === undefined

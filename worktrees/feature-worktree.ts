@@ -4,7 +4,7 @@ import { simpleGit } from 'simple-git';
 import { DevproxyError } from '../errors.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 import { toSlug } from '../router/hostname.js';
-import { listWorktrees } from './git-worktrees.js';
+import { listWorktrees, SETUP_PENDING_LOCK } from './git-worktrees.js';
 
 /**
  * Checks a feature name before anything is created: it must be a valid git branch name whose
@@ -37,7 +37,7 @@ export function defaultWorktreePath(main: string, config: ProjectConfig, slug: s
  * at `path`. Refuses, changing nothing, when the branch, the folder or the hostname slug exists,
  * or when the base would silently leave out uncommitted changes.
  */
-export async function createFeatureWorktree(opts: { main: string; current: string; feature: string; slug: string; path: string; base?: string; takenSlugs: string[] }): Promise<void> {
+export async function createFeatureWorktree(opts: { main: string; current: string; feature: string; slug: string; path: string; base?: string; takenSlugs: string[]; setupPending?: boolean }): Promise<void> {
   const git = simpleGit({ baseDir: opts.main });
   if ((await git.raw(['branch', '--list', opts.feature])).trim() !== '') {
     throw new DevproxyError('DEVPROXY_ERR_WORKTREE_EXISTS', `branch "${opts.feature}" already exists`, { hint: `pick another name, or check it out yourself: \`git worktree add ${opts.path} ${opts.feature}\`` });
@@ -54,7 +54,15 @@ export async function createFeatureWorktree(opts: { main: string; current: strin
       throw new DevproxyError('DEVPROXY_ERR_DIRTY_BASE', `${opts.current} has uncommitted changes that the new worktree would not contain`, { hint: 'commit or stash them first, or name the base explicitly with --base <ref>' });
     }
   }
-  await git.raw(['worktree', 'add', '-b', opts.feature, opts.path, opts.base ?? (await simpleGit({ baseDir: opts.current }).revparse(['HEAD'])).trim()]);
+  // Locked in the same git command that creates it, so the daemon never sees it unlocked before its set-up ran.
+  const lock = opts.setupPending ? ['--lock', '--reason', SETUP_PENDING_LOCK] : [];
+  await git.raw(['worktree', 'add', ...lock, '-b', opts.feature, opts.path, opts.base ?? (await simpleGit({ baseDir: opts.current }).revparse(['HEAD'])).trim()]);
+}
+
+/** Ends a worktree's set-up lock (a no-op when it has none): the daemon then starts its local services. */
+export async function finishSetup(main: string, path: string): Promise<void> {
+  const entry = (await listWorktrees(main)).find((w) => w.path === path);
+  if (entry?.setupPending) await simpleGit({ baseDir: main }).raw(['worktree', 'unlock', path]);
 }
 
 /** Removes a worktree (refusing uncommitted changes unless `force`) and, if asked, its branch. */
@@ -67,6 +75,8 @@ export async function removeFeatureWorktree(opts: { main: string; path: string; 
     if (dirty) throw new DevproxyError('DEVPROXY_ERR_DIRTY_WORKTREE', `${opts.path} has uncommitted changes:\n${dirty}`, { hint: 'commit or stash them, or pass --force to discard them' });
   }
   const git = simpleGit({ baseDir: opts.main });
+  // git refuses to remove a locked worktree; devproxy's own set-up lock is no reason to keep it.
+  if (entry.setupPending) await git.raw(['worktree', 'unlock', opts.path]);
   await git.raw(['worktree', 'remove', ...(opts.force ? ['--force'] : []), opts.path]);
   if (opts.deleteBranch && entry.branch) await git.raw(['branch', opts.force ? '-D' : '-d', entry.branch]);
   return entry.branch ? { branch: entry.branch } : {};

@@ -9,7 +9,12 @@ export interface GitWorktree {
   /** Short branch name (`feature/x`), absent when detached. */
   branch?: string;
   isMain: boolean;
+  /** Locked by `devproxy new` until its `setup:` succeeded: its local services must not start yet. */
+  setupPending?: boolean;
 }
+
+/** Reason of the git lock that marks a worktree whose set-up has not succeeded yet. */
+export const SETUP_PENDING_LOCK = 'devproxy: setup pending (run `devproxy setup` in it)';
 
 /**
  * Lists the worktrees of the repository that contains `dir`, main checkout first, using
@@ -24,7 +29,8 @@ export async function listWorktrees(dir: string): Promise<GitWorktree[]> {
     if (!path || lines.includes('bare') || lines.some((l) => l.startsWith('prunable'))) continue;
     const ref = lines.find((l) => l.startsWith('branch '))?.slice('branch '.length);
     const branch = ref?.replace(/^refs\/heads\//, '');
-    worktrees.push({ path, ...(branch ? { branch } : {}), isMain: worktrees.length === 0 });
+    const setupPending = lines.includes(`locked ${SETUP_PENDING_LOCK}`);
+    worktrees.push({ path, ...(branch ? { branch } : {}), isMain: worktrees.length === 0, ...(setupPending ? { setupPending } : {}) });
   }
   return worktrees;
 }

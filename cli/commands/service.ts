@@ -1,5 +1,6 @@
 import { DevproxyError } from '../../errors.js';
 import { callDaemon, fetchDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
+import { assertServicesHealthy, runtimeFailure, sayFailure } from '../service-wait.js';
 
 const notRunning = () => new DevproxyError('DEVPROXY_ERR_DAEMON_NOT_RUNNING', 'devproxy is not running, so no local service runs');
 
@@ -12,12 +13,14 @@ export async function logs(service: string, opts: WorktreeSelection & { follow?:
   for await (const chunk of response.body) process.stdout.write(chunk);
 }
 
-/** `devproxy restart <service>`: a new container/process for the service, waiting until healthy. */
+/** `devproxy restart <service>`: a new container/process for the service, waiting until healthy; exit 1 when it is not. */
 export async function restart(service: string, opts: WorktreeSelection & { json?: boolean }): Promise<void> {
   const { worktree } = await selectWorktree(opts);
-  const result = await callDaemon<{ status: { state: string; detail?: string } | null }>('/api/restart', { method: 'POST', body: { path: worktree.path, service } });
+  const result = await callDaemon<{ status: Record<string, unknown> | null }>('/api/restart', { method: 'POST', body: { path: worktree.path, service } });
   if (!result) throw notRunning();
-  if (opts.json) console.log(JSON.stringify(result, null, 2));
-  else console.log(`${service} in ${worktree.slug}: ${result.status?.state ?? 'restarted'}${result.status?.detail ? ` (${result.status.detail})` : ''}`);
-  if (result.status?.state === 'failed') throw new DevproxyError('DEVPROXY_ERR_SERVICES_FAILED', `${service} failed after the restart`);
+  const failure = runtimeFailure(service, result.status);
+  if (opts.json) console.log(JSON.stringify({ ...result, failures: failure ? [failure] : [] }, null, 2));
+  else if (failure) sayFailure((line) => console.log(line), failure);
+  else console.log(`${service} in ${worktree.slug}: ${String(result.status?.state ?? 'restarted')}`);
+  assertServicesHealthy({ name: worktree.slug, path: worktree.path }, failure ? [failure] : []);
 }

@@ -13,6 +13,7 @@ import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../run
 import { planReconcile } from '../../runtime/plan.js';
 import { callDaemon, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
 import { renderTable, routeLabel } from '../format.js';
+import { assertServicesHealthy, failureOf, sayFailure } from '../service-wait.js';
 
 /** How long `use` waits for the daemon to report the new routes. */
 const APPLY_TIMEOUT_MS = 3_000;
@@ -68,8 +69,11 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   const written = await writeProfileUnlessChanged(worktree.path, next, seen);
 
   const applied = opts.wait === false ? undefined : await waitApplied(worktree.path, next.profile, wanted);
+  // Honest exit code: a service this switch started that has already failed makes `use` exit 1.
+  const failures = applied ? applied.services.filter((s) => starting.includes(s.name)).map(failureOf).filter((f) => f !== undefined) : [];
   if (opts.json) {
-    console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: applied?.services ?? null }, null, 2));
+    console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: applied?.services ?? null, failures }, null, 2));
+    assertServicesHealthy({ name: worktree.slug, path: worktree.path }, failures);
     return;
   }
   console.log(`${worktree.slug}: profile ${next.profile}${services.size ? ` (${[...services].map(([s, m]) => `${s}=${m}`).join(', ')})` : ''} → ${written}`);
@@ -78,6 +82,8 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   } else if (opts.wait !== false) {
     console.log('devproxy is not running: the profile applies when it starts (`devproxy proxy start`)');
   }
+  for (const failure of failures) sayFailure((line) => console.log(line), failure);
+  assertServicesHealthy({ name: worktree.slug, path: worktree.path }, failures);
 }
 
 /**
