@@ -2,7 +2,6 @@ import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/stat
 import { DevproxyError } from '../errors.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
-import { causeLines } from '../runtime/failure-cause.js';
 import { callDaemon } from './context.js';
 
 /** Beyond the longest health timeout of the services waited for: the daemon's own verdict comes first. */
@@ -36,8 +35,7 @@ export function failureOf(service: ServiceStatus): ServiceFailure | undefined {
 export function runtimeFailure(service: string, runtime: Record<string, unknown> | null | undefined): ServiceFailure | undefined {
   const state = String(runtime?.state ?? '');
   if (state !== 'failed' && state !== 'unhealthy') return undefined;
-  const lines = Array.isArray(runtime?.lastLogLines) ? (runtime.lastLogLines as string[]) : [];
-  return { service, state, detail: String(runtime?.detail ?? 'not healthy in time'), cause: causeLines(lines) };
+  return { service, state, detail: String(runtime?.detail ?? 'not healthy in time'), cause: Array.isArray(runtime?.cause) ? (runtime.cause as string[]) : [] };
 }
 
 /** Prints a failure: its one-line detail, then the cause lines under it. */

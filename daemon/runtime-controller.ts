@@ -1,7 +1,6 @@
 import type { ProxyLogger } from '../proxy/types.js';
 import { localServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
-import { causeLines } from '../runtime/failure-cause.js';
 import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
 import type { RuntimeView } from './workspace.js';
 
@@ -37,7 +36,7 @@ export class RuntimeController implements RuntimeView {
     for (const s of this.runtime.status(worktreePath)) {
       // A user-run `port:` service that is not up yet is waited for, not failed: nothing of devproxy's broke.
       if (s.state !== 'failed' && !(s.state === 'unhealthy' && s.kind !== 'port')) continue;
-      const lines = causeLines(s.lastLogLines ?? []);
+      const lines = s.cause ?? [];
       failures.set(s.service, {
         message: `the local ${s.kind === 'compose' ? 'container' : 'process'} of "${s.service}" ${s.state === 'failed' ? 'failed' : 'is not healthy'}${s.detail ? `: ${s.detail}` : ''}${lines.length > 0 ? `\nlast output:\n${lines.join('\n')}` : ''}`,
         hint: `read \`devproxy logs ${s.service}\`, fix it and \`devproxy restart ${s.service}\`, or route it remote with \`devproxy use --service ${s.service}=remote\``,

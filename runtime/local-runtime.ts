@@ -29,6 +29,7 @@ import { DockerObserver, type OwnedContainerEvent } from './docker-observer.js';
 import { healthCheckFor, PROBE_TIMEOUT_MS, sleep, waitHealthy, type HealthCheck } from './health.js';
 import { readLogTail } from './log-file.js';
 import { listeningPorts, portMismatchMessage } from './listening-ports.js';
+import { causeLines } from './failure-cause.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
 import { planReconcile, type ReconcilePlan } from './plan.js';
 import { PortAllocator } from './ports.js';
@@ -39,6 +40,8 @@ export type { ReconcilePlan } from './plan.js';
 
 /** Lines of output kept with a failed instance. */
 export const FAILED_LOG_LINES = 20;
+/** Lines of a failed process's output searched for its cause (help text can bury the error line). */
+const CAUSE_SCAN_LINES = 400;
 
 /** How often a followed log file is checked for new output. */
 const FOLLOW_POLL_MS = 250;
@@ -67,6 +70,8 @@ export interface LocalServiceStatus {
   detail?: string;
   /** The instance's last output lines, kept when it failed. */
   lastLogLines?: string[];
+  /** The lines of its output that say what went wrong (see causeLines), kept when it failed or never got healthy. */
+  cause?: string[];
   /** Container id, for compose services. */
   containerId?: string;
   /** Process group id, for command services. */
@@ -132,6 +137,7 @@ interface Instance {
   memoryBytes?: number;
   detail?: string;
   lastLogLines?: string[];
+  cause?: string[];
   /** Set when Docker reported an OOM kill, so the following die says why. */
   oomKilled?: boolean;
   /** Aborts the health watch (on stop, failure, close). */
@@ -613,6 +619,7 @@ export class LocalRuntime {
         inst.state = 'healthy';
         delete inst.detail;
         delete inst.lastLogLines;
+        delete inst.cause;
         this.changed();
         return true;
       }
@@ -630,10 +637,13 @@ export class LocalRuntime {
     await scan;
     if (settle(ok)) return;
     if (mismatch === undefined && inst.process && !watch.signal.aborted) mismatch = await this.portMismatch(inst.service, inst.process);
-    const lines = inst.process ? await this.supervisor.lastLogLines(inst.process, FAILED_LOG_LINES).catch((): string[] => []) : undefined;
+    const lines = inst.process ? await this.supervisor.lastLogLines(inst.process, CAUSE_SCAN_LINES).catch((): string[] => []) : undefined;
     if (watch.signal.aborted || wt.instances.get(inst.service) !== inst || !RUNNING_STATES.has(inst.state)) return;
     inst.state = 'unhealthy';
-    if (lines) inst.lastLogLines = lines;
+    if (lines) {
+      inst.lastLogLines = lines.slice(-FAILED_LOG_LINES);
+      inst.cause = causeLines(lines);
+    }
     inst.detail =
       mismatch ??
       (inst.port === undefined
@@ -695,11 +705,12 @@ export class LocalRuntime {
     this.changed();
   }
 
-  private setFailed(inst: Instance, detail: string, lines: string[]): void {
+  private setFailed(inst: Instance, detail: string, lines: string[], scanned: string[] = lines): void {
     inst.watch?.abort();
     inst.state = 'failed';
     inst.detail = detail;
     inst.lastLogLines = lines;
+    inst.cause = causeLines(scanned);
     this.changed();
   }
 
@@ -708,9 +719,9 @@ export class LocalRuntime {
     const inst = wt?.instances.get(exit.record.service);
     if (!inst || inst.process?.pid !== exit.record.pid || !RUNNING_STATES.has(inst.state)) return;
     const how = exit.signal ? `was killed by ${exit.signal}` : exit.code === null ? 'exited' : `exited with code ${exit.code}`;
-    void this.supervisor.lastLogLines(exit.record, FAILED_LOG_LINES).then(
+    void this.supervisor.lastLogLines(exit.record, CAUSE_SCAN_LINES).then(
       (lines) => {
-        if (wt!.instances.get(inst.service) === inst && RUNNING_STATES.has(inst.state)) this.setFailed(inst, `\`${exit.record.command}\` ${how}`, lines);
+        if (wt!.instances.get(inst.service) === inst && RUNNING_STATES.has(inst.state)) this.setFailed(inst, `\`${exit.record.command}\` ${how}`, lines.slice(-FAILED_LOG_LINES), lines);
       },
       () => this.setFailed(inst, `\`${exit.record.command}\` ${how}`, []),
     );
@@ -842,6 +853,7 @@ function toStatus(inst: Instance): LocalServiceStatus {
   if (inst.memoryBytes !== undefined) s.memoryBytes = inst.memoryBytes;
   if (inst.detail !== undefined) s.detail = inst.detail;
   if (inst.lastLogLines !== undefined) s.lastLogLines = [...inst.lastLogLines];
+  if (inst.cause !== undefined) s.cause = [...inst.cause];
   if (inst.containerId !== undefined) s.containerId = inst.containerId;
   if (inst.process !== undefined) s.pid = inst.process.pid;
   return s;

@@ -16,8 +16,8 @@ import { readLogTail } from '../runtime/log-file.js';
 
 /** Folders a `**` never descends into: they are huge and never hold files worth copying. */
 const SKIPPED_DIRS = new Set(['.git', 'node_modules']);
-/** Lines of a failed step's output searched for its cause. */
-const FAILED_STEP_LINES = 60;
+/** Lines of a failed step's output searched for its cause (npm prints pages of help after its error). */
+const FAILED_STEP_LINES = 2_000;
 
 /** One thing the set-up did, for the CLI's progress lines. */
 export type SetupEvent =
