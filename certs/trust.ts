@@ -6,9 +6,9 @@
  */
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { access, copyFile, readdir, readFile, rm } from 'node:fs/promises';
+import { access, constants, copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 
 /** One thing `devproxy trust` did or could not do. */
 export interface TrustStep {
@@ -46,6 +46,8 @@ export interface TrustOptions {
   isRoot?: boolean;
   /** Which stores to touch (default both). */
   targets?: ('system' | 'nss')[];
+  /** Folders searched for browser executables (default the PATH). */
+  pathDirs?: string[];
 }
 
 /** Nickname of the CA in NSS databases. */
@@ -70,6 +72,7 @@ interface Resolved {
   user: string;
   isRoot: boolean;
   targets: ('system' | 'nss')[];
+  pathDirs: string[];
 }
 
 function resolveOptions(opts: TrustOptions): Resolved {
@@ -82,6 +85,7 @@ function resolveOptions(opts: TrustOptions): Resolved {
     user: opts.user ?? userInfo().username,
     isRoot: opts.isRoot ?? process.getuid?.() === 0,
     targets: opts.targets ?? ['system', 'nss'],
+    pathDirs: opts.pathDirs ?? (process.env.PATH ?? '').split(delimiter).filter(Boolean),
   };
 }
 
@@ -208,23 +212,51 @@ export async function findNssDatabases(home: string, platform: NodeJS.Platform):
   return found;
 }
 
+/** Linux browsers that read the per-user NSS database `~/.pki/nssdb` (created by their first run). */
+const NSSDB_BROWSERS = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable', 'microsoft-edge', 'brave-browser'];
+
+/** The first of `names` that is an executable in one of `dirs`. */
+async function findExecutable(dirs: string[], names: string[]): Promise<string | undefined> {
+  for (const name of names) {
+    for (const dir of dirs) {
+      const path = join(dir, name);
+      if (await access(path, constants.X_OK).then(() => true, () => false)) return path;
+    }
+  }
+  return undefined;
+}
+
 async function nssStores(o: Resolved, action: Action): Promise<TrustStep[]> {
   // Windows' own certutil is a different tool; browsers there use the system store.
   if (o.platform === 'win32') return [];
   const dbs = await findNssDatabases(o.home, o.platform);
-  if (dbs.length === 0) return [];
+  const chromeDb = join(o.home, '.pki', 'nssdb');
+  // A Chromium that never ran has no database yet, and would then trust only the system store
+  // it does not read (ERR_CERT_AUTHORITY_INVALID): create the one it will open.
+  const browser = action === 'install' && o.platform === 'linux' && !dbs.includes(chromeDb) ? await findExecutable(o.pathDirs, NSSDB_BROWSERS) : undefined;
+  const install = o.platform === 'darwin' ? 'brew install nss' : 'sudo apt-get install libnss3-tools (or your distribution\'s nss-tools)';
+  const createDb = `mkdir -p ${shellQuote(chromeDb)} && certutil -N -d ${shellQuote(`sql:${chromeDb}`)} --empty-password && devproxy trust`;
+  if (dbs.length === 0 && browser === undefined) {
+    if (action === 'uninstall' || o.platform !== 'linux') return [];
+    return [{ target: 'browsers', done: false, detail: `no browser certificate database found (no ${chromeDb}, no Firefox profile): start your browser once, then run \`devproxy trust\` again; or create Chromium's now: ${createDb}` }];
+  }
   if ((await o.run('certutil', ['-H'])).code === 127) {
-    const install = o.platform === 'darwin' ? 'brew install nss' : 'sudo apt-get install libnss3-tools (or your distribution\'s nss-tools)';
-    return dbs.map((dir) => ({ target: `NSS ${dir}`, done: false, detail: `NSS certutil is not installed; ${install}, then run \`devproxy trust\` again` }));
+    return [...dbs, ...(browser ? [chromeDb] : [])].map((dir) => ({ target: `NSS ${dir}`, done: false, detail: `NSS certutil is not installed; ${install}, then run \`devproxy trust\` again` }));
   }
   const steps: TrustStep[] = [];
+  if (browser !== undefined) {
+    await mkdir(chromeDb, { recursive: true, mode: 0o700 });
+    const created = await o.run('certutil', ['-N', '-d', `sql:${chromeDb}`, '--empty-password']);
+    if (created.code === 0) dbs.unshift(chromeDb);
+    else steps.push({ target: `NSS ${chromeDb}`, done: false, detail: `could not create the database ${browser} will use: ${firstLine(created)}; run: ${createDb}` });
+  }
   for (const dir of dbs) {
     const db = `sql:${dir}`;
     if (action === 'install') {
       const result = await o.run('certutil', ['-A', '-n', NSS_NICKNAME, '-t', 'C,,', '-i', o.caPath, '-d', db]);
       steps.push(
         result.code === 0
-          ? { target: `NSS ${dir}`, done: true, detail: `added as "${NSS_NICKNAME}" (trusted for TLS servers)` }
+          ? { target: `NSS ${dir}`, done: true, detail: `added as "${NSS_NICKNAME}" (trusted for TLS servers)${dir === chromeDb && browser ? `; created the database ${browser} will use` : ''}` }
           : { target: `NSS ${dir}`, done: false, detail: `certutil -A failed: ${firstLine(result)}` },
       );
       continue;

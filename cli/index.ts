@@ -155,6 +155,7 @@ program
   .option('--uninstall', 'remove the CA from every store')
   .option('--print', 'only show the CA path and the NODE_EXTRA_CA_CERTS line')
   .option('--regenerate', 'untrust the old CA, create a new one and trust it')
+  .option('--no-system', "leave the OS store alone: only the browsers' NSS databases (no administrator rights needed)")
   .option('--json', 'machine-readable output')
   .action(async (opts) => {
     const { trust } = await import('./commands/trust.js');

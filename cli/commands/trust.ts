@@ -12,6 +12,8 @@ export interface TrustCommandOptions {
   regenerate?: boolean;
   /** `--json`: machine-readable output. */
   json?: boolean;
+  /** commander's `--no-system` sets this to false: browsers' NSS databases only, the OS store untouched. */
+  system?: boolean;
   /** `$DEVPROXY_HOME`. */
   home: string;
 }
@@ -25,21 +27,22 @@ export async function trust(opts: TrustCommandOptions): Promise<string> {
   const caPath = caPaths(opts.home).certPath;
   let created = false;
   let steps: TrustStep[] = [];
+  const targets: Array<'system' | 'nss'> = opts.system === false ? ['nss'] : ['system', 'nss'];
   if (opts.uninstall) {
-    steps = await uninstallTrust({ caPath });
+    steps = await uninstallTrust({ caPath, targets });
   } else if (opts.regenerate) {
     // Untrust first: once replaced, the old CA's file is gone and stores keyed by it cannot be cleaned.
     const hadCa = await access(caPath).then(
       () => true,
       () => false,
     );
-    const untrusted = hadCa ? await uninstallTrust({ caPath }) : [];
+    const untrusted = hadCa ? await uninstallTrust({ caPath, targets }) : [];
     await regenerateCertificateAuthority(opts.home);
     created = true;
-    steps = [...untrusted, ...(await installTrust({ caPath }))];
+    steps = [...untrusted, ...(await installTrust({ caPath, targets }))];
   } else {
     created = (await ensureCertificateAuthority(opts.home)).created;
-    if (!opts.print) steps = await installTrust({ caPath });
+    if (!opts.print) steps = await installTrust({ caPath, targets });
   }
   const { nodeExtraCaCerts } = printTrust({ caPath });
   if (opts.json) return JSON.stringify({ caPath, created, nodeExtraCaCerts, steps }, null, 2);

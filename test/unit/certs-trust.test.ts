@@ -37,6 +37,8 @@ function options(extra: Partial<TrustOptions>): TrustOptions {
     rootDir: root,
     homeDir: home,
     user: 'tester',
+    // No browser installed unless a test says so (the machine's own PATH may have one).
+    pathDirs: [],
     run: async (command, args) => {
       calls.push([command, ...args].join(' '));
       return answer(command, args);
@@ -53,7 +55,7 @@ describe('Debian/Ubuntu system store', () => {
   });
 
   it('copies the CA and runs update-ca-certificates as root, then reports it as already trusted', async () => {
-    const steps = await installTrust(options({ platform: 'linux', isRoot: true }));
+    const steps = await installTrust(options({ platform: 'linux', isRoot: true, targets: ['system'] }));
     const dest = join(anchors(), 'devproxy-tester.crt');
     expect(steps).toEqual([
       { target: 'system (Debian/Ubuntu)', done: true, detail: `added ${dest} and ran \`update-ca-certificates\`` },
@@ -62,13 +64,13 @@ describe('Debian/Ubuntu system store', () => {
     expect(calls).toEqual(['update-ca-certificates']);
 
     calls = [];
-    const again = await installTrust(options({ platform: 'linux', isRoot: true }));
+    const again = await installTrust(options({ platform: 'linux', isRoot: true, targets: ['system'] }));
     expect(again[0]).toMatchObject({ done: true, detail: `already trusted (${dest})` });
     expect(calls).toEqual([]);
   });
 
   it('without root writes nothing and gives the one command to run with sudo', async () => {
-    const steps = await installTrust(options({ platform: 'linux', isRoot: false }));
+    const steps = await installTrust(options({ platform: 'linux', isRoot: false, targets: ['system'] }));
     const dest = join(anchors(), 'devproxy-tester.crt');
     expect(steps).toEqual([
       {
@@ -171,9 +173,34 @@ describe('NSS databases', () => {
     expect(step).toMatchObject({ done: false, detail: expect.stringContaining('libnss3-tools') });
   });
 
-  it('does nothing when there is no NSS database', async () => {
-    expect(await installTrust(options({ platform: 'linux', targets: ['nss'] }))).toEqual([]);
+  it('says plainly that no browser database was found, and the one command to run', async () => {
+    const steps = await installTrust(options({ platform: 'linux', targets: ['nss'] }));
+    const db = join(home, '.pki', 'nssdb');
+    expect(steps).toEqual([
+      { target: 'browsers', done: false, detail: `no browser certificate database found (no ${db}, no Firefox profile): start your browser once, then run \`devproxy trust\` again; or create Chromium's now: mkdir -p ${db} && certutil -N -d sql:${db} --empty-password && devproxy trust` },
+    ]);
     expect(calls).toEqual([]);
+    expect(await uninstallTrust(options({ platform: 'linux', targets: ['nss'] }))).toEqual([]);
+  });
+
+  it('creates the database a Chromium that never ran will use (the regression: system store only, then ERR_CERT_AUTHORITY_INVALID)', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'chromium'), '#!/bin/sh\n', { mode: 0o755 });
+    const steps = await installTrust(options({ platform: 'linux', targets: ['nss'], pathDirs: [join(dir, 'nothing'), bin] }));
+    const db = join(home, '.pki', 'nssdb');
+    expect(steps).toEqual([{ target: `NSS ${db}`, done: true, detail: `added as "devproxy" (trusted for TLS servers); created the database ${join(bin, 'chromium')} will use` }]);
+    expect(calls).toEqual(['certutil -H', `certutil -N -d sql:${db} --empty-password`, `certutil -A -n devproxy -t C,, -i ${caPath} -d sql:${db}`]);
+    expect((await stat(db)).isDirectory()).toBe(true);
+  });
+
+  it('names libnss3-tools when a browser needs a database but certutil is missing', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    await writeFile(join(bin, 'google-chrome'), '#!/bin/sh\n', { mode: 0o755 });
+    answer = () => ({ code: 127, stdout: '', stderr: 'spawn certutil ENOENT' });
+    const steps = await installTrust(options({ platform: 'linux', targets: ['nss'], pathDirs: [bin] }));
+    expect(steps).toEqual([{ target: `NSS ${join(home, '.pki', 'nssdb')}`, done: false, detail: expect.stringContaining('sudo apt-get install libnss3-tools') }]);
   });
 });
 
