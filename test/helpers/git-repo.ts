@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /** A real git repository in a temp folder, with helpers to add worktrees. */
 export interface TempRepo {
@@ -15,14 +15,17 @@ export interface TempRepo {
   cleanup(): Promise<void>;
 }
 
-/** Creates a repository whose first commit holds `files` (e.g. a devproxy.yaml). */
+/** Creates a repository whose first commit holds `files` (e.g. a devproxy.yaml; paths may name folders). */
 export async function createTempRepo(files: Record<string, string>, name = 'repo'): Promise<TempRepo> {
   const root = await realpath(await mkdtemp(join(tmpdir(), 'devproxy-git-')));
   const main = join(root, name);
   const git = (args: string[], cwd = main) =>
     execFileSync('git', ['-c', 'user.email=test@devproxy.test', '-c', 'user.name=devproxy tests', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   git(['init', '-q', main], root);
-  for (const [file, text] of Object.entries(files)) await writeFile(join(main, file), text);
+  for (const [file, text] of Object.entries(files)) {
+    await mkdir(dirname(join(main, file)), { recursive: true });
+    await writeFile(join(main, file), text);
+  }
   git(['add', '.']);
   git(['commit', '-q', '--allow-empty', '-m', 'initial']);
   return {

@@ -136,14 +136,15 @@ default: minimal
 }, 660_000);
 
 afterAll(async () => {
-  if (unavailable !== undefined) return;
   await browser?.close();
-  await cli(['rm', 'shop-feature', '--force']);
-  await cli(['proxy', 'stop']);
+  if (repo) {
+    await cli(['rm', 'shop-feature', '--force']);
+    await cli(['proxy', 'stop']);
+  }
   await remote?.close();
   await repo?.cleanup();
-  await rm(home, { recursive: true, force: true });
-  await rm(browserHome, { recursive: true, force: true });
+  if (home) await rm(home, { recursive: true, force: true });
+  if (browserHome) await rm(browserHome, { recursive: true, force: true });
 }, 120_000);
 
 const stats = (page: Page): Promise<ApiStats> => page.evaluate<ApiStats>('window.apiStats');
