@@ -54,7 +54,13 @@ export async function newFeature(feature: string, opts: NewOptions): Promise<voi
   if (setupPending) {
     // The worktree's own devproxy.yaml (a --base may carry another set-up than the current checkout's).
     const own = (await loadWorktree(path, config, {})).config ?? config;
-    await runSetupWithProgress({ main: location.main, worktree: path, slug, config: own, say });
+    try {
+      await runSetupWithProgress({ main: location.main, worktree: path, slug, config: own, say });
+    } catch (error) {
+      const { code, message, hint } = error as DevproxyError;
+      if (opts.json) console.log(JSON.stringify({ path, branch: feature, profile, setup: { ok: false, error: { code, message, hint } } }, null, 2));
+      throw error;
+    }
     await finishSetup(location.main, path);
   }
 
