@@ -4,8 +4,11 @@ import type { ProjectConfig } from '../profiles/schema.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
 import { callDaemon } from './context.js';
 
-/** Beyond the longest health timeout of the services waited for: the daemon's own verdict comes first. */
-const VERDICT_MARGIN_MS = 30_000;
+/**
+ * Beyond the longest health timeout of the services waited for: the daemon's own verdict comes
+ * first, but its health clock starts only once `compose up` (image pulls, builds) returned.
+ */
+const VERDICT_MARGIN_MS = 120_000;
 /** How often the daemon's status is read while waiting. */
 const POLL_MS = 200;
 
