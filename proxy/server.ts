@@ -30,6 +30,7 @@ import {
 } from './proxy-core.js';
 import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
+import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
@@ -44,7 +45,7 @@ const kForward = Symbol('devproxy.forward');
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
 
-function sendPage(req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string): void {
+function sendPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string, begun = 0): void {
   const headers = [
     'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
@@ -60,11 +61,12 @@ function sendPage(req: ClientRequest, res: ClientResponse, status: number, body:
   out.writeHead(status, headers);
   if (req.method === 'HEAD') out.end();
   else out.end(body);
+  recordExchange(core.options.requestLog, req, route, 'devproxy', status, req.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
 }
 
-function sendError(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string): void {
+function sendError(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string, begun = 0): void {
   const html = wantsHtml(req.headers.accept);
-  sendPage(req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code);
+  sendPage(core, req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code, begun);
 }
 
 /** Rewrites a remote's Location/Set-Cookie for one exchange. */
@@ -165,6 +167,11 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   #retryTimer: NodeJS.Timeout | undefined;
   #pool: Dispatcher | undefined;
   #request: Dispatcher.DispatchOptions | undefined;
+  /** For the request log: when the exchange began, what was answered and how many body bytes. */
+  readonly #begun: number;
+  #status = 0;
+  #bytes = 0;
+  #responseHeaders: string[] | undefined;
 
   constructor(
     private readonly core: ProxyCore,
@@ -180,6 +187,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     res.on('drain', onClientDrain);
     res.on('close', onClientClose);
     if (wake !== undefined) this.#startedAt = Date.now();
+    this.#begun = exchangeStart(core.options.requestLog);
   }
 
   start(pool: Dispatcher, request: Dispatcher.DispatchOptions): void {
@@ -203,12 +211,15 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       return true;
     }
     this.#resume = resume;
-    (this.res as ServerResponse).writeHead(statusCode, buildClientHeaders(rawHeaders, this.target.kind, this.rewriter, this.corsOrigin));
+    this.#status = statusCode;
+    this.#responseHeaders = buildClientHeaders(rawHeaders, this.target.kind, this.rewriter, this.corsOrigin);
+    (this.res as ServerResponse).writeHead(statusCode, this.#responseHeaders);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.#dropping !== undefined) return true;
+    this.#bytes += chunk.length;
     // false pauses the upstream socket until the client drains (backpressure, no buffering).
     return (this.res as ServerResponse).write(chunk);
   }
@@ -222,11 +233,14 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerObject(trailers));
     this.res.end();
+    recordExchange(this.core.options.requestLog, this.req, this.route, this.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
   }
 
   onError(error: Error): void {
     if (this.#clientGone) {
       this.#done = true;
+      // Status 0: the client went away before the answer was complete.
+      recordExchange(this.core.options.requestLog, this.req, this.route, this.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
       return;
     }
     if (this.wake !== undefined && !this.res.headersSent) {
@@ -240,8 +254,11 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const info = mapUpstreamError(error, { route: this.route, target: this.target, profile: profileOf(this.core, this.route) });
     if (info === null) return;
     this.core.logger?.warn(`${this.route.host}: ${info.message}`);
-    if (!this.res.headersSent) sendError(this.req, this.res, info, this.route, this.corsOrigin);
-    else this.res.destroy();
+    if (!this.res.headersSent) sendError(this.core, this.req, this.res, info, this.route, this.corsOrigin, this.#begun);
+    else {
+      this.res.destroy();
+      recordExchange(this.core.options.requestLog, this.req, this.route, this.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
+    }
   }
 
   resumeUpstream(): void {
@@ -273,7 +290,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (wake.navigation) {
       this.#done = true;
       this.core.logger?.info(`${this.route.host}: the remote answered ${answered}; serving the waking page`);
-      sendWakingPage(this.req, this.res, this.route, this.target, answered, wake.timeoutMs);
+      sendWakingPage(this.core, this.req, this.res, this.route, this.target, answered, wake.timeoutMs, this.#begun);
       return;
     }
     const delay = this.#nextDelay();
@@ -294,7 +311,7 @@ function retryExchange(exchange: ForwardExchange): void {
   exchange.retry();
 }
 
-function sendWakingPage(req: ClientRequest, res: ClientResponse, route: Route, target: Target, answered: string, timeoutMs: number): void {
+function sendWakingPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, answered: string, timeoutMs: number, begun: number): void {
   const body = renderWakingPage({
     service: route.service,
     worktree: route.worktree,
@@ -303,15 +320,17 @@ function sendWakingPage(req: ClientRequest, res: ClientResponse, route: Route, t
     timeoutMs,
     retryAfterSeconds: WAKE_PAGE_RETRY_S,
   });
-  (res as ServerResponse).writeHead(503, [
+  const headers = [
     'content-type', 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
     'retry-after', String(WAKE_PAGE_RETRY_S),
     ROUTE_HEADER, route.mode,
-  ]);
+  ];
+  (res as ServerResponse).writeHead(503, headers);
   if (req.method === 'HEAD') res.end();
   else res.end(body);
+  recordExchange(core.options.requestLog, req, route, 'devproxy', 503, req.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
 }
 
 function trailerObject(raw: readonly (string | Buffer)[]): Record<string, string> {
@@ -363,8 +382,8 @@ function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Ta
 }
 
 /** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
-function refuse(req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route, corsOrigin?: string): void {
-  sendError(req, res, info, route, corsOrigin);
+function refuse(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route, corsOrigin?: string): void {
+  sendError(core, req, res, info, route, corsOrigin);
   req.resume();
 }
 
@@ -389,9 +408,11 @@ function forwardRemoteHop(
   if (hop.corsHosts !== undefined && origin !== undefined && isWorktreeOrigin(origin, hop.corsHosts, core.options.httpPort, core.options.httpsPort)) {
     const requestMethod = req.headers['access-control-request-method'];
     if (method === 'OPTIONS' && typeof requestMethod === 'string') {
-      (res as ServerResponse).writeHead(204, preflightHeaders(origin, requestMethod, req.headers['access-control-request-headers']));
+      const headers = preflightHeaders(origin, requestMethod, req.headers['access-control-request-headers']);
+      (res as ServerResponse).writeHead(204, headers);
       res.end();
       req.resume();
+      recordExchange(core.options.requestLog, req, route, 'devproxy', 204, 0, headers, 0);
       return;
     }
     corsOrigin = origin;
@@ -400,7 +421,7 @@ function forwardRemoteHop(
     const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, req.url ?? '/') : undefined;
     if (rule !== undefined || !isSafeMethod(method)) {
       core.logger?.info(`${route.host}: ${method} refused (writes: read-only${rule === undefined ? '' : `, deny "${rule.text}"`})`);
-      refuse(req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route), rule), route, corsOrigin);
+      refuse(core, req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route), rule), route, corsOrigin);
       return;
     }
   }
@@ -463,7 +484,7 @@ function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, rou
         };
   core.logger?.warn(`${route.host}: ${info.message}`);
   if (res.headersSent || clientGone(res)) return;
-  refuse(req, res, info, route, corsOrigin);
+  refuse(core, req, res, info, route, corsOrigin);
 }
 
 /**
@@ -487,17 +508,19 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       const resolved = resolveHost(core, requestAuthority(req), https, hops);
       if (resolved.kind === 'route' && !https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
         // 308 keeps the method and body, so a form POST survives the redirect too.
-        res.writeHead(308, { location: `https://${resolved.host}:${core.options.httpsPort}${req.url ?? '/'}`, 'content-length': '0' });
+        const headers = ['location', `https://${resolved.host}:${core.options.httpsPort}${req.url ?? '/'}`, 'content-length', '0'];
+        (res as ServerResponse).writeHead(308, headers);
         res.end();
         req.resume();
+        recordExchange(core.options.requestLog, req, resolved.route, 'devproxy', 308, 0, headers, 0);
       } else if (resolved.kind === 'route') {
         forward(core, req, res, resolved.route, resolved.target, hops, https);
       } else if (resolved.kind === 'landing') {
         const html = wantsHtml(req.headers.accept);
-        sendPage(req, res, 200, renderLandingPage(hostEntries(core, core.options.getTable(), https), html), !html);
+        sendPage(core, req, res, 200, renderLandingPage(hostEntries(core, core.options.getTable(), https), html), !html);
         req.resume();
       } else {
-        sendError(req, res, resolved.info, resolved.route);
+        sendError(core, req, res, resolved.info, resolved.route);
         req.resume();
       }
     },

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { RoutingTable } from '../router/types.js';
+import type { RequestLog } from './request-log.js';
 
 /** Receives what the proxy has to say; library code never prints (tests collect into arrays). */
 export interface ProxyLogger {
@@ -22,6 +23,8 @@ export interface ProxyOptions {
   /** Extra PEM CA files trusted for every remote (e.g. the demo's stand-in DEV CA). */
   extraCaFiles?: string[];
   logger?: ProxyLogger;
+  /** Where finished exchanges are recorded for the dashboard and `devproxy requests`; absent: nothing is recorded. */
+  requestLog?: RequestLog;
 }
 
 /** The request handler shared by the HTTP/1.1 and HTTP/2 listeners. */

@@ -1,0 +1,300 @@
+/**
+ * The recent-requests log: a fixed ring of preallocated slots the proxy fills as each exchange
+ * ends, read by the dashboard and `devproxy requests`. Recording assigns fields of the next slot
+ * and keeps references to header arrays the exchange built anyway: no allocation, no closure,
+ * no timer unless someone listens. Redaction and JSON shaping happen only on the read side.
+ */
+import type { Route } from '../router/types.js';
+import { requestAuthority, type ClientRequest } from './proxy-core.js';
+
+/** How many exchanges the log keeps: the last 1,000. */
+export const REQUEST_LOG_CAPACITY = 1000;
+/**
+ * Header and path characters one entry may keep for its detail view (request + response). An
+ * exchange over it keeps its summary only, so the whole log stays under capacity × this.
+ */
+export const MAX_ENTRY_CHARS = 8 * 1024;
+/** Longest path kept, in characters; longer ones are cut (the summary says so with `…`). */
+const MAX_PATH_CHARS = 2048;
+/** Estimated fixed cost of one slot (object, fields, array headers), in bytes, for `stats()`. */
+const SLOT_OVERHEAD_BYTES = 240;
+/** Headers whose values the read side never shows. */
+const REDACTED_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
+/** What a redacted value reads as. */
+export const REDACTED = '[redacted]';
+
+const NO_HEADERS: readonly string[] = [];
+
+/** How an exchange was answered: by the route's target, or by devproxy itself (error pages, refusals, redirects). */
+export type RecordedRoute = 'local' | 'remote' | 'devproxy';
+
+/** One slot of the ring; reused for every `capacity`-th exchange. */
+interface Slot {
+  seq: number;
+  /** performance.now() when the exchange began (0: unknown, devproxy answered at once). */
+  begun: number;
+  /** performance.now() when it ended. */
+  ended: number;
+  host: string;
+  worktree: string;
+  service: string;
+  method: string;
+  path: string;
+  status: number;
+  route: RecordedRoute;
+  bytes: number;
+  requestHeaders: readonly string[];
+  responseHeaders: readonly string[];
+  /** The route the exchange took (names the headers its remote hop injected). */
+  routeRef: Route | undefined;
+  /** Characters kept by this slot's headers and path. */
+  chars: number;
+  headersOmitted: boolean;
+}
+
+/** The summary of one exchange, as the admin API and `devproxy requests --json` give it. */
+export interface RequestEntry {
+  /** Increases by one per exchange; a client asks for `after=<seq>`. */
+  seq: number;
+  /** When the exchange began, ISO 8601. */
+  time: string;
+  durationMs: number;
+  host: string;
+  /** '' for hosts no route knows. */
+  worktree: string;
+  service: string;
+  method: string;
+  path: string;
+  /** HTTP status sent; 0 when the client went away before an answer. */
+  status: number;
+  route: RecordedRoute;
+  /** Response body bytes sent to the client. */
+  bytes: number;
+}
+
+/** One exchange with its headers, secrets redacted. */
+export interface RequestDetail extends RequestEntry {
+  /** [name, value] as the client sent them; Authorization and Cookie read `[redacted]`. */
+  requestHeaders: Array<[string, string]>;
+  /** Headers devproxy added on the remote hop (auth, tokens): names only, values always `[redacted]`. */
+  injectedHeaders: Array<[string, string]>;
+  /** [name, value] as devproxy answered; Set-Cookie reads `[redacted]`. */
+  responseHeaders: Array<[string, string]>;
+  /** True when the headers were larger than one entry may keep ({@link MAX_ENTRY_CHARS}). */
+  headersOmitted: boolean;
+}
+
+/** Size figures of the log, for the bench and the dashboard. */
+export interface RequestLogStats {
+  capacity: number;
+  /** Entries held now (≤ capacity). */
+  size: number;
+  /** Exchanges recorded since the daemon started. */
+  recorded: number;
+  recording: boolean;
+  /** Estimated memory held by the entries, in bytes (2 bytes per kept character + slot overhead). */
+  approxBytes: number;
+  /** Upper bound of `approxBytes` whatever the traffic. */
+  maxBytes: number;
+}
+
+/** Receives every recorded exchange, in batches (one per event-loop turn at most). */
+export type RequestListener = (entries: RequestEntry[]) => void;
+
+/** The ring buffer of recent exchanges. */
+export class RequestLog {
+  readonly capacity: number;
+  /** False pauses recording (the dashboard's record button, the bench's "log off" phase). */
+  recording = true;
+  readonly #slots: Slot[];
+  #next = 1;
+  #chars = 0;
+  #listeners = new Set<RequestListener>();
+  /** Seq of the first entry not yet handed to listeners; 0 when no flush is pending. */
+  #pendingFrom = 0;
+  readonly #timeOrigin = performance.timeOrigin;
+
+  constructor(capacity = REQUEST_LOG_CAPACITY) {
+    this.capacity = capacity;
+    this.#slots = new Array<Slot>(capacity);
+    for (let i = 0; i < capacity; i++) {
+      this.#slots[i] = {
+        seq: 0, begun: 0, ended: 0, host: '', worktree: '', service: '', method: '', path: '', status: 0, route: 'devproxy', bytes: 0,
+        requestHeaders: NO_HEADERS, responseHeaders: NO_HEADERS, routeRef: undefined, chars: 0, headersOmitted: false,
+      };
+    }
+  }
+
+  /**
+   * Records one finished exchange into the next slot. `begun` is `performance.now()` at its
+   * start (0 when devproxy answered at once); `requestHeaders` is the client's rawHeaders and
+   * `responseHeaders` the flat array devproxy wrote (both kept by reference, never copied).
+   */
+  record(
+    begun: number,
+    host: string,
+    route: Route | undefined,
+    answeredBy: RecordedRoute,
+    method: string,
+    path: string,
+    status: number,
+    bytes: number,
+    requestHeaders: readonly string[],
+    responseHeaders: readonly string[] | undefined,
+  ): void {
+    if (!this.recording) return;
+    const seq = this.#next++;
+    const slot = this.#slots[seq % this.capacity] as Slot;
+    this.#chars -= slot.chars;
+    const ended = performance.now();
+    slot.seq = seq;
+    slot.begun = begun === 0 ? ended : begun;
+    slot.ended = ended;
+    slot.host = host;
+    slot.worktree = route === undefined ? '' : route.worktree;
+    slot.service = route === undefined ? '' : route.service;
+    slot.routeRef = route;
+    slot.method = method;
+    slot.route = answeredBy;
+    slot.status = status;
+    slot.bytes = bytes;
+    const response = responseHeaders ?? NO_HEADERS;
+    let chars = host.length + method.length;
+    for (let i = 0; i < requestHeaders.length; i++) chars += (requestHeaders[i] as string).length;
+    for (let i = 0; i < response.length; i++) chars += (response[i] as string).length;
+    if (chars + Math.min(path.length, MAX_PATH_CHARS) > MAX_ENTRY_CHARS) {
+      slot.requestHeaders = NO_HEADERS;
+      slot.responseHeaders = NO_HEADERS;
+      slot.headersOmitted = true;
+      chars = host.length + method.length;
+    } else {
+      slot.requestHeaders = requestHeaders;
+      slot.responseHeaders = response;
+      slot.headersOmitted = false;
+    }
+    slot.path = path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS)}…` : path;
+    chars += slot.path.length;
+    slot.chars = chars;
+    this.#chars += chars;
+    if (this.#listeners.size > 0 && this.#pendingFrom === 0) {
+      this.#pendingFrom = seq;
+      setImmediate(flushLog, this);
+    }
+  }
+
+  /** Summaries of the entries after `afterSeq` (all by default), oldest first, at most `limit`. */
+  entries(afterSeq = 0, limit = this.capacity): RequestEntry[] {
+    const first = Math.max(afterSeq + 1, this.#next - this.capacity, 1);
+    const from = Math.max(first, this.#next - limit);
+    const out: RequestEntry[] = [];
+    for (let seq = from; seq < this.#next; seq++) out.push(this.#summary(this.#slots[seq % this.capacity] as Slot));
+    return out;
+  }
+
+  /** One entry with its redacted headers; undefined once the ring has overwritten it. */
+  detail(seq: number): RequestDetail | undefined {
+    const slot = this.#slots[seq % this.capacity] as Slot;
+    if (slot.seq !== seq || seq === 0) return undefined;
+    const injected = slot.route === 'remote' ? injectedHeaderNames(slot.routeRef) : [];
+    const secret = new Set(REDACTED_HEADERS);
+    for (const name of injected) secret.add(name);
+    return {
+      ...this.#summary(slot),
+      requestHeaders: redactedPairs(slot.requestHeaders, secret),
+      injectedHeaders: injected.map((name) => [name, REDACTED]),
+      responseHeaders: redactedPairs(slot.responseHeaders, secret),
+      headersOmitted: slot.headersOmitted,
+    };
+  }
+
+  /** Size figures; `approxBytes` counts what the entries hold, bounded by `maxBytes`. */
+  stats(): RequestLogStats {
+    const size = Math.min(this.#next - 1, this.capacity);
+    return {
+      capacity: this.capacity,
+      size,
+      recorded: this.#next - 1,
+      recording: this.recording,
+      approxBytes: this.#chars * 2 + this.capacity * SLOT_OVERHEAD_BYTES,
+      maxBytes: this.capacity * (MAX_ENTRY_CHARS * 2 + SLOT_OVERHEAD_BYTES + 2 * MAX_PATH_CHARS),
+    };
+  }
+
+  /** Calls `listener` with every batch recorded from now on; returns the unsubscribe. */
+  subscribe(listener: RequestListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Hands the entries recorded since the last flush to the listeners. */
+  flush(): void {
+    const from = this.#pendingFrom;
+    this.#pendingFrom = 0;
+    if (from === 0 || this.#listeners.size === 0) return;
+    const batch = this.entries(from - 1);
+    for (const listener of this.#listeners) listener(batch);
+  }
+
+  #summary(slot: Slot): RequestEntry {
+    return {
+      seq: slot.seq,
+      time: new Date(this.#timeOrigin + slot.begun).toISOString(),
+      durationMs: Math.round((slot.ended - slot.begun) * 100) / 100,
+      host: slot.host,
+      worktree: slot.worktree,
+      service: slot.service,
+      method: slot.method,
+      path: slot.path,
+      status: slot.status,
+      route: slot.route,
+      bytes: slot.bytes,
+    };
+  }
+}
+
+/**
+ * The proxy's hook: records one answered request when a log is configured. `begun` is
+ * `performance.now()` at the exchange's start, 0 when devproxy answered at once.
+ */
+export function recordExchange(
+  log: RequestLog | undefined,
+  req: ClientRequest,
+  route: Route | undefined,
+  answeredBy: RecordedRoute,
+  status: number,
+  bytes: number,
+  responseHeaders: readonly string[] | undefined,
+  begun: number,
+): void {
+  if (log === undefined) return;
+  log.record(begun, route === undefined ? (requestAuthority(req) ?? '') : route.host, route, answeredBy, req.method ?? '', req.url ?? '/', status, bytes, req.rawHeaders, responseHeaders);
+}
+
+/** `performance.now()` when a log is configured, else 0 (no clock read for nobody). */
+export function exchangeStart(log: RequestLog | undefined): number {
+  return log === undefined ? 0 : performance.now();
+}
+
+function flushLog(log: RequestLog): void {
+  log.flush();
+}
+
+/** Names (lower-case) of the headers the route's remote hop adds that carry credentials. */
+function injectedHeaderNames(route: Route | undefined): string[] {
+  const target = route?.target;
+  if (target?.kind !== 'remote') return [];
+  const auth = target.hop?.auth;
+  if (auth === undefined) return [];
+  const names = [...auth.headers.keys()];
+  if (auth.azure !== undefined && !names.includes('authorization')) names.push('authorization');
+  return names;
+}
+
+function redactedPairs(flat: readonly string[], secret: ReadonlySet<string>): Array<[string, string]> {
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = flat[i] as string;
+    pairs.push([name, secret.has(name.toLowerCase()) ? REDACTED : (flat[i + 1] as string)]);
+  }
+  return pairs;
+}
