@@ -52,6 +52,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_HOSTS_BLOCK_BROKEN: 'restore the `# <<< devproxy <<<` line that ends devproxy\'s block in the hosts file, or delete the block',
   DEVPROXY_ERR_SETUP_FAILED: 'fix the failing step (its output is shown, the whole of it in the log named), then `devproxy setup` in the worktree to retry',
   DEVPROXY_ERR_RUN_FAILED: 'check the command name and that it is on PATH (`devproxy run -- <command> [args…]`)',
+  DEVPROXY_ERR_REQUEST_NOT_FOUND: 'the request log keeps the last 1,000 exchanges; pick a recent one from `devproxy requests`',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_HINTS;

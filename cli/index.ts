@@ -165,8 +165,17 @@ program
 
 program
   .command('dashboard')
-  .description('print the URL of the live dashboard')
-  .action(async () => (await import('./commands/dashboard.js')).dashboard());
+  .description('open the live dashboard in the default browser (prints its URL)')
+  .option('--no-open', 'only print the URL')
+  .action(async (opts) => (await import('./commands/dashboard.js')).dashboard(opts));
+
+program
+  .command('requests')
+  .description('recent requests through the proxy: time, worktree, service, method, path, status, duration, route, bytes')
+  .option('-f, --follow', 'keep printing requests as they happen')
+  .option('--limit <n>', 'print only the last <n> recorded requests first')
+  .option('--json', 'JSON (with --follow: one object per line)')
+  .action(async (opts) => (await import('./commands/requests.js')).requests(opts));
 
 async function main(argv: string[]): Promise<number> {
   try {

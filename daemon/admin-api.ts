@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from './status.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
 
 export interface AdminApiOptions {
   /** Bearer token every API call must carry (from daemon.json, mode 0600). */
@@ -15,6 +16,8 @@ export interface AdminApiOptions {
   runtime: Pick<LocalRuntime, 'restart' | 'removeWorktree' | 'logs' | 'followLogs' | 'status'>;
   /** Worktrees the daemon routes; runtime calls must name one of them. */
   worktreePaths(): string[];
+  /** The live feed, request log and profile changes of the dashboard. */
+  dashboard: DashboardApiOptions;
 }
 
 interface ServiceRequest {
@@ -83,6 +86,7 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
   app.setErrorHandler((error: Error & { code?: string; hint?: string; statusCode?: number }, _request, reply) => {
     void reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500).send({ error: { code: error.code ?? 'DEVPROXY_ERR_INTERNAL', message: error.message, hint: error.hint ?? null } });
   });
+  registerDashboardRoutes(app, options.dashboard);
   app.post('/api/stop', async (_request, reply) => {
     reply.raw.once('finish', () => options.stop());
     return { stopping: true };
@@ -91,5 +95,12 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
   await app.listen({ host: '127.0.0.1', port });
   const address = app.server.address();
   boundPort = typeof address === 'object' && address ? address.port : port;
-  return { port: boundPort, close: () => app.close() };
+  return {
+    port: boundPort,
+    close: () => {
+      // Open event streams would hold the listener forever; their clients reconnect to the next daemon.
+      options.dashboard.feed.close();
+      return app.close();
+    },
+  };
 }

@@ -5,9 +5,11 @@ import { VERSION } from '../version.js';
 import { startHttpsProxy } from '../proxy/https-server.js';
 import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
 import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
-import { startAdminApi } from './admin-api.js';
-import { acquireLock, homePaths, readDaemonInfo, writeDaemonInfo, type DaemonInfo } from './home.js';
-import { buildStatus, probeLocalHealth, type StatusReport } from './status.js';
+import { RequestLog } from '../proxy/request-log.js';
+import { startAdminApi, type AdminApiOptions } from './admin-api.js';
+import { DashboardFeed } from './dashboard-feed.js';
+import { acquireLock, homePaths, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from './home.js';
+import { buildStatus, probeLocalHealth, type Health, type StatusReport } from './status.js';
 import { caPaths, createCertificateStore } from '../certs/store.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
@@ -64,6 +66,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   // The runtime reports instance changes → the table is rebuilt → routes flip when healthy;
   // the table reports file changes → the runtime reconciles those worktrees.
   let workspace!: Workspace;
+  let feed: DashboardFeed | undefined;
   const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuild() });
   const controller = new RuntimeController(runtime, logger, () => workspace.rebuild());
   const hostsSync = options.syncHostsFile ? new HostsFileSync(options.syncHostsFile, logger) : undefined;
@@ -74,13 +77,15 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     onChange: (table, changed) => {
       controller.reconcile(table, changed);
       hostsSync?.update(table.routes.keys());
+      feed?.changed();
     },
   });
   await workspace.start();
 
   let httpsPort = options.httpsPort;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
-  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger, ...(options.redirectToHttps ? { redirectToHttps: true } : {}) };
+  const requestLog = new RequestLog();
+  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger, requestLog, ...(options.redirectToHttps ? { redirectToHttps: true } : {}) };
   const handler = createProxyHandler(proxyOptions);
   const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close(), async () => hostsSync?.close()];
   const closeAll = async () => {
@@ -116,14 +121,42 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     let requestStop!: () => void;
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
     const daemon = { httpPort: http.port, httpsPort };
-    const status = async (probe = true): Promise<StatusReport> => {
-      const table = workspace.getTable();
-      const health = probe ? await probeLocalHealth(table) : new Map();
-      return buildStatus(table, { running: true, pid: process.pid, ...daemon, version: VERSION }, health, (path, service) => runtimeFacts(controller.statusOf(path, service)));
+    const report = (health: ReadonlyMap<string, Health>): StatusReport =>
+      buildStatus(workspace.getTable(), { running: true, pid: process.pid, ...daemon, version: VERSION }, health, (path, service) => runtimeFacts(controller.statusOf(path, service)));
+    const status = async (probe = true): Promise<StatusReport> => report(probe ? await probeLocalHealth(workspace.getTable()) : new Map());
+    feed = new DashboardFeed({
+      // Health probed for a local target holds only while the route still goes there.
+      report: (health) => report(new Map([...health].filter(([host]) => workspace.getTable().routes.get(host)?.target?.kind === 'local'))),
+      probe: () => probeLocalHealth(workspace.getTable()),
+      requestLog,
+    });
+    const previous = await readAdminIdentity(options.home);
+    const token = previous?.token ?? randomBytes(24).toString('hex');
+    const adminOptions: AdminApiOptions = {
+      token,
+      status,
+      reload: () => workspace.reload(),
+      stop: () => requestStop(),
+      runtime,
+      worktreePaths: () => workspace.getTable().worktrees.map((w) => w.path),
+      dashboard: {
+        feed,
+        requestLog,
+        worktree: (path) => {
+          const input = workspace.inputs().find((i) => i.path === path);
+          const slug = workspace.getTable().worktrees.find((w) => w.path === path)?.slug;
+          return input && slug !== undefined ? { input, slug } : undefined;
+        },
+        running: (path) => runtime.status(path).filter((s) => RUNNING_STATES.has(s.state)).map((s) => s.service),
+      },
     };
-    const token = randomBytes(24).toString('hex');
-    const admin = await startAdminApi({ token, status, reload: () => workspace.reload(), stop: () => requestStop(), runtime, worktreePaths: () => workspace.getTable().worktrees.map((w) => w.path) });
+    // The last daemon's port and token: a dashboard left open reconnects to this daemon by itself.
+    const admin = await startAdminApi(adminOptions, previous?.port ?? 0).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      return startAdminApi(adminOptions, 0);
+    });
     closers.push(() => admin.close());
+    await writeAdminIdentity(options.home, { port: admin.port, token });
 
     const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION };
     await writeDaemonInfo(options.home, info);
@@ -135,6 +168,9 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     throw error;
   }
 }
+
+/** Local instance states that count as running for a plan (what a change would stop or keep). */
+const RUNNING_STATES: ReadonlySet<string> = new Set(['starting', 'healthy', 'unhealthy']);
 
 function runtimeFacts(status: LocalServiceStatus | undefined): Record<string, unknown> | undefined {
   if (!status) return undefined;

@@ -24,6 +24,8 @@ export function homePaths(home: string) {
     home,
     /** Running daemon: pid, ports, admin token (mode 0600). */
     daemon: join(home, 'daemon.json'),
+    /** Admin port and token kept across daemon restarts, so an open dashboard reconnects (mode 0600). */
+    admin: join(home, 'admin.json'),
     /** Registered repositories (main checkout paths). */
     repos: join(home, 'repos.json'),
     reposLock: join(home, 'repos.json.lock'),
@@ -43,6 +45,28 @@ export interface DaemonInfo {
   token: string;
   startedAt: string;
   version: string;
+}
+
+/** The admin API's address and token, reused by the next daemon. */
+export interface AdminIdentity {
+  port: number;
+  token: string;
+}
+
+/** The last daemon's admin port and token, when a valid admin.json exists. */
+export async function readAdminIdentity(home: string): Promise<AdminIdentity | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(homePaths(home).admin, 'utf8')) as Partial<AdminIdentity>;
+    if (Number.isInteger(parsed.port) && typeof parsed.token === 'string' && /^[0-9a-f]{48}$/.test(parsed.token)) return parsed as AdminIdentity;
+  } catch {
+    // None yet, or damaged: a new one is made.
+  }
+  return undefined;
+}
+
+/** Keeps the admin port and token for the next daemon (mode 0600: the token opens the admin API). */
+export async function writeAdminIdentity(home: string, identity: AdminIdentity): Promise<void> {
+  await writeFileAtomic(homePaths(home).admin, JSON.stringify(identity) + '\n', { mode: 0o600 });
 }
 
 /** The daemon's published info, or undefined when no daemon.json exists or its pid is gone. */

@@ -2,6 +2,9 @@ import { formatDiagnostic, type Diagnostic } from '../profiles/schema.js';
 import type { Route, RoutingTable } from '../router/types.js';
 import { healthCheckFor, probe } from '../runtime/health.js';
 
+/** Where a service's requests go, in the one word the dashboard shows. */
+export type RouteState = 'local' | 'remote' | 'starting' | 'failed' | 'fallback';
+
 /** Health of a route's target as last probed. */
 export type Health = 'healthy' | 'unhealthy' | 'starting' | 'not-checked';
 
@@ -16,6 +19,8 @@ export interface ServiceStatus {
   route: 'local' | 'remote';
   /** What the profile asks for; differs from `route` while a local instance starts. */
   desired: 'local' | 'remote';
+  /** The route in one word: `starting` (remote serves until local is healthy), `fallback` (local failed, remote serves), `failed` (nothing serves). */
+  state: RouteState;
   /** `127.0.0.1:5173` or the remote URL; null when the route cannot be served. */
   target: string | null;
   health: Health;
@@ -82,6 +87,7 @@ export function buildStatus(
             httpsUrl: httpsUrl(r.host),
             route: r.mode,
             desired: r.desired ?? r.mode,
+            state: routeState(r, extra),
             target: describeTarget(r),
             health: health.get(r.host) ?? (r.desired === 'local' ? 'starting' : 'not-checked'),
             problem: r.problem ?? null,
@@ -93,6 +99,12 @@ export function buildStatus(
     })),
     diagnostics: table.diagnostics.map(diagnosticStatus),
   };
+}
+
+function routeState(route: Route, runtime: Record<string, unknown> | undefined): RouteState {
+  if (route.target === undefined) return 'failed';
+  if (route.desired === 'local' && route.mode === 'remote') return runtime?.state === 'failed' ? 'fallback' : 'starting';
+  return route.mode;
 }
 
 function withMemory(declared: { profileBytes: number; fullBytes: number } | undefined, worktree: Omit<WorktreeStatus, 'memory'>): WorktreeStatus {
