@@ -3,7 +3,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from './status.js';
-import { DASHBOARD_HTML } from './dashboard.js';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
 
 export interface AdminApiOptions {
@@ -51,7 +51,14 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
     }
   });
 
-  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(DASHBOARD_HTML));
+  app.get('/', async (_request, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('content-security-policy', DASHBOARD_CSP)
+      .header('referrer-policy', 'no-referrer')
+      .header('x-content-type-options', 'nosniff')
+      .send(DASHBOARD_HTML));
   app.get('/api/status', async (request) => options.status((request.query as { probe?: string }).probe !== '0'));
   app.post('/api/reload', async () => {
     await options.reload();

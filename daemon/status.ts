@@ -44,6 +44,8 @@ export interface WorktreeStatus {
   branch: string | null;
   main: boolean;
   profile: string | null;
+  /** Profiles the worktree's devproxy.yaml defines. */
+  profiles: string[];
   services: ServiceStatus[];
   diagnostics: DiagnosticStatus[];
   /** Bytes: used by running local instances (null when nothing reports), declared by the profile, declared by all services. */
@@ -75,6 +77,7 @@ export function buildStatus(
       branch: w.branch ?? null,
       main: w.isMain,
       profile: w.profile ?? null,
+      profiles: w.profiles ?? [],
       services: w.hosts
         .map((host) => table.routes.get(host))
         .filter((r): r is Route => r !== undefined)

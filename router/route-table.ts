@@ -32,7 +32,7 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
       repo: input.repo,
       ...(input.branch ? { branch: input.branch } : {}),
       isMain: input.isMain,
-      ...(input.config ? { profile: input.profile?.profile ?? input.config.defaultProfile } : {}),
+      ...(input.config ? { profile: input.profile?.profile ?? input.config.defaultProfile, profiles: [...input.config.profiles.keys()] } : {}),
       diagnostics: [...input.diagnostics],
       hosts: [],
     };

@@ -91,6 +91,8 @@ export interface WorktreeState {
   isMain: boolean;
   /** Effective profile name (from the profile file, else the config's default). */
   profile?: string;
+  /** Profiles its config defines, in order (what a switcher offers). */
+  profiles?: string[];
   /** Problems with this worktree's files; the routes shown are the last good ones. */
   diagnostics: Diagnostic[];
   hosts: string[];

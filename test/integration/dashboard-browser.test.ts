@@ -1,0 +1,210 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, runCli } from '../helpers/cli.js';
+import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
+import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+
+/**
+ * The dashboard as a user meets it: the real daemon and CLI as subprocesses, a real git
+ * repository with worktrees, real upstreams, and Debian's Chromium driving the page.
+ */
+const run = promisify(execFile);
+const CHROMIUM = '/usr/bin/chromium';
+const ENSURE_CHROMIUM = join(import.meta.dirname, '..', 'setup', 'ensure-chromium.sh');
+/** Where the screenshot is kept (git-ignored). */
+const OUTPUT = join(import.meta.dirname, '..', 'output', 'dashboard');
+/** The issue's bound: a request shows up in the list within 1 s. */
+const REQUEST_VISIBLE_MS = 1_000;
+/** A folder name that is HTML: the page must show it as text. */
+const HOSTILE_FOLDER = 'x<img src=x onerror=alert(1)>';
+
+let unavailable: string | undefined;
+let home: string;
+let repo: TempRepo;
+let feature: string;
+let env: NodeJS.ProcessEnv;
+let httpPort: number;
+let url: string;
+const upstreams: Upstream[] = [];
+let browser: Browser | undefined;
+
+const cli = (args: string[]) => runCli(args, { cwd: repo.main, env });
+
+async function startDaemon(): Promise<number> {
+  const started = await cli(['proxy', 'start', '--no-https', '--json']);
+  expect(started.code, started.stderr).toBe(0);
+  return (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
+}
+
+beforeAll(async () => {
+  try {
+    await run('sh', [ENSURE_CHROMIUM], { timeout: 600_000 });
+  } catch (error) {
+    unavailable = `chromium not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
+  }
+  home = await mkdtemp(join(tmpdir(), 'devproxy-dashboard-home-'));
+  for (const name of ['ui local', 'api local', 'ui remote', 'api remote']) upstreams.push(await startHttpUpstream((_req, res) => res.end(name)));
+  const [uiLocal, apiLocal, uiRemote, apiRemote] = upstreams as [Upstream, Upstream, Upstream, Upstream];
+  repo = await createTempRepo(
+    {
+      'devproxy.yaml': `name: shop
+services:
+  ui:
+    local: { port: ${uiLocal.port} }
+    remote: http://127.0.0.1:${uiRemote.port}
+    memory: 256MB
+  api:
+    local: { port: ${apiLocal.port} }
+    remote: http://127.0.0.1:${apiRemote.port}
+    memory: 6GB
+profiles:
+  minimal: [ui]
+  standard: [ui, api]
+default: minimal
+`,
+    },
+    'shop',
+  );
+  feature = repo.addWorktree('feature/dash-board');
+  repo.addWorktree('feature/hostile', HOSTILE_FOLDER);
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0' };
+  delete env.DISPLAY;
+  delete env.WAYLAND_DISPLAY;
+  expect((await cli(['init'])).code).toBe(0);
+  httpPort = await startDaemon();
+  const printed = await cli(['dashboard', '--no-open']);
+  expect(printed.code, printed.stderr).toBe(0);
+  url = printed.stdout.trim();
+}, 660_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await cli(['proxy', 'stop']);
+  await Promise.all(upstreams.map((u) => u.close()));
+  await repo.cleanup();
+  await rm(home, { recursive: true, force: true });
+});
+
+async function openDashboard(): Promise<Page> {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    timeout: 60_000,
+  });
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  const failures: string[] = [];
+  page.on('pageerror', (error) => failures.push(String(error)));
+  // Console network errors are expected while the daemon restarts; script errors and dialogs are not.
+  page.on('dialog', (dialog) => {
+    failures.push(`dialog opened: ${dialog.message()}`);
+    void dialog.dismiss();
+  });
+  await page.goto(url, { timeout: 30_000 });
+  (page as Page & { failures?: string[] }).failures = failures;
+  return page;
+}
+
+describe('devproxy dashboard in Chromium', () => {
+  it('prints a loopback URL with the token in the fragment, and the admin API refuses what the page must not do', async () => {
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{48}$/);
+    const base = url.slice(0, url.indexOf('#'));
+    const token = url.slice(url.indexOf('=') + 1);
+    expect((await fetch(`${base}api/requests`)).status).toBe(401);
+    const foreign = await fetch(`${base}api/events`, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } });
+    expect(foreign.status).toBe(403);
+    const page = await fetch(base);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await page.text()).not.toMatch(/<script src|<link[^>]+href=|@import|fonts\.googleapis|https:\/\//);
+  });
+
+  it('shows every worktree, a request within 1 s, a profile switch from the page, and a broken profile with its line', async (ctx) => {
+    if (unavailable !== undefined) ctx.skip(unavailable);
+    const page = await openDashboard();
+    for (const name of ['shop', 'dash-board', 'hostile']) await page.locator(`[data-worktree="${name}"]`).waitFor({ timeout: 15_000 });
+    // The folder name is shown as text, never parsed as HTML.
+    expect(await page.locator('[data-worktree="hostile"] .location').textContent()).toContain(HOSTILE_FOLDER);
+    expect(await page.locator('img').count()).toBe(0);
+    await page.locator('#conn', { hasText: 'live' }).waitFor({ timeout: 5_000 });
+
+    const before = await send(httpPort, 'api.dash-board.localhost', { path: '/hello-dashboard' });
+    expect(before.body).toBe('api remote');
+    const row = page.locator('#request-rows tr[data-path="/hello-dashboard"]');
+    await row.waitFor({ timeout: REQUEST_VISIBLE_MS });
+    expect(await row.getAttribute('data-route')).toBe('remote');
+    await row.press('Enter');
+    await page.locator('#detail h3', { hasText: 'request headers' }).waitFor({ timeout: 5_000 });
+    expect(await page.locator('#detail').textContent()).toContain('api.dash-board.localhost');
+
+    // Switch the worktree's profile from the page: the plan first, then apply.
+    await page.locator('[data-worktree="dash-board"] select.profile').selectOption('standard');
+    await page.locator('#plan .route-change', { hasText: 'api: remote → local' }).waitFor({ timeout: 5_000 });
+    await page.locator('#apply').press('Enter');
+    await page.locator('[data-worktree="dash-board"] tr[data-service="api"][data-state="local"]').waitFor({ timeout: 10_000 });
+    expect(await readFile(join(feature, '.devproxy', 'profile.yaml'), 'utf8')).toMatch(/^profile: standard$/m);
+    const after = await send(httpPort, 'api.dash-board.localhost', { path: '/after-switch' });
+    expect(after.body).toBe('api local');
+    expect(after.headers['x-devproxy-route']).toBe('local');
+    await page.locator('#request-rows tr[data-path="/after-switch"][data-route="local"]').waitFor({ timeout: 5_000 });
+
+    // A broken profile file: its file and line on the page, the last good routes still serve.
+    await writeFile(join(feature, '.devproxy', 'profile.yaml'), 'profile: standard\nservices:\n  api: sideways\n');
+    const problem = page.locator('[data-worktree="dash-board"] .problem');
+    await problem.waitFor({ timeout: 10_000 });
+    const text = (await problem.textContent()) ?? '';
+    expect(text).toContain(`${join(feature, '.devproxy', 'profile.yaml')}:3`);
+    expect(text).toContain('fix:');
+    expect((await send(httpPort, 'api.dash-board.localhost', { path: '/still-served' })).body).toBe('api local');
+
+    await page.locator('#request-rows tr[data-path="/still-served"]').waitFor({ timeout: 5_000 });
+    await mkdir(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, 'dashboard.png'), fullPage: true });
+
+    // A daemon restart: the page reconnects by itself (same admin port and token).
+    expect((await cli(['proxy', 'stop'])).code).toBe(0);
+    await page.locator('#conn', { hasText: 'reconnecting' }).waitFor({ timeout: 10_000 });
+    httpPort = await startDaemon();
+    await page.locator('#conn', { hasText: 'live' }).waitFor({ timeout: 15_000 });
+    await page.locator('[data-worktree="dash-board"]').waitFor({ timeout: 5_000 });
+    await send(httpPort, 'ui.shop.localhost', { path: '/after-restart' });
+    await page.locator('#request-rows tr[data-path="/after-restart"]').waitFor({ timeout: REQUEST_VISIBLE_MS });
+    expect((page as Page & { failures?: string[] }).failures).toEqual([]);
+  }, 180_000);
+
+  it('devproxy requests lists the log, and --follow --json prints new requests as they happen', async () => {
+    await send(httpPort, 'ui.dash-board.localhost', { path: '/listed', headers: { authorization: 'Bearer hunter2', cookie: 'sid=secret' } });
+    const listed = await cli(['requests', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const entries = JSON.parse(listed.stdout) as Array<{ seq: number; path: string; worktree: string; service: string; status: number; route: string }>;
+    const entry = entries.find((e) => e.path === '/listed');
+    expect(entry).toMatchObject({ worktree: 'dash-board', service: 'ui', status: 200, route: 'local' });
+
+    const table = await cli(['requests']);
+    expect(table.stdout).toMatch(/TIME\s+WORKTREE\s+SERVICE\s+METHOD\s+PATH\s+STATUS\s+DURATION\s+ROUTE\s+BYTES/);
+    expect(table.stdout).not.toMatch(/hunter2|secret/);
+
+    const follow = spawn(process.execPath, [CLI, 'requests', '--follow', '--json', '--limit', '0'], { cwd: repo.main, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const lines = createInterface({ input: follow.stdout });
+      const seen: string[] = [];
+      lines.on('line', (line) => seen.push(line));
+      // The stream is open once a request sent now shows up; send until one does (bounded).
+      const found = await waitFor(
+        async () => {
+          await send(httpPort, 'ui.dash-board.localhost', { path: '/followed' });
+          return seen.map((l) => JSON.parse(l) as { path: string }).find((e) => e.path === '/followed');
+        },
+        10_000,
+        'a followed request',
+      );
+      expect(found).toMatchObject({ path: '/followed' });
+    } finally {
+      follow.kill();
+    }
+  }, 60_000);
+});
