@@ -26,6 +26,7 @@ import { measureRouteBuild } from './lib/route-build.js';
 import { median } from './lib/stats.js';
 import { measureUpload } from './lib/upload.js';
 import { measureWsEcho } from './lib/ws-echo.js';
+import { measureRequestLog, requestLogTarget } from './lib/request-log.js';
 import { summariseProfile } from './lib/cpu-profile.js';
 
 /** Phase sizes; `--quick` trades precision for a run of about a minute. */
@@ -283,6 +284,14 @@ async function main(): Promise<void> {
     });
   }
 
+  // 7. The request log's cost on the hot path, and its memory once full.
+  if (daemon && devHttp) {
+    const d = daemon;
+    results.requestLog = await phase(`request log on vs off (${plan.rounds} rounds)`, () =>
+      measureRequestLog(tools, loadOf(devHttp, plan.durationS), { port: d.info.adminPort, token: d.info.token }, d.info.pid, plan.rounds),
+    );
+  }
+
   if (daemon && repo) {
     const d = daemon;
     const benchRepo = repo;
@@ -354,7 +363,7 @@ async function main(): Promise<void> {
 
   results.totalS = (performance.now() - started) / 1000;
   results.loadAverage.end = loadavg()[0] ?? Number.NaN;
-  results.targets = judgeTargets(results);
+  results.targets = [...judgeTargets(results), requestLogTarget(results.requestLog)];
   const resultsDir = join(ROOT, 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
   const json = `${JSON.stringify(results, null, 2)}\n`;

@@ -38,7 +38,7 @@ button{cursor:pointer}button.primary{background:var(--remote);border-color:var(-
 #plan{border:2px solid var(--remote)}#plan ul{margin:.3rem 0 .5rem 1.2rem;padding:0}
 pre{background:#10141c;color:#e6e6e6;padding:.6rem;border-radius:.4rem;max-height:20rem;overflow:auto;font-size:.78rem;white-space:pre-wrap;word-break:break-all}
 #requests tbody tr{cursor:pointer}#requests tbody tr:hover,#requests tbody tr.selected{background:#eef3ff}
-#requests td{font-size:.8rem;white-space:nowrap}#requests td.path{white-space:normal;word-break:break-all;max-width:22rem}
+#requests td{font-size:.8rem;white-space:nowrap}#requests td.path{overflow:hidden;text-overflow:ellipsis;max-width:16rem}
 .st-2{color:var(--local)}.st-3{color:var(--remote)}.st-4{color:var(--warn)}.st-5,.st-0{color:var(--bad)}
 .detail td{font-family:ui-monospace,monospace;font-size:.75rem;word-break:break-all}
 .hidden{display:none}
@@ -192,7 +192,8 @@ function renderWorktrees() {
       var other = s.desired === 'local' ? 'remote' : 'local';
       var body = {}; body[s.name] = other;
       var actions = [h('button', { type: 'button', class: 'toggle', data: { key: 'toggle:' + w.path + ':' + s.name, service: s.name }, title: 'route ' + s.name + ' ' + other, onclick: function () { planChange(w, { services: body }); } }, 'make ' + other)];
-      if (s.runtime) {
+      // Restart and logs exist for the instances devproxy runs (compose, command), not for a port it only routes to.
+      if (s.runtime && s.runtime.kind !== 'port') {
         actions.push(h('button', { type: 'button', data: { key: 'restart:' + w.path + ':' + s.name }, onclick: function () { restart(w, s.name); } }, 'restart'));
         actions.push(h('button', { type: 'button', data: { key: 'logs:' + w.path + ':' + s.name }, onclick: function () { followLogs(w, s.name); } }, 'logs'));
       }
@@ -334,7 +335,7 @@ function renderRequests() {
     var time = r.time.slice(11, 23);
     return h('tr', { tabindex: '0', class: r.seq === state.selected ? 'selected' : '', data: { seq: r.seq, path: r.path, route: r.route }, 'aria-label': r.method + ' ' + r.path + ' ' + r.status,
       onclick: function () { showDetail(r.seq); }, onkeydown: function (e) { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); showDetail(r.seq); } } },
-      h('td', null, time), h('td', null, r.worktree || '-'), h('td', null, r.service || '-'), h('td', null, r.method), h('td', { class: 'path' }, r.host + r.path),
+      h('td', null, time), h('td', null, r.worktree || '-'), h('td', null, r.service || '-'), h('td', null, r.method), h('td', { class: 'path', title: r.host + r.path }, r.path),
       h('td', { class: 'num st-' + Math.floor(r.status / 100) }, r.status === 0 ? 'aborted' : r.status), h('td', { class: 'num' }, r.durationMs + ' ms'),
       h('td', { class: 's-' + r.route }, r.route), h('td', { class: 'num' }, bytes(r.bytes)));
   });

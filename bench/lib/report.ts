@@ -7,6 +7,7 @@ import type { WsResult } from './ws-echo.js';
 import type { ProfileSummary } from './cpu-profile.js';
 import { median, ratio } from './stats.js';
 import { mib } from './proc-stats.js';
+import { renderRequestLog, type RequestLogResult } from './request-log.js';
 
 /** One load of a throughput round, with the serving process's CPU time per request. */
 export type RoundResult = LoadResult & { cpuUsPerReq: number };
@@ -60,6 +61,7 @@ export interface BenchResults {
   scale: { worktrees: number; services: number; routesServed?: number; setupS?: number; idleCpuPct?: number; idleCpuWindowS?: number; routeBuild?: RouteBuildResult };
   websocket?: { direct: number; devproxy: number; ratio: number; rounds: { direct: WsResult[]; devproxy: WsResult[] } };
   profile?: ProfileSummary;
+  requestLog?: RequestLogResult;
   targets: Target[];
   totalS: number;
 }
@@ -208,6 +210,7 @@ export function renderTable(r: BenchResults): string {
   if (r.websocket) {
     out.push(`6. WebSocket echo, 1 connection, 64 in flight: direct ${fmt(r.websocket.direct)} msg/s, devproxy ${fmt(r.websocket.devproxy)} msg/s (${x(r.websocket.ratio)} direct)`);
   } else out.push('6. WebSocket: n/a');
+  out.push(...renderRequestLog(r.requestLog));
   out.push('');
   out.push('Targets');
   out.push(...table(['target', 'goal', 'achieved', 'result'], r.targets.map((t) => [t.name, t.goal, t.achieved, t.pass === undefined ? 'not measured' : t.pass ? 'met' : 'MISSED'])));
