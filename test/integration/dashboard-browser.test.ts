@@ -23,6 +23,8 @@ const OUTPUT = join(import.meta.dirname, '..', 'output', 'dashboard');
 const REQUEST_VISIBLE_MS = 1_000;
 /** A folder name that is HTML: the page must show it as text. */
 const HOSTILE_FOLDER = 'x<img src=x onerror=alert(1)>';
+/** A local process devproxy runs (restart and logs apply to it): says where it listens. */
+const WORKER = `require('node:http').createServer((req, res) => res.end('worker')).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('worker listening on ' + process.env.PORT));\n`;
 
 let unavailable: string | undefined;
 let home: string;
@@ -63,11 +65,16 @@ services:
     local: { port: ${apiLocal.port} }
     remote: http://127.0.0.1:${apiRemote.port}
     memory: 6GB
+  worker:
+    local: { command: "node worker.cjs" }
+    remote: http://127.0.0.1:${uiRemote.port}
+    memory: 128MB
 profiles:
   minimal: [ui]
-  standard: [ui, api]
+  standard: [ui, api, worker]
 default: minimal
 `,
+      'worker.cjs': WORKER,
     },
     'shop',
   );
@@ -120,7 +127,11 @@ describe('devproxy dashboard in Chromium', () => {
     expect(foreign.status).toBe(403);
     const page = await fetch(base);
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
-    expect(await page.text()).not.toMatch(/<script src|<link[^>]+href=|@import|fonts\.googleapis|https:\/\//);
+    // Works offline: no script, stylesheet or font from anywhere (the only link is the empty data: icon).
+    const html = await page.text();
+    expect(html).not.toMatch(/<script[^>]*\ssrc=/);
+    expect(html).not.toMatch(/<link(?![^>]*href="data:)[^>]*href=/);
+    expect(html).not.toMatch(/@import|url\(|@font-face|https:\/\//);
   });
 
   it('shows every worktree, a request within 1 s, a profile switch from the page, and a broken profile with its line', async (ctx) => {
@@ -151,6 +162,14 @@ describe('devproxy dashboard in Chromium', () => {
     expect(after.body).toBe('api local');
     expect(after.headers['x-devproxy-route']).toBe('local');
     await page.locator('#request-rows tr[data-path="/after-switch"][data-route="local"]').waitFor({ timeout: 5_000 });
+
+    // The process devproxy started for the worktree: its log followed on the page, then a restart.
+    const worker = page.locator('[data-worktree="dash-board"] tr[data-service="worker"]');
+    await page.locator('[data-worktree="dash-board"] tr[data-service="worker"][data-state="local"]').waitFor({ timeout: 20_000 });
+    await worker.getByRole('button', { name: 'logs' }).click();
+    await page.locator('#logs', { hasText: 'worker listening on' }).waitFor({ timeout: 10_000 });
+    await worker.getByRole('button', { name: 'restart' }).click();
+    await page.locator('#logs-title', { hasText: 'worker in dash-board: healthy' }).waitFor({ timeout: 20_000 });
 
     // A broken profile file: its file and line on the page, the last good routes still serve.
     await writeFile(join(feature, '.devproxy', 'profile.yaml'), 'profile: standard\nservices:\n  api: sideways\n');
