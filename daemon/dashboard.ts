@@ -17,7 +17,7 @@ header h1{font-size:1.1rem;margin:0}header .meta{color:#c5cad3;font-size:.85rem}
 .pill.live{background:#0a7a55}.pill.down{background:#b42318}.pill.wait{background:#a35b00}
 main{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:1rem;padding:1rem 1.2rem}
 @media (max-width:1100px){main{grid-template-columns:minmax(0,1fr)}}
-section.card{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:.8rem 1rem;margin-bottom:1rem}
+section.card{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:.8rem 1rem;margin-bottom:1rem;overflow-x:auto}
 h2{font-size:1rem;margin:0 0 .3rem}h3{font-size:.9rem;margin:.6rem 0 .3rem}
 .sub{color:var(--muted);font-size:.8rem;word-break:break-all}
 table{border-collapse:collapse;width:100%}td,th{padding:.25rem .45rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}

@@ -173,7 +173,8 @@ describe('devproxy dashboard in Chromium', () => {
 
     // A broken profile file: its file and line on the page, the last good routes still serve.
     await writeFile(join(feature, '.devproxy', 'profile.yaml'), 'profile: standard\nservices:\n  api: sideways\n');
-    const problem = page.locator('[data-worktree="dash-board"] .problem');
+    // writeFile truncates first: the watcher may see the empty file before the broken one.
+    const problem = page.locator('[data-worktree="dash-board"] .problem', { hasText: 'profile.yaml:3:' });
     await problem.waitFor({ timeout: 10_000 });
     const text = (await problem.textContent()) ?? '';
     expect(text).toContain(`${join(feature, '.devproxy', 'profile.yaml')}:3`);
