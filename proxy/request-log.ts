@@ -28,37 +28,10 @@ const NO_HEADERS: readonly string[] = [];
 /** How an exchange was answered: by the route's target, or by devproxy itself (error pages, refusals, redirects). */
 export type RecordedRoute = 'local' | 'remote' | 'devproxy';
 
-/** One slot of the ring; reused for every `capacity`-th exchange. */
-interface Slot {
-  seq: number;
-  /** performance.now() when the exchange began (0: unknown, devproxy answered at once). */
-  begun: number;
-  /** performance.now() when it ended. */
-  ended: number;
-  host: string;
-  worktree: string;
-  service: string;
-  method: string;
-  path: string;
-  status: number;
-  route: RecordedRoute;
-  bytes: number;
-  requestHeaders: readonly string[];
-  responseHeaders: readonly string[];
-  /** The route the exchange took (names the headers its remote hop injected). */
-  routeRef: Route | undefined;
-  /** Characters kept by this slot's headers and path. */
-  chars: number;
-  headersOmitted: boolean;
-}
-
-/** The summary of one exchange, as the admin API and `devproxy requests --json` give it. */
-export interface RequestEntry {
+/** What the log says about every exchange, in the slot and in the summary alike. */
+interface ExchangeFacts {
   /** Increases by one per exchange; a client asks for `after=<seq>`. */
   seq: number;
-  /** When the exchange began, ISO 8601. */
-  time: string;
-  durationMs: number;
   host: string;
   /** '' for hosts no route knows. */
   worktree: string;
@@ -70,6 +43,28 @@ export interface RequestEntry {
   route: RecordedRoute;
   /** Response body bytes sent to the client. */
   bytes: number;
+}
+
+/** One slot of the ring; reused for every `capacity`-th exchange. */
+interface Slot extends ExchangeFacts {
+  /** performance.now() when the exchange began (0: unknown, devproxy answered at once). */
+  begun: number;
+  /** performance.now() when it ended. */
+  ended: number;
+  requestHeaders: readonly string[];
+  responseHeaders: readonly string[];
+  /** The route the exchange took (names the headers its remote hop injected). */
+  routeRef: Route | undefined;
+  /** Characters kept by this slot's headers and path. */
+  chars: number;
+  headersOmitted: boolean;
+}
+
+/** The summary of one exchange, as the admin API and `devproxy requests --json` give it. */
+export interface RequestEntry extends ExchangeFacts {
+  /** When the exchange began, ISO 8601. */
+  time: string;
+  durationMs: number;
 }
 
 /** One exchange with its headers, secrets redacted. */
