@@ -15,7 +15,7 @@ header{display:flex;gap:1rem;align-items:center;padding:.6rem 1.2rem;background:
 header h1{font-size:1.1rem;margin:0}header .meta{color:#c5cad3;font-size:.85rem}
 .pill{border-radius:1rem;padding:.1rem .6rem;font-size:.8rem;font-weight:600}
 .pill.live{background:#0a7a55}.pill.down{background:#b42318}.pill.wait{background:#a35b00}
-main{display:grid;grid-template-columns:minmax(0,1.1fr) minmax(0,1fr);gap:1rem;padding:1rem 1.2rem}
+main{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.1fr);gap:1rem;padding:1rem 1.2rem}
 @media (max-width:1100px){main{grid-template-columns:minmax(0,1fr)}}
 section.card{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:.8rem 1rem;margin-bottom:1rem;overflow-x:auto}
 h2{font-size:1rem;margin:0 0 .3rem}h3{font-size:.9rem;margin:.6rem 0 .3rem}
@@ -38,7 +38,7 @@ button{cursor:pointer}button.primary{background:var(--remote);border-color:var(-
 #plan{border:2px solid var(--remote)}#plan ul{margin:.3rem 0 .5rem 1.2rem;padding:0}
 pre{background:#10141c;color:#e6e6e6;padding:.6rem;border-radius:.4rem;max-height:20rem;overflow:auto;font-size:.78rem;white-space:pre-wrap;word-break:break-all}
 #requests tbody tr{cursor:pointer}#requests tbody tr:hover,#requests tbody tr.selected{background:#eef3ff}
-#requests td{font-size:.8rem;white-space:nowrap}#requests td.path{overflow:hidden;text-overflow:ellipsis;max-width:16rem}
+#requests td,#requests th{padding:.2rem .3rem}#requests td{font-size:.8rem;white-space:nowrap}#requests td.path{overflow:hidden;text-overflow:ellipsis;max-width:16rem}
 .st-2{color:var(--local)}.st-3{color:var(--remote)}.st-4{color:var(--warn)}.st-5,.st-0{color:var(--bad)}
 .detail td{font-family:ui-monospace,monospace;font-size:.75rem;word-break:break-all}
 .hidden{display:none}
