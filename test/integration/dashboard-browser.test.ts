@@ -134,6 +134,21 @@ describe('devproxy dashboard in Chromium', () => {
     expect(html).not.toMatch(/@import|url\(|@font-face|https:\/\//);
   });
 
+  it('devproxy dashboard opens the URL with xdg-open when there is a display', async () => {
+    const bin = await mkdtemp(join(tmpdir(), 'devproxy-fake-opener-'));
+    try {
+      const opened = join(bin, 'opened');
+      await writeFile(join(bin, 'xdg-open'), `#!/bin/sh\necho "$@" > ${opened}.tmp && mv ${opened}.tmp ${opened}\n`, { mode: 0o755 });
+      const result = await runCli(['dashboard'], { cwd: repo.main, env: { ...env, DISPLAY: ':99', PATH: `${bin}:${process.env.PATH ?? ''}` } });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.trim()).toBe(url);
+      const argument = await waitFor(() => readFile(opened, 'utf8').then((text) => text.trim(), () => undefined), 10_000, 'the fake xdg-open to run');
+      expect(argument).toBe(url);
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+
   it('shows every worktree, a request within 1 s, a profile switch from the page, and a broken profile with its line', async (ctx) => {
     if (unavailable !== undefined) ctx.skip(unavailable);
     const page = await openDashboard();
@@ -203,6 +218,12 @@ describe('devproxy dashboard in Chromium', () => {
     const entries = JSON.parse(listed.stdout) as Array<{ seq: number; path: string; worktree: string; service: string; status: number; route: string }>;
     const entry = entries.find((e) => e.path === '/listed');
     expect(entry).toMatchObject({ worktree: 'dash-board', service: 'ui', status: 200, route: 'local' });
+    // The detail the page shows: credentials redacted.
+    const base = url.slice(0, url.indexOf('#'));
+    const token = url.slice(url.indexOf('=') + 1);
+    const detail = (await (await fetch(`${base}api/requests/${entry!.seq}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { requestHeaders: Array<[string, string]> };
+    expect(detail.requestHeaders).toEqual(expect.arrayContaining([['authorization', '[redacted]'], ['cookie', '[redacted]']]));
+    expect(JSON.stringify(detail)).not.toMatch(/hunter2|secret/);
 
     const table = await cli(['requests']);
     expect(table.stdout).toMatch(/TIME\s+WORKTREE\s+SERVICE\s+METHOD\s+PATH\s+STATUS\s+DURATION\s+ROUTE\s+BYTES/);
