@@ -20,14 +20,14 @@ default: minimal
 const current: ProfileFile = { profile: 'minimal', name: 'renamed', services: new Map([['pipeline', 'local']]) };
 
 describe('nextProfile', () => {
-  it('a new profile clears earlier overrides and keeps the name', () => {
-    const { next, validated } = nextProfile(config, current, { profile: 'standard' }, '/wt');
-    expect(next).toEqual({ profile: 'standard', name: 'renamed', services: new Map() });
+  it('a new profile clears earlier overrides (name: stays in the file: only profile and services change)', () => {
+    const { next, validated } = nextProfile(config, current, { profile: 'standard' }, '/wt', 'profile: minimal\nname: renamed\nservices: { pipeline: local }\n');
+    expect(next).toEqual({ profile: 'standard', services: new Map() });
     expect(validated.profile).toBe('standard');
   });
 
   it('overrides alone keep the profile and the earlier overrides', () => {
-    const { next } = nextProfile(config, current, { services: [['api', 'local']] }, '/wt');
+    const { next } = nextProfile(config, current, { services: [['api', 'local']] }, '/wt', null);
     expect(next.profile).toBe('minimal');
     expect([...next.services]).toEqual([['pipeline', 'local'], ['api', 'local']]);
   });
@@ -39,7 +39,7 @@ describe('nextProfile', () => {
   ])('%j is refused with %s', (request, code, text) => {
     let thrown: { code?: string; message: string; hint?: string } | undefined;
     try {
-      nextProfile(config, current, request, '/wt');
+      nextProfile(config, current, request, '/wt', null);
     } catch (error) {
       thrown = error as typeof thrown;
     }
@@ -50,7 +50,7 @@ describe('nextProfile', () => {
 
 describe('planProfileChange', () => {
   it('lists the instances to start, stop and keep and the routes that flip', () => {
-    const { validated } = nextProfile(config, undefined, { profile: 'standard' }, '/wt');
+    const { validated } = nextProfile(config, undefined, { profile: 'standard' }, '/wt', null);
     expect(planProfileChange(config, current, validated)).toEqual({
       local: ['ui', 'api'],
       start: ['api'],
@@ -64,7 +64,7 @@ describe('planProfileChange', () => {
   });
 
   it('plans from what runs when the daemon says so', () => {
-    const { validated } = nextProfile(config, undefined, { profile: 'standard' }, '/wt');
+    const { validated } = nextProfile(config, undefined, { profile: 'standard' }, '/wt', null);
     expect(planProfileChange(config, undefined, validated, ['ui', 'api'])).toMatchObject({ start: [], stop: [], keep: ['ui', 'api'] });
   });
 });
