@@ -122,7 +122,11 @@ describe('devproxy dashboard in Chromium', () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{48}$/);
     const base = url.slice(0, url.indexOf('#'));
     const token = url.slice(url.indexOf('=') + 1);
-    expect((await fetch(`${base}api/requests`)).status).toBe(401);
+    for (const [method, path] of [['GET', 'api/requests'], ['GET', 'api/requests/1'], ['GET', 'api/events'], ['POST', 'api/profile/plan'], ['POST', 'api/profile'], ['PUT', 'api/requests/recording']] as const) {
+      expect((await fetch(`${base}${path}`, { method })).status, `${method} /${path} without the token`).toBe(401);
+    }
+    // The token only ever travels in a header: not in the query string the page never uses.
+    expect((await fetch(`${base}api/events?token=${token}`)).status).toBe(401);
     const foreign = await fetch(`${base}api/events`, { headers: { authorization: `Bearer ${token}`, origin: 'http://evil.example' } });
     expect(foreign.status).toBe(403);
     const page = await fetch(base);
