@@ -45,6 +45,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_MISDIRECTED_HOST: 'devproxy only serves `localhost` and `<service>.<worktree>.localhost`; use one of those names',
   DEVPROXY_ERR_BAD_HOST: 'send a Host header naming `<service>.<worktree>.localhost`',
   DEVPROXY_ERR_ROUTE_UNAVAILABLE: 'run `devproxy status` to see why the route cannot be served',
+  DEVPROXY_ERR_TRANSFER_CODING: 'send the body uncompressed, or compressed end to end with `Content-Encoding: gzip`, framed by Content-Length or `Transfer-Encoding: chunked` alone',
   DEVPROXY_ERR_LOOP_DETECTED: 'a route points back at devproxy itself; check the remote URL in devproxy.yaml',
   DEVPROXY_ERR_CA_CORRUPT: 'move $DEVPROXY_HOME/certs aside and run `devproxy trust --regenerate`',
   DEVPROXY_ERR_CERT_UNKNOWN_HOST: 'only hostnames devproxy routes get a certificate; run `devproxy status` to list them',

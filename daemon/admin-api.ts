@@ -26,9 +26,16 @@ interface ServiceRequest {
 }
 
 /**
- * The daemon's admin API, on its own loopback port. Every `/api/` call needs the per-user token;
- * requests from a browser page of another origin and Host headers other than the loopback
- * address (DNS rebinding) are refused before the token is even looked at.
+ * Routes served without the token, by their routed (normalised) path: the data-free dashboard
+ * page only. Everything else — every API endpoint, added later or not, and every path that
+ * matches no route — needs the token, so no spelling of a path can reach an endpoint without it.
+ */
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/']);
+
+/**
+ * The daemon's admin API, on its own loopback port. Every request but the dashboard page needs
+ * the per-user token; requests from a browser page of another origin and Host headers other than
+ * the loopback address (DNS rebinding) are refused before the token is even looked at.
  */
 export async function startAdminApi(options: AdminApiOptions, port = 0): Promise<{ port: number; close(): Promise<void> }> {
   const app: FastifyInstance = Fastify({ logger: false });
@@ -44,7 +51,10 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
     if (origin !== undefined && origin !== `http://${host}`) {
       return reply.code(403).send({ error: { code: 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', message: 'cross-origin requests to the admin API are refused' } });
     }
-    if (!request.url.startsWith('/api/')) return;
+    // The route fastify matched, not the raw target: `/%61pi/status`, `//api/status` or the
+    // absolute form `http://127.0.0.1:<port>/api/status` all reach the `/api/status` handler.
+    const routed = request.routeOptions.url;
+    if (routed !== undefined && PUBLIC_ROUTES.has(routed) && (request.method === 'GET' || request.method === 'HEAD')) return;
     const given = Buffer.from(request.headers.authorization ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return reply.code(401).send({ error: { code: 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', message: 'missing or wrong admin token' } });

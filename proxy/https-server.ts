@@ -27,6 +27,7 @@ import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import type { ProxyHandler, ProxyLogger } from './types.js';
+import { isWebSocketUpgrade, requeueWithoutUpgrade } from './websocket.js';
 
 /** Loopback addresses bound by default; `::1` is skipped on hosts without IPv6. */
 const DEFAULT_HOSTS = ['127.0.0.1', '::1'];
@@ -113,6 +114,12 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
     // which would let a slowloris client over TLS live for the timeout plus 30 s.
     Object.assign(server, { requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout) });
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (!isWebSocketUpgrade(req)) {
+        requeueWithoutUpgrade(req, socket, head);
+        // The HTTP/1.1 side of this server starts parsing a TLS socket on this event.
+        server.emit('secureConnection', socket);
+        return;
+      }
       socket.setTimeout(0);
       opts.handler.handleUpgrade(req, socket, head);
     });

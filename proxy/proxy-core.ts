@@ -193,6 +193,20 @@ export function requestPath(url: string | undefined): string {
   }
 }
 
+/**
+ * The path sent upstream: the request's origin-form path under `basePath`, or `*` as it came for
+ * a server-wide `OPTIONS *` (RFC 9112 §3.2.4), which has no path to prefix.
+ */
+export function upstreamPath(method: string | undefined, url: string | undefined, basePath: string): string {
+  if (url === '*' && method === 'OPTIONS') return '*';
+  return basePath + requestPath(url);
+}
+
+/** A single-valued request header (node gives an array only for the few it never joins). */
+export function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
 /** The Host / `:authority` of a request. */
 export function requestAuthority(req: ClientRequest): string | undefined {
   if (req.httpVersionMajor === 2) {

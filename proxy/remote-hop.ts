@@ -62,6 +62,28 @@ export function isWorktreeOrigin(origin: string, hosts: ReadonlySet<string>, htt
   return scheme === 'https' ? port === httpsPort : port === httpPort;
 }
 
+/** The landing page's host: its links open the worktrees' pages, so it may borrow their credentials too. */
+const LANDING_HOSTS: ReadonlySet<string> = new Set(['localhost']);
+
+/**
+ * True when devproxy may add the remote's credentials to a request: the request comes from no
+ * page (no `Origin`: curl, server-side code, a typed-in address) or from a page of the worktree
+ * itself (`worktreeHosts` on devproxy's own ports) or of the `localhost` landing page. A page of
+ * any other site (or a sandboxed `null` origin, or a request the browser marks
+ * `Sec-Fetch-Site: cross-site`) would otherwise borrow the developer's credentials to the remote.
+ */
+export function mayLendCredentials(
+  origin: string | undefined,
+  fetchSite: string | undefined,
+  worktreeHosts: ReadonlySet<string> | undefined,
+  httpPort: number,
+  httpsPort: number | undefined,
+): boolean {
+  if (fetchSite !== undefined && fetchSite.toLowerCase() === 'cross-site') return false;
+  if (origin === undefined) return true;
+  return (worktreeHosts !== undefined && isWorktreeOrigin(origin, worktreeHosts, httpPort, httpsPort)) || isWorktreeOrigin(origin, LANDING_HOSTS, httpPort, httpsPort);
+}
+
 /**
  * Headers of a preflight answered by devproxy itself: the origin allowed with credentials, the
  * requested method and headers echoed, so the remote's own CORS list never gets a say.
@@ -100,14 +122,15 @@ export class RemoteHopHeaders {
 
   /**
    * Flat lower-case pairs for the remote request: auth headers, `authorization: Bearer …`, the
-   * worktree header and `x-original-host`. Synchronous unless a token must be fetched; throws
-   * (or rejects with) {@link HopRefusal} when a reference is unset or no credential gives a token.
+   * worktree header and `x-original-host`; the auth ones only when `withAuth` (see
+   * {@link mayLendCredentials}). Synchronous unless a token must be fetched; throws (or rejects
+   * with) {@link HopRefusal} when a reference is unset or no credential gives a token.
    */
-  headersFor(route: Route, target: RemoteTarget, hop: RemoteHop, clientAuthority: string): string[] | Promise<string[]> {
+  headersFor(route: Route, target: RemoteTarget, hop: RemoteHop, clientAuthority: string, withAuth: boolean): string[] | Promise<string[]> {
     const pairs: string[] = ['x-original-host', clientAuthority];
     if (hop.worktreeHeader !== undefined) pairs.push(hop.worktreeHeader, route.worktree);
     const auth = hop.auth;
-    if (auth === undefined) return pairs;
+    if (auth === undefined || !withAuth) return pairs;
     if (auth.headers.size > 0) {
       const resolved = this.#resolveStatic(route, target, auth);
       for (let i = 0; i < resolved.length; i++) pairs.push(resolved[i] as string);

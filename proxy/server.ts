@@ -16,25 +16,26 @@ import { AzureTokenCache } from './azure-token.js';
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
+  headerValue,
   hostEntries,
   isHttpsRequest,
   profileOf,
   requestAuthority,
-  requestPath,
   resolveHost,
   stableOriginFor,
+  upstreamPath,
   worktreePathOf,
   type ClientRequest,
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
-import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
+import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, mayLendCredentials, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
-import { forwardUpgrade } from './websocket.js';
+import { forwardUpgrade, isWebSocketUpgrade, openUpstream, requeueWithoutUpgrade } from './websocket.js';
 
 export type { ProxyHandlerOptions } from './proxy-core.js';
 
@@ -154,6 +155,9 @@ function onClientClose(this: ClientResponse): void {
   this[kForward]?.clientClosed();
 }
 
+/** What an exchange sends through: an undici pool, or the asterisk-form sender. */
+type Dispatches = Pick<Dispatcher, 'dispatch'>;
+
 /** One forwarded request: an undici dispatch handler streaming the response into `res`. */
 class ForwardExchange implements Dispatcher.DispatchHandler {
   #abort: ((error?: Error) => void) | undefined;
@@ -165,7 +169,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   #attempts = 1;
   #startedAt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
-  #pool: Dispatcher | undefined;
+  #pool: Dispatches | undefined;
   #request: Dispatcher.DispatchOptions | undefined;
   /** For the request log: when the exchange began, what was answered and how many body bytes. */
   readonly #begun: number;
@@ -190,7 +194,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     this.#begun = exchangeStart(core.options.requestLog);
   }
 
-  start(pool: Dispatcher, request: Dispatcher.DispatchOptions): void {
+  start(pool: Dispatches, request: Dispatcher.DispatchOptions): void {
     if (this.wake !== undefined) {
       this.#pool = pool;
       this.#request = request;
@@ -303,7 +307,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   retry(): void {
     this.#retryTimer = undefined;
     if (this.#clientGone) return;
-    (this.#pool as Dispatcher).dispatch(this.#request as Dispatcher.DispatchOptions, this);
+    (this.#pool as Dispatches).dispatch(this.#request as Dispatcher.DispatchOptions, this);
   }
 }
 
@@ -352,11 +356,10 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     forwardRemoteHop(core, req, res, route, target, target.hop, hops, https, authority);
     return;
   }
-  let path = requestPath(req.url);
+  const path = upstreamPath(req.method, req.url, target.kind === 'remote' ? target.basePath : '');
   let rewriter: ResponseHeaderRewriter | undefined;
   let upstreamHost = authority;
   if (target.kind === 'remote') {
-    path = target.basePath + path;
     upstreamHost = target.authority;
     rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, https));
   }
@@ -378,7 +381,62 @@ function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Ta
     exchange.onError(error as Error);
     return;
   }
-  exchange.start(pool, { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null });
+  const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null };
+  // undici sends only origin-form and absolute-form targets; `OPTIONS *` goes out by node:http.
+  exchange.start(path === '*' ? new AsteriskDispatcher(core, target) : pool, request);
+}
+
+/**
+ * Sends one request with the asterisk-form target (`OPTIONS *`) on a connection of its own and
+ * drives the exchange's undici handler with the answer, so errors, backpressure and client
+ * aborts take the same path as every other request.
+ */
+class AsteriskDispatcher {
+  constructor(
+    private readonly core: ProxyCore,
+    private readonly target: Target,
+  ) {}
+
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const headers: Record<string, string> = {};
+    const flat = options.headers as string[];
+    for (let i = 0; i < flat.length; i += 2) headers[flat[i] as string] = flat[i + 1] as string;
+    let upstream: http.ClientRequest;
+    try {
+      upstream = openUpstream(this.core, this.target, options.method, '*', headers);
+    } catch (error) {
+      handler.onError?.(error as Error);
+      return true;
+    }
+    let failed = false;
+    const fail = (error: Error): void => {
+      if (failed) return;
+      failed = true;
+      upstream.destroy();
+      handler.onError?.(error);
+    };
+    upstream.setTimeout(this.core.timeouts.headersTimeoutMs, () => fail(Object.assign(new Error('upstream did not answer OPTIONS *'), { code: 'UND_ERR_HEADERS_TIMEOUT' })));
+    upstream.on('error', fail);
+    upstream.on('response', (response: IncomingMessage) => {
+      upstream.setTimeout(0);
+      const resume = (): void => {
+        response.resume();
+      };
+      handler.onHeaders?.(response.statusCode ?? 502, response.rawHeaders.map((value) => Buffer.from(value, 'latin1')), resume, response.statusMessage ?? '');
+      response.on('data', (chunk: Buffer) => {
+        if (handler.onData?.(chunk) === false) response.pause();
+      });
+      response.on('end', () => {
+        if (!failed) handler.onComplete?.(response.rawTrailers.length > 0 ? response.rawTrailers : null);
+      });
+      response.on('error', fail);
+    });
+    handler.onConnect?.((reason?: Error) => fail(reason ?? new Error('aborted')));
+    const body = options.body as IncomingMessage | null | undefined;
+    if (body) body.pipe(upstream);
+    else upstream.end();
+    return true;
+  }
 }
 
 /** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
@@ -433,7 +491,7 @@ function forwardRemoteHop(
     const navigation = method === 'GET' && wantsHtml(req.headers.accept);
     if (navigation || isRetriedMethod(method)) wake = { timeoutMs: hop.wakeTimeoutMs, navigation };
   }
-  const path = target.basePath + requestPath(req.url);
+  const path = upstreamPath(method, req.url, target.basePath);
   const send = (extra: readonly string[]): void => {
     const headers = buildUpstreamHeaders(req.rawHeaders, {
       host: target.authority,
@@ -447,7 +505,8 @@ function forwardRemoteHop(
   };
   let extra: string[] | Promise<string[]>;
   try {
-    extra = core.hopHeaders.headersFor(route, target, hop, authority);
+    const withAuth = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
+    extra = core.hopHeaders.headersFor(route, target, hop, authority, withAuth);
   } catch (error) {
     hopFailed(core, req, res, route, error, corsOrigin);
     return;
@@ -488,6 +547,24 @@ function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, rou
 }
 
 /**
+ * True when a request's Transfer-Encoding has a coding besides `chunked` (`gzip, chunked`): undici
+ * can only send a body chunked or by length, so forwarding it would silently drop the coding.
+ */
+function hasForeignTransferCoding(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  for (const coding of value.split(',')) if (coding.trim().toLowerCase() !== 'chunked') return true;
+  return false;
+}
+
+/** The 501 for a transfer coding devproxy cannot forward (as Go's and so Caddy's and Traefik's servers answer). */
+const TRANSFER_CODING_REFUSED: ProxyErrorInfo = {
+  status: 501,
+  code: 'DEVPROXY_ERR_TRANSFER_CODING',
+  message: 'devproxy forwards request bodies only with `Transfer-Encoding: chunked` or a Content-Length; a transfer coding such as gzip would be lost on the way.',
+  hint: ERROR_HINTS.DEVPROXY_ERR_TRANSFER_CODING,
+};
+
+/**
  * Creates the handler shared by the HTTP/1.1 and HTTP/2 listeners. `options` is kept by
  * reference and read per request, so `httpPort`/`httpsPort` may be filled in after binding port 0.
  */
@@ -503,6 +580,11 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   };
   return {
     handleRequest(req, res) {
+      if (req.httpVersionMajor === 1 && hasForeignTransferCoding(req.headers['transfer-encoding'])) {
+        sendError(req, res, TRANSFER_CODING_REFUSED);
+        req.resume();
+        return;
+      }
       const https = isHttpsRequest(req);
       const hops = readHops(req.rawHeaders);
       const resolved = resolveHost(core, requestAuthority(req), https, hops);
@@ -666,6 +748,11 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
       server.on('request', clearSocketTimeout);
       server.on('request', handler.handleRequest);
       server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (!isWebSocketUpgrade(req)) {
+          requeueWithoutUpgrade(req, socket, head);
+          server.emit('connection', socket);
+          return;
+        }
         (socket as Socket).setTimeout(0);
         tracked.upgraded.add(socket);
         handler.handleUpgrade(req, socket, head);

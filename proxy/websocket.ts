@@ -10,8 +10,8 @@ import type { Duplex } from 'node:stream';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
-import { isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
-import { HopRefusal } from './remote-hop.js';
+import { headerValue, isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
+import { HopRefusal, mayLendCredentials } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -72,6 +72,45 @@ function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops
   return headers;
 }
 
+/**
+ * True for the one upgrade devproxy tunnels: a GET asking for `websocket` (RFC 6455 §4.1). node
+ * reports any method with `Connection: upgrade` + `Upgrade` as an upgrade; a `DELETE` taking that
+ * path would skip the write policy, so everything else is served as an ordinary request.
+ */
+export function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  if (req.method !== 'GET') return false;
+  const upgrade = req.headers.upgrade;
+  return upgrade !== undefined && upgrade.split(',').some((token) => token.trim().toLowerCase() === 'websocket');
+}
+
+/**
+ * Puts an upgrade request that is not a WebSocket handshake back on its socket, without its
+ * `Upgrade` header and `upgrade` connection option, followed by the bytes node read past its head
+ * (`head`, the start of the body or of the next request). The listener then parses it again as
+ * an ordinary request (emit its connection event), so routing, the write policy and body framing
+ * apply exactly as to any other request. The head is rebuilt from node's parsed (validated) headers.
+ */
+export function requeueWithoutUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade') continue;
+    let value = raw[i + 1] as string;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'upgrade')
+        .join(', ');
+      if (value === '') continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  socket.unshift(Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]));
+}
+
 /** Forwards one upgrade request to the route's target, or answers it raw (400/404/421/502/504). */
 export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', ignoreError);
@@ -94,10 +133,12 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
   const { route, target } = resolved;
   const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : (req.headers.host as string), clientHttps, hops);
   if (target.kind === 'remote' && target.hop !== undefined) {
-    // Auth and the worktree header go on upgrades too; a read-only policy does not apply (upgrades are GET).
+    // Auth (for the worktree's own pages) and the worktree header go on upgrades too; a read-only
+    // policy does not apply: only GET reaches here (isWebSocketUpgrade).
     let extra: string[] | Promise<string[]>;
     try {
-      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '');
+      const withAuth = mayLendCredentials(req.headers.origin, headerValue(req.headers['sec-fetch-site']), target.hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
+      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '', withAuth);
     } catch (error) {
       refuseUpgrade(core, req, socket, route, error);
       return;
@@ -134,7 +175,7 @@ function refuseUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, ro
 
 /** Opens the upstream upgrade request and pipes both ways once it is accepted. */
 function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, target: Target, headers: OutgoingHttpHeaders): void {
-  const path = requestPath(req.url);
+  const path = (target.kind === 'remote' ? target.basePath : '') + requestPath(req.url);
   let upstream: http.ClientRequest;
   try {
     upstream = openUpstream(core, target, req.method ?? 'GET', path, headers);
@@ -208,17 +249,25 @@ function failUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, rout
   writeRawPage(socket, req, info, route);
 }
 
-function openUpstream(core: ProxyCore, target: Target, method: string, path: string, headers: OutgoingHttpHeaders): http.ClientRequest {
+/**
+ * A node:http(s) request to the route's target with the same TLS settings as the pools; `path`
+ * is sent as given (a remote's base path already applied). Used where undici cannot go:
+ * upgrades, and the asterisk form of `OPTIONS *`.
+ */
+export function openUpstream(core: ProxyCore, target: Target, method: string, path: string, headers: OutgoingHttpHeaders): http.ClientRequest {
   if (target.kind === 'local') {
     return http.request({ host: '127.0.0.1', port: target.port, method, path, headers, agent: false });
   }
   const url = new URL(target.origin);
+  if (url.protocol === 'http:') {
+    return http.request({ host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 80 : Number(url.port), method, path, headers, agent: false, lookup: loopbackLookup });
+  }
   const tls = core.pools.tlsFor(target);
   return https.request({
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: url.port === '' ? 443 : Number(url.port),
     method,
-    path: target.basePath + path,
+    path,
     headers,
     agent: false,
     servername: tls.servername,

@@ -144,18 +144,18 @@ function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profi
     siblings.push({ host: route.host, hostname: hostname.toLowerCase(), authority: authority.toLowerCase(), basePath });
   }
   if (siblings.length === 0) return;
-  const corsHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
+  const worktreeHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
   const worktreeHeader = config.worktreeHeader === undefined ? DEFAULT_WORKTREE_HEADER : config.worktreeHeader;
   for (const route of routes) {
     if (route.target?.kind !== 'remote') continue;
     const service = config.services.get(route.service) as ServiceConfig;
-    const hop: RemoteHop = { siblings };
+    const hop: RemoteHop = { siblings, worktreeHosts };
     if (service.auth) hop.auth = service.auth;
     if ((profile?.writes?.get(service.name) ?? service.writes) === 'read-only') {
       hop.readOnly = true;
       if (service.writesDeny !== undefined) hop.deny = service.writesDeny;
     }
-    if (service.cors !== false) hop.corsHosts = corsHosts;
+    if (service.cors !== false) hop.corsHosts = worktreeHosts;
     const wake = service.wake === undefined ? { timeoutMs: DEFAULT_WAKE_TIMEOUT_MS } : service.wake;
     if (wake !== null) hop.wakeTimeoutMs = wake.timeoutMs;
     if (worktreeHeader !== null) hop.worktreeHeader = worktreeHeader;

@@ -26,6 +26,8 @@ export interface RemoteHop {
   deny?: readonly RequestRule[];
   /** Stable hosts of every service of the worktree, whose origins get CORS with credentials; absent: `cors: false`. */
   corsHosts?: ReadonlySet<string>;
+  /** Stable hosts of every service of the worktree: pages of these origins may use the remote's injected auth; absent: none may. */
+  worktreeHosts?: ReadonlySet<string>;
   /** Cold-start handling: how long a sleeping remote may take to wake, in ms; absent: `wake: false`. */
   wakeTimeoutMs?: number;
   /** Header naming the worktree on every remote request (lower-case); absent: `worktreeHeader: false`. */
