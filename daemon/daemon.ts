@@ -3,8 +3,9 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { DevproxyError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { startHttpsProxy } from '../proxy/https-server.js';
-import { createProxyHandler, startHttpProxy } from '../proxy/server.js';
-import type { ProxyLogger, ProxyOptions } from '../proxy/types.js';
+import { budgetFromLimit, ConnectionBudget, descriptorLimit } from '../proxy/connection-limits.js';
+import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../proxy/server.js';
+import type { ProxyLogger } from '../proxy/types.js';
 import { RequestLog } from '../proxy/request-log.js';
 import { startAdminApi, type AdminApiOptions } from './admin-api.js';
 import { DashboardFeed } from './dashboard-feed.js';
@@ -83,16 +84,27 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   await workspace.start();
 
   let httpsPort = options.httpsPort;
+  // Descriptors are split so that no flood of clients or upstream requests takes the last ones:
+  // the admin API, logs and watchers keep a reserve.
+  const budget = budgetFromLimit(descriptorLimit());
+  const connectionBudget = new ConnectionBudget(budget.clientConnections);
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
   const requestLog = new RequestLog();
-  const proxyOptions: ProxyOptions = { getTable: workspace.getTable, httpPort: options.httpPort, logger, requestLog, ...(options.redirectToHttps ? { redirectToHttps: true } : {}) };
+  const proxyOptions: ProxyHandlerOptions = {
+    getTable: workspace.getTable,
+    httpPort: options.httpPort,
+    logger,
+    requestLog,
+    maxUpstreamRequests: budget.upstreamRequests,
+    ...(options.redirectToHttps ? { redirectToHttps: true } : {}),
+  };
   const handler = createProxyHandler(proxyOptions);
   const closers: Array<() => Promise<void>> = [() => runtime.close(), () => workspace.close(), () => handler.close(), async () => hostsSync?.close()];
   const closeAll = async () => {
     for (const close of closers.reverse()) await close().catch((error: unknown) => logger.warn(`shutdown: ${String(error)}`));
   };
   try {
-    const http = await startHttpProxy({ handler, port: options.httpPort, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
+    const http = await startHttpProxy({ handler, port: options.httpPort, connectionBudget, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
       throw portError(error, options.httpPort, '--port / DEVPROXY_PORT');
     });
     closers.push(() => http.close());
@@ -103,7 +115,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
         logger,
         isKnownName: (name) => workspace.getTable().routes.has(name.toLowerCase()),
       });
-      const https = await startHttpsProxy({ handler, port: httpsPort, certificates, logger, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
+      const https = await startHttpsProxy({ handler, port: httpsPort, certificates, logger, connectionBudget, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
         throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
       });
       httpsPort = https.port;

@@ -26,6 +26,7 @@ import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
+import { H2_SESSION_OPTIONS, KEEP_ALIVE_TIMEOUT_MS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
 import type { ProxyHandler, ProxyLogger } from './types.js';
 import { isWebSocketUpgrade, requeueWithoutUpgrade } from './websocket.js';
 
@@ -68,6 +69,8 @@ export interface HttpsProxyOptions {
   logger?: ProxyLogger;
   /** Longest wait for a request after the handshake, and for an HTTP/1.1 request's headers, in ms; default 30 s. */
   headersTimeoutMs?: number;
+  /** Client connections shared with the other proxy listeners; default: unbounded. */
+  connectionBudget?: ConnectionBudget;
 }
 
 /** A running HTTPS listener. */
@@ -89,14 +92,14 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
   const sessions = new Set<Http2Session>();
   let port = opts.port;
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
-  /** h2 connections without a stream yet, by client port (loopback: unique while open). */
-  const idleH2 = new Map<number, NodeJS.Timeout>();
+  /** The TLS socket whose session node is creating: its 'secureConnection' listener creates the session synchronously. */
+  let handshaken: TLSSocket | undefined;
 
   const makeServer = (): Http2SecureServer => {
     const server = createSecureServer(
       {
         allowHTTP1: true,
-        settings: { enableConnectProtocol: true },
+        ...H2_SESSION_OPTIONS,
         cert: defaultLeaf.pair.certPem,
         key: defaultLeaf.pair.keyPem,
         SNICallback: opts.certificates.SNICallback,
@@ -104,15 +107,34 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
         handshakeTimeout: headersTimeout,
       },
       (req, res) => {
-        if (req.httpVersionMajor === 1) (req.socket as Socket).setTimeout(0);
-        opts.handler.handleRequest(req, res);
+        if (req.httpVersionMajor === 1) {
+          (req.socket as Socket).setTimeout(0);
+          opts.handler.handleRequest(req, res);
+          return;
+        }
+        // A rapid-reset client sends HEADERS and RST_STREAM together: node reads both before
+        // this turn ends, so waiting one turn lets a reset stream cost nothing upstream.
+        setImmediate(serveOpenStream, opts.handler, req, res);
       },
     );
     // allowHTTP1 gives HTTP/1.1 clients node:http's 5-minute requestTimeout, which would cut long
     // uploads and streams that the h2 side and the plain listener carry without limit.
     // node checks HTTP/1.1 header deadlines every connectionsCheckingInterval (30 s by default),
     // which would let a slowloris client over TLS live for the timeout plus 30 s.
-    Object.assign(server, { requestTimeout: 0, headersTimeout, connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout) });
+    // Idle HTTP/1.1 keep-alive connections close as on the plain listener (node's default applies
+    // only to http.Server, so without this they would stay open after their first request).
+    Object.assign(server, {
+      requestTimeout: 0,
+      headersTimeout,
+      connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    });
+    const budget = opts.connectionBudget;
+    if (budget !== undefined) {
+      server.on('connection', (socket: Socket) => {
+        if (!budget.admit(socket)) socket.destroy();
+      });
+    }
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       if (!isWebSocketUpgrade(req)) {
         requeueWithoutUpgrade(req, socket, head);
@@ -134,34 +156,24 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
         (resOrSocket as Duplex).end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       }
     });
+    // Runs before node's own listener, which creates the h2 session (and emits 'session') at once.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      handshaken = socket;
+    });
     server.on('secureConnection', (socket: TLSSocket) => {
+      handshaken = undefined;
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
       // node's header deadline starts at the first byte: a TLS client that sends nothing would
-      // hold its socket forever. Idle until the first request → cut (h2: until the first stream;
-      // destroying an h2 session that never got the client preface leaves its socket open).
-      if (socket.alpnProtocol !== 'h2') {
-        socket.setTimeout(headersTimeout);
-        return;
-      }
-      const port = socket.remotePort ?? 0;
-      const idle = setTimeout(() => socket.destroy(), headersTimeout);
-      idle.unref();
-      idleH2.set(port, idle);
-      socket.once('close', () => {
-        clearTimeout(idle);
-        if (idleH2.get(port) === idle) idleH2.delete(port);
-      });
-    });
-    server.on('stream', (stream: ServerHttp2Stream) => {
-      const port = stream.session?.socket?.remotePort;
-      if (port === undefined || !idleH2.has(port)) return;
-      clearTimeout(idleH2.get(port));
-      idleH2.delete(port);
+      // hold its socket forever. Idle until the first request → cut (h2: watchH2Session).
+      if (socket.alpnProtocol !== 'h2') socket.setTimeout(headersTimeout);
     });
     server.on('session', (session: Http2Session) => {
       sessions.add(session);
       session.once('close', () => sessions.delete(session));
+      // Destroying an h2 session that never got the client preface leaves its socket open: the
+      // watch cuts the TLS socket itself.
+      if (handshaken !== undefined) watchH2Session(session, handshaken, headersTimeout);
     });
     server.on('tlsClientError', (error: Error) => {
       // The SNI refusal reaches here wrapped or as-is depending on where the handshake failed.
@@ -232,6 +244,11 @@ function endWhenIdle(socket: TLSSocket): void {
   const response = (socket as TLSSocket & { _httpMessage?: { once(event: 'finish', listener: () => void): void } | null })._httpMessage;
   if (response) response.once('finish', () => socket.end());
   else socket.end();
+}
+
+/** Serves an h2 request unless its client already reset the stream. */
+function serveOpenStream(handler: ProxyHandler, req: Http2ServerRequest, res: Http2ServerResponse): void {
+  if (!req.stream.destroyed) handler.handleRequest(req, res);
 }
 
 function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {

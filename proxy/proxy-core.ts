@@ -17,6 +17,7 @@ import { stableOriginUrl, type StableOrigin } from './response-rewrite.js';
 import type { ProxyLogger, ProxyOptions } from './types.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 import type { UpstreamPools, UpstreamTimeouts } from './upstream-pools.js';
+import type { UpstreamShares } from './upstream-share.js';
 
 /** Options of `createProxyHandler`: the shared {@link ProxyOptions} plus engine tuning. */
 export interface ProxyHandlerOptions extends ProxyOptions {
@@ -26,6 +27,8 @@ export interface ProxyHandlerOptions extends ProxyOptions {
   env?: NodeJS.ProcessEnv;
   /** Credentials tried for `auth.azure` tokens; default `defaultCredentialChain` (environment, Azure CLI, Azure Developer CLI). */
   azureCredentials?: CredentialChainFactory;
+  /** Upstream requests in flight across every route; default: half of the descriptors left after a reserve (`budgetFromLimit`). */
+  maxUpstreamRequests?: number;
 }
 
 /** A request of either listener. */
@@ -41,6 +44,8 @@ export interface ProxyCore {
   readonly tunnels: Set<Duplex>;
   /** Auth, worktree header and X-Original-Host of remote hops. */
   readonly hopHeaders: RemoteHopHeaders;
+  /** Each client connection's share of the upstream requests in flight. */
+  readonly shares: UpstreamShares;
 }
 
 /** What a Host header resolved to. */

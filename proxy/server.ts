@@ -35,6 +35,8 @@ import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
+import { budgetFromLimit, descriptorLimit, KEEP_ALIVE_TIMEOUT_MS, type ConnectionBudget } from './connection-limits.js';
+import { UpstreamShares, type ShareWaiter } from './upstream-share.js';
 import { forwardUpgrade, isWebSocketUpgrade, openUpstream, requeueWithoutUpgrade } from './websocket.js';
 
 export type { ProxyHandlerOptions } from './proxy-core.js';
@@ -158,8 +160,16 @@ function onClientClose(this: ClientResponse): void {
 /** What an exchange sends through: an undici pool, or the asterisk-form sender. */
 type Dispatches = Pick<Dispatcher, 'dispatch'>;
 
-/** One forwarded request: an undici dispatch handler streaming the response into `res`. */
-class ForwardExchange implements Dispatcher.DispatchHandler {
+/** The client connection a request came on: its h2 session, or its HTTP/1.1 socket. */
+function clientConnectionOf(req: ClientRequest): object {
+  return req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket;
+}
+
+/**
+ * One forwarded request: an undici dispatch handler streaming the response into `res`. It holds
+ * one slot of its client connection's upstream share from its start until it ends.
+ */
+class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   #abort: ((error?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #clientGone = false;
@@ -176,6 +186,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   #status = 0;
   #bytes = 0;
   #responseHeaders: string[] | undefined;
+  readonly #client: object;
+  /** Holds a slot of the client's upstream share. */
+  #holding = false;
+  /** Waits in the client's share queue. */
+  #queued = false;
+  /** Dispatched and not yet completed or failed (undici will call back). */
+  #dispatched = false;
 
   constructor(
     private readonly core: ProxyCore,
@@ -192,14 +209,37 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     res.on('close', onClientClose);
     if (wake !== undefined) this.#startedAt = Date.now();
     this.#begun = exchangeStart(core.options.requestLog);
+    this.#client = clientConnectionOf(req);
   }
 
+  /** Sends the request once the client's upstream share has a free slot. */
   start(pool: Dispatches, request: Dispatcher.DispatchOptions): void {
-    if (this.wake !== undefined) {
-      this.#pool = pool;
-      this.#request = request;
+    this.#pool = pool;
+    this.#request = request;
+    if (this.core.shares.acquire(this.#client, this)) {
+      this.#holding = true;
+      this.#dispatch();
+    } else {
+      this.#queued = true;
     }
-    pool.dispatch(request, this);
+  }
+
+  admitted(): void {
+    this.#queued = false;
+    this.#holding = true;
+    if (this.#clientGone) this.#release();
+    else this.#dispatch();
+  }
+
+  #dispatch(): void {
+    this.#dispatched = true;
+    (this.#pool as Dispatches).dispatch(this.#request as Dispatcher.DispatchOptions, this);
+  }
+
+  #release(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    this.core.shares.release(this.#client);
   }
 
   onConnect(abort: (error?: Error) => void): void {
@@ -229,11 +269,13 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
+    this.#dispatched = false;
     if (this.#dropping !== undefined) {
       this.#stillWaking(this.#dropping);
       return;
     }
     this.#done = true;
+    this.#release();
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (trailers !== null && trailers.length > 0) this.res.addTrailers(trailerObject(trailers));
     this.res.end();
@@ -241,10 +283,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   }
 
   onError(error: Error): void {
+    this.#dispatched = false;
     if (this.#clientGone) {
       this.#done = true;
       // Status 0: the client went away before the answer was complete.
       recordExchange(this.core.options.requestLog, this.req, this.route, this.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
+      this.#release();
       return;
     }
     if (this.wake !== undefined && !this.res.headersSent) {
@@ -255,6 +299,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
       }
     }
     this.#done = true;
+    this.#release();
     const info = mapUpstreamError(error, { route: this.route, target: this.target, profile: profileOf(this.core, this.route) });
     if (info === null) return;
     this.core.logger?.warn(`${this.route.host}: ${info.message}`);
@@ -273,6 +318,12 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     if (this.#done) return;
     this.#clientGone = true;
     clearTimeout(this.#retryTimer);
+    if (this.#queued) {
+      this.#queued = false;
+      this.core.shares.cancel(this.#client, this);
+    }
+    // Between wake attempts nothing is dispatched: no undici callback will give the slot back.
+    if (!this.#dispatched) this.#release();
     this.#abort?.(CLIENT_ABORTED);
   }
 
@@ -293,6 +344,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
     const wake = this.wake as WakePlan;
     if (wake.navigation) {
       this.#done = true;
+      this.#release();
       this.core.logger?.info(`${this.route.host}: the remote answered ${answered}; serving the waking page`);
       sendWakingPage(this.core, this.req, this.res, this.route, this.target, answered, wake.timeoutMs, this.#begun);
       return;
@@ -307,7 +359,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler {
   retry(): void {
     this.#retryTimer = undefined;
     if (this.#clientGone) return;
-    (this.#pool as Dispatches).dispatch(this.#request as Dispatcher.DispatchOptions, this);
+    this.#dispatch();
   }
 }
 
@@ -576,12 +628,13 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     timeouts,
     logger: options.logger,
     tunnels: new Set(),
+    shares: new UpstreamShares(options.maxUpstreamRequests ?? budgetFromLimit(descriptorLimit()).upstreamRequests),
     hopHeaders: new RemoteHopHeaders(options.env ?? process.env, new AzureTokenCache(options.azureCredentials)),
   };
   return {
     handleRequest(req, res) {
       if (req.httpVersionMajor === 1 && hasForeignTransferCoding(req.headers['transfer-encoding'])) {
-        sendError(req, res, TRANSFER_CODING_REFUSED);
+        sendError(core, req, res, TRANSFER_CODING_REFUSED);
         req.resume();
         return;
       }
@@ -636,6 +689,8 @@ export interface StartHttpProxyOptions {
   headersTimeoutMs?: number;
   /** How long `close()` lets in-flight requests finish before cutting them, in ms; default 5 s. */
   drainTimeoutMs?: number;
+  /** Client connections shared with the other proxy listeners; default: unbounded. */
+  connectionBudget?: ConnectionBudget;
 }
 
 /** Longest wait for a request's headers; slowloris clients are cut after it. */
@@ -646,8 +701,6 @@ const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 const DRAIN_TIMEOUT_MS = 5_000;
 /** How often a draining listener closes connections whose request has just finished. */
 const DRAIN_POLL_MS = 25;
-/** Idle keep-alive connections from clients are closed after this. */
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 const BAD_REQUEST_RESPONSE =
   'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n';
@@ -736,6 +789,10 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
       });
       const tracked: TrackedServer = { server, sockets: new Set(), upgraded: new Set() };
       server.on('connection', (socket: Socket) => {
+        if (opts.connectionBudget !== undefined && !opts.connectionBudget.admit(socket)) {
+          socket.destroy();
+          return;
+        }
         tracked.sockets.add(socket);
         socket.once('close', () => {
           tracked.sockets.delete(socket);
