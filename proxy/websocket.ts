@@ -7,11 +7,12 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
-import { headerValue, isHttpsRequest, profileOf, requestPath, resolveHost, type ProxyCore } from './proxy-core.js';
-import { HopRefusal, mayLendCredentials } from './remote-hop.js';
+import { headerValue, isHttpsRequest, profileOf, requestPath, resolveHost, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { HopRefusal, mayLendCredentials, readOnlyRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -133,8 +134,14 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
   const { route, target } = resolved;
   const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : (req.headers.host as string), clientHttps, hops);
   if (target.kind === 'remote' && target.hop !== undefined) {
-    // Auth (for the worktree's own pages) and the worktree header go on upgrades too; a read-only
-    // policy does not apply: only GET reaches here (isWebSocketUpgrade).
+    // Auth (for the worktree's own pages) and the worktree header go on upgrades too. Only a GET
+    // reaches here (isWebSocketUpgrade), so of a read-only policy only its `deny` rules apply.
+    const rule = target.hop.readOnly === true ? deniedBy(target.hop.deny, 'GET', req.url ?? '/') : undefined;
+    if (rule !== undefined) {
+      core.logger?.info(`${route.host}: WebSocket refused (writes: read-only, deny "${rule.text}")`);
+      writeRawPage(socket, req, readOnlyRefusal(route, target, 'GET', worktreePathOf(core, route), rule), route);
+      return;
+    }
     let extra: string[] | Promise<string[]>;
     try {
       const withAuth = mayLendCredentials(req.headers.origin, headerValue(req.headers['sec-fetch-site']), target.hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);

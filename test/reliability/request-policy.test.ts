@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { waitFor } from '../helpers/git-repo.js';
@@ -50,7 +51,7 @@ services:
     auth: { headers: { x-functions-key: "\${env:DEVPROXY_REL_SECRET}" } }
   queue:
     remote: http://queue-dev.localhost:${remote.port}/q
-    writes: read-only
+    writes: { policy: read-only, deny: ["GET /*/messages"] }
     auth: { headers: { x-functions-key: "\${env:DEVPROXY_REL_SECRET}" } }
 profiles:
   standard: [api]
@@ -205,6 +206,36 @@ describe('Upgrade on anything but a GET WebSocket handshake is an ordinary reque
     });
   });
 
+  it('over HTTPS (HTTP/1.1): DELETE with Upgrade is refused by read-only and forwarded plain elsewhere', async () => {
+    await upgradeBypass.check(async () => {
+      const httpsPort = (await d.info())!.httpsPort!;
+      const overTls = (host: string, path: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          const req = https.request(
+            { host: '127.0.0.1', port: httpsPort, servername: host, method: 'DELETE', path, headers: { host, accept: 'application/json', ...wsHeaders }, rejectUnauthorized: false, agent: false },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+            },
+          );
+          req.on('upgrade', (res, socket) => {
+            socket.destroy();
+            resolve({ status: res.statusCode ?? 0, body: '' });
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const before = remote.requests.length;
+      const refused = await within(overTls(QUEUE, '/messages/1'), 10_000, 'https delete to read-only');
+      expect(refused.status, refused.body).toBe(403);
+      expect(remote.requests.length).toBe(before);
+      const forwarded = await within(overTls(PAY, '/items/8'), 10_000, 'https delete to read-write');
+      expect(forwarded.status, forwarded.body).toBe(200);
+      expect(JSON.parse(forwarded.body)).toMatchObject({ method: 'DELETE', url: '/v1/items/8' });
+    });
+  });
+
   it('GET with a non-WebSocket Upgrade (h2c) is answered as a plain GET', async () => {
     await upgradeBypass.check(async () => {
       const res = await within(request(API, { path: '/plain', headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA' } }), 10_000, 'h2c');
@@ -224,6 +255,25 @@ describe('Upgrade on anything but a GET WebSocket handshake is an ordinary reque
       expect(statusCodes(res.data)).toEqual([200, 200]);
       expect(res.data).toContain('"url":"/v1/a"');
       expect(res.data).toContain('"url":"/v1/b"');
+    });
+  });
+
+  it('a GET WebSocket to a path the read-only remote denies → 403, the remote sees no upgrade', async () => {
+    await upgradeBypass.check(async () => {
+      const upgradesBefore = remoteUpgrades.length;
+      const ws = new WebSocket(`ws://127.0.0.1:${d.httpPort}/q1/messages`, { headers: { host: QUEUE } });
+      const status = await within(
+        new Promise<number>((resolve, reject) => {
+          ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+          ws.once('open', () => resolve(101));
+          ws.once('error', reject);
+        }),
+        10_000,
+        'denied websocket',
+      );
+      ws.terminate();
+      expect(status).toBe(403);
+      expect(remoteUpgrades.length).toBe(upgradesBefore);
     });
   });
 
