@@ -7,12 +7,12 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { ERROR_HINTS } from '../errors.js';
-import type { Route, RoutingTable, Target } from '../router/types.js';
+import type { RemoteHop, Route, RoutingTable, Target } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
 import type { HostEntry } from './error-pages.js';
 import { MAX_PROXY_HOPS } from './forward-headers.js';
 import { isLocalhostName, parseHost } from './host-header.js';
-import type { RemoteHopHeaders } from './remote-hop.js';
+import { mayLendCredentials, type RemoteHopHeaders } from './remote-hop.js';
 import { stableOriginUrl, type StableOrigin } from './response-rewrite.js';
 import type { ProxyLogger, ProxyOptions } from './types.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
@@ -46,6 +46,8 @@ export interface ProxyCore {
   readonly hopHeaders: RemoteHopHeaders;
   /** Each client connection's share of the upstream requests in flight. */
   readonly shares: UpstreamShares;
+  /** `host origin` pairs whose withheld credentials were logged (bounded). */
+  readonly withheldNotices: Set<string>;
 }
 
 /** What a Host header resolved to. */
@@ -208,8 +210,29 @@ export function upstreamPath(method: string | undefined, url: string | undefined
 }
 
 /** A single-valued request header (node gives an array only for the few it never joins). */
-export function headerValue(value: string | string[] | undefined): string | undefined {
+function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Distinct `host origin` pairs logged when credentials are withheld; later ones are not, so a hostile page cannot fill the log. */
+const MAX_WITHHELD_NOTICES = 100;
+
+/**
+ * Whether the remote hop may add its credentials to `req` ({@link mayLendCredentials}); the first
+ * time a page of another origin is refused them on a host, the log says so (the remote's 401 is
+ * otherwise a puzzle).
+ */
+export function lendsCredentials(core: ProxyCore, req: ClientRequest | IncomingMessage, route: Route, hop: RemoteHop): boolean {
+  const origin = req.headers.origin;
+  const lend = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
+  if (!lend && hop.auth !== undefined) {
+    const key = `${route.host} ${origin ?? 'cross-site'}`;
+    if (!core.withheldNotices.has(key) && core.withheldNotices.size < MAX_WITHHELD_NOTICES) {
+      core.withheldNotices.add(key);
+      core.logger?.info(`${route.host}: remote credentials withheld from a request of ${origin ?? 'a cross-site page'}, which is not a page of worktree \`${route.worktree}\``);
+    }
+  }
+  return lend;
 }
 
 /** The Host / `:authority` of a request. */

@@ -16,9 +16,9 @@ import { AzureTokenCache } from './azure-token.js';
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
-  headerValue,
   hostEntries,
   isHttpsRequest,
+  lendsCredentials,
   profileOf,
   requestAuthority,
   resolveHost,
@@ -29,7 +29,7 @@ import {
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
-import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, mayLendCredentials, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
+import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
@@ -557,8 +557,7 @@ function forwardRemoteHop(
   };
   let extra: string[] | Promise<string[]>;
   try {
-    const withAuth = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
-    extra = core.hopHeaders.headersFor(route, target, hop, authority, withAuth);
+    extra = core.hopHeaders.headersFor(route, target, hop, authority, lendsCredentials(core, req, route, hop));
   } catch (error) {
     hopFailed(core, req, res, route, error, corsOrigin);
     return;
@@ -628,6 +627,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     timeouts,
     logger: options.logger,
     tunnels: new Set(),
+    withheldNotices: new Set(),
     shares: new UpstreamShares(options.maxUpstreamRequests ?? budgetFromLimit(descriptorLimit()).upstreamRequests),
     hopHeaders: new RemoteHopHeaders(options.env ?? process.env, new AzureTokenCache(options.azureCredentials)),
   };

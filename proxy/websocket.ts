@@ -11,8 +11,8 @@ import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
-import { headerValue, isHttpsRequest, profileOf, requestPath, resolveHost, worktreePathOf, type ProxyCore } from './proxy-core.js';
-import { HopRefusal, mayLendCredentials, readOnlyRefusal } from './remote-hop.js';
+import { isHttpsRequest, lendsCredentials, profileOf, requestPath, resolveHost, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { HopRefusal, readOnlyRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -144,8 +144,7 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
     }
     let extra: string[] | Promise<string[]>;
     try {
-      const withAuth = mayLendCredentials(req.headers.origin, headerValue(req.headers['sec-fetch-site']), target.hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
-      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '', withAuth);
+      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '', lendsCredentials(core, req, route, target.hop));
     } catch (error) {
       refuseUpgrade(core, req, socket, route, error);
       return;

@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { waitFor } from '../helpers/git-repo.js';
@@ -353,6 +355,15 @@ describe('remote credentials are injected only for the worktree’s own pages', 
     expect(remoteUpgrades.length).toBe(before + 1);
     return remoteUpgrades.at(-1)!['x-functions-key'] as string | undefined;
   }
+
+  it('the daemon log says once per page origin that credentials were withheld, and never shows them', async () => {
+    await foreignOrigin.check(async () => {
+      const log = await readFile(join(d.home, 'logs', 'daemon.log'), 'utf8');
+      const notices = log.split('\n').filter((line) => line.includes('credentials withheld') && line.includes('https://evil.example'));
+      expect(notices.length, log).toBe(1);
+      expect(log).not.toContain(SECRET);
+    });
+  });
 
   it('a WebSocket opened by a foreign page reaches the remote without credentials', async () => {
     await foreignOrigin.check(async () => {
