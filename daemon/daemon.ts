@@ -68,8 +68,8 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   // the table reports file changes → the runtime reconciles those worktrees.
   let workspace!: Workspace;
   let feed: DashboardFeed | undefined;
-  const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuild() });
-  const controller = new RuntimeController(runtime, logger, () => workspace.rebuild());
+  const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuildSoon() });
+  const controller = new RuntimeController(runtime, logger, () => workspace.rebuildSoon());
   const hostsSync = options.syncHostsFile ? new HostsFileSync(options.syncHostsFile, logger) : undefined;
   workspace = new Workspace({
     home: options.home,

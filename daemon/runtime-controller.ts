@@ -12,6 +12,12 @@ import type { RuntimeView } from './workspace.js';
  */
 export class RuntimeController implements RuntimeView {
   private readonly inFlight = new Map<string, Promise<unknown>>();
+  /**
+   * Worktrees whose removal is under way. Every finished removal rebuilds the table, which
+   * reconciles again: without this, each rebuild started one more removal of every worktree
+   * still pending (a quadratic storm when many worktrees go at once).
+   */
+  private readonly removing = new Set<string>();
   /** The last reconcile of a worktree failed as a whole (Docker down, compose file missing…). */
   private readonly reconcileErrors = new Map<string, { services: string[]; problem: RouteProblem }>();
   /** The worktree environment for its local instances; reconciles wait for it (the ports must be bound). */
@@ -84,7 +90,10 @@ export class RuntimeController implements RuntimeView {
     }
     const known = new Set(table.worktrees.map((w) => w.path));
     for (const path of this.runtime.worktreePaths()) {
-      if (!known.has(path)) this.track(path, this.runtime.removeWorktree(path));
+      if (known.has(path) || this.removing.has(path)) continue;
+      this.removing.add(path);
+      const removal = this.runtime.removeWorktree(path).then(() => this.logger.info(`${path}: the worktree is gone; its local services are stopped`));
+      this.track(path, removal.finally(() => this.removing.delete(path)));
     }
   }
 

@@ -6,7 +6,7 @@ import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
-import { listWorktrees, locateRepo, type GitWorktree } from '../worktrees/git-worktrees.js';
+import { locateRepo, readWorktreeList, type GitWorktree } from '../worktrees/git-worktrees.js';
 import type { DevproxyError } from '../errors.js';
 import { homePaths, readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
@@ -82,6 +82,7 @@ export class Workspace {
   /** Worktrees tracked since the last rebuild: reported as changed so the runtime reconciles them. */
   private readonly fresh = new Set<string>();
   private closed = false;
+  private rebuildQueued = false;
 
   constructor(private readonly options: WorkspaceOptions) {}
 
@@ -110,6 +111,7 @@ export class Workspace {
     await this.syncRepos();
     await Promise.all([...this.repos.keys()].map((repo) => this.rescanRepo(repo)));
     await Promise.all([...this.worktrees.values()].map((w) => this.reloadWorktree(w)));
+    this.rebuild();
   }
 
   /** Rebuilds the table from what is loaded (the runtime calls this when a port becomes healthy). */
@@ -123,6 +125,20 @@ export class Workspace {
     const repoDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics)];
     if (repoDiagnostics.length > 0) this.table.diagnostics.push(...repoDiagnostics);
     this.options.onChange?.(this.table, changed);
+  }
+
+  /**
+   * Rebuilds once at the end of this event-loop turn, however many times it is asked meanwhile:
+   * the runtime reports every instance change, and a hundred worktrees stopping at once must
+   * not rebuild the table a hundred times in a row.
+   */
+  rebuildSoon(): void {
+    if (this.rebuildQueued) return;
+    this.rebuildQueued = true;
+    setImmediate(() => {
+      this.rebuildQueued = false;
+      if (!this.closed) this.rebuild();
+    });
   }
 
   /** The router inputs for the current files (also what the runtime reconciles). */
@@ -224,12 +240,20 @@ export class Workspace {
     if (!repo || this.closed) return;
     let listed: GitWorktree[];
     try {
-      listed = await listWorktrees(main);
+      const list = await readWorktreeList(main);
+      listed = list.worktrees;
+      // Deleted with `rm -rf` instead of `git worktree remove`: unrouted, and the fix named.
+      repo.diagnostics = list.gone.map((g) => ({
+        file: g.path,
+        line: 0,
+        column: 0,
+        message: `the worktree folder is gone (${g.reason}); devproxy no longer routes it`,
+        hint: `run \`git worktree prune\` in ${main} to forget it, or \`git worktree add\` it again`,
+      }));
     } catch (error) {
       repo.diagnostics = [{ file: main, line: 0, column: 0, message: `git worktree list failed: ${(error as Error).message.split('\n')[0]}`, hint: 'check that the repository still exists' }];
       return;
     }
-    repo.diagnostics = [];
     const seen = new Set(listed.map((g) => g.path));
     for (const [path, w] of [...this.worktrees]) {
       if (w.repo === main && !seen.has(path)) await this.dropWorktree(path);
@@ -262,7 +286,12 @@ export class Workspace {
     const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false };
     this.worktrees.set(root, tracked);
     this.fresh.add(root);
-    watcher.on('all', (_event, path) => {
+    watcher.on('all', (event, path) => {
+      // The folder itself deleted (`rm -rf`): git does not notice until a rescan asks it.
+      if (event === 'unlinkDir' && path === root) {
+        void this.rescanRepo(repo).then(() => this.rebuild());
+        return;
+      }
       const name = basename(path);
       const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;
       if (!isProfile && name !== CONFIG_FILE && name !== STATE_DIR) return;
@@ -292,6 +321,12 @@ export class Workspace {
   }
 
   private async reloadAndRebuild(w: TrackedWorktree): Promise<void> {
+    if (!(await exists(w.git.path))) {
+      // Its files vanished with the folder: ask git again instead of routing the main config.
+      await this.rescanRepo(w.repo);
+      if (!this.closed) this.rebuild();
+      return;
+    }
     await this.reloadWorktree(w);
     const changed = [this.inputOf(w.git.path, w)];
     // A new main config also applies to every worktree that follows it.
@@ -343,6 +378,13 @@ async function fileSignature(worktree: string): Promise<string> {
       (error: NodeJS.ErrnoException) => error.code ?? 'error',
     );
   return `${await one(configPath(worktree))}|${await one(profilePath(worktree))}`;
+}
+
+function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function once(watcher: FSWatcher, event: 'ready'): Promise<void> {

@@ -16,23 +16,46 @@ export interface GitWorktree {
 /** Reason of the git lock that marks a worktree whose set-up has not succeeded yet. */
 export const SETUP_PENDING_LOCK = 'devproxy: setup pending (run `devproxy setup` in it)';
 
+/** A worktree git still lists whose folder is gone (deleted without `git worktree remove`). */
+export interface GoneWorktree {
+  path: string;
+  /** Git's own words, e.g. "gitdir file points to non-existent location". */
+  reason: string;
+}
+
 /**
  * Lists the worktrees of the repository that contains `dir`, main checkout first, using
  * `git worktree list --porcelain` (bare and prunable entries, whose folder is gone, are skipped).
  */
 export async function listWorktrees(dir: string): Promise<GitWorktree[]> {
-  const output = await simpleGit({ baseDir: dir }).raw(['worktree', 'list', '--porcelain']);
+  return (await readWorktreeList(dir)).worktrees;
+}
+
+/**
+ * The worktrees of the repository that contains `dir` (main checkout first) and those git still
+ * lists whose folder is gone. Read with `-z`: a path may hold a newline, which would otherwise
+ * split one entry into a fake second one.
+ */
+export async function readWorktreeList(dir: string): Promise<{ worktrees: GitWorktree[]; gone: GoneWorktree[] }> {
+  const output = await simpleGit({ baseDir: dir }).raw(['worktree', 'list', '--porcelain', '-z']);
   const worktrees: GitWorktree[] = [];
-  for (const block of output.split('\n\n')) {
-    const lines = block.split('\n').filter(Boolean);
-    const path = lines.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
-    if (!path || lines.includes('bare') || lines.some((l) => l.startsWith('prunable'))) continue;
-    const ref = lines.find((l) => l.startsWith('branch '))?.slice('branch '.length);
+  const gone: GoneWorktree[] = [];
+  // Fields end in NUL; an empty field (two NULs in a row) ends an entry.
+  for (const block of output.split('\0\0')) {
+    const fields = block.split('\0').filter(Boolean);
+    const path = fields.find((l) => l.startsWith('worktree '))?.slice('worktree '.length);
+    if (!path || fields.includes('bare')) continue;
+    const prunable = fields.find((l) => l === 'prunable' || l.startsWith('prunable '));
+    if (prunable !== undefined) {
+      gone.push({ path, reason: prunable.slice('prunable '.length) || 'its folder is gone' });
+      continue;
+    }
+    const ref = fields.find((l) => l.startsWith('branch '))?.slice('branch '.length);
     const branch = ref?.replace(/^refs\/heads\//, '');
-    const setupPending = lines.includes(`locked ${SETUP_PENDING_LOCK}`);
+    const setupPending = fields.includes(`locked ${SETUP_PENDING_LOCK}`);
     worktrees.push({ path, ...(branch ? { branch } : {}), isMain: worktrees.length === 0, ...(setupPending ? { setupPending } : {}) });
   }
-  return worktrees;
+  return { worktrees, gone };
 }
 
 /** Where a repository's git data lives, for a folder anywhere inside one of its worktrees. */
