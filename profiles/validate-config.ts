@@ -526,9 +526,16 @@ function validateProfileList(source: YamlSource, name: string, pair: import('yam
   return list;
 }
 
+/** Unknown keys named one by one per mapping; the rest are counted (a hostile file may hold thousands). */
+const MAX_UNKNOWN_KEY_WARNINGS = 20;
+
 function warnUnknownKeys(source: YamlSource, map: YAMLMap, known: string[], prefix: string, warnings: Diagnostic[]): void {
-  for (const { key, pair } of entries(map)) {
-    if (known.includes(key)) continue;
+  const unknown = entries(map).filter(({ key }) => !known.includes(key));
+  for (const [i, { key, pair }] of unknown.entries()) {
+    if (i === MAX_UNKNOWN_KEY_WARNINGS) {
+      warnings.push(source.problem(pair, prefix.replace(/\.$/, '') || undefined, `and ${unknown.length - i} more unknown keys are ignored`, `known keys: ${known.join(', ')}`));
+      return;
+    }
     const suggestion = didYouMean(key, known);
     warnings.push(source.problem(pair, `${prefix}${key}`, `unknown key "${key}" is ignored`, suggestion ? `did you mean "${suggestion}"?` : `known keys: ${known.join(', ')}`));
   }
