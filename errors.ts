@@ -52,6 +52,9 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_HOSTS_NOT_WRITABLE: 'run the command again with administrator rights: `sudo devproxy hosts sync` (an Administrator terminal on Windows)',
   DEVPROXY_ERR_HOSTS_BLOCK_BROKEN: 'restore the `# <<< devproxy <<<` line that ends devproxy\'s block in the hosts file, or delete the block',
   DEVPROXY_ERR_SETUP_FAILED: 'fix the failing step (its output is shown, the whole of it in the log named), then `devproxy setup` in the worktree to retry',
+  DEVPROXY_ERR_DAEMON_UNRESPONSIVE: 'the daemon runs but does not answer: read its log, then `devproxy proxy stop` and `devproxy proxy start`',
+  DEVPROXY_ERR_NOT_WRITABLE: 'make the folder named writable, or point DEVPROXY_HOME at a writable folder',
+  DEVPROXY_ERR_NOT_APPLIED: 'fix the problem the daemon reports (`devproxy status`); the file is written and applies once it is fixed',
   DEVPROXY_ERR_RUN_FAILED: 'check the command name and that it is on PATH (`devproxy run -- <command> [args…]`)',
   DEVPROXY_ERR_REQUEST_NOT_FOUND: 'the request log keeps the last 1,000 exchanges; pick a recent one from `devproxy requests`',
 } as const;
@@ -69,6 +72,27 @@ export class DevproxyError extends Error {
     this.code = code;
     this.hint = options.hint ?? ERROR_HINTS[code];
   }
+}
+
+/** Codes that mean the caller asked for something that does not exist or cannot be: 4xx, never 500. */
+const CLIENT_ERROR_STATUS: Partial<Record<ErrorCode, number>> = {
+  DEVPROXY_ERR_UNKNOWN_SERVICE: 404,
+  DEVPROXY_ERR_UNKNOWN_WORKTREE: 404,
+  DEVPROXY_ERR_UNKNOWN_PROFILE: 404,
+  DEVPROXY_ERR_USAGE: 400,
+  DEVPROXY_ERR_CONFIG_INVALID: 400,
+  DEVPROXY_ERR_PROFILE_INVALID: 400,
+  DEVPROXY_ERR_COMPOSE_UNKNOWN_SERVICE: 400,
+  DEVPROXY_ERR_COMPOSE_FILE_NOT_FOUND: 400,
+  DEVPROXY_ERR_ENV_UNSET: 400,
+  DEVPROXY_ERR_LOCKED: 409,
+};
+
+/** The HTTP status an API answers for `error`: 4xx for a caller's mistake, 503 for Docker away, else 500. */
+export function httpStatusOf(error: unknown): number {
+  if (!isDevproxyError(error)) return 500;
+  if (error.code === 'DEVPROXY_ERR_DOCKER_UNAVAILABLE') return 503;
+  return CLIENT_ERROR_STATUS[error.code] ?? 500;
 }
 
 /** True for errors devproxy raised on purpose (safe to show without a stack trace). */

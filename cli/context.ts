@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { configPath } from '../profiles/files.js';
 import { formatDiagnostic, type Diagnostic, type ProjectConfig } from '../profiles/schema.js';
-import { readDaemonInfo, devproxyHome, readRepos, type DaemonInfo } from '../daemon/home.js';
+import { Agent } from 'undici';
+import { readDaemonInfo, devproxyHome, homePaths, readRepos, type DaemonInfo } from '../daemon/home.js';
 import type { StatusReport } from '../daemon/status.js';
 import { loadRepoInputs } from '../daemon/worktree-loader.js';
 import { DevproxyError, ERROR_HINTS, type ErrorCode } from '../errors.js';
@@ -51,18 +52,41 @@ export async function callDaemon<T>(path: string, init: { method?: string; body?
 export async function fetchDaemon(path: string, init: { method?: string; body?: unknown } = {}, info?: DaemonInfo): Promise<Response | undefined> {
   const daemon = info ?? (await readDaemonInfo(home()));
   if (!daemon) return undefined;
-  const response = await fetch(`http://127.0.0.1:${daemon.adminPort}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${daemon.token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-  }).catch(() => undefined);
-  if (!response) return undefined;
+  let response: Response;
+  try {
+    response = await fetch(`http://127.0.0.1:${daemon.adminPort}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { authorization: `Bearer ${daemon.token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+      dispatcher: adminDispatcher(),
+    } as unknown as RequestInit);
+  } catch (error) {
+    // daemon.json names a live process, so this is not "no daemon": say it does not answer.
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new DevproxyError('DEVPROXY_ERR_DAEMON_UNRESPONSIVE', `the daemon (pid ${daemon.pid}) does not answer on its admin port ${daemon.adminPort} (${cause?.code ?? cause?.message ?? (error as Error).message})`, {
+      hint: `read ${homePaths(home()).daemonLog}, then \`devproxy proxy stop\` and \`devproxy proxy start\``,
+      cause: error,
+    });
+  }
   if (!response.ok) {
     const failure = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string; hint?: string | null } };
     const code = (failure.error?.code && failure.error.code in ERROR_HINTS ? failure.error.code : 'DEVPROXY_ERR_INTERNAL') as ErrorCode;
     throw new DevproxyError(code, failure.error?.message ?? `the daemon answered ${response.status} to ${path}`, failure.error?.hint ? { hint: failure.error.hint } : {});
   }
   return response;
+}
+
+/**
+ * How long the CLI waits for the daemon to accept a connection and to start answering. Answers
+ * that wait on purpose (a restart until healthy: up to the start timeout) stay under the second.
+ */
+const ADMIN_CONNECT_TIMEOUT_MS = 5_000;
+const ADMIN_HEADERS_TIMEOUT_MS = 180_000;
+let dispatcher: Agent | undefined;
+
+function adminDispatcher(): Agent {
+  dispatcher ??= new Agent({ connectTimeout: ADMIN_CONNECT_TIMEOUT_MS, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, bodyTimeout: 0 });
+  return dispatcher;
 }
 
 /** Status from the daemon, or computed from the files when it is not running. */

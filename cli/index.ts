@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
-import { isDevproxyError } from '../errors.js';
+import { DevproxyError, isDevproxyError } from '../errors.js';
+import { devproxyHome } from '../daemon/home.js';
 
 /**
  * The devproxy CLI. Commands are imported lazily so `devproxy status` does not load the proxy;
@@ -183,13 +184,32 @@ async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (isDevproxyError(error)) {
+    const known = isDevproxyError(error) ? error : fileSystemError(error);
+    if (known) {
+      const error = known;
       console.error(`error: ${error.message}\n  ${error.hint}`);
       return error.code === 'DEVPROXY_ERR_USAGE' ? 2 : 1;
     }
     console.error(`devproxy crashed — please report this with the command you ran:\n${(error as Error).stack ?? String(error)}`);
     return 70;
   }
+}
+
+/** Codes of a file system that refuses a write: a situation to explain, not a bug to report. */
+const NOT_WRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE_REASONS: Record<string, string> = { EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded' };
+
+/** A read-only, full or denied `$DEVPROXY_HOME` (or repository) as a devproxy error naming the path. */
+function fileSystemError(error: unknown): DevproxyError | undefined {
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (!code || !NOT_WRITABLE_CODES.has(code)) return undefined;
+  const home = devproxyHome();
+  const where = path ?? home;
+  const inHome = where === home || where.startsWith(`${home}/`);
+  return new DevproxyError('DEVPROXY_ERR_NOT_WRITABLE', `cannot write ${where}: ${NOT_WRITABLE_REASONS[code]} (${code})`, {
+    hint: inHome ? `make ${home} writable, or set DEVPROXY_HOME to a writable folder` : `make ${where} writable`,
+    cause: error,
+  });
 }
 
 process.exitCode = await main(process.argv);

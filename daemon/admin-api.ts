@@ -5,6 +5,7 @@ import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from './status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
+import { httpStatusOf } from '../errors.js';
 
 export interface AdminApiOptions {
   /** Bearer token every API call must carry (from daemon.json, mode 0600). */
@@ -101,7 +102,8 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
     return reply.type('text/plain; charset=utf-8').send(Readable.from(options.runtime.followLogs(query.path, query.service ?? '', { lines, signal: abort.signal })));
   });
   app.setErrorHandler((error: Error & { code?: string; hint?: string; statusCode?: number }, _request, reply) => {
-    void reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : 500).send({ error: { code: error.code ?? 'DEVPROXY_ERR_INTERNAL', message: error.message, hint: error.hint ?? null } });
+    // A caller's mistake (unknown service, bad body) is 4xx with its code, never a 500.
+    void reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : httpStatusOf(error)).send({ error: { code: error.code ?? 'DEVPROXY_ERR_INTERNAL', message: error.message, hint: error.hint ?? null } });
   });
   registerDashboardRoutes(app, options.dashboard);
   app.post('/api/stop', async (_request, reply) => {

@@ -76,7 +76,14 @@ async function waitForDaemon(dir: string, pid: number, logPath: string, logStart
   while (Date.now() < deadline) {
     const info = await readDaemonInfo(dir);
     if (info?.pid === pid) return info;
-    if (!isAlive(pid)) break;
+    if (!isAlive(pid)) {
+      // Lost a start race: another daemon took the lock and runs; its log is not this one's failure.
+      const winner = await readDaemonInfo(dir);
+      if (winner && winner.pid !== pid) {
+        throw new DevproxyError('DEVPROXY_ERR_DAEMON_ALREADY_RUNNING', `another devproxy started at the same time and is running (pid ${winner.pid}) on http://127.0.0.1:${winner.httpPort}`);
+      }
+      break;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   const log = (await readFile(logPath, 'utf8').catch(() => '')).slice(logStart).trim().split('\n').slice(-8).join('\n');

@@ -92,16 +92,40 @@ function parseOverrides(values: string[]): Array<[string, RouteMode]> {
   });
 }
 
-/** Polls the daemon until the worktree shows the new profile and local set; undefined without a daemon. */
+/**
+ * Polls the daemon until the worktree shows the new profile and local set; undefined without a
+ * daemon. Throws `DEVPROXY_ERR_NOT_APPLIED` with the daemon's own reason when it does not apply
+ * the change in time: printing the old routes under exit 0 would tell the user it worked.
+ */
 async function waitApplied(path: string, profile: string, wanted: Set<string>): Promise<StatusReport['worktrees'][number] | undefined> {
   const deadline = Date.now() + APPLY_TIMEOUT_MS;
-  let last: StatusReport['worktrees'][number] | undefined;
+  let report: StatusReport | undefined;
   do {
-    const report = await callDaemon<StatusReport>('/api/status?probe=0');
+    report = await callDaemon<StatusReport>('/api/status?probe=0');
     if (!report) return undefined;
-    last = report.worktrees.find((w) => w.path === path);
-    if (last?.profile === profile && last.services.every((s) => (s.desired === 'local') === wanted.has(s.name))) return last;
+    const worktree = report.worktrees.find((w) => w.path === path);
+    if (worktree && isApplied(worktree, profile, wanted)) return worktree;
     await new Promise((r) => setTimeout(r, 20));
   } while (Date.now() < deadline);
-  return last;
+  throw notApplied(report, path, profile);
+}
+
+/** True once the daemon's view of a worktree shows `profile` with exactly `wanted` local. */
+export function isApplied(worktree: StatusReport['worktrees'][number], profile: string, wanted: Set<string>): boolean {
+  return worktree.profile === profile && worktree.services.every((s) => (s.desired === 'local') === wanted.has(s.name));
+}
+
+/** Why the daemon did not apply a profile, from its own report: the worktree's diagnostics, or that it does not route it. */
+export function notApplied(report: StatusReport, path: string, profile: string): DevproxyError {
+  const worktree = report.worktrees.find((w) => w.path === path);
+  if (!worktree) {
+    const gone = report.diagnostics.find((d) => d.file === path);
+    return new DevproxyError('DEVPROXY_ERR_NOT_APPLIED', `profile ${profile} is written, but the running daemon does not route the worktree at ${path}`, {
+      hint: gone ? `${gone.message} — ${gone.hint}` : 'register the repository with `devproxy init` in its main checkout; the daemon then applies the file',
+    });
+  }
+  const problem = worktree.diagnostics.find((d) => d.severity !== 'warning');
+  return new DevproxyError('DEVPROXY_ERR_NOT_APPLIED', `profile ${profile} is written, but the daemon still routes ${worktree.name} with profile ${worktree.profile ?? 'the default'}${problem ? `: ${problem.file}:${problem.line} ${problem.message}` : ''}`, {
+    hint: problem ? problem.hint : 'run `devproxy status` and read the daemon log for the reason',
+  });
 }
