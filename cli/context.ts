@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { configPath } from '../profiles/files.js';
 import { formatDiagnostic, type Diagnostic, type ProjectConfig } from '../profiles/schema.js';
-import { Agent } from 'undici';
 import { readDaemonInfo, devproxyHome, homePaths, readRepos, type DaemonInfo } from '../daemon/home.js';
 import type { StatusReport } from '../daemon/status.js';
 import { loadRepoInputs } from '../daemon/worktree-loader.js';
@@ -42,31 +41,44 @@ export async function selectWorktree(selection: WorktreeSelection): Promise<{ lo
   return { location, table, worktree, input: inputs.find((i) => i.path === worktree.path)! };
 }
 
+/** One admin API call: method, JSON body, and how long to wait for its answer (default {@link ADMIN_ANSWER_TIMEOUT_MS}). */
+export interface AdminCall {
+  method?: string;
+  body?: unknown;
+  timeoutMs?: number;
+}
+
 /** Calls the running daemon's admin API; undefined when no daemon runs. A failed call throws its error. */
-export async function callDaemon<T>(path: string, init: { method?: string; body?: unknown } = {}, info?: DaemonInfo): Promise<T | undefined> {
+export async function callDaemon<T>(path: string, init: AdminCall = {}, info?: DaemonInfo): Promise<T | undefined> {
   const response = await fetchDaemon(path, init, info);
   return response ? ((await response.json()) as T) : undefined;
 }
 
 /** The raw admin API response (for streamed logs); undefined when no daemon runs. */
-export async function fetchDaemon(path: string, init: { method?: string; body?: unknown } = {}, info?: DaemonInfo): Promise<Response | undefined> {
+export async function fetchDaemon(path: string, init: AdminCall = {}, info?: DaemonInfo): Promise<Response | undefined> {
   const daemon = info ?? (await readDaemonInfo(home()));
   if (!daemon) return undefined;
   let response: Response;
+  // Aborts only while waiting for the answer's head: a streamed body (logs --follow) runs on.
+  const answered = new AbortController();
+  const timeoutMs = init.timeoutMs ?? ADMIN_ANSWER_TIMEOUT_MS;
+  const timer = setTimeout(() => answered.abort(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
   try {
     response = await fetch(`http://127.0.0.1:${daemon.adminPort}${path}`, {
       method: init.method ?? 'GET',
       headers: { authorization: `Bearer ${daemon.token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-      dispatcher: adminDispatcher(),
-    } as unknown as RequestInit);
+      signal: answered.signal,
+    });
   } catch (error) {
     // daemon.json names a live process, so this is not "no daemon": say it does not answer.
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    throw new DevproxyError('DEVPROXY_ERR_DAEMON_UNRESPONSIVE', `the daemon (pid ${daemon.pid}) does not answer on its admin port ${daemon.adminPort} (${cause?.code ?? cause?.message ?? (error as Error).message})`, {
+    const cause = answered.signal.aborted ? (answered.signal.reason as Error) : (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new DevproxyError('DEVPROXY_ERR_DAEMON_UNRESPONSIVE', `the daemon (pid ${daemon.pid}) does not answer on its admin port ${daemon.adminPort} (${(cause as { code?: string })?.code ?? cause?.message ?? (error as Error).message})`, {
       hint: `read ${homePaths(home()).daemonLog}, then \`devproxy proxy stop\` and \`devproxy proxy start\``,
       cause: error,
     });
+  } finally {
+    clearTimeout(timer);
   }
   if (!response.ok) {
     const failure = (await response.json().catch(() => ({}))) as { error?: { code?: string; message?: string; hint?: string | null } };
@@ -77,17 +89,11 @@ export async function fetchDaemon(path: string, init: { method?: string; body?: 
 }
 
 /**
- * How long the CLI waits for the daemon to accept a connection and to start answering. Answers
- * that wait on purpose (a restart until healthy: up to the start timeout) stay under the second.
+ * How long the CLI waits for the daemon to start answering an admin call (status with health
+ * probes, reload, stop): a daemon that accepts the connection and never answers is reported
+ * after this instead of hanging the command. Calls that wait on purpose pass their own.
  */
-const ADMIN_CONNECT_TIMEOUT_MS = 5_000;
-const ADMIN_HEADERS_TIMEOUT_MS = 180_000;
-let dispatcher: Agent | undefined;
-
-function adminDispatcher(): Agent {
-  dispatcher ??= new Agent({ connectTimeout: ADMIN_CONNECT_TIMEOUT_MS, headersTimeout: ADMIN_HEADERS_TIMEOUT_MS, bodyTimeout: 0 });
-  return dispatcher;
-}
+export const ADMIN_ANSWER_TIMEOUT_MS = 15_000;
 
 /** Status from the daemon, or computed from the files when it is not running. */
 export async function currentStatus(probe: boolean): Promise<StatusReport> {

@@ -57,7 +57,7 @@ export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo>
   await mkdir(paths.logs, { recursive: true });
   const log = await open(paths.daemonLog, 'a');
   const logStart = (await log.stat()).size;
-  const child = spawn(process.execPath, [main, ...args], { detached: true, stdio: ['ignore', log.fd, log.fd], env: process.env });
+  const child = spawn(process.execPath, [main, ...args, '--log-file', paths.daemonLog], { detached: true, stdio: ['ignore', log.fd, log.fd], env: process.env });
   child.unref();
   await log.close();
   return waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);

@@ -3,6 +3,9 @@ import { LocalRuntime } from '../../runtime/local-runtime.js';
 import { removeFeatureWorktree } from '../../worktrees/feature-worktree.js';
 import { callDaemon, home, selectWorktree } from '../context.js';
 
+/** Removing stops every container and process of the worktree, each with its stop grace. */
+const REMOVE_ANSWER_TIMEOUT_MS = 60_000;
+
 /**
  * `devproxy rm <feature>`: stops and removes the worktree's containers and processes (through
  * the daemon, or directly when none runs), then the worktree; the branch only when asked.
@@ -10,7 +13,7 @@ import { callDaemon, home, selectWorktree } from '../context.js';
 export async function rm(feature: string, opts: { force?: boolean; deleteBranch?: boolean; dir?: string; json?: boolean }): Promise<void> {
   const { worktree, location } = await selectWorktree({ ...(opts.dir ? { dir: opts.dir } : {}), worktree: feature });
   if (worktree.isMain) throw new DevproxyError('DEVPROXY_ERR_USAGE', 'the main checkout cannot be removed', { hint: 'name a feature worktree (`devproxy status` lists them)' });
-  const viaDaemon = await callDaemon('/api/remove-worktree', { method: 'POST', body: { path: worktree.path } }).catch((error: unknown) => {
+  const viaDaemon = await callDaemon('/api/remove-worktree', { method: 'POST', body: { path: worktree.path }, timeoutMs: REMOVE_ANSWER_TIMEOUT_MS }).catch((error: unknown) => {
     if ((error as DevproxyError).code === 'DEVPROXY_ERR_UNKNOWN_WORKTREE') return undefined;
     throw error;
   });

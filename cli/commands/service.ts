@@ -2,6 +2,9 @@ import { DevproxyError } from '../../errors.js';
 import { callDaemon, fetchDaemon, selectWorktree, type WorktreeSelection } from '../context.js';
 import { assertServicesHealthy, runtimeFailure, sayFailure } from '../service-wait.js';
 
+/** A restart answers once the new instance is healthy: the runtime's start timeout (120 s) plus the stop grace. */
+const RESTART_ANSWER_TIMEOUT_MS = 180_000;
+
 const notRunning = () => new DevproxyError('DEVPROXY_ERR_DAEMON_NOT_RUNNING', 'devproxy is not running, so no local service runs');
 
 /** `devproxy logs <service> [-f]`: the local instance's output (container logs or the process log file). */
@@ -16,7 +19,7 @@ export async function logs(service: string, opts: WorktreeSelection & { follow?:
 /** `devproxy restart <service>`: a new container/process for the service, waiting until healthy; exit 1 when it is not. */
 export async function restart(service: string, opts: WorktreeSelection & { json?: boolean }): Promise<void> {
   const { worktree } = await selectWorktree(opts);
-  const result = await callDaemon<{ status: Record<string, unknown> | null }>('/api/restart', { method: 'POST', body: { path: worktree.path, service } });
+  const result = await callDaemon<{ status: Record<string, unknown> | null }>('/api/restart', { method: 'POST', body: { path: worktree.path, service }, timeoutMs: RESTART_ANSWER_TIMEOUT_MS });
   if (!result) throw notRunning();
   const failure = runtimeFailure(service, result.status);
   if (opts.json) console.log(JSON.stringify({ ...result, failures: failure ? [failure] : [] }, null, 2));
