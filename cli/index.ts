@@ -1,4 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { VERSION } from '../version.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import { devproxyHome } from '../daemon/home.js';
@@ -201,7 +203,10 @@ const NOT_WRITABLE_REASONS: Record<string, string> = { EACCES: 'permission denie
 
 /** A read-only, full or denied `$DEVPROXY_HOME` (or repository) as a devproxy error naming the path. */
 function fileSystemError(error: unknown): DevproxyError | undefined {
-  const { code, path } = error as NodeJS.ErrnoException;
+  const { path, syscall } = error as NodeJS.ErrnoException;
+  let { code } = error as NodeJS.ErrnoException;
+  // `mkdir -p` on a read-only file system reports ENOENT: ask the nearest existing folder why.
+  if (code === 'ENOENT' && syscall === 'mkdir' && path) code = writeRefusal(path);
   if (!code || !NOT_WRITABLE_CODES.has(code)) return undefined;
   const home = devproxyHome();
   const where = path ?? home;
@@ -210,6 +215,22 @@ function fileSystemError(error: unknown): DevproxyError | undefined {
     hint: inHome ? `make ${home} writable, or set DEVPROXY_HOME to a writable folder` : `make ${where} writable`,
     cause: error,
   });
+}
+
+/** The errno a write into the nearest existing ancestor of `path` meets, if any. */
+function writeRefusal(path: string): string | undefined {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if (!existsSync(dir)) {
+      if (dirname(dir) === dir) return undefined;
+      continue;
+    }
+    try {
+      accessSync(dir, constants.W_OK);
+      return undefined;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code;
+    }
+  }
 }
 
 process.exitCode = await main(process.argv);

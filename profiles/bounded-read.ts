@@ -23,21 +23,18 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
   let target = path;
   try {
     const link = await lstat(path);
-    if (link.isSymbolicLink()) {
-      const resolved = await realpath(path).catch(() => undefined);
-      if (resolved === undefined) return { diagnostic: fileProblem(path, 'the file is a symbolic link to nothing (its target does not exist)', 'replace the link with the file itself') };
-      const inside = await realpath(root).then((r) => isInside(r, resolved), () => false);
-      if (!inside) {
-        return { diagnostic: fileProblem(path, `the file is a symbolic link to ${resolved}, outside the worktree; devproxy does not follow it`, 'replace the link with a regular file inside the worktree (`git rm` it if a branch committed it)') };
-      }
-      target = resolved;
-      const followed = await lstat(target);
-      if (!followed.isFile()) return { diagnostic: notRegular(path, kindOf(followed), ` (through the symbolic link to ${resolved})`) };
-    } else if (link.isDirectory()) {
-      return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
-    } else if (!link.isFile()) {
-      return { diagnostic: notRegular(path, kindOf(link), '') };
+    if (link.isDirectory()) return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
+    // Resolved whole, so that a linked parent folder (`.devproxy` → /somewhere) counts too.
+    const resolved = await realpath(path).catch(() => undefined);
+    if (resolved === undefined) return { diagnostic: fileProblem(path, 'the file is a symbolic link to nothing (its target does not exist)', 'replace the link with the file itself') };
+    const inside = await realpath(root).then((r) => isInside(r, resolved), () => false);
+    if (!inside) {
+      const what = link.isSymbolicLink() ? 'the file is a symbolic link' : 'the file is reached through a symbolic link';
+      return { diagnostic: fileProblem(path, `${what} to ${resolved}, outside the worktree; devproxy does not follow it`, 'replace the link with a regular file inside the worktree (`git rm` it if a branch committed it)') };
     }
+    target = resolved;
+    const followed = link.isSymbolicLink() ? await lstat(target) : link;
+    if (!followed.isFile()) return { diagnostic: notRegular(path, kindOf(followed), link.isSymbolicLink() ? ` (through the symbolic link to ${resolved})` : '') };
     // O_NONBLOCK: if the file was swapped for a FIFO since the lstat, open() returns at once
     // instead of waiting for a writer; O_NOFOLLOW: a link swapped in is refused (ELOOP).
     const handle = await open(target, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { homePaths, isAlive, readDaemonInfo, type DaemonInfo } from '../../daemon/home.js';
@@ -54,6 +55,9 @@ export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo>
   const dir = home();
   const paths = homePaths(dir);
   const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
+  // On a read-only file system mkdir -p reports ENOENT for a folder that exists: ask plainly first.
+  await mkdir(dir, { recursive: true });
+  await access(dir, constants.W_OK);
   await mkdir(paths.logs, { recursive: true });
   const log = await open(paths.daemonLog, 'a');
   const logStart = (await log.stat()).size;
