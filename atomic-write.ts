@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, link, mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -23,5 +24,37 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+/**
+ * Creates `path` only if nothing stands there yet, atomically: the content (`data`, or a copy of
+ * the file `copyOf`) goes to a temp file in the same directory, which is then published with
+ * link(), which fails on an existing path instead of replacing it. An interrupted call leaves no
+ * half-written file behind. True when it created the file, false when something existed.
+ */
+export async function createFileIfAbsent(path: string, content: { data: string | Uint8Array } | { copyOf: string }): Promise<boolean> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    if ('copyOf' in content) {
+      await copyFile(content.copyOf, temp, constants.COPYFILE_EXCL);
+    } else {
+      const handle = await open(temp, 'wx', 0o644);
+      try {
+        await handle.writeFile(content.data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    }
+    await link(temp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await rm(temp, { force: true });
   }
 }

@@ -6,8 +6,9 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { createFileIfAbsent } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import type { WorktreeSetup } from '../profiles/schema.js';
 import { causeLines } from '../runtime/failure-cause.js';
@@ -62,7 +63,7 @@ export async function runWorktreeSetup(opts: SetupOptions): Promise<SetupResult>
         opts.onEvent?.({ kind: 'unmatched', pattern });
       }
       for (const file of files) {
-        const copied = await copyIfAbsent(join(opts.main, file), join(opts.worktree, file));
+        const copied = await createFileIfAbsent(join(opts.worktree, file), { copyOf: join(opts.main, file) });
         (copied ? result.copied : result.kept).push(file);
         opts.onEvent?.({ kind: copied ? 'copied' : 'kept', file });
       }
@@ -105,18 +106,6 @@ async function runStep(opts: SetupOptions, command: string, index: number, total
   throw new DevproxyError('DEVPROXY_ERR_SETUP_FAILED', `setup step ${index}/${total} \`${command}\` ${how} after ${seconds} s${cause.length > 0 ? `:\n${cause.map((l) => `  ${l}`).join('\n')}` : ''}`, {
     hint: `fix it, then run \`devproxy setup -C ${opts.worktree}\` to retry (full output: ${opts.logFile})`,
   });
-}
-
-/** Copies `from` to `to` unless `to` exists (a file, a link, anything); true when it copied. */
-async function copyIfAbsent(from: string, to: string): Promise<boolean> {
-  await mkdir(dirname(to), { recursive: true });
-  try {
-    await copyFile(from, to, 1 /* COPYFILE_EXCL: never overwrite */);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
 }
 
 /**

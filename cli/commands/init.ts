@@ -1,4 +1,5 @@
-import { link, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { createFileIfAbsent } from '../../atomic-write.js';
 import { basename, join } from 'node:path';
 import { parse } from 'yaml';
 import { updateRepos } from '../../daemon/home.js';
@@ -20,7 +21,7 @@ export async function init(opts: { dir?: string; json?: boolean }): Promise<void
   const location = await locateRepo(opts.dir ?? process.cwd());
   const path = configPath(location.worktree);
   const compose = await findCompose(location.worktree);
-  const created = await writeNew(path, scaffold(toSlug(basename(location.main)) || 'app', compose));
+  const created = await createFileIfAbsent(path, { data: scaffold(toSlug(basename(location.main)) || 'app', compose) });
   const validation = await loadConfig(path);
   const repos = await updateRepos(home(), (list) => (list.includes(location.main) ? list : [...list, location.main]));
   if (opts.json) {
@@ -33,21 +34,6 @@ export async function init(opts: { dir?: string; json?: boolean }): Promise<void
   }
   if (validation.errors.length > 0) {
     throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `${CONFIG_FILE} has ${validation.errors.length} problem(s), listed above`);
-  }
-}
-
-/** Creates `path` with `text` only if it does not exist, atomically (link fails on an existing file). */
-async function writeNew(path: string, text: string): Promise<boolean> {
-  const temp = `${path}.${process.pid}.tmp`;
-  await writeFile(temp, text, { flag: 'wx' });
-  try {
-    await link(temp, path);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  } finally {
-    await rm(temp, { force: true });
   }
 }
 
