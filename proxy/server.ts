@@ -434,6 +434,10 @@ function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Ta
     return;
   }
   const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path, headers, body: hasBody(req) ? (req as IncomingMessage) : null };
+  // undici closes the connection after every HEAD (against servers that send a body anyway), so
+  // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
+  // (Azure front ends, Node, dev servers) frame HEAD answers correctly.
+  if (request.method === 'HEAD') request.reset = false;
   // undici sends only origin-form and absolute-form targets; `OPTIONS *` goes out by node:http.
   exchange.start(path === '*' ? new AsteriskDispatcher(core, target) : pool, request);
 }

@@ -5,7 +5,8 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
+import { isIP } from 'node:net';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
 import type { Target } from '../router/types.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
@@ -35,10 +36,15 @@ export type RemoteTarget = Extract<Target, { kind: 'remote' }>;
 
 /** TLS options for one remote. */
 export interface RemoteTlsOptions {
-  /** Trusted CAs; undefined when verification is off. */
-  ca: string[] | undefined;
+  /**
+   * Context holding the trusted CAs, shared by every remote with the same CA set. Parsing the
+   * ~145 root PEMs takes tens of milliseconds of event-loop time, so it is done once per set,
+   * never per connection (tls.connect builds a new context whenever it is given `ca`).
+   */
+  secureContext: SecureContext;
   rejectUnauthorized: boolean;
-  servername: string;
+  /** SNI; undefined for an IP-literal remote (RFC 6066 allows only DNS names, Node warns DEP0123). */
+  servername: string | undefined;
 }
 
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
@@ -75,6 +81,8 @@ export class UpstreamPools {
   readonly #extraCaFiles: readonly string[];
   readonly #pools = new Map<string, Pool>();
   readonly #tls = new Map<string, RemoteTlsOptions>();
+  /** Secure contexts by CA set (the CA file list; `insecure` for unverified remotes). */
+  readonly #contexts = new Map<string, SecureContext>();
   #systemCas: string[] | undefined;
 
   constructor(timeouts: UpstreamTimeouts, extraCaFiles: readonly string[] = []) {
@@ -94,21 +102,33 @@ export class UpstreamPools {
   }
 
   /**
-   * CA set and SNI for a remote: Node's roots, the PEMs of NODE_EXTRA_CA_CERTS (which Node does
-   * not add to `tls.rootCertificates`), the target's CA files and the proxy-wide extra CA files.
+   * Secure context and SNI for a remote. The trusted CAs are Node's roots, the PEMs of
+   * NODE_EXTRA_CA_CERTS (which Node does not add to `tls.rootCertificates`), the target's CA
+   * files and the proxy-wide extra CA files; remotes with the same CA files share one context.
    */
   tlsFor(target: RemoteTarget): RemoteTlsOptions {
     const key = remoteKey(target);
     let options = this.#tls.get(key);
     if (options === undefined) {
       options = {
-        ca: target.insecure ? undefined : [...this.#systemCaSet(), ...[...target.caFiles, ...this.#extraCaFiles].flatMap(readPemBundle)],
+        secureContext: this.#contextFor(target),
         rejectUnauthorized: !target.insecure,
-        servername: target.hostname,
+        servername: isIP(target.hostname.replace(/^\[|\]$/g, '')) === 0 ? target.hostname : undefined,
       };
       this.#tls.set(key, options);
     }
     return options;
+  }
+
+  #contextFor(target: RemoteTarget): SecureContext {
+    const caFiles = [...target.caFiles, ...this.#extraCaFiles];
+    const key = target.insecure ? 'insecure' : caFiles.join('\n');
+    let context = this.#contexts.get(key);
+    if (context === undefined) {
+      context = target.insecure ? createSecureContext() : createSecureContext({ ca: [...this.#systemCaSet(), ...caFiles.flatMap(readPemBundle)] });
+      this.#contexts.set(key, context);
+    }
+    return context;
   }
 
   /**
@@ -145,9 +165,9 @@ export class UpstreamPools {
       connect: {
         timeout: timeouts.connectTimeoutMs,
         // The origin may be an address (tests, private endpoints) while SNI must be the remote's name.
-        servername: tls.servername,
+        ...(tls.servername === undefined ? {} : { servername: tls.servername }),
         rejectUnauthorized: tls.rejectUnauthorized,
-        ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+        secureContext: tls.secureContext,
         lookup: loopbackLookup,
       },
     });

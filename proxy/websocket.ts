@@ -7,6 +7,7 @@ import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http'
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
 import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
@@ -269,16 +270,18 @@ export function openUpstream(core: ProxyCore, target: Target, method: string, pa
     return http.request({ host: url.hostname.replace(/^\[|\]$/g, ''), port: url.port === '' ? 80 : Number(url.port), method, path, headers, agent: false, lookup: loopbackLookup });
   }
   const tls = core.pools.tlsFor(target);
-  return https.request({
+  // https.request hands its options to tls.connect, which takes the shared context (its types omit it).
+  const options: https.RequestOptions & Pick<ConnectionOptions, 'secureContext'> = {
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: url.port === '' ? 443 : Number(url.port),
     method,
     path,
     headers,
     agent: false,
-    servername: tls.servername,
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
     rejectUnauthorized: tls.rejectUnauthorized,
-    ...(tls.ca === undefined ? {} : { ca: tls.ca }),
+    secureContext: tls.secureContext,
     lookup: loopbackLookup,
-  });
+  };
+  return https.request(options);
 }

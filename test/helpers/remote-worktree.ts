@@ -56,6 +56,8 @@ export interface RemoteWorktreeOptions {
   proxy?: Partial<ProxyHandlerOptions>;
   /** Also serve HTTPS (HTTP/1.1 and HTTP/2) with a devproxy CA of its own in the temp folder. */
   https?: boolean;
+  /** Extra files written into the repo folder before the config is read (name → content). */
+  files?: Record<string, string>;
 }
 
 /** Starts a stand-in HTTPS remote with the shared test CA. */
@@ -68,6 +70,7 @@ export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promi
   const dir = await mkdtemp(join(tmpdir(), 'devproxy-remote-wt-'));
   const tls = await remoteTls();
   await writeFile(join(dir, 'dev-ca.pem'), tls.caPem);
+  for (const [name, content] of Object.entries(options.files ?? {})) await writeFile(join(dir, name), content);
   const services = options.services
     .replace(/\$\{port:([a-z]+)\}/g, (_m, name: string) => String((options.upstreams[name] as Upstream).port))
     .replace(/\$\{dir\}/g, dir);
