@@ -19,6 +19,7 @@ import type { PemPair } from './authority.js';
 // The minting code (@peculiar/x509 and its polyfill, ~18 MiB of RSS) loads on the first CA or
 // leaf that must be minted: a daemon restarted with its CA and leaves on disk never needs it.
 const loadAuthority = () => import('./authority.js');
+import { SERVER_TLS_POLICY } from './tls-policy.js';
 
 /** A leaf is re-issued when it has less than this left (and an expired one always is). */
 export const LEAF_RENEW_BEFORE_MS = 7 * 86_400_000;
@@ -312,7 +313,7 @@ function toEntry(pair: PemPair): LeafEntry {
   return {
     pair,
     notAfter: new Date(cert.validTo),
-    context: createSecureContext({ cert: pair.certPem, key: pair.keyPem }),
+    context: createSecureContext({ ...SERVER_TLS_POLICY, cert: pair.certPem, key: pair.keyPem }),
   };
 }
 

@@ -150,27 +150,17 @@ export interface ResponseHeaderRewriter {
   setCookie(value: string): string;
 }
 
-/** CORS answers of the remote that devproxy replaces for the worktree's own origins. */
-const CORS_REPLACED: ReadonlySet<string> = new Set(['access-control-allow-origin', 'access-control-allow-credentials']);
-
 /**
  * The response headers sent to the client: upstream headers without hop-by-hop ones (and those
  * named in its `Connection`), Location/Set-Cookie rewritten when a rewriter is given, plus
- * `x-devproxy-route`. With `corsOrigin` (an origin of the worktree), the remote's
- * Access-Control-Allow-Origin/-Credentials are replaced to allow it with credentials and `Vary`
- * gains `Origin`. Accepts undici's Buffer arrays to avoid an intermediate copy.
+ * `x-devproxy-route`. CORS for the worktree's origins is added after, by `withCorsHeaders`.
+ * Accepts undici's Buffer arrays to avoid an intermediate copy.
  */
-export function buildClientHeaders(
-  rawHeaders: readonly (Buffer | string)[],
-  route: 'local' | 'remote',
-  rewriter: ResponseHeaderRewriter | undefined,
-  corsOrigin?: string,
-): string[] {
+export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], route: 'local' | 'remote', rewriter: ResponseHeaderRewriter | undefined): string[] {
   const strings: string[] = new Array<string>(rawHeaders.length);
   for (let i = 0; i < rawHeaders.length; i++) strings[i] = String(rawHeaders[i]);
   const listed = connectionListed(strings);
   const out: string[] = [];
-  let varied = false;
   for (let i = 0; i < strings.length; i += 2) {
     const name = strings[i] as string;
     const lower = name.toLowerCase();
@@ -180,18 +170,7 @@ export function buildClientHeaders(
       if (lower === 'location') value = rewriter.location(value);
       else if (lower === 'set-cookie') value = rewriter.setCookie(value);
     }
-    if (corsOrigin !== undefined) {
-      if (CORS_REPLACED.has(lower)) continue;
-      if (lower === 'vary') {
-        if (!/(^|,)\s*(origin|\*)\s*(,|$)/i.test(value)) value = `${value}, Origin`;
-        varied = true;
-      }
-    }
     out.push(name, value);
-  }
-  if (corsOrigin !== undefined) {
-    out.push('access-control-allow-origin', corsOrigin, 'access-control-allow-credentials', 'true');
-    if (!varied) out.push('vary', 'Origin');
   }
   out.push(ROUTE_HEADER, route);
   return out;

@@ -25,6 +25,7 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
+import { SERVER_TLS_POLICY } from '../certs/tls-policy.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import { H2_SESSION_OPTIONS, KEEP_ALIVE_TIMEOUT_MS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
 import type { ProxyHandler, ProxyLogger } from './types.js';
@@ -98,6 +99,7 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
   const makeServer = (): Http2SecureServer => {
     const server = createSecureServer(
       {
+        ...SERVER_TLS_POLICY,
         allowHTTP1: true,
         ...H2_SESSION_OPTIONS,
         cert: defaultLeaf.pair.certPem,
@@ -212,7 +214,7 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
   const refresh = setInterval(() => {
     opts.certificates.getLeaf('localhost').then(
       (leaf) => {
-        for (const server of servers) server.setSecureContext({ cert: leaf.pair.certPem, key: leaf.pair.keyPem });
+        for (const server of servers) server.setSecureContext({ ...SERVER_TLS_POLICY, cert: leaf.pair.certPem, key: leaf.pair.keyPem });
       },
       (error: unknown) => opts.logger?.error(`could not renew the default certificate: ${String(error)}`),
     );

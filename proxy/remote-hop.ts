@@ -1,6 +1,6 @@
 /**
  * What the remote hop does besides forwarding, driven by the route's precomputed `hop`: the
- * read-only refusal, CORS for the worktree's own origins, and the headers only the remote sees
+ * read-only refusal and the headers only the remote sees
  * (auth resolved from `${env:…}`/`${file:…}` references or an Entra ID token, the worktree
  * header, X-Original-Host). Secrets live only in the upstream request: never in messages.
  */
@@ -11,7 +11,7 @@ import type { RequestRule } from '../profiles/request-rules.js';
 import type { RemoteAuth } from '../profiles/schema.js';
 import type { RemoteHop, Route } from '../router/types.js';
 import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
-import { ROUTE_HEADER } from './forward-headers.js';
+import { isWorktreeOrigin } from './cors.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 import type { RemoteTarget } from './upstream-pools.js';
 
@@ -20,9 +20,6 @@ const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TR
 
 /** Methods retried while a remote wakes: safe and idempotent, so a retry changes nothing (PUT/DELETE are left out on purpose). */
 const RETRIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
-
-/** How long browsers may cache a preflight answered by devproxy, in seconds. */
-const PREFLIGHT_MAX_AGE_S = 600;
 
 /** True when a read-only remote lets `method` through. */
 export function isSafeMethod(method: string): boolean {
@@ -49,19 +46,6 @@ export function readOnlyRefusal(route: Route, target: RemoteTarget, method: stri
   };
 }
 
-/**
- * True when `origin` (an `Origin` header) is one of the worktree's stable origins: one of
- * `hosts` over http on `httpPort` or over https on `httpsPort`.
- */
-export function isWorktreeOrigin(origin: string, hosts: ReadonlySet<string>, httpPort: number, httpsPort: number | undefined): boolean {
-  const match = /^(https?):\/\/([^/:@]+)(?::(\d+))?$/i.exec(origin);
-  if (match === null) return false;
-  const scheme = (match[1] as string).toLowerCase();
-  if (!hosts.has((match[2] as string).toLowerCase())) return false;
-  const port = match[3] === undefined ? (scheme === 'https' ? 443 : 80) : Number(match[3]);
-  return scheme === 'https' ? port === httpsPort : port === httpPort;
-}
-
 /** The landing page's host: its links open the worktrees' pages, so it may borrow their credentials too. */
 const LANDING_HOSTS: ReadonlySet<string> = new Set(['localhost']);
 
@@ -82,24 +66,6 @@ export function mayLendCredentials(
   if (fetchSite !== undefined && fetchSite.toLowerCase() === 'cross-site') return false;
   if (origin === undefined) return true;
   return (worktreeHosts !== undefined && isWorktreeOrigin(origin, worktreeHosts, httpPort, httpsPort)) || isWorktreeOrigin(origin, LANDING_HOSTS, httpPort, httpsPort);
-}
-
-/**
- * Headers of a preflight answered by devproxy itself: the origin allowed with credentials, the
- * requested method and headers echoed, so the remote's own CORS list never gets a say.
- */
-export function preflightHeaders(origin: string, requestMethod: string, requestHeaders: string | undefined): string[] {
-  const headers = [
-    'access-control-allow-origin', origin,
-    'access-control-allow-credentials', 'true',
-    'access-control-allow-methods', requestMethod,
-    'access-control-max-age', String(PREFLIGHT_MAX_AGE_S),
-    'vary', 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers',
-    'content-length', '0',
-    ROUTE_HEADER, 'remote',
-  ];
-  if (requestHeaders !== undefined && requestHeaders !== '') headers.push('access-control-allow-headers', requestHeaders);
-  return headers;
 }
 
 /** A refusal carrying the page to show (unset variable, failed token). */

@@ -13,6 +13,7 @@ import { ERROR_HINTS } from '../errors.js';
 import { deniedBy } from '../profiles/request-rules.js';
 import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
+import { answeredCors, isPreflight, isWorktreeOrigin, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
@@ -29,7 +30,7 @@ import {
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
-import { HopRefusal, isRetriedMethod, isSafeMethod, isWorktreeOrigin, preflightHeaders, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
+import { HopRefusal, isRetriedMethod, isSafeMethod, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
@@ -49,7 +50,7 @@ const kForward = Symbol('devproxy.forward');
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
 
 function sendPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string, begun = 0): void {
-  const headers = [
+  let headers = [
     'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
@@ -59,7 +60,7 @@ function sendPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, stat
   if (code !== undefined) headers.push(ERROR_CODE_HEADER, code);
   if (route !== undefined) headers.push(ROUTE_HEADER, route.mode);
   // The worktree's UI must be able to read why devproxy refused its fetch.
-  if (corsOrigin !== undefined) headers.push('access-control-allow-origin', corsOrigin, 'access-control-allow-credentials', 'true', 'vary', 'Origin');
+  if (corsOrigin !== undefined) headers = withCorsHeaders(headers, corsOrigin, 'replace');
   const out = res as ServerResponse;
   out.writeHead(status, headers);
   if (req.method === 'HEAD') out.end();
@@ -179,6 +180,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   #attempts = 1;
   #startedAt = 0;
   #retryTimer: NodeJS.Timeout | undefined;
+  /** Set once devproxy answered a local app's non-CORS preflight answer itself; its body is drained. */
+  #replaced = false;
   #pool: Dispatches | undefined;
   #request: Dispatcher.DispatchOptions | undefined;
   /** For the request log: when the exchange began, what was answered and how many body bytes. */
@@ -203,6 +206,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     private readonly rewriter: ResponseHeaderRewriter | undefined,
     private readonly corsOrigin: string | undefined,
     private readonly wake: WakePlan | undefined,
+    /** A preflight from the worktree's origin to a local app: answered by devproxy if the app does not answer CORS. */
+    private readonly preflight?: Preflight,
   ) {
     res[kForward] = this;
     res.on('drain', onClientDrain);
@@ -256,13 +261,30 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     }
     this.#resume = resume;
     this.#status = statusCode;
-    this.#responseHeaders = buildClientHeaders(rawHeaders, this.target.kind, this.rewriter, this.corsOrigin);
-    (this.res as ServerResponse).writeHead(statusCode, this.#responseHeaders);
+    const corsOrigin = this.corsOrigin;
+    let headers = buildClientHeaders(rawHeaders, this.target.kind, this.rewriter);
+    if (corsOrigin !== undefined) {
+      if (this.preflight !== undefined && !answeredCors(rawHeaders)) {
+        // The app does not speak CORS (an Express app without cors(), a 404/405 to OPTIONS): the page
+        // gets the same preflight answer it gets while the service is remote.
+        this.#replaced = true;
+        this.#done = true;
+        const answer = preflightHeaders(corsOrigin, this.preflight.method, this.preflight.headers, this.target.kind);
+        (this.res as ServerResponse).writeHead(204, answer);
+        this.res.end();
+        recordExchange(this.core.options.requestLog, this.req, this.route, this.target.kind, 204, 0, answer, this.#begun);
+        return true;
+      }
+      const mode: CorsMode = this.target.kind === 'local' ? 'unless-answered' : 'replace';
+      headers = withCorsHeaders(headers, corsOrigin, mode);
+    }
+    this.#responseHeaders = headers;
+    (this.res as ServerResponse).writeHead(statusCode, headers);
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.#dropping !== undefined) return true;
+    if (this.#dropping !== undefined || this.#replaced) return true;
     this.#bytes += chunk.length;
     // false pauses the upstream socket until the client drains (backpressure, no buffering).
     return (this.res as ServerResponse).write(chunk);
@@ -270,6 +292,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
 
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.#dispatched = false;
+    if (this.#replaced) {
+      this.#release();
+      return;
+    }
     if (this.#dropping !== undefined) {
       this.#stillWaking(this.#dropping);
       return;
@@ -284,6 +310,10 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
 
   onError(error: Error): void {
     this.#dispatched = false;
+    if (this.#replaced) {
+      this.#release();
+      return;
+    }
     if (this.#clientGone) {
       this.#done = true;
       // Status 0: the client went away before the answer was complete.
@@ -402,10 +432,40 @@ function hasBody(req: ClientRequest): boolean {
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
+/** A CORS preflight: the method and headers the page asked for. */
+interface Preflight {
+  method: string;
+  headers: string | undefined;
+}
+
+/** The request's Origin when it is one of the route's worktree origins (and `cors` is on), else undefined. */
+function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): string | undefined {
+  const origin = req.headers.origin;
+  const hosts = route.corsHosts;
+  if (hosts === undefined || origin === undefined) return undefined;
+  return isWorktreeOrigin(origin, hosts, core.options.httpPort, core.options.httpsPort) ? origin : undefined;
+}
+
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, hops: number, https: boolean): void {
   const authority = requestAuthority(req) as string;
+  const corsOrigin = worktreeOriginOf(core, req, route);
+  let preflight: Preflight | undefined;
+  const requestMethod = req.headers['access-control-request-method'];
+  if (corsOrigin !== undefined && isPreflight(req.method as string, requestMethod)) {
+    const requestHeaders = req.headers['access-control-request-headers'];
+    preflight = { method: requestMethod, headers: requestHeaders };
+    // A remote's CORS list knows only its cloud UI: devproxy answers for the worktree's origins.
+    if (target.kind === 'remote') {
+      const answer = preflightHeaders(corsOrigin, requestMethod, requestHeaders, 'remote');
+      (res as ServerResponse).writeHead(204, answer);
+      res.end();
+      req.resume();
+      recordExchange(core.options.requestLog, req, route, 'devproxy', 204, 0, answer, 0);
+      return;
+    }
+  }
   if (target.kind === 'remote' && target.hop !== undefined) {
-    forwardRemoteHop(core, req, res, route, target, target.hop, hops, https, authority);
+    forwardRemoteHop(core, req, res, route, target, target.hop, hops, https, authority, corsOrigin);
     return;
   }
   const path = upstreamPath(req.method, req.url, target.kind === 'remote' ? target.basePath : '');
@@ -422,7 +482,7 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     forwardedProto: https ? 'https' : 'http',
     hops,
   });
-  dispatchExchange(core, new ForwardExchange(core, req, res, route, target, rewriter, undefined, undefined), target, req, path, headers);
+  dispatchExchange(core, new ForwardExchange(core, req, res, route, target, rewriter, corsOrigin, undefined, preflight), target, req, path, headers);
 }
 
 function dispatchExchange(core: ProxyCore, exchange: ForwardExchange, target: Target, req: ClientRequest, path: string, headers: string[]): void {
@@ -502,8 +562,8 @@ function refuse(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: 
 }
 
 /**
- * A remote route with hop features: the read-only policy, CORS for the worktree's origins
- * (preflights answered here), auth and worktree headers, sibling-aware rewriting and wake.
+ * A remote route with hop features: the read-only policy (its refusal readable by the
+ * worktree's origins), auth and worktree headers, sibling-aware rewriting and wake.
  */
 function forwardRemoteHop(
   core: ProxyCore,
@@ -515,22 +575,9 @@ function forwardRemoteHop(
   hops: number,
   https: boolean,
   authority: string,
+  corsOrigin: string | undefined,
 ): void {
   const method = req.method as string;
-  let corsOrigin: string | undefined;
-  const origin = req.headers.origin;
-  if (hop.corsHosts !== undefined && origin !== undefined && isWorktreeOrigin(origin, hop.corsHosts, core.options.httpPort, core.options.httpsPort)) {
-    const requestMethod = req.headers['access-control-request-method'];
-    if (method === 'OPTIONS' && typeof requestMethod === 'string') {
-      const headers = preflightHeaders(origin, requestMethod, req.headers['access-control-request-headers']);
-      (res as ServerResponse).writeHead(204, headers);
-      res.end();
-      req.resume();
-      recordExchange(core.options.requestLog, req, route, 'devproxy', 204, 0, headers, 0);
-      return;
-    }
-    corsOrigin = origin;
-  }
   if (hop.readOnly === true) {
     const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, req.url ?? '/') : undefined;
     if (rule !== undefined || !isSafeMethod(method)) {

@@ -65,6 +65,7 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
       state.hosts.push(route.host);
       built.push(route);
     }
+    attachCors(built, input.config);
     attachRemoteHops(built, input.config, input.profile);
   }
   return { routes, worktrees, diagnostics };
@@ -131,9 +132,15 @@ function remoteTarget(repo: string, config: ProjectConfig, service: ServiceConfi
   };
 }
 
+/** Lets every route of the worktree, local or remote, answer CORS for the worktree's origins unless its service says `cors: false`. */
+function attachCors(routes: readonly Route[], config: ProjectConfig): void {
+  const corsHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
+  for (const route of routes) if (config.services.get(route.service)?.cors !== false) route.corsHosts = corsHosts;
+}
+
 /**
  * Precomputes the remote hop of each remote-routed service: auth (references unresolved), the
- * effective write policy (the profile file's `writes:` over the config's), CORS hosts, wake
+ * effective write policy (the profile file's `writes:` over the config's), wake
  * timeout and worktree header, and the worktree's remote services for redirect rewriting.
  */
 function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profile: ProfileFile | undefined): void {
@@ -155,7 +162,6 @@ function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profi
       hop.readOnly = true;
       if (service.writesDeny !== undefined) hop.deny = service.writesDeny;
     }
-    if (service.cors !== false) hop.corsHosts = worktreeHosts;
     const wake = service.wake === undefined ? { timeoutMs: DEFAULT_WAKE_TIMEOUT_MS } : service.wake;
     if (wake !== null) hop.wakeTimeoutMs = wake.timeoutMs;
     if (worktreeHeader !== null) hop.worktreeHeader = worktreeHeader;

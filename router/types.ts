@@ -24,8 +24,6 @@ export interface RemoteHop {
   readOnly?: boolean;
   /** With `readOnly`: the service's `writes.deny` rules, refusing requests of safe methods too. */
   deny?: readonly RequestRule[];
-  /** Stable hosts of every service of the worktree, whose origins get CORS with credentials; absent: `cors: false`. */
-  corsHosts?: ReadonlySet<string>;
   /** Stable hosts of every service of the worktree: pages of these origins may use the remote's injected auth; absent: none may. */
   worktreeHosts?: ReadonlySet<string>;
   /** Cold-start handling: how long a sleeping remote may take to wake, in ms; absent: `wake: false`. */
@@ -82,6 +80,11 @@ export interface Route {
   problem?: RouteProblem;
   /** Health path of the service, for status probes. */
   health?: string;
+  /**
+   * Stable hosts of every service of the worktree: their origins get CORS with credentials from
+   * this route, local or remote; absent: `cors: false`.
+   */
+  corsHosts?: ReadonlySet<string>;
 }
 
 /** What the router knows about one worktree. */

@@ -29,13 +29,12 @@ function hopOf(route: Route | undefined): RemoteHop | undefined {
 }
 
 describe('remote hops in the routing table', () => {
-  it('precomputes auth (unresolved), write policy, CORS hosts, wake and the worktree header per remote route', () => {
+  it('precomputes auth (unresolved), write policy, wake and the worktree header per remote route', () => {
     const table = buildRoutingTable([worktree()]);
     const api = hopOf(table.routes.get('api.x.localhost'));
     expect(api?.auth?.headers.get('x-functions-key')).toBe('${env:API_KEY}');
     expect(api?.auth?.azure).toEqual({ scope: 'api://contoso-api-dev/.default', tenant: 'contoso.onmicrosoft.com' });
     expect(api?.readOnly).toBe(true);
-    expect([...(api?.corsHosts ?? [])]).toEqual(['ui.x.localhost', 'api.x.localhost', 'login.x.localhost']);
     expect(api?.wakeTimeoutMs).toBe(90_000);
     expect(api?.worktreeHeader).toBe('x-devproxy-worktree');
 
@@ -43,7 +42,6 @@ describe('remote hops in the routing table', () => {
     expect(login).toMatchObject({ worktreeHeader: 'x-devproxy-worktree' });
     expect(login?.auth).toBeUndefined();
     expect(login?.readOnly).toBeUndefined();
-    expect(login?.corsHosts).toBeUndefined();
     expect(login?.wakeTimeoutMs).toBeUndefined();
   });
 
@@ -77,6 +75,14 @@ describe('remote hops in the routing table', () => {
     expect(hop).toBeUndefined();
     const remoteUi = buildRoutingTable([worktree({ profile: { profile: 'minimal', services: new Map([['ui', 'remote']]) } })]).routes.get('ui.x.localhost');
     expect(hopOf(remoteUi)).toMatchObject({ wakeTimeoutMs: 60_000 });
-    expect(hopOf(remoteUi)?.corsHosts?.has('ui.x.localhost')).toBe(true);
+  });
+
+  it('gives every route of the worktree, local or remote, the worktree\'s hosts for CORS, except `cors: false` services', () => {
+    const table = buildRoutingTable([worktree()]);
+    const hosts = ['ui.x.localhost', 'api.x.localhost', 'login.x.localhost'];
+    expect(table.routes.get('ui.x.localhost')?.mode).toBe('local');
+    expect([...(table.routes.get('ui.x.localhost')?.corsHosts ?? [])]).toEqual(hosts);
+    expect([...(table.routes.get('api.x.localhost')?.corsHosts ?? [])]).toEqual(hosts);
+    expect(table.routes.get('login.x.localhost')?.corsHosts).toBeUndefined();
   });
 });
