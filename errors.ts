@@ -43,6 +43,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_REMOTE_WAKING: 'the remote is starting from zero: wait and retry, or raise `wake: { timeout: … }` for the service in devproxy.yaml',
   DEVPROXY_ERR_UNKNOWN_HOST: 'use one of the hosts listed, or run `devproxy status` to see them',
   DEVPROXY_ERR_MISDIRECTED_HOST: 'devproxy only serves `localhost` and `<service>.<worktree>.localhost`; use one of those names',
+  DEVPROXY_ERR_MISDIRECTED_REQUEST: 'open a new connection for that hostname: a connection serves only the names its certificate covers',
   DEVPROXY_ERR_BAD_HOST: 'send a Host header naming `<service>.<worktree>.localhost`',
   DEVPROXY_ERR_ROUTE_UNAVAILABLE: 'run `devproxy status` to see why the route cannot be served',
   DEVPROXY_ERR_TRANSFER_CODING: 'send the body uncompressed, or compressed end to end with `Content-Encoding: gzip`, framed by Content-Length or `Transfer-Encoding: chunked` alone',

@@ -168,6 +168,20 @@ export function leafNamesFor(name: string): { key: string; names: string[] } {
   return { key: `*.${parent}`, names: [`*.${parent}`, parent] };
 }
 
+/**
+ * True when the certificate served for SNI `servername` covers `host`; a connection without SNI
+ * (`undefined`: an IP-literal client) got the localhost certificate. A wildcard covers one label.
+ */
+export function leafCovers(servername: string | undefined, host: string): boolean {
+  const sni = servername === undefined ? 'localhost' : normaliseName(servername);
+  if (sni === undefined) return false;
+  const dot = host.indexOf('.');
+  for (const name of leafNamesFor(sni).names) {
+    if (name === host || (name.startsWith('*.') && dot > 0 && host.slice(dot + 1) === name.slice(2))) return true;
+  }
+  return false;
+}
+
 /** Lower-cases and drops the root dot; undefined for anything that is not a DNS name or IP. */
 function normaliseName(servername: string): string | undefined {
   const name = servername.toLowerCase().replace(/\.$/, '');

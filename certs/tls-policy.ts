@@ -25,6 +25,6 @@ export const SERVER_TLS_POLICY: Readonly<Pick<SecureContextOptions, 'minVersion'
   minVersion: 'TLSv1.2',
   ciphers: [...TLS13_SUITES, ...TLS12_AEAD_SUITES].join(':'),
   ecdhCurve: 'X25519:prime256v1:secp384r1',
-  // Every suite offered is strong; the client knows whether it has AES hardware (ChaCha20 otherwise).
-  honorCipherOrder: false,
+  // The server's order (AES-GCM, then ChaCha20) decides: testssl.sh flags a server without one.
+  honorCipherOrder: true,
 };

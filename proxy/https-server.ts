@@ -315,6 +315,8 @@ class H2StreamSocket extends Duplex {
   readonly remotePort: number | undefined;
   readonly remoteFamily: string | undefined;
   readonly encrypted = true;
+  /** SNI of the h2 connection, so the 421 check sees the certificate the CONNECT came under. */
+  readonly servername: string | false;
   private head: Buffer | undefined = Buffer.alloc(0);
   private errorBody: { status: number; headers: OutgoingHttpHeaders; body: Buffer } | undefined;
 
@@ -327,6 +329,7 @@ class H2StreamSocket extends Duplex {
     this.remoteAddress = request.socket.remoteAddress;
     this.remotePort = request.socket.remotePort;
     this.remoteFamily = request.socket.remoteFamily;
+    this.servername = (request.socket as TLSSocket).servername ?? false;
     request.on('data', (chunk: Buffer) => {
       if (!this.push(chunk)) request.pause();
     });

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import { leafCovers } from '../certs/store.js';
 import { ERROR_HINTS } from '../errors.js';
 import type { RemoteHop, Route, RoutingTable, Target } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
@@ -61,6 +62,21 @@ export function isHttpsRequest(req: ClientRequest): boolean {
   return (req.socket as TLSSocket | null)?.encrypted === true;
 }
 
+/**
+ * The TLS connection a request came on, as far as the 421 check needs it: `sni` is the name the
+ * client sent (undefined without SNI). Undefined for plain HTTP.
+ */
+export interface TlsOrigin {
+  sni: string | undefined;
+}
+
+/** The SNI of the request's TLS connection ({@link TlsOrigin}), or undefined over plain HTTP. */
+export function tlsOriginOf(req: ClientRequest): TlsOrigin | undefined {
+  const socket = req.socket as (TLSSocket & { servername?: string | false }) | null;
+  if (socket?.encrypted !== true) return undefined;
+  return { sni: typeof socket.servername === 'string' && socket.servername !== '' ? socket.servername : undefined };
+}
+
 /** Where the client reaches `host` on devproxy, with the scheme it used. */
 export function stableOriginFor(core: ProxyCore, host: string, https: boolean): StableOrigin {
   return https
@@ -92,10 +108,11 @@ export function hostEntries(core: ProxyCore, table: RoutingTable, https: boolean
 
 /**
  * Applies the routing rules to a Host / `:authority` value: bad or missing → 400, names other
- * than `localhost`/`*.localhost` (DNS rebinding) → 421, `localhost` → landing page, unknown →
- * 404 listing the known hosts, route with a problem → 502, loop → 508.
+ * than `localhost`/`*.localhost` (DNS rebinding) → 421, a name the TLS connection's certificate
+ * does not cover → 421, `localhost` → landing page, unknown → 404 listing the known hosts, route
+ * with a problem → 502, loop → 508.
  */
-export function resolveHost(core: ProxyCore, authority: string | undefined, https: boolean, hops: number): HostResolution {
+export function resolveHost(core: ProxyCore, authority: string | undefined, https: boolean, hops: number, tls?: TlsOrigin): HostResolution {
   const parsed = parseHost(authority);
   if (!parsed.ok) {
     if (parsed.reason === 'ip-literal') {
@@ -128,6 +145,19 @@ export function resolveHost(core: ProxyCore, authority: string | undefined, http
         code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
         message: `devproxy does not serve ${host}: only localhost names are routed, to keep other sites (DNS rebinding) out.`,
         hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
+      },
+    };
+  }
+  // Browsers reuse an h2 connection for every name its certificate covers (RFC 9113 §9.1.1);
+  // a request for any other name on it must be refused so the client opens the right one.
+  if (tls !== undefined && !leafCovers(tls.sni, host)) {
+    return {
+      kind: 'page',
+      info: {
+        status: 421,
+        code: 'DEVPROXY_ERR_MISDIRECTED_REQUEST',
+        message: `This connection was opened for ${tls.sni ?? 'an IP address (no SNI)'}, and its certificate does not cover ${host}, so devproxy does not answer for ${host} on it.`,
+        hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_REQUEST,
       },
     };
   }

@@ -24,6 +24,7 @@ import {
   requestAuthority,
   resolveHost,
   stableOriginFor,
+  tlsOriginOf,
   upstreamPath,
   worktreePathOf,
   type ClientRequest,
@@ -691,7 +692,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       }
       const https = isHttpsRequest(req);
       const hops = readHops(req.rawHeaders);
-      const resolved = resolveHost(core, requestAuthority(req), https, hops);
+      const resolved = resolveHost(core, requestAuthority(req), https, hops, https ? tlsOriginOf(req) : undefined);
       if (resolved.kind === 'route' && !https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
         // 308 keeps the method and body, so a form POST survives the redirect too.
         const headers = ['location', `https://${resolved.host}:${core.options.httpsPort}${req.url ?? '/'}`, 'content-length', '0'];

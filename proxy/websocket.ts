@@ -12,7 +12,7 @@ import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
-import { isHttpsRequest, lendsCredentials, profileOf, requestPath, resolveHost, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { isHttpsRequest, lendsCredentials, profileOf, requestPath, resolveHost, tlsOriginOf, worktreePathOf, type ProxyCore } from './proxy-core.js';
 import { HopRefusal, readOnlyRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
@@ -118,7 +118,7 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
   socket.on('error', ignoreError);
   const clientHttps = isHttpsRequest(req);
   const hops = readHops(req.rawHeaders);
-  const resolved = resolveHost(core, req.headers.host, clientHttps, hops);
+  const resolved = resolveHost(core, req.headers.host, clientHttps, hops, clientHttps ? tlsOriginOf(req) : undefined);
   if (resolved.kind === 'landing') {
     writeRawPage(socket, req, {
       status: 404,

@@ -8,6 +8,7 @@ import {
   caPaths,
   createCertificateStore,
   ensureCertificateAuthority,
+  leafCovers,
   leafNamesFor,
   loadCertificateAuthority,
   regenerateCertificateAuthority,
@@ -45,6 +46,24 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Devp
   expect((error as DevproxyError).code).toBe(code);
   return error as DevproxyError;
 }
+
+describe('leafCovers', () => {
+  it.each([
+    ['ui.feature-x.localhost', 'api.feature-x.localhost', true],
+    ['ui.feature-x.localhost', 'feature-x.localhost', true],
+    ['UI.Feature-X.localhost.', 'ui.feature-x.localhost', true],
+    ['ui.feature-x.localhost', 'blob.contoso.localhost', false],
+    ['ui.feature-x.localhost', 'a.b.feature-x.localhost', false],
+    ['ui.feature-x.localhost', 'localhost', false],
+    ['localhost', 'localhost', true],
+    ['localhost', 'api.feature-x.localhost', false],
+    [undefined, 'localhost', true],
+    [undefined, 'api.feature-x.localhost', false],
+    ['bad name/..', 'localhost', false],
+  ] as const)('SNI %s covers %s: %s', (sni, host, covered) => {
+    expect(leafCovers(sni, host)).toBe(covered);
+  });
+});
 
 describe('leafNamesFor', () => {
   it.each([
