@@ -22,12 +22,14 @@ import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortle
 import { cleanupAll, freePort, isShuttingDown, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
 import { cpuSeconds, rssBytes, treeCpuSeconds } from './lib/proc-stats.js';
 import { finishRow, judgeTargets, renderTable, type BenchResults, type RoundResult, type ThroughputRow } from './lib/report.js';
+import { measureRemoteTls } from './lib/remote-tls.js';
 import { measureRouteBuild } from './lib/route-build.js';
 import { median } from './lib/stats.js';
 import { measureUpload } from './lib/upload.js';
 import { measureWsEcho } from './lib/ws-echo.js';
 import { measureRequestLog, requestLogTarget } from './lib/request-log.js';
 import { summariseProfile } from './lib/cpu-profile.js';
+import { createCertificateAuthority, issueLeafCertificate } from '../certs/authority.js';
 
 /** Phase sizes; `--quick` trades precision for a run of about a minute. */
 interface Plan {
@@ -43,11 +45,17 @@ interface Plan {
   worktrees: number;
   idleCpuS: number;
   wsMessages: number;
+  /** HEAD+GET and GET+GET pairs each, to the HTTPS remote. */
+  remoteTlsPairs: number;
+  /** Requests on the unrelated route, idle and while the HEAD+GET loop runs. */
+  neighbourRequests: number;
 }
 
-const FULL: Plan = { durationS: 3, rounds: 5, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000 };
-const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 1, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000 };
+const FULL: Plan = { durationS: 3, rounds: 5, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000, remoteTlsPairs: 1000, neighbourRequests: 2000 };
+const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 1, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000, remoteTlsPairs: 200, neighbourRequests: 400 };
 
+/** Bound of each half of the remote TLS phase. */
+const REMOTE_TLS_MAX_MS = 60_000;
 /** Bound of one WebSocket echo run. */
 const WS_MAX_MS = 5000;
 /** Wait after registering before reading idle RSS, so start-up garbage can be collected. */
@@ -132,6 +140,7 @@ async function main(): Promise<void> {
     flipB: await freePort(),
     sink: await freePort(),
     ws: await freePort(),
+    tlsRemote: await freePort(),
     devHttp: await freePort(),
     devHttps: await freePort(),
     caddy: await freePort(),
@@ -150,9 +159,17 @@ async function main(): Promise<void> {
     upstreamPid = fixed.child.pid;
     results.upstream = `node:http, 1 process (nginx missing) pid ${fixed.child.pid ?? '?'}`;
   }
+  // The HTTPS stand-in remote gets a CA of its own, trusted through the bench repository's `ca:`.
+  const remoteCa = await createCertificateAuthority({ commonName: 'devproxy bench remote CA', validityDays: 1 });
+  const remoteLeaf = await issueLeafCertificate(remoteCa, ['remote-dev.localhost'], { validityDays: 1 });
+  const tlsFiles = { caFile: join(scratch, 'remote-ca.pem'), certFile: join(scratch, 'remote-cert.pem'), keyFile: join(scratch, 'remote-key.pem') };
+  writeFileSync(tlsFiles.caFile, remoteCa.certPem);
+  writeFileSync(tlsFiles.certFile, remoteLeaf.certPem);
+  writeFileSync(tlsFiles.keyFile, remoteLeaf.keyPem, { mode: 0o600 });
   const aux = { flipA: ports.flipA, flipB: ports.flipB, sink: ports.sink, ws: ports.ws };
-  startProcess('aux-upstreams', process.execPath, [join(ROOT, 'dist', 'bench', 'upstreams.js'), 'aux', JSON.stringify(aux)], { logFile: join(scratch, 'aux.log') });
-  await Promise.all(Object.values(aux).map((p) => waitForPort(p, 10_000, 'aux upstreams')));
+  const auxSpec = { ...aux, tls: { port: ports.tlsRemote, certFile: tlsFiles.certFile, keyFile: tlsFiles.keyFile } };
+  startProcess('aux-upstreams', process.execPath, [join(ROOT, 'dist', 'bench', 'upstreams.js'), 'aux', JSON.stringify(auxSpec)], { logFile: join(scratch, 'aux.log') });
+  await Promise.all([...Object.values(aux), ports.tlsRemote].map((p) => waitForPort(p, 10_000, 'aux upstreams')));
 
   const haveCli = cliBuilt(cli);
   if (!haveCli) results.errors.push('devproxy CLI not built (dist/cli/index.js missing): every devproxy figure is n/a');
@@ -169,7 +186,7 @@ async function main(): Promise<void> {
         { home, httpPort: ports.devHttp, httpsPort: ports.devHttps, ...(profile ? { cpuProfDir: profDir } : {}) },
         results.notes,
       );
-      repo = await createBenchRepo(join(scratch, 'bench'), { api: ports.upstream, ...aux });
+      repo = await createBenchRepo(join(scratch, 'bench'), { api: ports.upstream, ...aux, tls: { port: ports.tlsRemote, caFile: tlsFiles.caFile } });
       const init = await runCli(cli, home, ['init'], repo);
       if (init.code !== 0) throw new Error(`devproxy init failed: ${init.stderr || init.stdout}`);
       await waitForRoute(ports.devHttp, `api.bench.localhost:${ports.devHttp}`, (p) => p.status === 200 && p.body === 'ok' && p.route === 'local');
@@ -306,6 +323,18 @@ async function main(): Promise<void> {
       const devRate = median(rounds.devproxy.map((r) => r.perSecond));
       results.websocket = { direct: directRate, devproxy: devRate, ratio: devRate / directRate, rounds };
     });
+
+    // 8. An HTTPS remote: HEAD then GET, and a neighbour route while a client loops HEAD+GET.
+    results.remoteTls = await phase('HTTPS remote: GET after HEAD, neighbour route under a HEAD+GET loop', () =>
+      measureRemoteTls({
+        port: ports.devHttp,
+        tlsHost: `tls.bench.localhost:${ports.devHttp}`,
+        otherHost: `api.bench.localhost:${ports.devHttp}`,
+        pairs: plan.remoteTlsPairs,
+        neighbourRequests: plan.neighbourRequests,
+        maxMs: REMOTE_TLS_MAX_MS,
+      }),
+    );
 
     // 3. Flips.
     const flipHost = `flip.bench.localhost:${ports.devHttp}`;

@@ -2,9 +2,11 @@
  * Upstream servers the benchmark proxies to, run in their own process so that they do not share
  * the harness's event loop: `node upstreams.js fixed <port>` (a fixed small body, the fallback when
  * nginx is missing) or `node upstreams.js aux '<json ports>'` (the two flip targets, the upload
- * sink and the WebSocket echo server). Stops on SIGTERM.
+ * sink, the WebSocket echo server and the HTTPS stand-in remote). Stops on SIGTERM.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 
 /** Ports of the auxiliary upstreams. */
@@ -13,6 +15,8 @@ export interface AuxPorts {
   flipB: number;
   sink: number;
   ws: number;
+  /** The HTTPS stand-in remote (a leaf of a CA of its own, PEM files). */
+  tls: { port: number; certFile: string; keyFile: string };
 }
 
 /** Keep upstream connections open as long as the proxies want them. */
@@ -63,8 +67,17 @@ async function main(): Promise<void> {
     wss.on('connection', (socket) => {
       socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
     });
-    servers.push(flipA, flipB, sink, wsHttp);
-    await Promise.all([listen(flipA, ports.flipA), listen(flipB, ports.flipB), listen(sink, ports.sink), listen(wsHttp, ports.ws)]);
+    // Answers like Azure Storage (HEAD and GET with a length and an ETag); `GET /connections`
+    // tells how many TLS connections it accepted, so the bench can see a proxy reconnecting.
+    let tlsConnections = 0;
+    const fixed = fixedBody('remote');
+    const tlsRemote = createHttpsServer({ cert: readFileSync(ports.tls.certFile), key: readFileSync(ports.tls.keyFile) }, (req, res) => {
+      if (req.url === '/connections') res.end(String(tlsConnections));
+      else fixed(req, res);
+    });
+    tlsRemote.on('secureConnection', () => tlsConnections++);
+    servers.push(flipA, flipB, sink, wsHttp, tlsRemote);
+    await Promise.all([listen(flipA, ports.flipA), listen(flipB, ports.flipB), listen(sink, ports.sink), listen(wsHttp, ports.ws), listen(tlsRemote, ports.tls.port)]);
   } else {
     throw new Error(`unknown role ${String(role)}: expected fixed <port> or aux <json>`);
   }

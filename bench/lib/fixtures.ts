@@ -15,6 +15,8 @@ export interface BenchUpstreams {
   /** `flip` is local on A (body `A`) under `standard`, remote on B (body `B`) under `flipped`. */
   flipA: number;
   flipB: number;
+  /** The HTTPS stand-in remote of the `tls` service, and the PEM file of its CA. */
+  tls: { port: number; caFile: string };
 }
 
 /** Profile under which `flip` is local (answers `A`). */
@@ -51,6 +53,7 @@ export function writeProfileAtomically(worktree: string, profile: string): void 
  */
 export async function createBenchRepo(dir: string, up: BenchUpstreams): Promise<string> {
   const yaml = `name: bench
+ca: ${up.tls.caFile}
 services:
   api:
     local: { port: ${up.api} }
@@ -64,6 +67,8 @@ services:
   flip:
     local: { port: ${up.flipA} }
     remote: http://127.0.0.1:${up.flipB}
+  tls:
+    remote: https://remote-dev.localhost:${up.tls.port}
 profiles:
   minimal: []
   ${PROFILE_LOCAL}: [api, sink, ws, flip]

@@ -5,6 +5,7 @@ import type { UploadResult } from './upload.js';
 import type { RouteBuildResult } from './route-build.js';
 import type { WsResult } from './ws-echo.js';
 import type { ProfileSummary } from './cpu-profile.js';
+import type { RemoteTlsResult } from './remote-tls.js';
 import { median, ratio } from './stats.js';
 import { mib } from './proc-stats.js';
 import { renderRequestLog, type RequestLogResult } from './request-log.js';
@@ -62,6 +63,7 @@ export interface BenchResults {
   websocket?: { direct: number; devproxy: number; ratio: number; rounds: { direct: WsResult[]; devproxy: WsResult[] } };
   profile?: ProfileSummary;
   requestLog?: RequestLogResult;
+  remoteTls?: RemoteTlsResult;
   targets: Target[];
   totalS: number;
 }
@@ -145,6 +147,19 @@ export function judgeTargets(results: BenchResults): Target[] {
     achieved: delta === undefined ? 'n/a' : `+${mib(delta)} MiB`,
     ...(delta !== undefined && up ? { pass: delta < 50 * 1024 * 1024 && up.received === up.bytes } : {}),
   });
+  const tls = results.remoteTls;
+  targets.push({
+    name: 'HTTPS remote: GET after HEAD vs after GET (p50)',
+    goal: '≤ 1.5×',
+    achieved: tls === undefined ? 'n/a' : x(tls.headRatio),
+    ...(tls !== undefined && Number.isFinite(tls.headRatio) ? { pass: tls.headRatio <= 1.5 } : {}),
+  });
+  targets.push({
+    name: 'other route p50 while a client loops HEAD+GET on an HTTPS remote vs idle',
+    goal: '≤ 1.5×',
+    achieved: tls === undefined ? 'n/a' : x(tls.neighbourRatio),
+    ...(tls !== undefined && Number.isFinite(tls.neighbourRatio) ? { pass: tls.neighbourRatio <= 1.5 } : {}),
+  });
   return targets;
 }
 
@@ -211,6 +226,15 @@ export function renderTable(r: BenchResults): string {
     out.push(`6. WebSocket echo, 1 connection, 64 in flight: direct ${fmt(r.websocket.direct)} msg/s, devproxy ${fmt(r.websocket.devproxy)} msg/s (${x(r.websocket.ratio)} direct)`);
   } else out.push('6. WebSocket: n/a');
   out.push(...renderRequestLog(r.requestLog));
+  const tls = r.remoteTls;
+  if (tls) {
+    out.push(
+      `8. HTTPS remote (${tls.pairs} pairs each): GET after GET p50 ${us(tls.getAfterGet.p50Us)} p99 ${us(tls.getAfterGet.p99Us)}; GET after HEAD p50 ${us(tls.getAfterHead.p50Us)} p99 ${us(tls.getAfterHead.p99Us)} (${x(tls.headRatio)}); new TLS connections to the remote meanwhile: ${tls.remoteConnections}`,
+    );
+    out.push(
+      `   other route, ${tls.neighbourRequests} GETs: idle p50 ${us(tls.neighbourIdle.p50Us)} p99 ${us(tls.neighbourIdle.p99Us)}; while a client loops HEAD+GET on the remote (${tls.loopRequests} requests) p50 ${us(tls.neighbourBusy.p50Us)} p99 ${us(tls.neighbourBusy.p99Us)} (${x(tls.neighbourRatio)})`,
+    );
+  } else out.push('8. HTTPS remote: n/a');
   out.push('');
   out.push('Targets');
   out.push(...table(['target', 'goal', 'achieved', 'result'], r.targets.map((t) => [t.name, t.goal, t.achieved, t.pass === undefined ? 'not measured' : t.pass ? 'met' : 'MISSED'])));
