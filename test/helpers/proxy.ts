@@ -1,3 +1,8 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCertificateStore } from '../../certs/store.js';
+import { startHttpsProxy } from '../../proxy/https-server.js';
 import { createProxyHandler, startHttpProxy, type HttpProxyServer, type ProxyHandlerOptions } from '../../proxy/server.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
@@ -32,4 +37,28 @@ export async function startTestProxy(table: RoutingTable, cleanups: Array<() => 
     await handler.close();
   });
   return { port: server.port, handler, server, warnings };
+}
+
+/** A real HTTPS listener as a test drives it: its port and the devproxy CA its leaves come from. */
+export interface TestHttpsProxy {
+  port: number;
+  caPath: string;
+  caPem: string;
+}
+
+/**
+ * Starts the real HTTPS listener (h2 + HTTP/1.1) for `table` on 127.0.0.1 port 0, with a devproxy
+ * CA of its own in a temp folder, and registers its shutdown and the folder's removal in `cleanups`.
+ */
+export async function startHttpsTestProxy(table: RoutingTable, cleanups: Array<() => Promise<unknown> | unknown>): Promise<TestHttpsProxy> {
+  const home = await mkdtemp(join(tmpdir(), 'devproxy-https-test-'));
+  cleanups.push(() => rm(home, { recursive: true, force: true }));
+  const options: ProxyHandlerOptions = { getTable: () => table, httpPort: 0, httpsPort: 0 };
+  const handler = createProxyHandler(options);
+  cleanups.push(() => handler.close());
+  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
+  const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
+  cleanups.push(() => server.close());
+  options.httpsPort = server.port;
+  return { port: server.port, caPath: certificates.caPath, caPem: await readFile(certificates.caPath, 'utf8') };
 }

@@ -115,3 +115,10 @@ export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promi
     },
   };
 }
+
+/** {@link startRemoteWorktree}, with its `close()` registered in `cleanups` (which the test's afterEach runs). */
+export async function remoteWorktreeFor(cleanups: (() => Promise<void>)[], options: RemoteWorktreeOptions): Promise<RemoteWorktree> {
+  const wt = await startRemoteWorktree(options);
+  cleanups.push(() => wt.close());
+  return wt;
+}

@@ -1,13 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http2 from 'node:http2';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createCertificateStore } from '../../certs/store.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
-import { createProxyHandler } from '../../proxy/server.js';
+import { startHttpsTestProxy } from '../helpers/proxy.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
@@ -25,20 +20,11 @@ let caPem: string;
 let upstream: Upstream;
 
 beforeEach(async () => {
-  const home = await mkdtemp(join(tmpdir(), 'devproxy-tls-policy-'));
-  cleanups.push(() => rm(home, { recursive: true, force: true }));
   upstream = await startHttpUpstream();
   cleanups.push(() => upstream.close());
-  const table = tableOf(route(UI, local(upstream.port)), route(API, local(upstream.port)), route(FOREIGN, local(upstream.port)));
-  const options = { getTable: () => table, httpPort: 0, httpsPort: 0 };
-  const handler = createProxyHandler(options);
-  cleanups.push(() => handler.close());
-  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
-  const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
-  cleanups.push(() => server.close());
-  options.httpsPort = server.port;
-  port = server.port;
-  caPem = await readFile(certificates.caPath, 'utf8');
+  const proxy = await startHttpsTestProxy(tableOf(route(UI, local(upstream.port)), route(API, local(upstream.port)), route(FOREIGN, local(upstream.port))), cleanups);
+  port = proxy.port;
+  caPem = proxy.caPem;
 });
 
 /** Completes a TLS handshake with `options`, or returns the error that ended it. */

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
+import { startRemote, remoteWorktreeFor, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
 import { echoHandler, send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -14,11 +14,7 @@ async function upstream(start: Promise<Upstream>): Promise<Upstream> {
   return up;
 }
 
-async function worktree(options: RemoteWorktreeOptions): Promise<RemoteWorktree> {
-  const wt = await startRemoteWorktree(options);
-  cleanups.push(() => wt.close());
-  return wt;
-}
+const worktree = (options: RemoteWorktreeOptions): Promise<RemoteWorktree> => remoteWorktreeFor(cleanups, options);
 
 /** A local app with CORS of its own (like Vite's default or an Express `cors()` list): it allows only its own dev origin. */
 function ownCors(req: IncomingMessage, res: ServerResponse): void {

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildStatus } from '../../daemon/status.js';
-import { remoteTls, startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
+import { remoteTls, startRemote, remoteWorktreeFor, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { echoHandler, send, startHttpUpstream, type TestResponse, type Upstream } from '../helpers/upstreams.js';
 
@@ -21,11 +21,7 @@ async function remoteUpstream(handler?: (req: IncomingMessage, res: ServerRespon
   return up;
 }
 
-async function worktree(options: RemoteWorktreeOptions): Promise<RemoteWorktree> {
-  const wt = await startRemoteWorktree(options);
-  cleanups.push(() => wt.close());
-  return wt;
-}
+const worktree = (options: RemoteWorktreeOptions): Promise<RemoteWorktree> => remoteWorktreeFor(cleanups, options);
 
 function echoed(res: TestResponse): { method: string; url: string; headers: Record<string, string> } {
   return JSON.parse(res.body) as { method: string; url: string; headers: Record<string, string> };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget } from '../../proxy/upstream-pools.js';
 import { remote } from '../helpers/routes.js';
-import { startRemote, startRemoteWorktree, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
+import { startRemote, remoteWorktreeFor, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
 import { createTestTls, send, startHttpsUpstream } from '../helpers/upstreams.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -13,11 +13,7 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function worktree(options: RemoteWorktreeOptions): Promise<RemoteWorktree> {
-  const wt = await startRemoteWorktree(options);
-  cleanups.push(() => wt.close());
-  return wt;
-}
+const worktree = (options: RemoteWorktreeOptions): Promise<RemoteWorktree> => remoteWorktreeFor(cleanups, options);
 
 /** A remote that answers like Azure front ends: HTTP/1.1 keep-alive by default, no `Connection` header. */
 function noConnectionHeader(req: IncomingMessage, res: ServerResponse): void {

@@ -4,9 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateStore } from '../../certs/store.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
-import { createProxyHandler } from '../../proxy/server.js';
+import { startHttpsTestProxy } from '../helpers/proxy.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { startHttpUpstream } from '../helpers/upstreams.js';
 
@@ -45,25 +43,18 @@ interface Finding {
 describe('testssl.sh against the HTTPS listener', () => {
   it('reports nothing above INFO but certificate revocation (and HSTS, left out on purpose)', async (ctx) => {
     if (unavailable !== undefined) ctx.skip(unavailable);
-    const home = await mkdtemp(join(tmpdir(), 'devproxy-testssl-'));
-    cleanups.push(() => rm(home, { recursive: true, force: true }));
     const app = await startHttpUpstream();
     cleanups.push(() => app.close());
-    const table = tableOf(route('ui.feature-x.localhost', local(app.port)));
-    const options = { getTable: () => table, httpPort: 0, httpsPort: 0 };
-    const handler = createProxyHandler(options);
-    cleanups.push(() => handler.close());
-    const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
-    const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
-    cleanups.push(() => server.close());
-    options.httpsPort = server.port;
+    const server = await startHttpsTestProxy(tableOf(route('ui.feature-x.localhost', local(app.port))), cleanups);
+    const reports = await mkdtemp(join(tmpdir(), 'devproxy-testssl-'));
+    cleanups.push(() => rm(reports, { recursive: true, force: true }));
 
-    const report = join(home, 'testssl.json');
+    const report = join(reports, 'testssl.json');
     // Protocols, cipher categories, forward secrecy, server defaults and preference, headers and
     // every vulnerability check: all of a default run but the client simulation.
     await run(
       'testssl',
-      ['--quiet', '--warnings', 'off', '--color', '0', '--nodns', 'none', '--ip', '127.0.0.1', '--add-ca', certificates.caPath,
+      ['--quiet', '--warnings', 'off', '--color', '0', '--nodns', 'none', '--ip', '127.0.0.1', '--add-ca', server.caPath,
         '-p', '-s', '-f', '-P', '-S', '-h', '-U', '--jsonfile', report, `https://localhost:${server.port}/`],
       { timeout: SCAN_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
     ).catch((error: unknown) => {
