@@ -127,6 +127,30 @@ describe('421 Misdirected Request', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('answers 421 to a WebSocket upgrade over TLS for a host outside the certificate', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = https.request({
+        host: '127.0.0.1',
+        port,
+        servername: UI,
+        ca: caPem,
+        agent: false,
+        headers: { host: `${FOREIGN}:${port}`, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('upgrade', (_res, socket) => {
+        socket.destroy();
+        resolve(101);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(421);
+  });
+
   it('answers 421 for a worktree host on a connection without SNI (it got the localhost certificate)', async () => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { ca: caPem, checkServerIdentity: () => undefined });
     cleanups.push(() => session.destroy());
