@@ -5,21 +5,18 @@
  * devproxy CA trusted through an NSS db (no certificate errors ignored). Every fetch must succeed
  * on both routes, with the response headers a browser SDK reads (etag, x-ms-*, the route).
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { ensureTool, nssHomeTrusting } from '../helpers/tools.js';
 import { createTestTls, startHttpsUpstream, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
-const ENSURE_CHROMIUM = join(import.meta.dirname, '..', 'setup', 'ensure-chromium.sh');
 /** Fetches made on each route once the flip reached it. */
 const FETCHES_PER_PHASE = 5;
 /** Longest wait for a flip to reach the page's fetches. */
@@ -93,12 +90,8 @@ function remoteApiHandler(req: IncomingMessage, res: ServerResponse): void {
 }
 
 beforeAll(async () => {
-  try {
-    await run('sh', [ENSURE_CHROMIUM], { timeout: 600_000 });
-  } catch (error) {
-    unavailable = `chromium/certutil not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
-    return;
-  }
+  unavailable = await ensureTool('ensure-chromium.sh', 'chromium/certutil');
+  if (unavailable !== undefined) return;
   home = await mkdtemp(join(tmpdir(), 'devproxy-cors-flip-'));
   ui = await startHttpUpstream((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE));
   localApi = await startHttpUpstream(localApiHandler);
@@ -123,11 +116,7 @@ beforeAll(async () => {
   expect(started.code, started.stderr).toBe(0);
   httpsPort = (JSON.parse(started.stdout) as { httpsPort: number }).httpsPort;
 
-  browserHome = await mkdtemp(join(tmpdir(), 'devproxy-cors-flip-browser-'));
-  const db = join(browserHome, '.pki', 'nssdb');
-  await mkdir(db, { recursive: true });
-  await run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
-  await run('certutil', ['-A', '-n', 'devproxy', '-t', 'C,,', '-i', join(home, 'certs', 'ca.pem'), '-d', `sql:${db}`]);
+  browserHome = await nssHomeTrusting(join(home, 'certs', 'ca.pem'));
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     env: { ...process.env, HOME: browserHome },

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
-import { promisify } from 'node:util';
 import { chromium, type Browser } from 'playwright-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -14,11 +12,10 @@ import { startHttpsProxy } from '../../proxy/https-server.js';
 import { createProxyHandler } from '../../proxy/server.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
+import { ensureTool, nssHomeTrusting } from '../helpers/tools.js';
 
-const run = promisify(execFile);
 const UI = 'ui.feature-x.localhost';
 const CHROMIUM = '/usr/bin/chromium';
-const ENSURE_CHROMIUM = join(import.meta.dirname, '..', 'setup', 'ensure-chromium.sh');
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -27,11 +24,7 @@ afterEach(async () => {
 
 let unavailable: string | undefined;
 beforeAll(async () => {
-  try {
-    await run('sh', [ENSURE_CHROMIUM], { timeout: 600_000 });
-  } catch (error) {
-    unavailable = `chromium/certutil not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
-  }
+  unavailable = await ensureTool('ensure-chromium.sh', 'chromium/certutil');
 }, 620_000);
 
 /** The page Chromium loads: it opens a WebSocket back through the proxy and shows the echo. */
@@ -66,17 +59,6 @@ async function startUiUpstream(): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-/** An NSS database in a throwaway HOME, trusting only the devproxy CA (what `devproxy trust` does). */
-async function nssHomeTrusting(caPath: string): Promise<string> {
-  const home = await mkdtemp(join(tmpdir(), 'devproxy-chromium-home-'));
-  cleanups.push(() => rm(home, { recursive: true, force: true }));
-  const db = join(home, '.pki', 'nssdb');
-  await mkdir(db, { recursive: true });
-  await run('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
-  await run('certutil', ['-A', '-n', 'devproxy', '-t', 'C,,', '-i', caPath, '-d', `sql:${db}`]);
-  return home;
-}
-
 describe('headless Chromium through the HTTPS listener', () => {
   it('loads a worktree page over h2 with the CA trusted by NSS, and its WebSocket echoes', async (ctx) => {
     if (unavailable !== undefined) ctx.skip(unavailable);
@@ -103,6 +85,7 @@ describe('headless Chromium through the HTTPS listener', () => {
     options.httpsPort = server.port;
 
     const browserHome = await nssHomeTrusting(certificates.caPath);
+    cleanups.push(() => rm(browserHome, { recursive: true, force: true }));
     const browser: Browser = await chromium.launch({
       executablePath: CHROMIUM,
       env: { ...process.env, HOME: browserHome },

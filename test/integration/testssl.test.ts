@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startHttpsTestProxy } from '../helpers/proxy.js';
+import { ensureTool } from '../helpers/tools.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { startHttpUpstream } from '../helpers/upstreams.js';
 
 const run = promisify(execFile);
-const ENSURE_TESTSSL = join(import.meta.dirname, '..', 'setup', 'ensure-testssl.sh');
 /** A scan of one listener on loopback takes 3–4 minutes on two busy cores. */
 const SCAN_TIMEOUT_MS = 900_000;
 /**
@@ -27,11 +27,7 @@ afterEach(async () => {
 
 let unavailable: string | undefined;
 beforeAll(async () => {
-  try {
-    await run('sh', [ENSURE_TESTSSL], { timeout: 600_000 });
-  } catch (error) {
-    unavailable = `testssl.sh not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
-  }
+  unavailable = await ensureTool('ensure-testssl.sh', 'testssl.sh');
 }, 620_000);
 
 interface Finding {
