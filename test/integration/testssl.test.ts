@@ -59,7 +59,12 @@ describe('testssl.sh against the HTTPS listener', () => {
     });
     const findings = JSON.parse(await readFile(report, 'utf8')) as Finding[];
     expect(findings.some((f) => f.id === 'cipherlist_STRONG')).toBe(true);
-    const aboveInfo = findings.filter((f) => !['OK', 'INFO', 'DEBUG'].includes(f.severity));
+    // WARN is testssl.sh saying a check could not run (on a loaded machine, the session-ticket check
+    // sometimes reports a "connect problem"), not a finding about the listener; every other check ran.
+    const scanProblems = findings.filter((f) => f.severity === 'WARN');
+    expect(scanProblems.filter((f) => !/connect problem/.test(f.finding)).map((f) => `${f.id}: ${f.finding}`)).toEqual([]);
+    expect(scanProblems.length).toBeLessThanOrEqual(1);
+    const aboveInfo = findings.filter((f) => !['OK', 'INFO', 'DEBUG', 'WARN'].includes(f.severity));
     expect(aboveInfo.filter((f) => !ALLOWED.has(f.id)).map((f) => `${f.severity} ${f.id}: ${f.finding}`)).toEqual([]);
     // Only TLS 1.2 and 1.3 are offered.
     const offered = findings.filter((f) => /^(SSLv2|SSLv3|TLS1|TLS1_1|TLS1_2|TLS1_3)$/.test(f.id) && /^offered/.test(f.finding)).map((f) => f.id);
