@@ -22,6 +22,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_WORKTREE_EXISTS: 'pick another feature name; `devproxy status` lists the worktrees that exist',
   DEVPROXY_ERR_DIRTY_BASE: 'commit or stash your changes first, or name the base with --base <ref>',
   DEVPROXY_ERR_DIRTY_WORKTREE: 'commit or stash the changes, or pass --force to discard them',
+  DEVPROXY_ERR_BRANCH_NOT_MERGED: 'merge the branch first, drop --delete-branch to keep it, or pass --force to delete it anyway',
   DEVPROXY_ERR_SERVICES_FAILED: 'read `devproxy logs <service>`, fix it, then `devproxy restart <service>`',
   DEVPROXY_ERR_PROFILE_CHANGED: 'run the command again if you still want its profile (`devproxy status` shows the current one)',
   DEVPROXY_ERR_USAGE: 'run `devproxy --help` for the commands and their options',

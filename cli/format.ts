@@ -13,8 +13,24 @@ export function routeLabel(service: ServiceStatus): string {
   return service.desired === service.route ? service.route : `${service.route} → ${service.desired}`;
 }
 
-/** The human form of `devproxy status`. */
-export function renderStatus(report: StatusReport): string {
+/**
+ * One table cell from a possibly multi-line text (a failure with its last output lines): the
+ * first non-empty line, and how many lines `status --verbose` would add, so rows stay rows.
+ */
+export function foldLines(text: string): string {
+  const lines = text.split(/\r?\n/).map((l) => l.trimEnd()).filter((l) => l.trim() !== '');
+  if (lines.length <= 1) return lines[0] ?? '';
+  return `${lines[0]} [+${lines.length - 1} line${lines.length === 2 ? '' : 's'}: status --verbose]`;
+}
+
+/** Options of {@link renderStatus}. */
+export interface RenderStatusOptions {
+  /** Print each multi-line problem in full under the table (`status --verbose`); default false. */
+  verbose?: boolean;
+}
+
+/** The human form of `devproxy status`: one line per service, problems folded unless verbose. */
+export function renderStatus(report: StatusReport, opts: RenderStatusOptions = {}): string {
   const lines: string[] = [];
   const daemon = report.daemon;
   lines.push(daemon.running ? `devproxy ${daemon.version} running (pid ${daemon.pid}) — http :${daemon.httpPort}${daemon.httpsPort ? `, https :${daemon.httpsPort}` : ''}` : 'devproxy is not running (start it with `devproxy proxy start`); showing the routes it would serve');
@@ -25,12 +41,20 @@ export function renderStatus(report: StatusReport): string {
   const rows = [['WORKTREE', 'PROFILE', 'SERVICE', 'ROUTE', 'TARGET', 'HEALTH', 'URL']];
   for (const w of report.worktrees) rows.push(...worktreeRows(w));
   lines.push('', renderTable(rows));
+  const details = report.worktrees.flatMap((w) => w.services.filter((s) => s.problem?.message.includes('\n')).map((s) => ({ w, s, text: s.problem!.message })));
+  if (opts.verbose && details.length > 0) {
+    lines.push('', 'Details:');
+    for (const { w, s, text } of details) lines.push(`  ${s.name} in ${w.name}:`, ...text.split(/\r?\n/).map((l) => `    ${l}`));
+  }
   lines.push('', renderMemory(report.worktrees));
   const problems = [...report.diagnostics, ...report.worktrees.flatMap((w) => w.diagnostics)];
   const unique = [...new Map(problems.map((d) => [d.text, d])).values()];
   if (unique.length > 0) {
     lines.push('', 'Problems (the last good routes stay active):');
-    for (const d of unique) lines.push(`  ${d.severity === 'warning' ? 'warning' : 'error'}: ${d.text}`);
+    for (const d of unique) {
+      const text = opts.verbose ? d.text.replace(/\r?\n/g, '\n    ') : foldLines(d.text);
+      lines.push(`  ${d.severity === 'warning' ? 'warning' : 'error'}: ${text}`);
+    }
   }
   return lines.join('\n');
 }
@@ -53,7 +77,7 @@ function worktreeRows(w: WorktreeStatus): string[][] {
     i === 0 ? (w.profile ?? '-') : '',
     s.name,
     routeLabel(s),
-    s.target === null ? `(${s.problem?.message ?? 'unavailable'})` : s.insecure ? `${s.target} (TLS NOT VERIFIED)` : s.target,
+    s.target === null ? `(${foldLines(s.problem?.message ?? 'unavailable')})` : s.insecure ? `${s.target} (TLS NOT VERIFIED)` : s.target,
     s.health,
     s.httpsUrl ?? s.url,
   ]);

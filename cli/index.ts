@@ -117,6 +117,7 @@ program
   .description('every worktree with its profile and each service: route, target, health, URL')
   .option('--json', 'stable JSON for scripts and agents')
   .option('--no-probe', 'skip the health probes')
+  .option('-v, --verbose', 'print multi-line problems (a failed service\'s last output) in full under the table')
   .action(async (opts) => (await import('./commands/status.js')).status(opts));
 
 program

@@ -65,19 +65,46 @@ export async function finishSetup(main: string, path: string): Promise<void> {
   if (entry?.setupPending) await simpleGit({ baseDir: main }).raw(['worktree', 'unlock', path]);
 }
 
-/** Removes a worktree (refusing uncommitted changes unless `force`) and, if asked, its branch. */
-export async function removeFeatureWorktree(opts: { main: string; path: string; force: boolean; deleteBranch: boolean }): Promise<{ branch?: string }> {
+/** What {@link checkFeatureRemoval} found: the worktree's branch, to delete after the removal. */
+export interface FeatureRemoval {
+  main: string;
+  path: string;
+  force: boolean;
+  deleteBranch: boolean;
+  branch?: string;
+  /** It still carries devproxy's set-up lock (unlocked before the removal). */
+  setupPending: boolean;
+}
+
+/**
+ * Everything that can make `rm` refuse, checked before anything is stopped: the path is a
+ * feature worktree of `main`, it has no uncommitted changes (unless `force`), and a branch to be
+ * deleted is merged (unless `force`; `git branch -d` would refuse it after the worktree is gone).
+ */
+export async function checkFeatureRemoval(opts: { main: string; path: string; force: boolean; deleteBranch: boolean }): Promise<FeatureRemoval> {
   const entry = (await listWorktrees(opts.main)).find((w) => w.path === opts.path);
   if (!entry) throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `${opts.path} is not a worktree of ${opts.main}`);
   if (entry.isMain) throw new DevproxyError('DEVPROXY_ERR_USAGE', 'the main checkout cannot be removed', { hint: 'name a feature worktree (`devproxy status` lists them)' });
   if (!opts.force) {
     const dirty = (await simpleGit({ baseDir: opts.path }).raw(['status', '--porcelain'])).trim();
     if (dirty) throw new DevproxyError('DEVPROXY_ERR_DIRTY_WORKTREE', `${opts.path} has uncommitted changes:\n${dirty}`, { hint: 'commit or stash them, or pass --force to discard them' });
+    if (opts.deleteBranch && entry.branch) {
+      const merged = (await simpleGit({ baseDir: opts.main }).raw(['branch', '--merged', 'HEAD', '--list', entry.branch])).trim();
+      if (!merged) {
+        throw new DevproxyError('DEVPROXY_ERR_BRANCH_NOT_MERGED', `branch "${entry.branch}" is not merged into ${opts.main}'s HEAD; deleting it would lose its commits`, {
+          hint: 'merge it first, drop --delete-branch to keep it, or pass --force to delete it anyway',
+        });
+      }
+    }
   }
-  const git = simpleGit({ baseDir: opts.main });
+  return { ...opts, ...(entry.branch ? { branch: entry.branch } : {}), setupPending: entry.setupPending === true };
+}
+
+/** Removes a worktree checked by {@link checkFeatureRemoval} and, if asked, its branch. */
+export async function removeFeatureWorktree(removal: FeatureRemoval): Promise<void> {
+  const git = simpleGit({ baseDir: removal.main });
   // git refuses to remove a locked worktree; devproxy's own set-up lock is no reason to keep it.
-  if (entry.setupPending) await git.raw(['worktree', 'unlock', opts.path]);
-  await git.raw(['worktree', 'remove', ...(opts.force ? ['--force'] : []), opts.path]);
-  if (opts.deleteBranch && entry.branch) await git.raw(['branch', opts.force ? '-D' : '-d', entry.branch]);
-  return entry.branch ? { branch: entry.branch } : {};
+  if (removal.setupPending) await git.raw(['worktree', 'unlock', removal.path]);
+  await git.raw(['worktree', 'remove', ...(removal.force ? ['--force'] : []), removal.path]);
+  if (removal.deleteBranch && removal.branch) await git.raw(['branch', removal.force ? '-D' : '-d', removal.branch]);
 }
