@@ -134,7 +134,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));
     const daemon = { httpPort: http.port, httpsPort };
     const report = (health: ReadonlyMap<string, Health>): StatusReport =>
-      buildStatus(workspace.getTable(), { running: true, pid: process.pid, ...daemon, version: VERSION }, health, (path, service) => runtimeFacts(controller.statusOf(path, service)));
+      buildStatus(workspace.getTable(), { running: true, pid: process.pid, ...daemon, version: VERSION }, health, (path, service) => runtimeFacts(controller.statusOf(path, service)), (path) => controller.reconciling(path));
     const status = async (probe = true): Promise<StatusReport> => report(probe ? await probeLocalHealth(workspace.getTable()) : new Map());
     feed = new DashboardFeed({
       // Health probed for a local target holds only while the route still goes there.

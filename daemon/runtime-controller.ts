@@ -102,6 +102,11 @@ export class RuntimeController implements RuntimeView {
     return this.runtime.reconcile({ repo: input.repo, path: input.path, slug, config: input.config!, local: localServices(input.config!, input.profile) }, { dryRun: true });
   }
 
+  /** Whether the daemon is still starting or stopping the worktree's local instances. */
+  reconciling(worktreePath: string): boolean {
+    return this.inFlight.has(worktreePath);
+  }
+
   /** Resolves when every reconcile started so far has settled. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.inFlight.values()]);

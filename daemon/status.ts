@@ -48,6 +48,8 @@ export interface WorktreeStatus {
   profiles: string[];
   services: ServiceStatus[];
   diagnostics: DiagnosticStatus[];
+  /** True while the daemon starts or stops this worktree's local instances (a state seen now may be about to change). */
+  reconciling?: boolean;
   /** Bytes: used by running local instances (null when nothing reports), declared by the profile, declared by all services. */
   memory: { usedBytes: number | null; profileBytes: number; fullBytes: number };
 }
@@ -65,6 +67,7 @@ export function buildStatus(
   daemon: StatusReport['daemon'],
   health: ReadonlyMap<string, Health> = new Map(),
   runtime?: (worktreePath: string, service: string) => Record<string, unknown> | undefined,
+  reconciling?: (worktreePath: string) => boolean,
 ): StatusReport {
   const httpUrl = (host: string) => `http://${host}${daemon.httpPort === 80 ? '' : `:${daemon.httpPort}`}`;
   const httpsUrl = (host: string) => (daemon.httpsPort === null ? null : `https://${host}${daemon.httpsPort === 443 ? '' : `:${daemon.httpsPort}`}`);
@@ -78,6 +81,7 @@ export function buildStatus(
       main: w.isMain,
       profile: w.profile ?? null,
       profiles: w.profiles ?? [],
+      reconciling: reconciling?.(w.path) ?? false,
       services: w.hosts
         .map((host) => table.routes.get(host))
         .filter((r): r is Route => r !== undefined)

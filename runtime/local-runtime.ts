@@ -32,7 +32,7 @@ import { listeningPorts, portMismatchMessage } from './listening-ports.js';
 import { causeLines } from './failure-cause.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
 import { planReconcile, type ReconcilePlan } from './plan.js';
-import { PortAllocator } from './ports.js';
+import { isPortFree, PortAllocator } from './ports.js';
 import { ProcessSupervisor, type ProcessExit, type ProcessRecord } from './processes.js';
 
 /** The start/stop/keep lists a reconcile executes (re-exported for the daemon). */
@@ -142,6 +142,10 @@ interface Instance {
   oomKilled?: boolean;
   /** Aborts the health watch (on stop, failure, close). */
   watch?: AbortController;
+  /** Set while it drains before its stop; a switch back to local within the drain keeps the instance. */
+  drain?: AbortController;
+  /** The stop under way (stops are idempotent: a second caller awaits the first). */
+  stopping?: Promise<void>;
 }
 
 interface WorktreeRuntime {
@@ -167,6 +171,8 @@ export class LocalRuntime {
   private closed = false;
   /** Aborted by close(): queued drains end at once, the proxy has already drained by then. */
   private readonly closing = new AbortController();
+  /** Drains and stops of services that left, running outside their worktree's queue. */
+  private readonly leaving = new Set<Promise<void>>();
 
   constructor(opts: LocalRuntimeOptions) {
     this.opts = { drainMs: 2_000, startTimeoutMs: DEFAULT_HEALTH_TIMEOUT_MS, healthIntervalMs: 250, stopGraceMs: 5_000, memoryIntervalMs: 10_000, ...opts };
@@ -200,18 +206,18 @@ export class LocalRuntime {
   async reconcile(spec: WorktreeRuntimeSpec, opts: ReconcileOptions = {}): Promise<ReconcilePlan> {
     const known = this.worktrees.get(spec.path);
     if (opts.dryRun && known?.adopted) {
-      // A plan reads state only: it need not queue behind a reconcile that is draining.
+      // A plan reads state only: it need not queue behind a reconcile that is starting services.
       for (const name of spec.local) localDefinitionOf(spec.config, name);
       return planReconcile(spec.local, runningServices(known));
     }
-    const { plan, started } = await this.serialise(spec, async (wt) => {
+    const { plan, started, stops } = await this.serialise(spec, async (wt) => {
       const definitions = new Map(spec.local.map((name) => [name, localDefinitionOf(spec.config, name)] as const));
       const needsDocker = [...definitions.values()].some((d) => d.local.kind === 'compose');
       if (!wt.adopted) await this.adopt(wt, needsDocker);
-      const plan = planReconcile(spec.local, runningServices(wt));
-      if (opts.dryRun) return { plan, started: { verdicts: Promise.resolve() } };
+      const planned = planReconcile(spec.local, runningServices(wt));
+      if (opts.dryRun) return { plan: planned, started: { verdicts: Promise.resolve() }, stops: Promise.resolve() };
 
-      const composeStarts = plan.start.filter((s) => definitions.get(s)?.local.kind === 'compose');
+      const composeStarts = planned.start.filter((s) => definitions.get(s)?.local.kind === 'compose');
       let composeFile: ComposeFile | undefined;
       if (composeStarts.length > 0) {
         composeFile = await readComposeFile(findComposeFile(spec.path, spec.config.compose));
@@ -222,33 +228,27 @@ export class LocalRuntime {
         await this.ensureDocker();
       }
 
+      // Switched back to local within the drain: keep the running instance (and its port).
+      const keptVerdicts: Array<Promise<void>> = [];
+      for (const inst of planned.keep.map((s) => wt.instances.get(s)!).filter((i) => i.drain !== undefined)) {
+        if (await this.keepDraining(wt, inst)) keptVerdicts.push(this.watchHealth(wt, inst).then(() => opts.onProgress?.(inst.service, inst.state, inst.detail)));
+      }
+      const plan = planReconcile(spec.local, runningServices(wt));
+      // An instance that is being stopped goes first: the new one needs its port.
+      await Promise.all(plan.start.map((s) => wt.instances.get(s)?.stopping?.catch(() => undefined)));
+
       const desired = new Set(spec.local);
       // Failed leftovers nobody wants any more: remove them without a drain (nothing routes there).
-      const leftovers = [...wt.instances.values()].filter((i) => !desired.has(i.service) && !RUNNING_STATES.has(i.state));
-      const leaving = plan.stop.map((s) => wt.instances.get(s)!).filter((i) => i !== undefined);
+      const leftovers = [...wt.instances.values()].filter((i) => !desired.has(i.service) && !RUNNING_STATES.has(i.state) && i.drain === undefined);
+      const leaving = plan.stop.map((s) => wt.instances.get(s)!).filter((i) => i !== undefined && i.drain === undefined);
       for (const inst of leaving) this.beginStop(inst, opts);
       if (leaving.length > 0) this.changed();
       const drainMs = opts.drainMs ?? this.opts.drainMs;
-      const stops = (async () => {
-        await Promise.all(leftovers.map((i) => this.stopInstance(wt, i)));
-        if (leaving.length === 0) return;
-        await sleep(drainMs, this.closing.signal);
-        await Promise.all(
-          leaving.map(async (inst) => {
-            await this.stopInstance(wt, inst);
-            opts.onProgress?.(inst.service, 'stopped');
-          }),
-        );
-      })();
-      let started: { verdicts: Promise<void> };
-      try {
-        started = await this.startServices(wt, plan.start, composeFile, opts);
-      } finally {
-        await stops;
-      }
-      return { plan, started };
+      const stops = this.trackLeaving(Promise.all([...leftovers.map((i) => this.stopInstance(wt, i)), ...leaving.map((inst) => this.drainThenStop(wt, inst, drainMs, opts))]).then(() => undefined));
+      const started = await this.startServices(wt, plan.start, composeFile, opts);
+      return { plan, started: { verdicts: Promise.all([started.verdicts, ...keptVerdicts]).then(() => undefined) }, stops };
     });
-    await started.verdicts;
+    await Promise.all([started.verdicts, stops]);
     return plan;
   }
 
@@ -285,6 +285,7 @@ export class LocalRuntime {
       }
       const inst = w.instances.get(service);
       if (inst) {
+        endDrain(inst);
         this.beginStop(inst, opts);
         this.changed();
         await this.stopInstance(w, inst);
@@ -343,7 +344,10 @@ export class LocalRuntime {
     const known = this.worktrees.get(worktreePath);
     const remove = async (wt: WorktreeRuntime | undefined): Promise<void> => {
       const instances = [...(wt?.instances.values() ?? [])];
-      for (const inst of instances) this.beginStop(inst, {});
+      for (const inst of instances) {
+        endDrain(inst);
+        this.beginStop(inst, {});
+      }
       if (instances.length > 0) this.changed();
       if (wt) await Promise.all(instances.map((inst) => this.stopInstance(wt, inst)));
       // Sweep what this process may not track: processes and containers of an earlier daemon.
@@ -408,6 +412,7 @@ export class LocalRuntime {
     this.observer.close();
     this.supervisor.close();
     await Promise.allSettled([...this.worktrees.values()].map((wt) => wt.queue));
+    await Promise.allSettled([...this.leaving]);
     await this.memoryRefresh;
   }
 
@@ -507,6 +512,10 @@ export class LocalRuntime {
         try {
           const port = local.port ?? (await this.ports.allocate(spec.path, name));
           inst.port = port;
+          if (local.port === undefined && !(await isPortFree(port))) {
+            this.setFailed(inst, `port ${port}, kept for ${name} in ports.json, is in use by another program: stop it (\`lsof -i :${port}\` names it)`, []);
+            continue;
+          }
           const startOpts: Parameters<ProcessSupervisor['start']>[0] = { worktreePath: spec.path, slug: spec.slug, service: name, command: local.command, port, ...(local.cwd ? { cwd: local.cwd } : {}) };
           if (spec.env) startOpts.env = spec.env;
           inst.process = await this.supervisor.start(startOpts);
@@ -543,8 +552,7 @@ export class LocalRuntime {
       const plan: ComposeServicePlan = { service: name, containerPort: svc.local.port };
       if (svc.memoryBytes !== undefined) plan.memoryBytes = svc.memoryBytes;
       if (usesHostNetwork(services[svc.local.compose])) {
-        const running = wt.instances.get(name);
-        plan.hostPort = await this.ports.allocate(spec.path, name, running !== undefined && RUNNING_STATES.has(running.state) && running.port !== undefined);
+        plan.hostPort = await this.ports.allocate(spec.path, name);
       }
       managed.set(svc.local.compose, plan);
     }
@@ -684,7 +692,52 @@ export class LocalRuntime {
     opts.onProgress?.(inst.service, 'stopping');
   }
 
-  private async stopInstance(wt: WorktreeRuntime, inst: Instance): Promise<void> {
+  /**
+   * Waits out the drain (in-flight requests finish on the old target), then stops the instance,
+   * unless a switch back to local kept it meanwhile. close() ends every drain at once.
+   */
+  private async drainThenStop(wt: WorktreeRuntime, inst: Instance, drainMs: number, opts: Pick<ReconcileOptions, 'onProgress'>): Promise<void> {
+    const drain = new AbortController();
+    inst.drain = drain;
+    const onClose = (): void => drain.abort();
+    this.closing.signal.addEventListener('abort', onClose, { once: true });
+    await sleep(drainMs, drain.signal);
+    this.closing.signal.removeEventListener('abort', onClose);
+    if (inst.drain !== drain) return;
+    delete inst.drain;
+    await this.stopInstance(wt, inst);
+    opts.onProgress?.(inst.service, 'stopped');
+  }
+
+  /**
+   * Takes a draining instance back: its stop is cancelled and it routes again once it answers
+   * its health check (the caller watches it). A process that exited meanwhile cannot be kept: it
+   * is stopped now (false), so that the reconcile starts a new one.
+   */
+  private async keepDraining(wt: WorktreeRuntime, inst: Instance): Promise<boolean> {
+    endDrain(inst);
+    if (inst.kind === 'command' && !this.supervisor.list(wt.spec.path).some((r) => r.pid === inst.process?.pid)) {
+      await this.stopInstance(wt, inst);
+      return false;
+    }
+    inst.state = 'starting';
+    this.changed();
+    return true;
+  }
+
+  private trackLeaving(work: Promise<void>): Promise<void> {
+    const tracked = work.finally(() => this.leaving.delete(tracked));
+    this.leaving.add(tracked);
+    tracked.catch((error: unknown) => this.opts.logger?.error(`runtime: stopping failed: ${messageOf(error)}`));
+    return tracked;
+  }
+
+  private stopInstance(wt: WorktreeRuntime, inst: Instance): Promise<void> {
+    inst.stopping ??= this.stopNow(wt, inst);
+    return inst.stopping;
+  }
+
+  private async stopNow(wt: WorktreeRuntime, inst: Instance): Promise<void> {
     inst.watch?.abort();
     inst.state = 'stopping';
     if (inst.kind === 'command') {
@@ -830,8 +883,16 @@ export class LocalRuntime {
   }
 }
 
+/** Services with a live instance: running, or draining (a switch back keeps those). */
 function runningServices(wt: WorktreeRuntime): string[] {
-  return [...wt.instances.values()].filter((i) => RUNNING_STATES.has(i.state)).map((i) => i.service);
+  return [...wt.instances.values()].filter((i) => RUNNING_STATES.has(i.state) || i.drain !== undefined).map((i) => i.service);
+}
+
+/** Cancels an instance's drain: it is kept, or stopped at once by the caller. */
+function endDrain(inst: Instance): void {
+  const drain = inst.drain;
+  delete inst.drain;
+  drain?.abort();
 }
 
 function localDefinitionOf(config: ProjectConfig, name: string): { service: ServiceConfig; local: LocalDefinition } {

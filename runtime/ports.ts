@@ -1,8 +1,8 @@
 /**
  * Host ports devproxy hands out to local instances it cannot let Docker choose for: processes
  * (`command:` services, which get PORT) and host-network containers. A (worktree, service) pair
- * keeps its port across restarts of the service and of the daemon: it is persisted in
- * `$DEVPROXY_HOME/ports.json`, so bookmarks and app config that captured it stay valid.
+ * keeps its port across restarts of the service and of the daemon, and while it is persisted in
+ * `$DEVPROXY_HOME/ports.json` it never moves, so bookmarks and app config that captured it stay valid.
  */
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -51,16 +51,17 @@ export class PortAllocator {
   }
 
   /**
-   * The port of (worktreePath, service): the persisted one when it is still free (or when
-   * `inUseByUs` says our own instance holds it), else the first free port of the range that no
-   * other pair owns, persisted before it is returned.
+   * The port of (worktreePath, service): the persisted one, always (it never moves while it is
+   * in ports.json, so URLs and app config that captured it stay valid; a stranger holding it is
+   * reported by the caller), else the first free port of the range that no other pair owns,
+   * persisted before it is returned.
    */
-  allocate(worktreePath: string, service: string, inUseByUs = false): Promise<number> {
+  allocate(worktreePath: string, service: string): Promise<number> {
     return this.serialise(async () => {
       const state = await this.read();
       const key = keyOf(worktreePath, service);
       const current = state.ports[key];
-      if (current !== undefined && (inUseByUs || (await isPortFree(current)))) return current;
+      if (current !== undefined) return current;
       const taken = new Set(Object.values(state.ports));
       for (let port = this.range.start; port <= this.range.end; port++) {
         if (taken.has(port) || !(await isPortFree(port))) continue;

@@ -1,21 +1,25 @@
-import type { StatusReport } from '../../daemon/status.js';
+import type { ServiceStatus, StatusReport } from '../../daemon/status.js';
 import { DevproxyError } from '../../errors.js';
 import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged } from '../../profiles/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
 import { callDaemon, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
-import { renderTable, routeLabel } from '../format.js';
-import { assertServicesHealthy, failureOf, sayFailure } from '../service-wait.js';
+import { foldLines, renderTable, routeLabel } from '../format.js';
+import { assertServicesHealthy, failureOf, sayFailure, type ServiceFailure } from '../service-wait.js';
+import { waitForRoutes } from '../wait-routes.js';
 
-/** How long `use` waits for the daemon to report the new routes. */
-const APPLY_TIMEOUT_MS = 3_000;
+/**
+ * Longest wait for the new routes. Each local service's own health timeout ends its wait
+ * sooner (the daemon reports it unhealthy); this only bounds a daemon that stops answering.
+ */
+const ROUTES_TIMEOUT_MS = 600_000;
 
 export interface UseOptions extends WorktreeSelection {
   /** `--service api=local` (repeatable). */
   service?: string[];
   json?: boolean;
-  /** commander's `--no-wait` sets this to false. */
+  /** commander's `--no-wait` sets this to false: return at once and say what is still pending. */
   wait?: boolean;
   /** Print the plan (start/stop/route changes) and change nothing. */
   dryRun?: boolean;
@@ -24,7 +28,10 @@ export interface UseOptions extends WorktreeSelection {
 /**
  * `devproxy use <profile>` (alias `switch-profile`): writes the worktree's live profile file
  * atomically. A new profile clears earlier one-off overrides; `--service` alone keeps the
- * profile and adds overrides. The daemon applies the file by itself; this waits to report it.
+ * profile and adds overrides. The daemon applies the file by itself; this waits until every
+ * route reached its new target (local instances healthy, remote at once) and prints the routes
+ * as they are then, so the first request after it returns reaches the new target. A local
+ * service that fails or never gets healthy makes it exit 1 (DEVPROXY_ERR_SERVICES_FAILED).
  */
 export async function use(profileName: string | undefined, opts: UseOptions): Promise<void> {
   const { worktree, input } = await selectWorktree(opts);
@@ -38,7 +45,10 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
     await printPlan(config, worktree.path, worktree.slug, current, validated, opts.json === true);
     return;
   }
-  const starting = [...wanted].filter((service) => !localServices(config, current).includes(service));
+  const before = new Set(localServices(config, current));
+  const starting = [...wanted].filter((service) => !before.has(service));
+  // Progress and "pending" are about the routes this switch changes.
+  const changing = new Set([...config.services.keys()].filter((service) => before.has(service) !== wanted.has(service)));
   const budget = checkMemoryBudget(config, starting, await availableMemoryBytes());
   if (budget.exceeds && !opts.json) {
     console.log(`warning: ${starting.join(', ')} declare ${formatMemory(budget.declaredBytes)} but ${formatMemory(budget.availableBytes)} is available on this machine`);
@@ -46,22 +56,40 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   const written = await writeProfileUnlessChanged(worktree.path, next, seen);
   const { services } = next;
 
-  const applied = opts.wait === false ? undefined : await waitApplied(worktree.path, next.profile, wanted);
-  // Honest exit code: a service this switch started that has already failed makes `use` exit 1.
-  const failures = applied ? applied.services.filter((s) => starting.includes(s.name)).map(failureOf).filter((f) => f !== undefined) : [];
+  const say = (line: string) => !opts.json && console.log(line);
+  say(`${worktree.slug}: profile ${next.profile}${services.size ? ` (${[...services].map(([s, m]) => `${s}=${m}`).join(', ')})` : ''} → ${written}`);
+  const began = Date.now();
+  const outcome = await waitForRoutes(worktree.path, { profile: next.profile, local: wanted }, {
+    timeoutMs: ROUTES_TIMEOUT_MS,
+    wait: opts.wait !== false,
+    onProgress: (service, progress) => {
+      if (opts.wait === false || progress === 'pending' || (!changing.has(service.name) && progress !== 'failed')) return;
+      const elapsed = `${((Date.now() - began) / 1000).toFixed(1)} s`;
+      if (progress === 'failed') sayFailure(say, failureOfRoute(service), elapsed);
+      else say(`  ${service.name.padEnd(12)} ${progress === 'starting' ? 'starting…' : `${wanted.has(service.name) ? 'local' : 'remote'} (${elapsed})`}`);
+    },
+  });
+  const pending = outcome.pending.filter((service) => changing.has(service));
+  const failures = outcome.failed.map(failureOfRoute);
   if (opts.json) {
-    console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: applied?.services ?? null, failures }, null, 2));
-    assertServicesHealthy({ name: worktree.slug, path: worktree.path }, failures);
-    return;
+    console.log(JSON.stringify({ worktree: worktree.slug, profile: next.profile, file: written, local: [...wanted], applied: outcome.worktree?.services ?? null, pending, failures }, null, 2));
+  } else if (!outcome.daemon) {
+    say('devproxy is not running: the profile applies when it starts (`devproxy proxy start`)');
+  } else if (outcome.worktree) {
+    say(renderTable([['SERVICE', 'ROUTE', 'TARGET', 'URL'], ...outcome.worktree.services.map((s) => [s.name, routeLabel(s), s.target ?? `(${foldLines(s.problem?.message ?? 'unavailable')})`, s.httpsUrl ?? s.url])]));
+    if (pending.length > 0) say(`still pending: ${pending.join(', ')}${opts.wait === false ? ' (not waiting: `devproxy status` shows when they are done)' : ''}`);
+    for (const d of outcome.worktree.diagnostics) say(`${d.severity === 'warning' ? 'warning' : 'error'}: ${foldLines(d.text)}`);
   }
-  console.log(`${worktree.slug}: profile ${next.profile}${services.size ? ` (${[...services].map(([s, m]) => `${s}=${m}`).join(', ')})` : ''} → ${written}`);
-  if (applied) {
-    console.log(renderTable([['SERVICE', 'ROUTE', 'TARGET', 'URL'], ...applied.services.map((s) => [s.name, routeLabel(s), s.target ?? `(${s.problem?.message ?? 'unavailable'})`, s.httpsUrl ?? s.url])]));
-  } else if (opts.wait !== false) {
-    console.log('devproxy is not running: the profile applies when it starts (`devproxy proxy start`)');
-  }
-  for (const failure of failures) sayFailure((line) => console.log(line), failure);
   assertServicesHealthy({ name: worktree.slug, path: worktree.path }, failures);
+  if (opts.wait !== false && outcome.daemon && pending.length > 0) {
+    if (!outcome.worktree || !isApplied(outcome.worktree, next.profile, wanted)) throw notApplied({ daemon: { running: true, pid: null, httpPort: 0, httpsPort: null, version: '' }, diagnostics: [], worktrees: outcome.worktree ? [outcome.worktree] : [] }, worktree.path, next.profile);
+    throw new DevproxyError('DEVPROXY_ERR_SERVICES_FAILED', `${pending.join(', ')} did not reach ${pending.length === 1 ? 'its' : 'their'} new route`, { hint: '`devproxy status` shows the route and any file problem that holds it' });
+  }
+}
+
+/** A failed route's cause: the instance's own (state, detail, output), else the route's problem (a reconcile that failed as a whole). */
+function failureOfRoute(service: ServiceStatus): ServiceFailure {
+  return failureOf(service) ?? { service: service.name, state: 'failed', detail: foldLines(service.problem?.message ?? 'not healthy in time'), cause: [] };
 }
 
 /**
@@ -90,24 +118,6 @@ function parseOverrides(values: string[]): Array<[string, RouteMode]> {
     }
     return [service, mode];
   });
-}
-
-/**
- * Polls the daemon until the worktree shows the new profile and local set; undefined without a
- * daemon. Throws `DEVPROXY_ERR_NOT_APPLIED` with the daemon's own reason when it does not apply
- * the change in time: printing the old routes under exit 0 would tell the user it worked.
- */
-async function waitApplied(path: string, profile: string, wanted: Set<string>): Promise<StatusReport['worktrees'][number] | undefined> {
-  const deadline = Date.now() + APPLY_TIMEOUT_MS;
-  let report: StatusReport | undefined;
-  do {
-    report = await callDaemon<StatusReport>('/api/status?probe=0');
-    if (!report) return undefined;
-    const worktree = report.worktrees.find((w) => w.path === path);
-    if (worktree && isApplied(worktree, profile, wanted)) return worktree;
-    await new Promise((r) => setTimeout(r, 20));
-  } while (Date.now() < deadline);
-  throw notApplied(report, path, profile);
 }
 
 /** True once the daemon's view of a worktree shows `profile` with exactly `wanted` local. */

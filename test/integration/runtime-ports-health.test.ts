@@ -61,7 +61,7 @@ describe('PortAllocator', () => {
     expect(Object.keys(file.ports)).toHaveLength(20);
   });
 
-  it('skips ports something else listens on, and moves a persisted port that became busy', async () => {
+  it('skips ports something else listens on for a new pair, and never moves a persisted port (issue 12: 41002 → 41003)', async () => {
     const start = await freePort();
     const busy = createTcpServer();
     await listen(busy, start);
@@ -70,16 +70,8 @@ describe('PortAllocator', () => {
     expect(first).not.toBe(start);
     const squatter = createTcpServer();
     await listen(squatter, first);
-    const second = await a.allocate('/w', 'svc');
-    expect(second).not.toBe(first);
-    expect(await a.allocate('/w', 'svc', true)).toBe(second);
-  });
-
-  it('keeps a busy persisted port when our own instance holds it', async () => {
-    const a = new PortAllocator({ home });
-    const port = await a.allocate('/w', 'svc');
-    await listen(createTcpServer(), port);
-    expect(await a.allocate('/w', 'svc', true)).toBe(port);
+    expect(await a.allocate('/w', 'svc')).toBe(first);
+    expect(await new PortAllocator({ home, range: { start, end: start + 50 } }).allocate('/w', 'svc')).toBe(first);
   });
 
   it('forgets a removed worktree and writes the file atomically (no temp files left)', async () => {

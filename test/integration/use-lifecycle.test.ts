@@ -1,0 +1,178 @@
+/**
+ * `use` that waits for the flip, a switch back inside the drain, a refused `rm`, and `status`
+ * folding, through the real CLI and a real daemon, with real process services in real git
+ * worktrees (issue 12, items 4, 5 and 7).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
+import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+
+/** The local api answers only after this delay, so that a `use` that does not wait is caught. */
+const API_LISTEN_DELAY_MS = 1_500;
+
+const API_JS = `
+const http = require('node:http');
+console.log('api booting on', process.env.PORT);
+setTimeout(() => {
+  http.createServer((req, res) => res.end('api local ' + process.pid + ' ' + process.env.PORT)).listen(Number(process.env.PORT), '127.0.0.1');
+}, ${API_LISTEN_DELAY_MS});
+`;
+
+let home: string;
+let repo: TempRepo;
+let remote: Upstream;
+let env: NodeJS.ProcessEnv;
+let httpPort: number;
+let alpha: string;
+const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 120_000 });
+
+/** GET through the proxy with a stable Host; never rejects. */
+function get(host: string): Promise<{ status: number; route: string; body: string }> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port: httpPort, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, route: String(res.headers['x-devproxy-route']), body }));
+      res.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
+    req.end();
+  });
+}
+
+interface StatusJson {
+  worktrees: Array<{ name: string; reconciling: boolean; services: Array<{ name: string; route: string; desired: string; problem: { message: string } | null; runtime?: { state: string; port?: number } }> }>;
+}
+const statusOf = async (worktree: string) => (JSON.parse((await cli(['status', '--json', '--no-probe'])).stdout) as StatusJson).worktrees.find((w) => w.name === worktree)!;
+
+beforeAll(async () => {
+  home = await mkdtemp(join(tmpdir(), 'devproxy-use-home-'));
+  remote = await startHttpUpstream((req, res) => res.end(`from DEV for ${req.headers['x-devproxy-worktree'] ?? '?'}`));
+  const remoteUrl = `http://api-dev.localhost:${remote.port}`;
+  repo = await createTempRepo({
+    'api.js': API_JS,
+    'broken.js': "console.error('broken: reading config');\nconsole.error('Error: missing key DB_URL');\nconsole.error('    at main (broken.js:2)');\nprocess.exit(3);\n",
+    'devproxy.yaml': JSON.stringify({
+      name: 'uselife',
+      services: {
+        api: { local: { command: 'node api.js' }, remote: remoteUrl },
+        broken: { local: { command: 'node broken.js' }, remote: remoteUrl },
+      },
+      profiles: { minimal: [], standard: ['api'], broken: ['broken'] },
+      default: 'minimal',
+    }),
+  });
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
+  const started = await cli(['proxy', 'start', '--json']);
+  expect(started.code, started.stderr).toBe(0);
+  httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
+  const created = await cli(['new', 'feature/alpha', '--profile', 'minimal']);
+  expect(created.code, created.stderr + created.stdout).toBe(0);
+  alpha = join(`${repo.main}.worktrees`, 'alpha');
+}, 120_000);
+
+afterAll(async () => {
+  await cli(['rm', 'alpha', '--force']);
+  await cli(['proxy', 'stop']);
+  await remote?.close();
+  await repo?.cleanup();
+  await rm(`${repo.main}.worktrees`, { recursive: true, force: true });
+  await rm(home, { recursive: true, force: true });
+}, 120_000);
+
+describe('use waits for the flip', { timeout: 120_000 }, () => {
+  it('returns only once the local route serves: the first request after it exits reaches the local instance', async () => {
+    expect(await get('api.alpha.localhost')).toMatchObject({ status: 200, route: 'remote' });
+    const flipped = await cli(['use', 'standard'], alpha);
+    const first = await get('api.alpha.localhost');
+    expect(flipped.code, flipped.stderr).toBe(0);
+    expect(first).toMatchObject({ status: 200, route: 'local' });
+    expect(first.body).toMatch(/^api local \d+ \d+$/);
+    expect(flipped.stdout).toMatch(/api\s+starting…/);
+    expect(flipped.stdout).toMatch(/api\s+local \(\d+\.\d s\)/);
+    expect(flipped.stdout).toMatch(/api\s+local\s+127\.0\.0\.1:\d+/);
+  });
+
+  it('--no-wait returns at once and says what is still pending', async () => {
+    const back = await cli(['use', 'minimal'], alpha);
+    expect(back.code, back.stderr).toBe(0);
+    expect(await get('api.alpha.localhost')).toMatchObject({ route: 'remote' });
+    await waitFor(async () => ((await statusOf('alpha')).reconciling ? undefined : true), 30_000, 'api stopped');
+    const quick = await cli(['use', 'standard', '--no-wait', '--json'], alpha);
+    expect(quick.code, quick.stderr).toBe(0);
+    expect(JSON.parse(quick.stdout)).toMatchObject({ profile: 'standard', pending: ['api'] });
+    await waitFor(async () => ((await get('api.alpha.localhost')).route === 'local' ? true : undefined), 30_000, 'api local');
+  });
+
+  it('a switch back to local inside the drain keeps the running instance and its port (issue 12: 41002 → 41003)', async () => {
+    const before = await get('api.alpha.localhost');
+    expect(before.route).toBe('local');
+    const profile = join(alpha, '.devproxy', 'profile.yaml');
+    // Hand edits are the same as `use`: remote now, and back to local while the old instance drains.
+    await writeFile(profile, 'profile: minimal\n');
+    await waitFor(async () => ((await statusOf('alpha')).services.find((s) => s.name === 'api')?.runtime?.state === 'stopping' ? true : undefined), 10_000, 'api draining');
+    await writeFile(profile, 'profile: standard\n');
+    const again = await cli(['use', 'standard'], alpha);
+    expect(again.code, again.stderr).toBe(0);
+    const after = await get('api.alpha.localhost');
+    expect(after).toMatchObject({ status: 200, route: 'local' });
+    expect(after.body).toBe(before.body);
+    const ports = JSON.parse(await readFile(join(home, 'ports.json'), 'utf8')) as { ports: Record<string, number> };
+    expect(ports.ports[`${alpha}\0api`]).toBe(Number(before.body.split(' ')[3]));
+  });
+
+  it('exits 1 with DEVPROXY_ERR_SERVICES_FAILED when a local service fails, and its route says why', async () => {
+    const failed = await cli(['use', 'broken'], alpha);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('broken did not become healthy in worktree alpha');
+    expect(failed.stdout).toMatch(/broken\s+failed after \d+\.\d s: /);
+    expect(failed.stdout).toContain('Error: missing key DB_URL');
+    const page = await get('broken.alpha.localhost');
+    expect(page.status).toBe(502);
+    expect(page.body).toContain('missing key DB_URL');
+  });
+
+  it('status folds the multi-line failure into one table line; --verbose and --json carry it whole', async () => {
+    const table = (await cli(['status', '--no-probe'])).stdout;
+    const row = table.split('\n').filter((l) => /\sbroken\s+local\s/.test(l));
+    expect(row).toHaveLength(1);
+    expect(row[0]).toMatch(/\(the local process of "broken" failed: `node broken\.js` exited with code 3 \[\+\d+ lines: status --verbose\]\)/);
+    expect(table).not.toContain('Error: missing key DB_URL');
+    const verbose = (await cli(['status', '--no-probe', '--verbose'])).stdout;
+    expect(verbose).toContain('Details:\n  broken in alpha:');
+    expect(verbose).toContain('    Error: missing key DB_URL');
+    const json = await statusOf('alpha');
+    expect(json.services.find((s) => s.name === 'broken')!.problem!.message).toContain('Error: missing key DB_URL\n    at main (broken.js:2)');
+  });
+});
+
+describe('rm checks everything before it stops anything', { timeout: 120_000 }, () => {
+  it('a refused rm (dirty worktree, unmerged branch) leaves the worktree serving from the same instance', async () => {
+    const use = await cli(['use', 'standard'], alpha);
+    expect(use.code, use.stderr).toBe(0);
+    const before = await get('api.alpha.localhost');
+    expect(before).toMatchObject({ status: 200, route: 'local' });
+
+    await writeFile(join(alpha, 'notes.txt'), 'work in progress\n');
+    const dirty = await cli(['rm', 'alpha']);
+    expect(dirty.code).toBe(1);
+    expect(dirty.stderr).toContain('has uncommitted changes');
+    expect(await get('api.alpha.localhost')).toEqual(before);
+
+    repo.git(['add', 'notes.txt'], alpha);
+    repo.git(['-c', 'user.email=t@t', '-c', 'user.name=t', 'commit', '-q', '-m', 'wip'], alpha);
+    const unmerged = await cli(['rm', 'alpha', '--delete-branch']);
+    expect(unmerged.code).toBe(1);
+    expect(unmerged.stderr).toContain('branch "feature/alpha" is not merged');
+    expect(await get('api.alpha.localhost')).toEqual(before);
+    expect(repo.git(['worktree', 'list'])).toContain(alpha);
+    const restart = await cli(['restart', 'api'], alpha);
+    expect(restart.code, restart.stderr).toBe(0);
+  });
+});
