@@ -716,7 +716,7 @@ export class LocalRuntime {
    */
   private async keepDraining(wt: WorktreeRuntime, inst: Instance): Promise<boolean> {
     endDrain(inst);
-    if (inst.kind === 'command' && !this.supervisor.list(wt.spec.path).some((r) => r.pid === inst.process?.pid)) {
+    if (inst.kind === 'command' && (!inst.process || !this.supervisor.isRunning(inst.process))) {
       await this.stopInstance(wt, inst);
       return false;
     }

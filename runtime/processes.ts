@@ -202,6 +202,11 @@ export class ProcessSupervisor {
     await this.persist();
   }
 
+  /** Whether the process of a record still runs (tracked, and its group alive right now). */
+  isRunning(record: ProcessRecord): boolean {
+    return this.records.get(keyOf(record.worktreePath, record.service))?.pid === record.pid && groupAlive(record.pid);
+  }
+
   /** Resident memory of the process group and all descendants, in bytes (0 when gone). */
   async memoryBytes(record: ProcessRecord): Promise<number> {
     const table = await processTable();

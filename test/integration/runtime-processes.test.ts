@@ -211,6 +211,38 @@ describe('LocalRuntime switches', () => {
     expect(rt.status(worktreeDir).map((s) => `${s.service}:${s.state}`).sort()).toEqual(['api:healthy', 'web:healthy']);
   });
 
+  it('a switch back to local inside the drain keeps the draining process and its port; the drain ends then', async () => {
+    // A drain far longer than the test: only keeping the instance can end the first reconcile early.
+    const rt = runtime({ drainMs: 600_000, healthIntervalMs: 20 });
+    await rt.reconcile(spec(['web']));
+    const [before] = rt.status(worktreeDir);
+    const away = rt.reconcile(spec([]));
+    await expect.poll(() => rt.status(worktreeDir)[0]?.state, { timeout: 10_000 }).toBe('stopping');
+    expect(rt.healthyPorts(worktreeDir).size).toBe(0);
+    expect(await rt.reconcile(spec(['web']))).toEqual({ start: [], stop: [], keep: ['web'] });
+    expect(await away).toEqual({ start: [], stop: ['web'], keep: [] });
+    const [after] = rt.status(worktreeDir);
+    expect(after).toMatchObject({ state: 'healthy', pid: before!.pid, port: before!.port });
+    expect(rt.healthyPorts(worktreeDir).get('web')).toBe(before!.port);
+    expect(await get(before!.port!)).toBe(`web ${before!.port} `);
+    expect(groupAlive(before!.pid!)).toBe(true);
+  });
+
+  it('a draining process that died meanwhile is replaced by a new one on the same port', async () => {
+    const rt = runtime({ drainMs: 600_000, healthIntervalMs: 20 });
+    await rt.reconcile(spec(['web']));
+    const [before] = rt.status(worktreeDir);
+    const away = rt.reconcile(spec([]));
+    await expect.poll(() => rt.status(worktreeDir)[0]?.state, { timeout: 10_000 }).toBe('stopping');
+    process.kill(-before!.pid!, 'SIGKILL');
+    await expect.poll(() => groupAlive(before!.pid!), { timeout: 10_000 }).toBe(false);
+    expect(await rt.reconcile(spec(['web']))).toEqual({ start: ['web'], stop: [], keep: [] });
+    await away;
+    const [after] = rt.status(worktreeDir);
+    expect(after).toMatchObject({ state: 'healthy', port: before!.port });
+    expect(after!.pid).not.toBe(before!.pid);
+  });
+
   it('healthyPorts only ever lists instances that answer while a service flips local → remote → local', async () => {
     const rt = runtime({ drainMs: 300, healthIntervalMs: 20 });
     let stop = false;

@@ -51,6 +51,13 @@ interface StatusJson {
 }
 const statusOf = async (worktree: string) => (JSON.parse((await cli(['status', '--json', '--no-probe'])).stdout) as StatusJson).worktrees.find((w) => w.name === worktree)!;
 
+/** The daemon's status straight from its admin API: milliseconds, where a CLI run takes a second on a busy machine. */
+async function daemonStatusOf(worktree: string): Promise<StatusJson['worktrees'][number]> {
+  const info = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as { adminPort: number; token: string };
+  const response = await fetch(`http://127.0.0.1:${info.adminPort}/api/status?probe=0`, { headers: { authorization: `Bearer ${info.token}` } });
+  return ((await response.json()) as StatusJson).worktrees.find((w) => w.name === worktree)!;
+}
+
 beforeAll(async () => {
   home = await mkdtemp(join(tmpdir(), 'devproxy-use-home-'));
   remote = await startHttpUpstream((req, res) => res.end(`from DEV for ${req.headers['x-devproxy-worktree'] ?? '?'}`));
@@ -116,7 +123,8 @@ describe('use waits for the flip', { timeout: 120_000 }, () => {
     const profile = join(alpha, '.devproxy', 'profile.yaml');
     // Hand edits are the same as `use`: remote now, and back to local while the old instance drains.
     await writeFile(profile, 'profile: minimal\n');
-    await waitFor(async () => ((await statusOf('alpha')).services.find((s) => s.name === 'api')?.runtime?.state === 'stopping' ? true : undefined), 10_000, 'api draining');
+    // The drain lasts 2 s: watch for it through the admin API, not a CLI run.
+    await waitFor(async () => ((await daemonStatusOf('alpha')).services.find((s) => s.name === 'api')?.runtime?.state === 'stopping' ? true : undefined), 10_000, 'api draining');
     await writeFile(profile, 'profile: standard\n');
     const again = await cli(['use', 'standard'], alpha);
     expect(again.code, again.stderr).toBe(0);
