@@ -46,6 +46,8 @@ export function renderStatus(report: StatusReport, opts: RenderStatusOptions = {
     lines.push('', 'Details:');
     for (const { w, s, text } of details) lines.push(`  ${s.name} in ${w.name}:`, ...text.split(/\r?\n/).map((l) => `    ${l}`));
   }
+  const down = report.worktrees.filter((w) => w.down).map((w) => w.name);
+  if (down.length > 0) lines.push('', `Down (local instances stopped by \`devproxy down\`, every route remote): ${down.join(', ')}; \`devproxy up\` starts them again.`);
   lines.push('', renderMemory(report.worktrees));
   const problems = [...report.diagnostics, ...report.worktrees.flatMap((w) => w.diagnostics)];
   const unique = [...new Map(problems.map((d) => [d.text, d])).values()];
@@ -74,7 +76,7 @@ function worktreeRows(w: WorktreeStatus): string[][] {
   if (w.services.length === 0) return [[name, w.profile ?? '-', '-', '-', w.diagnostics.length > 0 ? 'not routed: see problems below' : '-', '-', '-']];
   return w.services.map((s, i) => [
     i === 0 ? name : '',
-    i === 0 ? (w.profile ?? '-') : '',
+    i === 0 ? `${w.profile ?? '-'}${w.down ? ' (down)' : ''}` : '',
     s.name,
     routeLabel(s),
     s.target === null ? `(${foldLines(s.problem?.message ?? 'unavailable')})` : s.insecure ? `${s.target} (TLS NOT VERIFIED)` : s.target,

@@ -33,7 +33,8 @@ proxy
   .action(async (opts) => (await import('./commands/proxy.js')).proxyStart(opts));
 proxy
   .command('stop')
-  .description('drain in-flight requests and stop the daemon')
+  .description('drain in-flight requests and stop the daemon; local instances keep running (a new daemon adopts them) unless --all')
+  .option('--all', 'also stop every local process and container of every worktree (they stay down until `devproxy up`)')
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/proxy.js')).proxyStop(opts));
 proxy
@@ -81,6 +82,24 @@ program
   .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
   .option('--json', 'machine-readable output')
   .action(async (opts) => (await import('./commands/setup.js')).setup({ ...opts, dir: opts.C }));
+
+program
+  .command('down')
+  .description('stop every local instance of the worktree (or --all); its routes go remote until `devproxy up` or `use`')
+  .option('--all', 'every worktree of every registered repository')
+  .option('-C <dir>', 'the worktree containing <dir>')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/down.js')).down({ ...opts, dir: opts.C }));
+
+program
+  .command('up')
+  .description("start the worktree's local services again after `devproxy down` (or --all) and wait until they are healthy")
+  .option('--all', 'every worktree that is down')
+  .option('-C <dir>', 'the worktree containing <dir>')
+  .option('--worktree <name>', 'a worktree of the same repository by its hostname name')
+  .option('--json', 'machine-readable output')
+  .action(async (opts) => (await import('./commands/down.js')).up({ ...opts, dir: opts.C }));
 
 program
   .command('rm')

@@ -1,5 +1,5 @@
 import type { ProxyLogger } from '../proxy/types.js';
-import { localServices } from '../router/profile-resolution.js';
+import { desiredLocalServices, localServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
 import type { RuntimeView } from './workspace.js';
@@ -70,8 +70,8 @@ export class RuntimeController implements RuntimeView {
       // A worktree without a usable config, or shadowed by another with its slug, runs nothing.
       if (!input.config || !routed?.hosts.length) continue;
       const slug = routed.slug;
-      // A worktree whose set-up has not succeeded runs nothing locally yet (its remotes serve).
-      const local = input.setupPending ? [] : localServices(input.config, input.profile);
+      // A worktree whose set-up has not succeeded, or that is down, runs nothing locally (its remotes serve).
+      const local = desiredLocalServices({ ...input, config: input.config });
       const environmentFor = this.environmentFor;
       const spec = { repo: input.repo, path: input.path, slug, config: input.config, local };
       // An unset ${env:…} reference fails this worktree's reconcile (shown on its routes), not the daemon.

@@ -48,6 +48,8 @@ export interface WorktreeStatus {
   profiles: string[];
   services: ServiceStatus[];
   diagnostics: DiagnosticStatus[];
+  /** True after `devproxy down`: no local instance runs, every route is remote, until `devproxy up` or `use`. */
+  down?: boolean;
   /** True while the daemon starts or stops this worktree's local instances (a state seen now may be about to change). */
   reconciling?: boolean;
   /** Bytes: used by running local instances (null when nothing reports), declared by the profile, declared by all services. */
@@ -81,6 +83,7 @@ export function buildStatus(
       main: w.isMain,
       profile: w.profile ?? null,
       profiles: w.profiles ?? [],
+      down: w.down === true,
       reconciling: reconciling?.(w.path) ?? false,
       services: w.hosts
         .map((host) => table.routes.get(host))

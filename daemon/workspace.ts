@@ -8,6 +8,7 @@ import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import { locateRepo, readWorktreeList, type GitWorktree } from '../worktrees/git-worktrees.js';
 import type { DevproxyError } from '../errors.js';
+import { DOWN_FILE, readDownWorktrees } from './down-state.js';
 import { homePaths, readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
 
@@ -81,6 +82,10 @@ export class Workspace {
   private syncing: Promise<void> = Promise.resolve();
   /** Worktrees tracked since the last rebuild: reported as changed so the runtime reconciles them. */
   private readonly fresh = new Set<string>();
+  /** Worktrees `devproxy down` stopped (down.json): their services route remote. */
+  private down = new Set<string>();
+  private downSync: Promise<void> = Promise.resolve();
+  private downRecheck?: NodeJS.Timeout;
   private closed = false;
   private rebuildQueued = false;
 
@@ -94,6 +99,12 @@ export class Workspace {
     const paths = homePaths(this.options.home);
     this.homeWatcher = watch(this.options.home, { depth: 0, ignoreInitial: true });
     this.homeWatcher.on('all', (_event, path) => {
+      if (basename(path) === DOWN_FILE) {
+        void this.syncDown();
+        // The same throttle as for repos.json: a quick second write would be missed.
+        clearTimeout(this.downRecheck);
+        this.downRecheck = setTimeout(() => void this.syncDown(), RECHECK_WINDOW_MS);
+      }
       if (basename(path) !== basename(paths.repos)) return;
       void this.syncRepos();
       // chokidar drops a second event for the same path inside its throttle window, so a quick
@@ -103,11 +114,13 @@ export class Workspace {
     });
     this.homeWatcher.on('error', (error) => this.options.logger?.warn(`watcher: ${String(error)}`));
     await once(this.homeWatcher, 'ready');
+    this.down = await readDownWorktrees(this.options.home);
     await this.syncRepos();
   }
 
   /** Re-reads everything from disk (the admin API's reload). */
   async reload(): Promise<void> {
+    await this.syncDown();
     await this.syncRepos();
     await Promise.all([...this.repos.keys()].map((repo) => this.rescanRepo(repo)));
     await Promise.all([...this.worktrees.values()].map((w) => this.reloadWorktree(w)));
@@ -156,12 +169,26 @@ export class Workspace {
       ...worktreeInput(w.repo, w.git, w.lastGood, w.diagnostics, mainConfig),
       ...(runtimePorts ? { runtimePorts } : {}),
       ...(runtimeFailures?.size ? { runtimeFailures } : {}),
+      ...(this.down.has(path) ? { down: true } : {}),
     };
+  }
+
+  /** Re-reads down.json; the worktrees that went down or came up are reconciled. */
+  private syncDown(): Promise<void> {
+    this.downSync = this.downSync.then(async () => {
+      if (this.closed) return;
+      const next = await readDownWorktrees(this.options.home);
+      const flipped = new Set([...next, ...this.down].filter((path) => next.has(path) !== this.down.has(path)));
+      this.down = next;
+      if (flipped.size > 0) this.rebuild(this.inputs().filter((i) => flipped.has(i.path)));
+    });
+    return this.downSync;
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.registryRecheck);
+    clearTimeout(this.downRecheck);
     await this.homeWatcher?.close();
     for (const repo of this.repos.values()) {
       clearTimeout(repo.rescanTimer);

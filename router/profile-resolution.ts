@@ -1,4 +1,5 @@
 import type { ProfileFile, ProjectConfig } from '../profiles/schema.js';
+import type { WorktreeInput } from './types.js';
 
 /**
  * The services that run locally in a worktree: the profile's list, plus the file's `local`
@@ -12,4 +13,9 @@ export function localServices(config: ProjectConfig, profile: ProfileFile | unde
     else listed.delete(service);
   }
   return [...config.services.keys()].filter((service) => listed.has(service));
+}
+
+/** The services that should run locally now: none while the worktree is down or its set-up pending, else its profile's. */
+export function desiredLocalServices(input: Pick<WorktreeInput, 'down' | 'setupPending' | 'profile'> & { config: ProjectConfig }): string[] {
+  return input.down || input.setupPending ? [] : localServices(input.config, input.profile);
 }

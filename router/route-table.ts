@@ -35,6 +35,7 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
       ...(input.config ? { profile: input.profile?.profile ?? input.config.defaultProfile, profiles: [...input.config.profiles.keys()] } : {}),
       diagnostics: [...input.diagnostics],
       hosts: [],
+      ...(input.down ? { down: true } : {}),
     };
     worktrees.push(state);
 
@@ -55,9 +56,10 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
     bySlug.set(slug, state);
     if (!input.config) continue;
 
-    const local = new Set(localServices(input.config, input.profile));
+    // A down worktree routes every service remote; one whose set-up is pending still shows what it will run.
+    const local = new Set(input.down ? [] : localServices(input.config, input.profile));
     const declared = (names: Iterable<string>) => [...names].reduce((sum, name) => sum + (input.config!.services.get(name)?.memoryBytes ?? 0), 0);
-    state.memory = { profileBytes: declared(local), fullBytes: declared(input.config.services.keys()) };
+    state.memory = { profileBytes: declared(localServices(input.config, input.profile)), fullBytes: declared(input.config.services.keys()) };
     const built: Route[] = [];
     for (const service of input.config.services.values()) {
       const route = routeFor(input, input.config, service, slug, local.has(service.name));

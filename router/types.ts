@@ -103,6 +103,8 @@ export interface WorktreeState {
   hosts: string[];
   /** Declared memory (`memory:` of devproxy.yaml): of the services its profile runs locally, and of all of them. */
   memory?: { profileBytes: number; fullBytes: number };
+  /** Its local instances are stopped by `devproxy down`; the profile is kept for `up`. */
+  down?: boolean;
 }
 
 export interface RoutingTable {
@@ -140,4 +142,6 @@ export interface WorktreeInput {
    * answers that problem, or falls back to the remote when the service says `fallback: remote`.
    */
   runtimeFailures?: Map<string, RouteProblem>;
+  /** `devproxy down` stopped its local instances: every service routes remote until `up` or `use`. */
+  down?: boolean;
 }

@@ -340,7 +340,19 @@ export class LocalRuntime {
   }
 
   /** Stops and removes everything the worktree runs (containers, networks, processes) and forgets its ports. */
-  async removeWorktree(worktreePath: string): Promise<void> {
+  removeWorktree(worktreePath: string): Promise<void> {
+    return this.stopEverything(worktreePath, { releasePorts: true });
+  }
+
+  /**
+   * Stops and removes everything the worktree runs, as `removeWorktree`, but keeps its ports in
+   * ports.json (`devproxy down`: the same ports come back with `up`).
+   */
+  stopWorktree(worktreePath: string): Promise<void> {
+    return this.stopEverything(worktreePath, { releasePorts: false });
+  }
+
+  private async stopEverything(worktreePath: string, opts: { releasePorts: boolean }): Promise<void> {
     const known = this.worktrees.get(worktreePath);
     const remove = async (wt: WorktreeRuntime | undefined): Promise<void> => {
       const instances = [...(wt?.instances.values() ?? [])];
@@ -366,7 +378,7 @@ export class LocalRuntime {
         const dockerNeeded = instances.some((i) => i.kind === 'compose');
         if (dockerNeeded || !isConnectionError(error)) throw isConnectionError(error) ? this.observer.unavailableError(error) : error;
       }
-      await this.ports.releaseWorktree(worktreePath);
+      if (opts.releasePorts) await this.ports.releaseWorktree(worktreePath);
       this.worktrees.delete(worktreePath);
     };
     if (known) await this.serialise(known.spec, remove);

@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { updateDownWorktrees } from '../../daemon/down-state.js';
 import { homePaths, isAlive, readDaemonInfo, type DaemonInfo } from '../../daemon/home.js';
 import { defaultHostsPath } from '../../environment/hosts-file.js';
 import { DevproxyError } from '../../errors.js';
@@ -94,19 +95,40 @@ async function waitForDaemon(dir: string, pid: number, logPath: string, logStart
   throw new DevproxyError('DEVPROXY_ERR_DAEMON_START_FAILED', `the daemon did not start${log ? `:\n${log}` : ''}`);
 }
 
-/** `devproxy proxy stop`: asks the daemon to drain and exit; kills it if it does not. */
-export async function proxyStop(opts: { json?: boolean }): Promise<void> {
+/**
+ * `devproxy proxy stop`: asks the daemon to drain and exit; kills it if it does not. Local
+ * processes and containers keep running (the next daemon adopts them, so dev servers are not
+ * restarted by a proxy restart). With `--all` every worktree goes down first (`devproxy down
+ * --all`): the daemon stops every instance, then whatever is left is swept after it exits.
+ */
+export async function proxyStop(opts: { json?: boolean; all?: boolean }): Promise<void> {
   const dir = home();
   const info = await readDaemonInfo(dir);
+  if (opts.all) {
+    const { stopInstances, targetPaths } = await import('./down.js');
+    const paths = await targetPaths({ all: true });
+    await updateDownWorktrees(dir, (down) => paths.forEach((p) => down.add(p)));
+    const stopped = await stopInstances(paths);
+    // After the daemon is gone: sweep what it did not track (left by an earlier daemon).
+    if (info) await stopDaemon(info);
+    if (info) await stopInstances(paths);
+    const count = Object.values(stopped).flat().length;
+    print(opts.json, { stopped: info !== undefined, pid: info?.pid ?? null, instances: stopped }, `${info ? `devproxy stopped (pid ${info.pid})` : 'devproxy was not running'}; ${count} local instance${count === 1 ? '' : 's'} stopped, every worktree is down until \`devproxy up --all\``);
+    return;
+  }
   if (!info) {
     print(opts.json, { stopped: false }, 'devproxy is not running');
     return;
   }
+  await stopDaemon(info);
+  print(opts.json, { stopped: true, pid: info.pid }, `devproxy stopped (pid ${info.pid}); local processes and containers keep running (the next start adopts them; \`proxy stop --all\` stops them too)`);
+}
+
+async function stopDaemon(info: DaemonInfo): Promise<void> {
   await callDaemon('/api/stop', { method: 'POST' }, info).catch(() => process.kill(info.pid, 'SIGTERM'));
   const deadline = Date.now() + STOP_TIMEOUT_MS;
   while (isAlive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (isAlive(info.pid)) process.kill(info.pid, 'SIGKILL');
-  print(opts.json, { stopped: true, pid: info.pid }, `devproxy stopped (pid ${info.pid})`);
 }
 
 /** `devproxy proxy status`: whether the daemon runs, where, and its log. */

@@ -4,7 +4,8 @@ import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChan
 import type { ProfileFile, ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
-import { callDaemon, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
+import { updateDownWorktrees } from '../../daemon/down-state.js';
+import { callDaemon, home, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
 import { foldLines, renderTable, routeLabel } from '../format.js';
 import { assertServicesHealthy, failureOf, sayFailure, type ServiceFailure } from '../service-wait.js';
 import { waitForRoutes } from '../wait-routes.js';
@@ -53,6 +54,8 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   if (budget.exceeds && !opts.json) {
     console.log(`warning: ${starting.join(', ')} declare ${formatMemory(budget.declaredBytes)} but ${formatMemory(budget.availableBytes)} is available on this machine`);
   }
+  // `use` brings a worktree that `devproxy down` stopped back up, with the new profile.
+  await updateDownWorktrees(home(), (down) => down.delete(worktree.path));
   const written = await writeProfileUnlessChanged(worktree.path, next, seen);
   const { services } = next;
 

@@ -10,7 +10,7 @@ function service(name: string, problem: ServiceStatus['problem']): ServiceStatus
 
 const report: StatusReport = {
   daemon: { running: true, pid: 1, httpPort: 7080, httpsPort: null, version: '0.0.0' },
-  worktrees: [{ name: 'x', path: '/r/x', repo: '/r', branch: 'x', main: false, profile: 'standard', profiles: ['standard'], reconciling: false, services: [service('api', { message: FAILURE, hint: 'read the logs' }), service('ui', null)], diagnostics: [], memory: { usedBytes: null, profileBytes: 0, fullBytes: 0 } }],
+  worktrees: [{ name: 'x', path: '/r/x', repo: '/r', branch: 'x', main: false, profile: 'standard', profiles: ['standard'], down: false, reconciling: false, services: [service('api', { message: FAILURE, hint: 'read the logs' }), service('ui', null)], diagnostics: [], memory: { usedBytes: null, profileBytes: 0, fullBytes: 0 } }],
   diagnostics: [{ file: '/r/devproxy.yaml', line: 3, column: 1, field: 'services', message: 'bad\nsecond line', hint: 'fix it', text: '/r/devproxy.yaml:3:1 services: bad\nsecond line — fix it' }],
 };
 

@@ -3,11 +3,11 @@ import { routeProgress } from '../../cli/wait-routes.js';
 import type { ServiceStatus, WorktreeStatus } from '../../daemon/status.js';
 
 function svc(name: string, route: 'local' | 'remote', desired: 'local' | 'remote', state?: string, problem: string | null = null): ServiceStatus {
-  return { name, host: `${name}.x.localhost`, url: '', httpsUrl: null, route, desired, target: null, health: 'not-checked', problem: problem === null ? null : { message: problem, hint: '' }, insecure: false, ...(state ? { runtime: { state } } : {}) };
+  return { name, host: `${name}.x.localhost`, url: '', httpsUrl: null, route, desired, target: null, health: 'not-checked', problem: problem === null ? null : { message: problem, hint: '' }, insecure: false, state: 'starting', ...(state ? { runtime: { state } } : {}) };
 }
 
 function worktree(services: ServiceStatus[], reconciling = false, profile = 'standard'): WorktreeStatus {
-  return { name: 'x', path: '/x', repo: '/r', branch: 'x', main: false, profile, reconciling, services, diagnostics: [], memory: { usedBytes: null, profileBytes: 0, fullBytes: 0 } };
+  return { name: 'x', path: '/x', repo: '/r', branch: 'x', main: false, profile, profiles: [profile], down: false, reconciling, services, diagnostics: [], memory: { usedBytes: null, profileBytes: 0, fullBytes: 0 } };
 }
 
 const goal = { profile: 'standard', local: new Set(['api']) };

@@ -1,0 +1,35 @@
+/**
+ * Which worktrees `devproxy down` stopped: `$DEVPROXY_HOME/down.json`, `{"worktrees": [path…]}`.
+ * The profile files stay as they are (they say what runs when the worktree is up again); the
+ * daemon watches this file and routes a down worktree's services remote until `up` or `use`
+ * takes it out of the list. Read tolerantly: a torn file counts as "nothing is down".
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readJsonState, writeJsonState } from '../runtime/json-state.js';
+import { acquireLock } from './home.js';
+
+/** File name of the down list inside $DEVPROXY_HOME. */
+export const DOWN_FILE = 'down.json';
+
+/** Worktree paths that are down. */
+export async function readDownWorktrees(home: string): Promise<Set<string>> {
+  const state = await readJsonState<{ worktrees?: unknown }>(join(home, DOWN_FILE), {});
+  return new Set(Array.isArray(state.worktrees) ? state.worktrees.filter((p): p is string => typeof p === 'string') : []);
+}
+
+/** Changes the down list under a lock; writes only when it changed. Answers the new list. */
+export async function updateDownWorktrees(home: string, change: (down: Set<string>) => void): Promise<Set<string>> {
+  const file = join(home, DOWN_FILE);
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const release = await acquireLock(`${file}.lock`);
+  try {
+    const down = await readDownWorktrees(home);
+    const before = JSON.stringify([...down].sort());
+    change(down);
+    if (JSON.stringify([...down].sort()) !== before) await writeJsonState(file, { worktrees: [...down].sort() });
+    return down;
+  } finally {
+    await release();
+  }
+}
