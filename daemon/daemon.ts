@@ -11,7 +11,8 @@ import { startAdminApi, type AdminApiOptions } from './admin-api.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { acquireLock, homePaths, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from './home.js';
 import { buildStatus, probeLocalHealth, type Health, type StatusReport } from './status.js';
-import { caPaths, createCertificateStore } from '../certs/store.js';
+import { caPaths, createCertificateStore, type CertificateStore } from '../certs/store.js';
+import { BridgeListeners } from './bridge-listeners.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
 import { HostsFileSync } from './hosts-sync.js';
@@ -68,7 +69,15 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   // the table reports file changes → the runtime reconciles those worktrees.
   let workspace!: Workspace;
   let feed: DashboardFeed | undefined;
-  const runtime = new LocalRuntime({ home: options.home, logger, onChange: () => workspace.rebuildSoon() });
+  let bridges: BridgeListeners | undefined;
+  const runtime = new LocalRuntime({
+    home: options.home,
+    logger,
+    onChange: () => {
+      workspace.rebuildSoon();
+      void bridges?.check();
+    },
+  });
   const controller = new RuntimeController(runtime, logger, () => workspace.rebuildSoon());
   const hostsSync = options.syncHostsFile ? new HostsFileSync(options.syncHostsFile, logger) : undefined;
   workspace = new Workspace({
@@ -88,6 +97,8 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   // the admin API, logs and watchers keep a reserve.
   const budget = budgetFromLimit(descriptorLimit());
   const connectionBudget = new ConnectionBudget(budget.clientConnections);
+  let httpsCertificates: CertificateStore | undefined;
+  let published: DaemonInfo | undefined;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
   const requestLog = new RequestLog();
   const proxyOptions: ProxyHandlerOptions = {
@@ -119,10 +130,34 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
         throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
       });
       httpsPort = https.port;
+      httpsCertificates = certificates;
       proxyOptions.httpsPort = https.port;
       closers.push(() => https.close());
     }
 
+    const listening = [...http.addresses];
+    const certificates = httpsCertificates;
+    bridges = new BridgeListeners({
+      gateway: () => runtime.hostGateway(),
+      listening: () => listening,
+      listen: async (address) => {
+        const extraHttp = await startHttpProxy({ handler, port: http.port, connectionBudget, hosts: [address] });
+        const extraHttps = httpsPort !== null && certificates ? await startHttpsProxy({ handler, port: httpsPort, certificates, logger, connectionBudget, hosts: [address] }).catch(async (error: unknown) => {
+          await extraHttp.close();
+          throw error;
+        }) : undefined;
+        return async () => {
+          await Promise.all([extraHttp.close(), extraHttps?.close()]);
+        };
+      },
+      onAdded: (address) => {
+        listening.push(address);
+        if (published) void writeDaemonInfo(options.home, { ...published, listen: [...listening] });
+      },
+      logger,
+    });
+    const bridgeListeners = bridges;
+    closers.push(() => bridgeListeners.close());
     const caPath = httpsPort === null ? null : caPaths(options.home).certPath;
     controller.start(
       (input, slug, local) => worktreeEnvironment({ config: input.config!, slug, local, httpPort: http.port, httpsPort, caPath }, { env: process.env, baseDir: input.repo }),
@@ -170,8 +205,11 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     closers.push(() => admin.close());
     await writeAdminIdentity(options.home, { port: admin.port, token });
 
-    const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION };
+    const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION, listen: [...listening] };
     await writeDaemonInfo(options.home, info);
+    published = info;
+    // Docker may already be in use by the reconciles started above.
+    void bridges.check();
     closers.push(() => removeDaemonInfo(options.home));
     logger.info(`devproxy ${VERSION} listening on http://127.0.0.1:${http.port}${httpsPort !== null ? ` and https://127.0.0.1:${httpsPort}` : ''} (pid ${process.pid})`);
     return { info, workspace, status, close: closeAll, stopRequested };

@@ -45,6 +45,8 @@ export interface DaemonInfo {
   token: string;
   startedAt: string;
   version: string;
+  /** Every address the HTTP/HTTPS listeners are bound to (loopback, `--host`, the Docker bridge gateway). */
+  listen?: string[];
 }
 
 /** The admin API's address and token, reused by the next daemon. */

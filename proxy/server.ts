@@ -726,6 +726,8 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
 export interface HttpProxyServer {
   /** The bound port (the one assigned when 0 was asked). */
   port: number;
+  /** The addresses it listens on (a default `::1` is left out on hosts without IPv6). */
+  addresses: string[];
   /** Stops accepting, drains in-flight requests (up to `drainTimeoutMs`), ends WebSockets. */
   close(): Promise<void>;
 }
@@ -884,6 +886,7 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
   }
   return {
     port,
+    addresses: servers.map((tracked) => (tracked.server.address() as { address: string }).address),
     async close() {
       await Promise.all(servers.map((tracked) => drainServer(tracked, drainMs)));
     },

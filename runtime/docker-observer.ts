@@ -6,7 +6,7 @@
  * DevproxyError saying how to start it.
  */
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
@@ -14,6 +14,7 @@ import { DevproxyError } from '../errors.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
 import { sleep } from './health.js';
+import { bridgeGateway, type BridgeNetworkInspect } from './docker-gateway.js';
 
 /** Container events devproxy reacts to. */
 export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
@@ -328,6 +329,15 @@ export class DockerObserver {
         if (!isStatus(error, 404)) throw error;
       }
     }
+  }
+
+  /**
+   * The address containers reach the host by (Docker's `host-gateway`: the default bridge's
+   * gateway), from the engine, else from the bridge interface; undefined when neither has it.
+   */
+  async hostGateway(): Promise<string | undefined> {
+    const network = (await (await this.client()).getNetwork('bridge').inspect()) as BridgeNetworkInspect;
+    return bridgeGateway(network, networkInterfaces());
   }
 
   /** Ends the event subscription; in-flight API calls finish on their own. */

@@ -191,6 +191,15 @@ export class LocalRuntime {
     }
   }
 
+  /**
+   * Where containers reach the host (Docker's `host-gateway` address), once Docker has been
+   * needed and answered; undefined before, or when the engine and the bridge interface do not say.
+   */
+  async hostGateway(): Promise<string | undefined> {
+    if (this.observer.available !== true) return undefined;
+    return this.observer.hostGateway().catch(() => undefined);
+  }
+
   /** Whether the Docker engine answered last time it was needed; undefined before any need. */
   get dockerAvailable(): boolean | undefined {
     return this.observer.available;

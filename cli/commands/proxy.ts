@@ -142,7 +142,8 @@ export async function proxyStatus(opts: { json?: boolean }): Promise<void> {
     return;
   }
   const { token: _token, ...visible } = info;
-  print(opts.json, { running: true, ...visible, log }, `devproxy ${info.version} is running (pid ${info.pid}) since ${info.startedAt}\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}  log:   ${log}`);
+  const listen = info.listen?.length ? `  listening on: ${info.listen.join(', ')} (HTTP${info.httpsPort ? '/HTTPS' : ''}; the admin API on 127.0.0.1 only)\n` : '';
+  print(opts.json, { running: true, ...visible, log }, `devproxy ${info.version} is running (pid ${info.pid}) since ${info.startedAt}\n  http:  http://127.0.0.1:${info.httpPort}\n${info.httpsPort ? `  https: https://127.0.0.1:${info.httpsPort}\n` : ''}${listen}  log:   ${log}`);
 }
 
 function print(json: boolean | undefined, value: unknown, text: string): void {
