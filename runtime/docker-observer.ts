@@ -14,7 +14,7 @@ import { DevproxyError } from '../errors.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
 import { sleep } from './health.js';
-import { bridgeGateway, type BridgeNetworkInspect } from './docker-gateway.js';
+import { bridgeGateway, localAddresses, type BridgeNetworkInspect } from './docker-gateway.js';
 
 /** Container events devproxy reacts to. */
 export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
@@ -337,7 +337,7 @@ export class DockerObserver {
    */
   async hostGateway(): Promise<string | undefined> {
     const network = (await (await this.client()).getNetwork('bridge').inspect()) as BridgeNetworkInspect;
-    return bridgeGateway(network, networkInterfaces());
+    return bridgeGateway(network, networkInterfaces(), await localAddresses());
   }
 
   /** Ends the event subscription; in-flight API calls finish on their own. */

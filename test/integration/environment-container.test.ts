@@ -1,44 +1,32 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { worktreeEnvironment } from '../../environment/worktree-env.js';
-import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
-import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO } from '../../runtime/compose.js';
-import { LocalRuntime } from '../../runtime/local-runtime.js';
+import { bridgeGateway, localAddresses, type BridgeNetworkInspect } from '../../runtime/docker-gateway.js';
+import { DockerObserver } from '../../runtime/docker-observer.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
 
 /**
- * A container calling a worktree service by its stable URL on a real Docker engine: the local
- * runtime starts a compose service with the worktree environment the daemon passes, adding the
- * worktree's hostnames to `extra_hosts` itself (the compose file has none), and the
- * real daemon, listening on the bridge gateway too, routes the call by the live profile.
+ * A container calling a worktree service by its stable URL on a real Docker engine, with the
+ * daemon started with no `--host`: the daemon's runtime starts the compose service with the
+ * worktree environment (its hostnames in `extra_hosts` → host-gateway), then listens on the
+ * bridge gateway by itself, and routes the container's calls by the live profile. The engine
+ * may omit `IPAM.Config[].Gateway` (a Debian docker.io 20.10 started by hand does).
  */
 let docker: Docker;
 let home: string;
-let runtimeHome: string;
-let worktreeDir: string;
 let repo: TempRepo;
 let localApi: Upstream;
 let remoteApi: Upstream;
 let env: NodeJS.ProcessEnv;
-let httpPort: number;
-let runtime: LocalRuntime | undefined;
 
-const cli = (args: string[]) => runCli(args, { cwd: repo.main, env });
-
-const routed = () => ({ api: { local: { port: localApi.port }, remote: `http://127.0.0.1:${remoteApi.port}` } });
-
-function config(services: Record<string, unknown>): ProjectConfig {
-  const result = validateConfig(JSON.stringify({ name: 'contoso', services, profiles: { minimal: [], standard: ['api'] }, default: 'standard' }), 'devproxy.yaml');
-  if (!result.config) throw new Error(result.errors.map(formatDiagnostic).join('\n'));
-  return result.config;
-}
+const cli = (args: string[]) => runCli(args, { cwd: repo.main, env, timeoutMs: 240_000 });
 
 /**
  * Fetches $API_URL every 200 ms into the page busybox httpd serves on :3000. The test image's
@@ -52,69 +40,84 @@ const CALLER_SCRIPT = [
   'exec busybox httpd -f -p 3000 -h /www',
 ].join('\n');
 
-/** The body a local instance answers on 127.0.0.1:<port>. */
-async function get(port: number): Promise<string> {
+interface StatusJson {
+  worktrees: Array<{ name: string; services: Array<{ name: string; route: string; target: string | null }> }>;
+}
+
+/** The page the caller container serves, read on its host port (from `status`). */
+async function callerPage(): Promise<string | undefined> {
+  const status = JSON.parse((await cli(['status', '--json', '--no-probe'])).stdout) as StatusJson;
+  const target = status.worktrees.find((w) => w.name === 'contoso')?.services.find((s) => s.name === 'caller');
+  if (target?.route !== 'local' || !target.target) return undefined;
+  const port = Number(target.target.split(':')[1]);
   return (await send(port, `127.0.0.1:${port}`)).body.trim();
 }
 
 beforeAll(async () => {
   const engine = await ensureDockerEngine();
   docker = new Docker({ socketPath: engine.socketPath });
-  const bridge = (await docker.getNetwork('bridge').inspect()) as { IPAM: { Config: Array<{ Gateway?: string }> } };
-  // Docker's host-gateway is the default bridge's gateway: the proxy must listen there too.
-  const gateway = bridge.IPAM.Config.find((c) => c.Gateway && !c.Gateway.includes(':'))?.Gateway;
-  if (!gateway) throw new Error('the default bridge network has no IPv4 gateway');
   home = await mkdtemp(join(tmpdir(), 'devproxy-envct-home-'));
-  runtimeHome = await mkdtemp(join(tmpdir(), 'devproxy-envct-runtime-'));
-  worktreeDir = await mkdtemp(join(tmpdir(), 'devproxy-envct-wt-'));
   localApi = await startHttpUpstream((_req, res) => res.end('api local'));
   remoteApi = await startHttpUpstream((_req, res) => res.end('api remote'));
-  repo = await createTempRepo({ 'devproxy.yaml': JSON.stringify({ name: 'contoso', services: routed(), profiles: { minimal: [], standard: ['api'] }, default: 'standard' }) });
+  repo = await createTempRepo({
+    'docker-compose.yml': JSON.stringify({ services: { caller: { image: TEST_IMAGE, command: ['sh', '-c', CALLER_SCRIPT] } } }),
+    'devproxy.yaml': JSON.stringify({
+      name: 'contoso',
+      services: {
+        api: { local: { port: localApi.port }, remote: `http://127.0.0.1:${remoteApi.port}` },
+        caller: { local: { compose: 'caller', port: 3000 } },
+      },
+      profiles: { minimal: ['caller'], standard: ['api', 'caller'] },
+      default: 'standard',
+    }),
+  });
   env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
   expect((await cli(['init'])).code).toBe(0);
-  const started = await cli(['proxy', 'start', '--host', '127.0.0.1', '--host', gateway, '--json']);
+  const started = await cli(['proxy', 'start', '--json']);
   expect(started.code, started.stderr).toBe(0);
-  httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
 }, 600_000);
 
 afterAll(async () => {
-  if (runtime) {
-    for (const path of runtime.worktreePaths()) await runtime.removeWorktree(path);
-    await runtime.close();
-  }
-  if (repo) await cli(['proxy', 'stop']);
-  if (docker) {
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${worktreeDir}`] } });
+  if (repo) await cli(['proxy', 'stop', '--all']);
+  if (docker && repo) {
+    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } });
     await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
   }
   await Promise.all([localApi?.close(), remoteApi?.close()]);
   await repo?.cleanup();
-  for (const dir of [home, runtimeHome, worktreeDir]) if (dir) await rm(dir, { recursive: true, force: true });
-}, 120_000);
+  if (home) await rm(home, { recursive: true, force: true });
+}, 240_000);
 
-describe('a compose service started with the worktree environment', () => {
-  it('calls a worktree service by its stable URL and is routed local, then remote after a flip, in the same container', async () => {
-    const withCaller = config({ ...routed(), caller: { local: { compose: 'caller', port: 3000 } } });
-    const worktree = { config: withCaller, slug: 'contoso' };
-    const compose = {
-      services: {
-        caller: { image: TEST_IMAGE, command: ['sh', '-c', CALLER_SCRIPT] },
-      },
-    };
-    await writeFile(join(worktreeDir, 'docker-compose.yml'), JSON.stringify(compose));
-    const environment = worktreeEnvironment({ ...worktree, local: ['api', 'caller'], httpPort, httpsPort: null, caPath: null }, { env: {}, baseDir: worktreeDir });
-    expect(environment.API_URL).toBe(`http://api.contoso.localhost:${httpPort}`);
+describe('a compose service run by the daemon', { timeout: 240_000 }, () => {
+  it('finds the bridge gateway on the real engine, from IPAM or from the bridge interface', async () => {
+    const inspect = (await docker.getNetwork('bridge').inspect()) as BridgeNetworkInspect;
+    const observer = new DockerObserver({ dockerHost: `unix://${(await ensureDockerEngine()).socketPath}` });
+    try {
+      const found = await observer.hostGateway();
+      expect(found).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      expect(found).toBe(bridgeGateway(inspect, networkInterfaces(), await localAddresses()));
+      expect(await localAddresses()).toContain(found);
+      console.info(`bridge gateway ${found}; the engine ${inspect.IPAM?.Config?.some((c) => c.Gateway) ? 'reports' : 'omits'} IPAM.Config[].Gateway`);
+    } finally {
+      observer.close();
+    }
+  });
 
-    runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, stopGraceMs: 1_000, startTimeoutMs: 60_000, memoryIntervalMs: 0 });
-    await runtime.reconcile({ repo: worktreeDir, path: worktreeDir, slug: 'contoso', config: withCaller, local: ['caller'], env: environment });
-    const port = runtime.healthyPorts(worktreeDir).get('caller');
-    expect(port, JSON.stringify(runtime.status(worktreeDir))).toBeDefined();
-    const container = runtime.status(worktreeDir).find((s) => s.service === 'caller')!.containerId;
+  it('calls a worktree service by its stable URL with no --host: routed local, then remote after a flip, in the same container', async () => {
+    await waitFor(async () => ((await callerPage()) === 'api local' ? true : undefined), 120_000, 'the container to fetch "api local"');
+    const [container] = (await docker.listContainers({ filters: { label: [`${LABEL_REPO}=${repo.main}`] } })).map((c) => c.Id);
+    const status = await cli(['proxy', 'status', '--json']);
+    const listen = (JSON.parse(status.stdout) as { listen: string[] }).listen;
+    const inspect = (await docker.getNetwork('bridge').inspect()) as BridgeNetworkInspect;
+    const gateway = bridgeGateway(inspect, networkInterfaces(), await localAddresses())!;
+    expect(listen).toContain('127.0.0.1');
+    expect(listen).toContain(gateway);
+    expect(listen).not.toContain('0.0.0.0');
+    expect((await cli(['proxy', 'status'])).stdout).toContain(`listening on: ${listen.join(', ')}`);
 
-    await waitFor(async () => ((await get(port!)) === 'api local' ? true : undefined), 30_000, 'the container to fetch "api local"');
     const flipped = await cli(['use', 'minimal']);
     expect(flipped.code, flipped.stderr).toBe(0);
-    await waitFor(async () => ((await get(port!)) === 'api remote' ? true : undefined), 30_000, 'the container to fetch "api remote"');
-    expect(runtime.status(worktreeDir).find((s) => s.service === 'caller')!.containerId).toBe(container);
+    await waitFor(async () => ((await callerPage()) === 'api remote' ? true : undefined), 30_000, 'the container to fetch "api remote"');
+    expect((await docker.listContainers({ filters: { label: [`${LABEL_REPO}=${repo.main}`] } })).map((c) => c.Id)).toEqual([container]);
   });
 });

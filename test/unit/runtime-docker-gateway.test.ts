@@ -1,6 +1,32 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { bridgeGateway, type BridgeNetworkInspect } from '../../runtime/docker-gateway.js';
+import { bridgeGateway, localAddressesFromFibTrie, type BridgeNetworkInspect } from '../../runtime/docker-gateway.js';
+
+/** /proc/net/fib_trie of a host whose docker0 is idle (no carrier), abridged. */
+const FIB_TRIE = `Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 127.0.0.0/8 2 0 2
+        +-- 127.0.0.0/31 1 0 0
+           |-- 127.0.0.0
+              /8 host LOCAL
+           |-- 127.0.0.1
+              /32 host LOCAL
+     +-- 172.17.0.0/16 2 0 2
+        |-- 172.17.0.0
+           /16 link UNICAST
+        |-- 172.17.0.1
+           /32 host LOCAL
+        |-- 172.17.255.255
+           /32 link BROADCAST
+     |-- 10.0.0.5
+        /32 host LOCAL
+Local:
+  +-- 0.0.0.0/0 3 0 5
+        |-- 172.17.0.1
+           /32 host LOCAL
+`;
 
 /** `docker network inspect bridge` of a Debian docker.io 20.10 started by hand: no IPAM Gateway. */
 const WITHOUT_GATEWAY: BridgeNetworkInspect = {
@@ -31,6 +57,14 @@ describe('bridgeGateway', () => {
     const custom = { IPAM: { Config: [{ Subnet: '192.168.200.0/24' }] }, Options: { 'com.docker.network.bridge.name': 'br-dev' } };
     expect(bridgeGateway(custom, { 'br-dev': [iface('10.9.9.9'), iface('192.168.200.1')] })).toBe('192.168.200.1');
     expect(bridgeGateway(custom, { 'br-dev': [iface('10.9.9.9')] })).toBeUndefined();
+  });
+
+  it('finds an idle bridge\'s address (absent from networkInterfaces) among the kernel\'s local addresses in its subnet', () => {
+    const local = localAddressesFromFibTrie(FIB_TRIE);
+    expect(local).toEqual(['127.0.0.1', '172.17.0.1', '10.0.0.5']);
+    expect(bridgeGateway(WITHOUT_GATEWAY, { lo: [iface('127.0.0.1')], eth0: [iface('10.0.0.5')] }, local)).toBe('172.17.0.1');
+    // Without a subnet there is no telling which local address is the bridge's.
+    expect(bridgeGateway({ IPAM: { Config: [] }, Options: { 'com.docker.network.bridge.name': 'docker0' } }, {}, local)).toBeUndefined();
   });
 
   it('falls back to docker0 when the options do not name the bridge', () => {
