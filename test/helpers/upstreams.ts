@@ -160,3 +160,20 @@ export function send(port: number, host: string, options: SendOptions = {}): Pro
     req.end(options.body);
   });
 }
+
+/** What a request through the proxy got: status, the route it took (`x-devproxy-route`), body. */
+export interface RoutedResponse {
+  status: number;
+  route: string;
+  body: string;
+}
+
+/** GET / through the proxy with a stable Host; never rejects (a failure is status -1 and its message). */
+export async function getRouted(port: number, host: string): Promise<RoutedResponse> {
+  try {
+    const response = await send(port, host);
+    return { status: response.status, route: String(response.headers['x-devproxy-route']), body: response.body };
+  } catch (error) {
+    return { status: -1, route: '', body: String(error) };
+  }
+}

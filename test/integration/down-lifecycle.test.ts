@@ -4,7 +4,6 @@
  * real git worktree. Afterwards no process and no container of the repository may be left.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Docker from 'dockerode';
@@ -12,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_REPO, LABEL_WORKTREE } from '../../runtime/compose.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { getRouted, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
 
 let docker: Docker;
@@ -24,19 +23,7 @@ let httpPort: number;
 let alpha: string;
 const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 240_000 });
 
-function get(host: string): Promise<{ status: number; route: string; body: string }> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: httpPort, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, route: String(res.headers['x-devproxy-route']), body }));
-      res.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
-    req.end();
-  });
-}
+const get = (host: string) => getRouted(httpPort, host);
 
 function alive(pid: number): boolean {
   try {

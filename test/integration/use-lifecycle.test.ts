@@ -4,13 +4,12 @@
  * worktrees (issue 12, items 4, 5 and 7).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { getRouted, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 /** The local api answers only after this delay, so that a `use` that does not wait is caught. */
 const API_LISTEN_DELAY_MS = 1_500;
@@ -31,20 +30,7 @@ let httpPort: number;
 let alpha: string;
 const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 120_000 });
 
-/** GET through the proxy with a stable Host; never rejects. */
-function get(host: string): Promise<{ status: number; route: string; body: string }> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port: httpPort, path: '/', headers: { host }, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, route: String(res.headers['x-devproxy-route']), body }));
-      res.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => resolve({ status: -1, route: '', body: String(error) }));
-    req.end();
-  });
-}
+const get = (host: string) => getRouted(httpPort, host);
 
 interface StatusJson {
   worktrees: Array<{ name: string; reconciling: boolean; services: Array<{ name: string; route: string; desired: string; problem: { message: string } | null; runtime?: { state: string; port?: number } }> }>;
