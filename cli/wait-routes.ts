@@ -3,6 +3,8 @@ import { callDaemon } from './context.js';
 
 /** Pause between two status polls while waiting for routes. */
 const POLL_MS = 100;
+/** How long a worktree may look unroutable as asked (a file problem) before the wait gives up. */
+const STUCK_AFTER_MS = 3_000;
 
 /** Where one service is on its way to the route it should have. */
 export type RouteProgress = 'pending' | 'starting' | 'ready' | 'failed';
@@ -55,6 +57,7 @@ export function routeProgress(worktree: WorktreeStatus | undefined, goal: RouteG
 export async function waitForRoutes(path: string, goal: RouteGoal, opts: { timeoutMs: number; wait?: boolean; onProgress?: (service: ServiceStatus, progress: RouteProgress) => void }): Promise<RoutesOutcome> {
   const deadline = Date.now() + opts.timeoutMs;
   const shown = new Map<string, RouteProgress>();
+  let blockedSince: number | undefined;
   for (;;) {
     const report = await callDaemon<StatusReport>('/api/status?probe=0');
     if (!report) return { worktree: undefined, ready: [], failed: [], pending: [...goal.local], daemon: false };
@@ -67,7 +70,14 @@ export async function waitForRoutes(path: string, goal: RouteGoal, opts: { timeo
       opts.onProgress?.(s, p);
     }
     const settled = progress.size > 0 && [...progress.values()].every((p) => p === 'ready' || p === 'failed');
-    if (settled || opts.wait === false || Date.now() > deadline) {
+    // A worktree the daemon cannot route as asked (a broken file keeps its last good routes, a
+    // slug clash routes nothing) would never settle: once that lasts longer than the watchers
+    // take to apply a file, stop and let `status` say why.
+    const unapplied = progress.size === 0 || [...progress.values()].includes('pending');
+    const blocked = worktree !== undefined && (worktree.services.length === 0 || (unapplied && worktree.diagnostics.some((d) => d.severity !== 'warning')));
+    blockedSince = blocked ? (blockedSince ?? Date.now()) : undefined;
+    const stuck = blockedSince !== undefined && Date.now() - blockedSince > STUCK_AFTER_MS;
+    if (settled || stuck || opts.wait === false || Date.now() > deadline) {
       const of = (wanted: RouteProgress) => (worktree?.services ?? []).filter((s) => progress.get(s.name) === wanted);
       const pending = progress.size === 0 ? (worktree?.services.map((s) => s.name) ?? [...goal.local]) : [...progress].filter(([, p]) => p === 'pending' || p === 'starting').map(([n]) => n);
       return { worktree, ready: of('ready'), failed: of('failed'), pending, daemon: true };

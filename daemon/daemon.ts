@@ -31,6 +31,8 @@ export interface DaemonOptions {
   redirectToHttps?: boolean;
   /** Keep devproxy's block of this hosts file in step with the routed hostnames (opt-in). */
   syncHostsFile?: string;
+  /** Range local ports are allocated from (`DEVPROXY_LOCAL_PORTS`); default 41000-48999. */
+  localPorts?: { start: number; end: number };
   logger: ProxyLogger;
 }
 
@@ -73,6 +75,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   const runtime = new LocalRuntime({
     home: options.home,
     logger,
+    ...(options.localPorts ? { portRange: options.localPorts } : {}),
     onChange: () => {
       workspace.rebuildSoon();
       void bridges?.check();

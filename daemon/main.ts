@@ -1,4 +1,5 @@
 import { isDevproxyError } from '../errors.js';
+import { parsePortRange } from '../runtime/ports.js';
 import { startDaemon } from './daemon.js';
 import { DEFAULT_LOG_MAX_BYTES, openDaemonLog } from './daemon-log.js';
 import { devproxyHome } from './home.js';
@@ -35,6 +36,7 @@ export async function runDaemon(args: string[]): Promise<void> {
     ...(hosts.length > 0 ? { hosts } : {}),
     ...(args.includes('--redirect-https') ? { redirectToHttps: true } : {}),
     ...(args.includes('--sync-hosts') ? { syncHostsFile: value('--sync-hosts') } : {}),
+    ...(process.env.DEVPROXY_LOCAL_PORTS ? { localPorts: parsePortRange(process.env.DEVPROXY_LOCAL_PORTS) } : {}),
     logger,
   });
   await new Promise<void>((resolve) => {

@@ -122,6 +122,8 @@ export interface LocalRuntimeOptions {
   stopGraceMs?: number;
   /** Memory figures are refreshed this often (ms); 0 refreshes only on `refreshMemory()`. Default 10 000. */
   memoryIntervalMs?: number;
+  /** Range local ports are allocated from; default 41000-48999 (`DEVPROXY_LOCAL_PORTS`). */
+  portRange?: { start: number; end: number };
 }
 
 interface Instance {
@@ -160,7 +162,7 @@ const RUNNING_STATES: ReadonlySet<LocalServiceState> = new Set(['starting', 'hea
 
 /** Local compose containers, processes and user-run ports of every worktree. */
 export class LocalRuntime {
-  private readonly opts: Required<Omit<LocalRuntimeOptions, 'logger' | 'onChange' | 'dockerHost'>> & LocalRuntimeOptions;
+  private readonly opts: Required<Omit<LocalRuntimeOptions, 'logger' | 'onChange' | 'dockerHost' | 'portRange'>> & LocalRuntimeOptions;
   private readonly worktrees = new Map<string, WorktreeRuntime>();
   private readonly ports: PortAllocator;
   private readonly supervisor: ProcessSupervisor;
@@ -176,7 +178,7 @@ export class LocalRuntime {
 
   constructor(opts: LocalRuntimeOptions) {
     this.opts = { drainMs: 2_000, startTimeoutMs: DEFAULT_HEALTH_TIMEOUT_MS, healthIntervalMs: 250, stopGraceMs: 5_000, memoryIntervalMs: 10_000, ...opts };
-    this.ports = new PortAllocator({ home: opts.home });
+    this.ports = new PortAllocator({ home: opts.home, ...(opts.portRange ? { range: opts.portRange } : {}) });
     this.supervisor = new ProcessSupervisor({ home: opts.home, onExit: (exit) => this.onProcessExit(exit) });
     const observerOpts: ConstructorParameters<typeof DockerObserver>[0] = {
       onEvent: (event) => this.onContainerEvent(event),

@@ -30,6 +30,20 @@ export function isPortFree(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * Parses `DEVPROXY_LOCAL_PORTS` (`47000-47999`): the range devproxy allocates local ports from,
+ * for machines where 41000-48999 is used by something else.
+ */
+export function parsePortRange(text: string): { start: number; end: number } {
+  const match = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
+  const start = Number(match?.[1]);
+  const end = Number(match?.[2]);
+  if (!match || start < 1024 || end > 65_535 || start > end) {
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', `DEVPROXY_LOCAL_PORTS must be a range like 47000-47999 (from 1024 to 65535), not "${text}"`);
+  }
+  return { start, end };
+}
+
 /** Options of {@link PortAllocator}. */
 export interface PortAllocatorOptions {
   /** $DEVPROXY_HOME; the state lives in `<home>/ports.json`. */

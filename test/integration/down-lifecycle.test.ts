@@ -59,7 +59,9 @@ beforeAll(async () => {
       default: 'minimal',
     }),
   });
-  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
+  // A range of its own: other suites' daemons (other homes) allocate from the default one.
+  const ports = 61_000 + 100 * Math.floor(Math.random() * 40);
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0', DEVPROXY_LOCAL_PORTS: `${ports}-${ports + 99}` };
   const started = await cli(['proxy', 'start', '--json']);
   expect(started.code, started.stderr).toBe(0);
   httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
@@ -135,7 +137,7 @@ describe('stopping everything', { timeout: 240_000 }, () => {
     expect(await running()).toEqual([]);
 
     const use = await cli(['use', 'full'], alpha);
-    expect(use.code, use.stderr).toBe(0);
+    expect(use.code, use.stderr + use.stdout).toBe(0);
     expect(await get('ui.alpha.localhost')).toMatchObject({ status: 200, route: 'local' });
     expect(await get('worker.alpha.localhost')).toMatchObject({ status: 200, route: 'local' });
   });

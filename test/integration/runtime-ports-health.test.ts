@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DevproxyError } from '../../errors.js';
 import { healthCheckFor, probe, waitHealthy } from '../../runtime/health.js';
-import { isPortFree, PortAllocator } from '../../runtime/ports.js';
+import { isPortFree, parsePortRange, PortAllocator } from '../../runtime/ports.js';
 
 let home: string;
 const servers: Array<Server | TcpServer> = [];
@@ -72,6 +72,14 @@ describe('PortAllocator', () => {
     await listen(squatter, first);
     expect(await a.allocate('/w', 'svc')).toBe(first);
     expect(await new PortAllocator({ home, range: { start, end: start + 50 } }).allocate('/w', 'svc')).toBe(first);
+  });
+
+  it('parses DEVPROXY_LOCAL_PORTS, refusing what is not a usable range', () => {
+    expect(parsePortRange('47000-47999')).toEqual({ start: 47_000, end: 47_999 });
+    expect(parsePortRange(' 61000 - 61099 ')).toEqual({ start: 61_000, end: 61_099 });
+    for (const bad of ['47000', '48000-47000', '80-90', '60000-70000', 'a-b']) {
+      expect(() => parsePortRange(bad)).toThrow(/DEVPROXY_LOCAL_PORTS must be a range like 47000-47999/);
+    }
   });
 
   it('forgets a removed worktree and writes the file atomically (no temp files left)', async () => {

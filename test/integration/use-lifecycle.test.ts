@@ -61,7 +61,9 @@ beforeAll(async () => {
       default: 'minimal',
     }),
   });
-  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
+  // A range of its own: other suites' daemons (other homes) allocate from the default one.
+  const ports = 61_000 + 100 * Math.floor(Math.random() * 40);
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0', DEVPROXY_LOCAL_PORTS: `${ports}-${ports + 99}` };
   const started = await cli(['proxy', 'start', '--json']);
   expect(started.code, started.stderr).toBe(0);
   httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
@@ -149,7 +151,7 @@ describe('use waits for the flip', { timeout: 120_000 }, () => {
 describe('rm checks everything before it stops anything', { timeout: 120_000 }, () => {
   it('a refused rm (dirty worktree, unmerged branch) leaves the worktree serving from the same instance', async () => {
     const use = await cli(['use', 'standard'], alpha);
-    expect(use.code, use.stderr).toBe(0);
+    expect(use.code, use.stderr + use.stdout).toBe(0);
     const before = await get('api.alpha.localhost');
     expect(before).toMatchObject({ status: 200, route: 'local' });
 
