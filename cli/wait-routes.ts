@@ -1,5 +1,6 @@
 import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
 import { callDaemon } from './context.js';
+import { failureOf, type ServiceFailure } from './service-wait.js';
 
 /** Pause between two status polls while waiting for routes. */
 const POLL_MS = 100;
@@ -84,4 +85,9 @@ export async function waitForRoutes(path: string, goal: RouteGoal, opts: { timeo
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
+}
+
+/** A failed route's cause: the instance's own (state, detail, output), else the route's problem (a reconcile that failed as a whole). */
+export function failureOfRoute(service: ServiceStatus): ServiceFailure {
+  return failureOf(service) ?? { service: service.name, state: 'failed', detail: (service.problem?.message ?? 'not healthy in time').split('\n')[0]!, cause: [] };
 }

@@ -7,8 +7,8 @@ import { localServices } from '../../router/profile-resolution.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
 import { callDaemon, home, selectWorktree, type WorktreeSelection } from '../context.js';
-import { failureCause } from '../failure-cause.js';
-import { waitForRoutes } from '../wait-routes.js';
+import { sayFailure } from '../service-wait.js';
+import { failureOfRoute, waitForRoutes } from '../wait-routes.js';
 
 /** Longest wait for the daemon to drain and stop a worktree's instances. */
 const STOP_TIMEOUT_MS = 120_000;
@@ -78,7 +78,7 @@ export async function up(opts: DownOptions): Promise<void> {
     if (!opts.json) {
       if (!outcome.daemon) console.log(`${name}: up; devproxy is not running, its services start with it (\`devproxy proxy start\`)`);
       else console.log(`${name}: up (profile ${goal.profile}); local: ${[...goal.local].join(', ') || 'none'}`);
-      for (const s of outcome.failed) console.log(`  ${s.name.padEnd(12)} failed: ${failureCause(s)}`);
+      for (const s of outcome.failed) sayFailure((line) => console.log(line), failureOfRoute(s));
     }
     failed.push(...outcome.failed.map((s) => `${s.name} in ${name}`));
   }

@@ -1,4 +1,4 @@
-import type { ServiceStatus, StatusReport } from '../../daemon/status.js';
+import type { StatusReport } from '../../daemon/status.js';
 import { DevproxyError } from '../../errors.js';
 import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged } from '../../profiles/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../../profiles/schema.js';
@@ -7,8 +7,8 @@ import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../run
 import { updateDownWorktrees } from '../../daemon/down-state.js';
 import { callDaemon, home, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
 import { foldLines, renderTable, routeLabel } from '../format.js';
-import { assertServicesHealthy, failureOf, sayFailure, type ServiceFailure } from '../service-wait.js';
-import { waitForRoutes } from '../wait-routes.js';
+import { assertServicesHealthy, sayFailure } from '../service-wait.js';
+import { failureOfRoute, waitForRoutes } from '../wait-routes.js';
 
 /**
  * Longest wait for the new routes. Each local service's own health timeout ends its wait
@@ -90,10 +90,6 @@ export async function use(profileName: string | undefined, opts: UseOptions): Pr
   }
 }
 
-/** A failed route's cause: the instance's own (state, detail, output), else the route's problem (a reconcile that failed as a whole). */
-function failureOfRoute(service: ServiceStatus): ServiceFailure {
-  return failureOf(service) ?? { service: service.name, state: 'failed', detail: foldLines(service.problem?.message ?? 'not healthy in time'), cause: [] };
-}
 
 /**
  * What `use` would do: local instances to start and stop (the running ones from the daemon,

@@ -126,7 +126,7 @@ describe('use waits for the flip', { timeout: 120_000 }, () => {
   it('exits 1 with DEVPROXY_ERR_SERVICES_FAILED when a local service fails, and its route says why', async () => {
     const failed = await cli(['use', 'broken'], alpha);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toContain('broken did not become healthy in worktree alpha');
+    expect(failed.stderr).toMatch(/broken failed: .*\(worktree alpha\)/);
     expect(failed.stdout).toMatch(/broken\s+failed after \d+\.\d s: /);
     expect(failed.stdout).toContain('Error: missing key DB_URL');
     const page = await get('broken.alpha.localhost');
