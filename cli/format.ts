@@ -1,4 +1,5 @@
 import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+import type { DevproxyError } from '../errors.js';
 import { formatMemory } from '../runtime/memory.js';
 
 /** Left-aligned columns separated by two spaces; the widest cell sets each column's width. */
@@ -83,4 +84,18 @@ function worktreeRows(w: WorktreeStatus): string[][] {
     s.health,
     s.httpsUrl ?? s.url,
   ]);
+}
+
+/** The `error` member of `--json` output on failure (schemas/error.json): the stable code, what happened, the fix. */
+export function jsonError(error: DevproxyError): { error: { code: string; message: string; hint: string } } {
+  return { error: { code: error.code, message: error.message, hint: error.hint } };
+}
+
+/**
+ * Prints a command's `--json` result; a failure that still has a result (a worktree created but
+ * a service not healthy) is one document with the result and its `error`, and exit code 1.
+ */
+export function printJson(result: object, failure?: DevproxyError): void {
+  console.log(JSON.stringify(failure ? { ...result, ...jsonError(failure) } : result, null, 2));
+  if (failure) process.exitCode = 1;
 }

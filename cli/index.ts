@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { VERSION } from '../version.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import { devproxyHome } from '../daemon/home.js';
+import { jsonError } from './format.js';
 
 /**
  * The devproxy CLI. Commands are imported lazily so `devproxy status` does not load the proxy;
@@ -135,6 +136,7 @@ program
   .alias('ls')
   .description('every worktree with its profile and each service: route, target, health, URL')
   .option('--json', 'stable JSON for scripts and agents')
+  .option('--worktree <name>', 'only this worktree (by its hostname name)')
   .option('--no-probe', 'skip the health probes')
   .option('-v, --verbose', 'print multi-line problems (a failed service\'s last output) in full under the table')
   .action(async (opts) => (await import('./commands/status.js')).status(opts));
@@ -187,6 +189,12 @@ program
   });
 
 program
+  .command('mcp')
+  .description("serve the Model Context Protocol over stdio for coding agents (tools: status, use_profile, new_feature, remove_feature, restart_service, logs, env)")
+  .option('-C <dir>', 'the worktree the tools act on by default (default: the current folder)')
+  .action(async (opts) => (await import('./commands/mcp.js')).mcp({ dir: opts.C }));
+
+program
   .command('dashboard')
   .description('open the live dashboard in the default browser (prints its URL)')
   .option('--no-open', 'only print the URL')
@@ -209,6 +217,10 @@ async function main(argv: string[]): Promise<number> {
     const known = isDevproxyError(error) ? error : fileSystemError(error);
     if (known) {
       const error = known;
+      // Scripts and agents read stdout: with --json it holds the error's code and fix as JSON, unless
+      // the command already printed its result there (which then carries its own `failures`).
+      const written = (process.stdout as { bytesWritten?: number }).bytesWritten;
+      if (argv.includes('--json') && !written) console.log(JSON.stringify(jsonError(error), null, 2));
       console.error(`error: ${error.message}\n  ${error.hint}`);
       return error.code === 'DEVPROXY_ERR_USAGE' ? 2 : 1;
     }

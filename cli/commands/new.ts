@@ -10,7 +10,8 @@ import { createFeatureWorktree, defaultWorktreePath, finishSetup, validateFeatur
 import { buildRoutingTable } from '../../router/route-table.js';
 import { locateRepo } from '../../worktrees/git-worktrees.js';
 import { home, requireConfig } from '../context.js';
-import { assertServicesHealthy, servicesFailures, verdictTimeoutMs, waitForServices } from '../service-wait.js';
+import type { WorktreeStatus } from '../../daemon/status.js';
+import { assertServicesHealthy, servicesFailures, verdictTimeoutMs, waitForServices, type ServiceFailure } from '../service-wait.js';
 import { runSetupWithProgress } from './setup.js';
 import { renderTable } from '../format.js';
 import { ensureDaemon } from './proxy.js';
@@ -31,6 +32,20 @@ export interface NewOptions {
  * `devproxy restart` to retry.
  */
 export async function newFeature(feature: string, opts: NewOptions): Promise<void> {
+  const { worktree, failures } = await createFeature(feature, opts, (line) => !opts.json && console.log(line));
+  if (opts.json) {
+    console.log(JSON.stringify({ ...worktree, failures }, null, 2));
+  } else {
+    console.log(renderTable([['SERVICE', 'ROUTE', 'URL'], ...worktree.services.map((s) => [s.name, s.route, s.httpsUrl ?? s.url])]));
+  }
+  assertServicesHealthy(worktree, failures);
+}
+
+/**
+ * The work of `new`, shared by the CLI and the MCP server: everything up to the services' verdict,
+ * told step by step to `say`. Failed services are returned, not thrown (the worktree stays).
+ */
+export async function createFeature(feature: string, opts: NewOptions, say: (line: string) => void): Promise<{ worktree: WorktreeStatus; failures: ServiceFailure[] }> {
   const location = await locateRepo(resolve(opts.dir ?? process.cwd()));
   const slug = await validateFeatureName(location.main, feature);
   const config = requireConfig(location.main, await loadWorktree(location.main, undefined, {}));
@@ -43,7 +58,6 @@ export async function newFeature(feature: string, opts: NewOptions): Promise<voi
   const takenSlugs = buildRoutingTable(await loadRepoInputs(location.main)).worktrees.map((w) => w.slug);
   const local = localServices(config, { profile, services: new Map() });
   const budget = checkMemoryBudget(config, local, await availableMemoryBytes());
-  const say = (line: string) => !opts.json && console.log(line);
   if (budget.exceeds) say(`warning: profile ${profile} declares ${formatMemory(budget.declaredBytes)} for local services but ${formatMemory(budget.availableBytes)} is available; consider \`--profile minimal\``);
 
   const setupPending = config.setup !== undefined && (config.setup.copy.length > 0 || config.setup.run.length > 0);
@@ -68,11 +82,5 @@ export async function newFeature(feature: string, opts: NewOptions): Promise<voi
   if (started) say('started devproxy in the background');
   const worktree = await waitForServices(path, local, say, verdictTimeoutMs(config, local));
   if (!worktree) throw new DevproxyError('DEVPROXY_ERR_DAEMON_NOT_RUNNING', 'the daemon stopped while the services were starting');
-  const failures = servicesFailures(worktree, local);
-  if (opts.json) {
-    console.log(JSON.stringify({ ...worktree, failures }, null, 2));
-  } else {
-    console.log(renderTable([['SERVICE', 'ROUTE', 'URL'], ...worktree.services.map((s) => [s.name, s.route, s.httpsUrl ?? s.url])]));
-  }
-  assertServicesHealthy(worktree, failures);
+  return { worktree, failures: servicesFailures(worktree, local) };
 }
