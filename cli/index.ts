@@ -48,8 +48,9 @@ program
   .command('init')
   .description('scaffold devproxy.yaml (never overwriting one) and register the repository')
   .option('-C <dir>', 'run as if started in <dir>')
+  .option('--agents', 'also write the agent files: .claude/commands/{start-feature,switch-profile}.md, a block in AGENTS.md, .mcp.json (never overwriting your edits)')
   .option('--json', 'machine-readable output')
-  .action(async (opts) => (await import('./commands/init.js')).init({ dir: opts.C, json: opts.json }));
+  .action(async (opts) => (await import('./commands/init.js')).init({ dir: opts.C, json: opts.json, agents: opts.agents }));
 
 program
   .command('use')

@@ -8,6 +8,8 @@ import { formatDiagnostic } from '../../profiles/schema.js';
 import { toSlug } from '../../router/hostname.js';
 import { locateRepo } from '../../worktrees/git-worktrees.js';
 import { DevproxyError } from '../../errors.js';
+import { writeAgentFiles } from '../../agents/agent-files.js';
+import { printJson } from '../format.js';
 import { home } from '../context.js';
 
 /** Compose file names looked for, in Docker Compose's own order of preference. */
@@ -15,27 +17,32 @@ const COMPOSE_FILES = ['compose.yaml', 'compose.yml', 'docker-compose.yaml', 'do
 
 /**
  * `devproxy init`: scaffolds a commented devproxy.yaml (from the compose file's services when
- * there is one) unless one exists, and registers the repository with the daemon.
+ * there is one) unless one exists, and registers the repository. `--agents` also writes the
+ * agent files (slash commands, AGENTS.md block, .mcp.json), never overwriting a user's edits.
  */
-export async function init(opts: { dir?: string; json?: boolean }): Promise<void> {
+export async function init(opts: { dir?: string; json?: boolean; agents?: boolean }): Promise<void> {
   const location = await locateRepo(opts.dir ?? process.cwd());
   const path = configPath(location.worktree);
   const compose = await findCompose(location.worktree);
   const created = await createFileIfAbsent(path, { data: scaffold(toSlug(basename(location.main)) || 'app', compose) });
   const validation = await loadConfig(path);
   const repos = await updateRepos(home(), (list) => (list.includes(location.main) ? list : [...list, location.main]));
+  const agents = opts.agents ? await writeAgentFiles(location.worktree, validation.config?.name) : undefined;
+  const failure = validation.errors.length > 0 ? new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `${CONFIG_FILE} has ${validation.errors.length} problem(s), listed above`) : undefined;
   if (opts.json) {
-    console.log(JSON.stringify({ config: path, created, registered: location.main, repos, errors: validation.errors.map(formatDiagnostic) }, null, 2));
-  } else {
-    console.log(created ? `wrote ${path}${compose ? ` (services from ${compose.file})` : ''}` : `kept the existing ${path}`);
-    console.log(`registered ${location.main}`);
-    for (const error of validation.errors) console.log(`error: ${formatDiagnostic(error)}`);
-    console.log('next: `devproxy proxy start`, then `devproxy status` to see the URLs');
+    printJson({ config: path, created, registered: location.main, repos, errors: validation.errors.map(formatDiagnostic), ...(agents ? { agents } : {}) }, failure);
+    return;
   }
-  if (validation.errors.length > 0) {
-    throw new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `${CONFIG_FILE} has ${validation.errors.length} problem(s), listed above`);
-  }
+  console.log(created ? `wrote ${path}${compose ? ` (services from ${compose.file})` : ''}` : `kept the existing ${path}`);
+  console.log(`registered ${location.main}`);
+  for (const change of agents ?? []) console.log(`${AGENT_FILE_VERBS[change.action]} ${change.path}`);
+  for (const error of validation.errors) console.log(`error: ${formatDiagnostic(error)}`);
+  console.log(agents ? 'next: `devproxy proxy start`; agents now find /start-feature, /switch-profile, the devproxy MCP server and AGENTS.md' : 'next: `devproxy proxy start`, then `devproxy status` to see the URLs');
+  if (failure) throw failure;
 }
+
+/** How `init --agents` reports each file. */
+const AGENT_FILE_VERBS = { created: 'wrote', updated: 'updated', unchanged: 'up to date:', kept: 'kept your version of' } as const;
 
 interface ComposeServices {
   file: string;
