@@ -18,6 +18,8 @@ export interface AgentsFixture {
   repo: TempRepo;
   env: NodeJS.ProcessEnv;
   httpPort: number;
+  /** stdout of `devproxy proxy start --json`. */
+  startOutput: string;
   localApi: Upstream;
   remoteApi: Upstream;
   cli(args: string[], cwd?: string): Promise<CliResult>;
@@ -28,7 +30,7 @@ export interface AgentsFixture {
   close(): Promise<void>;
 }
 
-/** Starts the fixture: upstreams, repository (`minimal` = ui local, `standard` = ui + api local), daemon. */
+/** Starts the fixture: upstreams, repository (`minimal` = ui local, `standard` = ui + api, `full` adds a `worker` process), daemon. */
 export async function startAgentsFixture(): Promise<AgentsFixture> {
   const home = await mkdtemp(join(tmpdir(), 'devproxy-agents-home-'));
   const localUi = await startHttpUpstream((_req, res) => res.end('ui local'));
@@ -42,9 +44,13 @@ services:
   api:
     local: { port: ${localApi.port} }
     remote: http://api-dev.localhost:${remoteApi.port}
+  worker:
+    local: { command: "node -e \\"console.log('worker up'); require('http').createServer((q, s) => s.end('worker')).listen(process.env.PORT)\\"" }
+    memory: 16MB
 profiles:
   minimal: [ui]
   standard: [ui, api]
+  full: [ui, api, worker]
 default: minimal
 `,
     '.gitignore': '.devproxy/\n',
@@ -63,6 +69,7 @@ default: minimal
     repo,
     env,
     httpPort,
+    startOutput: started.stdout,
     localApi,
     remoteApi,
     cli,
