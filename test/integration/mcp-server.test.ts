@@ -115,3 +115,43 @@ describe('devproxy mcp over stdio', { timeout: 60_000 }, () => {
     expect(tooMany.isError).toBe(true);
   });
 });
+
+describe('five agents at once', { timeout: 180_000 }, () => {
+  const ROUNDS = 3;
+
+  it('five MCP clients in five worktrees switch profiles and read status at the same moment: each applies to its own worktree, none is lost', async () => {
+    const names = [1, 2, 3, 4, 5].map((i) => `agent-${i}`);
+    const paths = names.map((name) => fx.repo.addWorktree(`feature/${name}`));
+    const agents = await Promise.all(paths.map((path) => fx.mcpClient(path)));
+    const wanted = (i: number, round: number) => ((i + round) % 2 === 0 ? 'standard' : 'minimal');
+    const failures: string[] = [];
+
+    for (let round = 0; round < ROUNDS; round++) {
+      await Promise.all(
+        agents.map(async (client, i) => {
+          const [switched, seen] = await Promise.all([call(client, 'use_profile', { profile: wanted(i, round) }), call(client, 'status')]);
+          for (const result of [switched, seen]) {
+            if (!result.isError) continue;
+            // A transient conflict is allowed only with a fix that says to retry; then the agent retries.
+            const { error } = structured<{ error: { code: string; hint: string } }>(result);
+            failures.push(`${names[i]} round ${round}: ${error.code}`);
+            expect(error.hint).toMatch(/again|retry/);
+          }
+          if (switched.isError) expect((await call(client, 'use_profile', { profile: wanted(i, round) })).isError).toBeFalsy();
+          expect(structured(seen)).toMatchObject({ worktrees: [{ path: paths[i] }] });
+        }),
+      );
+      // Every worktree ends on its own agent's choice, in its file, in the daemon's report and on the wire.
+      const after = await Promise.all(agents.map((client) => call(client, 'status')));
+      for (const [i, result] of after.entries()) {
+        const profile = wanted(i, round);
+        expect(await readFile(join(paths[i]!, '.devproxy', 'profile.yaml'), 'utf8')).toContain(`profile: ${profile}`);
+        expect(structured(result)).toMatchObject({ worktrees: [{ name: names[i], profile }] });
+        const api = await fx.get(`api.${names[i]}.localhost`);
+        expect(api.route, `${names[i]} round ${round}`).toBe(profile === 'standard' ? 'local' : 'remote');
+      }
+    }
+    // Five worktrees, five profile files: no agent should ever meet another's lock.
+    expect(failures).toEqual([]);
+  });
+});
