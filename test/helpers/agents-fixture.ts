@@ -56,7 +56,7 @@ default: minimal
     '.gitignore': '.devproxy/\n',
   });
   const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
-  const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 60_000 });
+  const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 240_000 });
   const started = await cli(['proxy', 'start', '--json']);
   if (started.code !== 0) throw new Error(`proxy start failed: ${started.stderr}`);
   const httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;

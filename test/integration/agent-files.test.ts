@@ -26,7 +26,7 @@ function shellLines(markdown: string, args: string): string[] {
 /** Runs shell lines with `sh` in `cwd`, `devproxy` on PATH being the built CLI. */
 function runShell(lines: string[], cwd: string): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile('sh', ['-c', lines.join('\n')], { cwd, env: { ...fx.env, PATH: `${bin}:${fx.env.PATH}` }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile('sh', ['-c', lines.join('\n')], { cwd, env: { ...fx.env, PATH: `${bin}:${fx.env.PATH}` }, timeout: 240_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
@@ -38,13 +38,13 @@ beforeAll(async () => {
   await mkdir(bin);
   await writeFile(join(bin, 'devproxy'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
   await chmod(join(bin, 'devproxy'), 0o755);
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await fx?.close();
 }, 60_000);
 
-describe('devproxy init --agents', () => {
+describe('devproxy init --agents', { timeout: 240_000 }, () => {
   it('writes the slash commands, the AGENTS.md block and .mcp.json in an initialised repository', async () => {
     const config = await read('devproxy.yaml');
     const result = await fx.cli(['init', '--agents', '--json']);
@@ -89,7 +89,7 @@ describe('devproxy init --agents', () => {
   });
 });
 
-describe('the generated slash commands do what the CLI does', { timeout: 120_000 }, () => {
+describe('the generated slash commands do what the CLI does', { timeout: 600_000 }, () => {
   it('/switch-profile standard in one worktree equals `devproxy use standard --json` in another', async () => {
     const viaSlash = fx.repo.addWorktree('feature/slash-use');
     const viaCli = fx.repo.addWorktree('feature/cli-use');

@@ -52,13 +52,13 @@ async function commandsOf(group: string[]): Promise<string[]> {
 beforeAll(async () => {
   for (const file of (await readdir(SCHEMAS)).filter((f) => f.endsWith('.json'))) ajv.addSchema(JSON.parse(await readFile(join(SCHEMAS, file), 'utf8')) as object);
   fx = await startAgentsFixture();
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await fx?.close();
 }, 60_000);
 
-describe('JSON Schemas of the machine output', { timeout: 120_000 }, () => {
+describe('JSON Schemas of the machine output', { timeout: 600_000 }, () => {
   it('every command with --json has schemas/<command>.json, and every schema belongs to one', async () => {
     const paths = (await Promise.all((await commandsOf([])).map(async (command) => {
       const sub = await commandsOf([command]);

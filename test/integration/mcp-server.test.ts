@@ -21,13 +21,13 @@ beforeAll(async () => {
   fx = await startAgentsFixture();
   feature = fx.repo.addWorktree('feature/checkout');
   agent = await fx.mcpClient(feature);
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await fx?.close();
 }, 60_000);
 
-describe('devproxy mcp over stdio', { timeout: 60_000 }, () => {
+describe('devproxy mcp over stdio', { timeout: 240_000 }, () => {
   it('lists the tools with input schemas and read-only / destructive hints', async () => {
     const { tools } = await agent.listTools();
     const byName = new Map(tools.map((t) => [t.name, t]));
@@ -116,7 +116,7 @@ describe('devproxy mcp over stdio', { timeout: 60_000 }, () => {
   });
 });
 
-describe('five agents at once', { timeout: 180_000 }, () => {
+describe('five agents at once', { timeout: 600_000 }, () => {
   const ROUNDS = 3;
 
   it('five MCP clients in five worktrees switch profiles and read status at the same moment: each applies to its own worktree, none is lost', async () => {
