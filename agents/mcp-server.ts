@@ -168,7 +168,7 @@ export function createMcpServer(options: McpServerOptions): McpServer {
     },
     ({ service, lines, worktree }) =>
       run(async () => {
-        const text = await boundedText(await serviceLogs(service, { ...select(worktree), lines: String(lines ?? 100) }), MAX_LOG_BYTES);
+        const text = await tailText(await serviceLogs(service, { ...select(worktree), lines: String(lines ?? 100) }), MAX_LOG_BYTES);
         return { summary: text.text || '(no output yet)', data: { service, text: text.text, truncated: text.truncated } };
       }),
   );
@@ -228,8 +228,8 @@ function healthFailure(worktree: { name: string; path: string }, failures: reado
   }
 }
 
-/** Reads a stream to its end keeping only the newest `maxBytes` (cut at a line start). */
-async function boundedText(stream: AsyncIterable<Uint8Array>, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
+/** Reads a stream to its end keeping only the newest `maxBytes` (cut at a line start when cut). */
+export async function tailText(stream: AsyncIterable<Uint8Array>, maxBytes: number): Promise<{ text: string; truncated: boolean }> {
   let chunks: Buffer[] = [];
   let size = 0;
   let truncated = false;

@@ -30,6 +30,9 @@ export interface AgentsFixture {
   close(): Promise<void>;
 }
 
+/** The value of the secret the config references as `${env:DEVPROXY_TEST_API_KEY}` (must never reach an agent unasked). */
+export const API_KEY_SECRET = 'agents-fixture-secret-value';
+
 /** Starts the fixture: upstreams, repository (`minimal` = ui local, `standard` = ui + api, `full` adds a `worker` process), daemon. */
 export async function startAgentsFixture(): Promise<AgentsFixture> {
   const home = await mkdtemp(join(tmpdir(), 'devproxy-agents-home-'));
@@ -44,6 +47,7 @@ services:
   api:
     local: { port: ${localApi.port} }
     remote: http://api-dev.localhost:${remoteApi.port}
+    env: { remote: { API_KEY: "\${env:DEVPROXY_TEST_API_KEY}" } }
   worker:
     local: { command: "node -e \\"console.log('worker up'); require('http').createServer((q, s) => s.end('worker')).listen(process.env.PORT)\\"" }
     memory: 16MB
@@ -55,7 +59,7 @@ default: minimal
 `,
     '.gitignore': '.devproxy/\n',
   });
-  const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
+  const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0', DEVPROXY_TEST_API_KEY: API_KEY_SECRET };
   const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 240_000 });
   const started = await cli(['proxy', 'start', '--json']);
   if (started.code !== 0) throw new Error(`proxy start failed: ${started.stderr}`);

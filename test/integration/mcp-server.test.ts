@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentsFixture, type AgentsFixture } from '../helpers/agents-fixture.js';
+import { API_KEY_SECRET, startAgentsFixture, type AgentsFixture } from '../helpers/agents-fixture.js';
 import { waitFor } from '../helpers/git-repo.js';
 
 let fx: AgentsFixture;
@@ -104,15 +104,36 @@ describe('devproxy mcp over stdio', { timeout: 240_000 }, () => {
     expect(fx.repo.git(['worktree', 'list'])).not.toContain(other);
   });
 
-  it('env keeps references unresolved; logs of a service without a local instance is a tool error with the fix', async () => {
+  it('env keeps references unresolved, so the secret never reaches the agent', async () => {
     const env = await call(agent, 'env');
     expect(env.isError).toBeFalsy();
-    expect(structured<{ worktree: string; variables: Record<string, string> }>(env)).toMatchObject({ worktree: 'checkout', variables: { API_URL: `http://api.checkout.localhost:${fx.httpPort}` } });
-    const logs = await call(agent, 'logs', { service: 'api', lines: 5 });
-    expect(logs.isError).toBe(true);
-    expect(structured<{ error: { code: string; hint: string } }>(logs).error.code).toMatch(/^DEVPROXY_ERR_/);
-    const tooMany = await call(agent, 'logs', { service: 'api', lines: 100_000 });
+    expect(structured<{ worktree: string; variables: Record<string, string> }>(env)).toMatchObject({
+      worktree: 'checkout',
+      variables: { API_URL: `http://api.checkout.localhost:${fx.httpPort}`, API_KEY: '${env:DEVPROXY_TEST_API_KEY}' },
+    });
+    expect(JSON.stringify(env)).not.toContain(API_KEY_SECRET);
+  });
+
+  it('logs returns the local instance\'s output, bounded; restart_service replaces it; errors carry the fix', async () => {
+    expect((await call(agent, 'use_profile', { profile: 'full' })).isError).toBeFalsy();
+    type Report = { worktrees: Array<{ services: Array<{ name: string; runtime?: { state?: string; pid?: number } }> }> };
+    const worker = async () => structured<Report>(await call(agent, 'status')).worktrees[0]!.services.find((s) => s.name === 'worker');
+    const before = (await waitFor(async () => ((await worker())?.runtime?.state === 'healthy' ? worker() : undefined), 60_000, 'worker healthy'))!.runtime!.pid;
+    const logs = await call(agent, 'logs', { service: 'worker', lines: 20 });
+    expect(logs.isError, JSON.stringify(logs.content)).toBeFalsy();
+    expect(structured<{ text: string; truncated: boolean }>(logs)).toMatchObject({ text: expect.stringContaining('worker up'), truncated: false });
+
+    const restarted = await call(agent, 'restart_service', { service: 'worker' });
+    expect(restarted.isError, JSON.stringify(restarted.content)).toBeFalsy();
+    expect(structured(restarted)).toMatchObject({ worktree: 'checkout', service: 'worker', status: { state: 'healthy' } });
+    expect(structured<{ status: { pid: number } }>(restarted).status.pid).not.toBe(before);
+
+    const tooMany = await call(agent, 'logs', { service: 'worker', lines: 100_000 });
     expect(tooMany.isError).toBe(true);
+    const unknown = await call(agent, 'logs', { service: 'nope' });
+    expect(unknown.isError).toBe(true);
+    expect(structured<{ error: { code: string; hint: string } }>(unknown).error.code).toMatch(/^DEVPROXY_ERR_/);
+    expect((await call(agent, 'use_profile', { profile: 'minimal' })).isError).toBeFalsy();
   });
 });
 
