@@ -121,7 +121,7 @@ describe('the generated slash commands do what the CLI does', { timeout: 600_000
     const project = (w: Made) => ({ name: w.name, path: w.path, branch: w.branch, profile: w.profile, services: w.services.map((s) => ({ name: s.name, route: s.route, desired: s.desired, target: s.target, url: s.url })) });
     const fromSlash = project(JSON.parse(slash.stdout.replaceAll('slash-new', 'X')) as Made);
     expect(fromSlash).toEqual(project(JSON.parse(cli.stdout.replaceAll('cli-new', 'X')) as Made));
-    expect(fromSlash).toMatchObject({ name: 'X', profile: 'standard', services: [{ name: 'ui', route: 'local' }, { name: 'api', route: 'local' }] });
+    expect(fromSlash).toMatchObject({ name: 'X', profile: 'standard', services: [{ name: 'ui', route: 'local' }, { name: 'api', route: 'local' }, { name: 'worker', route: 'remote' }] });
     expect(await fx.get('api.slash-new.localhost')).toMatchObject({ status: 200, route: 'local' });
   });
 });
