@@ -96,16 +96,16 @@ describe('JSON Schemas of the machine output', { timeout: 600_000 }, () => {
     const all = await validOutput<{ worktrees: unknown[] }>('status', ['status', '--json']);
     expect(all.worktrees).toHaveLength(1);
 
-    const made = await validOutput<{ path: string; services: Array<{ name: string; route: string; runtime?: { state: string } }> }>('new', ['new', 'feature/schema', '--profile', 'full', '--json']);
-    expect(made.services.map((s) => [s.name, s.route])).toEqual([['ui', 'local'], ['api', 'local'], ['worker', 'local']]);
-    expect(made.services.find((s) => s.name === 'worker')?.runtime?.state).toBe('healthy');
+    const made = await validOutput<{ path: string; services: Array<{ name: string; route: string }> }>('new', ['new', 'feature/schema', '--profile', 'standard', '--json']);
+    expect(made.services.map((s) => [s.name, s.route])).toEqual([['ui', 'local'], ['api', 'local'], ['worker', 'remote']]);
     await validOutput('status', ['status', '--json', '--worktree', 'schema']);
+    const plan = await validOutput<{ dryRun: boolean; start: string[] }>('use', ['use', 'full', '--dry-run', '--json'], made.path);
+    expect(plan).toMatchObject({ dryRun: true, start: ['worker'] });
+    const used = await validOutput<{ applied: unknown[] | null }>('use', ['use', 'full', '--json'], made.path);
+    expect(used.applied).toHaveLength(3);
+    // restart waits until the new instance is healthy.
     const restarted = await validOutput<{ status: { state: string } }>('restart', ['restart', 'worker', '--json'], made.path);
     expect(restarted.status.state).toBe('healthy');
-    const plan = await validOutput<{ dryRun: boolean; stop: string[] }>('use', ['use', 'standard', '--dry-run', '--json'], made.path);
-    expect(plan).toMatchObject({ dryRun: true, stop: ['worker'] });
-    const used = await validOutput<{ applied: unknown[] | null }>('use', ['use', 'standard', '--json'], made.path);
-    expect(used.applied).toHaveLength(3);
     await validOutput('use', ['use', '--service', 'api=remote', '--no-wait', '--json'], made.path);
 
     const env = await fx.cli(['env', '--format', 'json'], made.path);
