@@ -147,11 +147,11 @@ Its stdout is one JSON document.
   it first). Tell the user the worktree's \`name\`, its \`profile\`, and for each entry of
   \`services\` its \`name\`, its \`route\` (\`local\`: runs on this machine; \`remote\`: the team's
   shared DEV environment) and its URL (\`httpsUrl\`, else \`url\`).
-- **Exit code 1**: \`error\` has \`code\`, \`message\` and \`hint\`. Tell the user the message, then
-  do what \`hint\` says: it is the fix. With \`DEVPROXY_ERR_SERVICES_FAILED\` the worktree exists
-  (\`path\`) but a service did not start: read \`devproxy logs <service> -C <path>\`, fix the cause,
-  then \`devproxy restart <service> -C <path>\`. With \`DEVPROXY_ERR_WORKTREE_EXISTS\` agree on
-  another name with the user.
+- **Exit code 1**: either \`error\` with \`code\`, \`message\` and \`hint\`: tell the user the message,
+  then do what \`hint\` says (it is the fix; with \`DEVPROXY_ERR_WORKTREE_EXISTS\` agree on another
+  name with the user). Or the worktree was made (\`path\`) but \`failures\` lists services that did
+  not start, each with \`detail\` and \`cause\` (their own output): read
+  \`devproxy logs <service> -C <path>\`, fix the cause, then \`devproxy restart <service> -C <path>\`.
 - **Exit code 2**: the arguments were wrong; \`error.hint\` shows the right form.
 
 Never edit or switch another worktree's \`.devproxy/profile.yaml\`: another agent or person works there.
@@ -179,8 +179,9 @@ Its stdout is one JSON document.
   whose \`route\` differs from \`desired\` is still starting: \`devproxy status --json\` shows when it
   is done. \`applied: null\` means the proxy is not running: the profile applies when
   \`devproxy proxy start\` runs. Mention any \`warnings\`.
-- **Exit code 1**: \`error\` has \`code\`, \`message\` and \`hint\`. Tell the user the message, then do
-  what \`hint\` says: it is the fix (for \`DEVPROXY_ERR_UNKNOWN_PROFILE\` it lists the profiles; for
+- **Exit code 1**: a service this switch started failed (\`failures\`: \`detail\` and \`cause\`; see
+  \`devproxy logs <service>\`), or \`error\` has \`code\`, \`message\` and \`hint\`: tell the user the
+  message, then do what \`hint\` says: it is the fix (for \`DEVPROXY_ERR_UNKNOWN_PROFILE\` it lists the profiles; for
   \`DEVPROXY_ERR_PROFILE_CHANGED\` or \`DEVPROXY_ERR_LOCKED\`, someone changed the profile at the
   same moment: check \`devproxy status --json\`, and run the command again if it is still wanted).
 - **Exit code 2**: the arguments were wrong; \`error.hint\` shows the right form.
