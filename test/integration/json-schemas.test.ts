@@ -87,7 +87,7 @@ describe('JSON Schemas of the machine output', { timeout: 600_000 }, () => {
     expect(validator('use')({ worktree: 'x', dryRun: true, start: [], stop: [], keep: [], routes: [{ service: 'api', from: 'local', to: 'elsewhere' }] })).toBe(false);
   });
 
-  it('real outputs of a session validate: proxy, init, status, new, restart, use, env, hosts, trust, errors, rm', async () => {
+  it('real outputs of a session validate: proxy, init, status, new, restart, use, down, up, env, hosts, trust, errors, rm', async () => {
     expectValid('proxy-start', JSON.parse(fx.startOutput));
     expectValid('proxy-status', JSON.parse((await fx.cli(['proxy', 'status', '--json'])).stdout));
     await validOutput('init', ['init', '--json']);
@@ -107,6 +107,10 @@ describe('JSON Schemas of the machine output', { timeout: 600_000 }, () => {
     const restarted = await validOutput<{ status: { state: string } }>('restart', ['restart', 'worker', '--json'], made.path);
     expect(restarted.status.state).toBe('healthy');
     await validOutput('use', ['use', '--service', 'api=remote', '--no-wait', '--json'], made.path);
+    const downed = await validOutput<{ down: string[] }>('down', ['down', '--json'], made.path);
+    expect(downed.down).toEqual([made.path]);
+    const upped = await validOutput<{ up: Array<{ worktree: string; ready: string[] }> }>('up', ['up', '--json'], made.path);
+    expect(upped.up[0]).toMatchObject({ worktree: 'schema', ready: expect.arrayContaining(['ui', 'worker']) });
 
     const env = await fx.cli(['env', '--format', 'json'], made.path);
     expect(env.code, env.stderr).toBe(0);
