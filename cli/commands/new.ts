@@ -6,13 +6,13 @@ import { writeProfile } from '../../profiles/files.js';
 import { didYouMean } from '../../profiles/yaml-source.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
-import { createFeatureWorktree, defaultWorktreePath, finishSetup, validateFeatureName } from '../../worktrees/feature-worktree.js';
+import { createFeatureWorktree, defaultWorktreePath, validateFeatureName } from '../../worktrees/feature-worktree.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import { locateRepo } from '../../worktrees/git-worktrees.js';
 import { home, requireConfig } from '../context.js';
 import type { WorktreeStatus } from '../../daemon/status.js';
 import { assertServicesHealthy, servicesFailures, verdictTimeoutMs, waitForServices, type ServiceFailure } from '../service-wait.js';
-import { runSetupWithProgress } from './setup.js';
+import { releaseSetupLock, runSetupWithProgress } from './setup.js';
 import { renderTable } from '../format.js';
 import { ensureDaemon } from './proxy.js';
 
@@ -75,7 +75,7 @@ export async function createFeature(feature: string, opts: NewOptions, say: (lin
       if (opts.json) console.log(JSON.stringify({ path, branch: feature, profile, setup: { ok: false, error: { code, message, hint } } }, null, 2));
       throw error;
     }
-    await finishSetup(location.main, path);
+    await releaseSetupLock(location.main, path);
   }
 
   const { started } = await ensureDaemon();

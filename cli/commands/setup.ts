@@ -40,7 +40,7 @@ export async function setup(opts: WorktreeSelection & { json?: boolean }): Promi
   const say = (line: string) => !opts.json && console.log(line);
   if (!config.setup) say(`${worktree.slug}: devproxy.yaml has no \`setup:\` block; nothing to set up`);
   const result = config.setup ? await runSetupWithProgress({ main: location.main, worktree: worktree.path, slug: worktree.slug, config, say }) : undefined;
-  await finishSetup(location.main, worktree.path);
+  await releaseSetupLock(location.main, worktree.path);
   const local = localServices(config, input.profile);
   // Instances that failed before the set-up (`vite: not found`) get a new start now.
   const before = await callDaemon<StatusReport>('/api/status?probe=0');
@@ -55,4 +55,14 @@ export async function setup(opts: WorktreeSelection & { json?: boolean }): Promi
   else if (!status && local.length > 0) say('devproxy is not running: the local services start with `devproxy proxy start`');
   else say(`${worktree.slug}: set up${local.length > 0 ? `; ${local.join(', ')} healthy` : ''}`);
   if (status) assertServicesHealthy(status, failures);
+}
+
+/**
+ * Ends the worktree's set-up lock and tells a running daemon at once. The daemon also watches
+ * git's `locked` file, but a lock that ends while its folder is brand new can pass before the
+ * watcher covers that folder: the worktree then stayed without its local services.
+ */
+export async function releaseSetupLock(main: string, path: string): Promise<void> {
+  await finishSetup(main, path);
+  await callDaemon('/api/reload', { method: 'POST' });
 }

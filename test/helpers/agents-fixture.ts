@@ -97,7 +97,7 @@ default: minimal
     },
     async close() {
       await Promise.all(clients.map((c) => c.close()));
-      await cli(['proxy', 'stop']);
+      await cli(['proxy', 'stop', '--all']);
       await Promise.all([localUi.close(), localApi.close(), remoteApi.close()]);
       await repo.cleanup();
       await rm(home, { recursive: true, force: true });

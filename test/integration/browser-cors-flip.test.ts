@@ -128,7 +128,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (repo !== undefined) {
-    await cli(['proxy', 'stop']);
+    await cli(['proxy', 'stop', '--all']);
     await repo.cleanup();
   }
   await Promise.all([ui?.close(), localApi?.close(), remoteApi?.close()]);

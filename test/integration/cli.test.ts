@@ -59,7 +59,7 @@ default: minimal
 });
 
 afterAll(async () => {
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await Promise.all([localUi.close(), localApi.close(), remoteApi.close()]);
   await repo.cleanup();
   await rm(home, { recursive: true, force: true });

@@ -22,7 +22,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await runCli(['proxy', 'stop'], { cwd: repo.main, env });
+  await runCli(['proxy', 'stop', '--all'], { cwd: repo.main, env });
   await repo.cleanup();
   await rm(home, { recursive: true, force: true });
 });

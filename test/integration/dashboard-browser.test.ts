@@ -92,7 +92,7 @@ default: minimal
 
 afterAll(async () => {
   await browser?.close();
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await Promise.all(upstreams.map((u) => u.close()));
   await repo.cleanup();
   await rm(home, { recursive: true, force: true });

@@ -61,7 +61,7 @@ default: minimal
 });
 
 afterAll(async () => {
-  await cli(['proxy', 'stop'], repo.main);
+  await cli(['proxy', 'stop', '--all'], repo.main);
   await Promise.all([localApi.close(), remoteApi.close()]);
   await repo.cleanup();
   await rm(home, { recursive: true, force: true });

@@ -79,7 +79,7 @@ afterAll(async () => {
     for (const path of runtime.worktreePaths()) await runtime.removeWorktree(path);
     await runtime.close();
   }
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await Promise.all([localApi.close(), remoteApi.close()]);
   await repo.cleanup();
   for (const dir of [home, runtimeHome, scratch]) await rm(dir, { recursive: true, force: true });

@@ -93,7 +93,7 @@ describe('the published package', () => {
       const { stdout: command } = await execFileAsync('ps', ['-o', 'args=', '-p', String(daemon.pid)]);
       expect(command).toContain(join(scratch, 'prefix'));
     } finally {
-      await run(['proxy', 'stop']);
+      await run(['proxy', 'stop', '--all']);
     }
   });
 });

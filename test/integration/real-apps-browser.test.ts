@@ -139,7 +139,7 @@ afterAll(async () => {
   await browser?.close();
   if (repo) {
     await cli(['rm', 'shop-feature', '--force']);
-    await cli(['proxy', 'stop']);
+    await cli(['proxy', 'stop', '--all']);
   }
   await remote?.close();
   await repo?.cleanup();

@@ -74,7 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cli(['rm', 'alpha', '--force']);
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await remote?.close();
   await repo?.cleanup();
   await rm(`${repo.main}.worktrees`, { recursive: true, force: true });

@@ -74,7 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const name of ['feature/alpha', 'feature/beta']) await cli(['rm', name.split('/')[1]!, '--force']);
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await remote?.close();
   // Whatever a failed test left behind.
   for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });

@@ -91,7 +91,7 @@ default: minimal
 
 afterAll(async () => {
   for (const name of ['one', 'two', 'three']) await cli(['rm', name, '--force']);
-  await cli(['proxy', 'stop']);
+  await cli(['proxy', 'stop', '--all']);
   await repo?.cleanup();
   await rm(home, { recursive: true, force: true });
 }, 120_000);

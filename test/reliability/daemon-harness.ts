@@ -82,7 +82,7 @@ export async function prepareDaemon(config: string, extraFiles: Record<string, s
     },
     async cleanup() {
       const published = await info();
-      await cli(['proxy', 'stop']);
+      await cli(['proxy', 'stop', '--all']);
       if (published && isRunning(published.pid)) process.kill(published.pid, 'SIGKILL');
       await repo.cleanup();
       await rm(home, { recursive: true, force: true });
