@@ -75,7 +75,8 @@ export async function waitForRoutes(path: string, goal: RouteGoal, opts: { timeo
     // slug clash routes nothing) would never settle: once that lasts longer than the watchers
     // take to apply a file, stop and let `status` say why.
     const unapplied = progress.size === 0 || [...progress.values()].includes('pending');
-    const blocked = worktree !== undefined && (worktree.services.length === 0 || (unapplied && worktree.diagnostics.some((d) => d.severity !== 'warning')));
+    // A worktree the daemon does not list at all (its repository is not registered) is blocked too.
+    const blocked = worktree === undefined || worktree.services.length === 0 || (unapplied && worktree.diagnostics.some((d) => d.severity !== 'warning'));
     blockedSince = blocked ? (blockedSince ?? Date.now()) : undefined;
     const stuck = blockedSince !== undefined && Date.now() - blockedSince > STUCK_AFTER_MS;
     if (settled || stuck || opts.wait === false || Date.now() > deadline) {

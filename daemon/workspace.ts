@@ -55,6 +55,8 @@ interface TrackedWorktree {
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
+  /** Its files were read once; until then it is not handed to the runtime. */
+  loaded: boolean;
 }
 
 interface TrackedRepo {
@@ -131,8 +133,12 @@ export class Workspace {
   rebuild(changed: WorktreeInput[] = []): void {
     const inputs = this.inputs();
     if (this.fresh.size > 0) {
-      changed = [...changed, ...inputs.filter((i) => this.fresh.has(i.path) && !changed.some((c) => c.path === i.path))];
-      this.fresh.clear();
+      // A worktree still being read (a rebuild for another cause can come while its watcher
+      // starts) stays fresh: handed over unread, it would be reconciled on the default profile
+      // and never again once its real profile arrived.
+      const isLoaded = (path: string) => this.worktrees.get(path)?.loaded !== false;
+      changed = [...changed, ...inputs.filter((i) => this.fresh.has(i.path) && isLoaded(i.path) && !changed.some((c) => c.path === i.path))];
+      for (const path of [...this.fresh]) if (isLoaded(path)) this.fresh.delete(path);
     }
     this.table = buildRoutingTable(inputs);
     const repoDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics)];
@@ -310,7 +316,7 @@ export class Workspace {
         return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE;
       },
     });
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false, loaded: false };
     this.worktrees.set(root, tracked);
     this.fresh.add(root);
     watcher.on('all', (event, path) => {
@@ -386,6 +392,7 @@ export class Workspace {
           if (d.severity !== 'warning') this.options.logger?.warn(`${d.file}:${d.line} ${d.message} — ${d.hint}`);
         }
       } while (w.dirty);
+      w.loaded = true;
       w.reloading = undefined;
     })();
     return w.reloading;

@@ -184,8 +184,13 @@ function tryConnect(host: string, port: number): Promise<string> {
   );
 }
 
+/** An IPv4 address as /proc/net/tcp writes it (the 32-bit value in host byte order, hex). */
+function procHex(ipv4: string): string {
+  return ipv4.split('.').reverse().map((octet) => Number(octet).toString(16).padStart(2, '0')).join('').toUpperCase();
+}
+
 describe('listeners bind to loopback only', () => {
-  it('every listening socket of the daemon is on 127.0.0.1 or ::1 (/proc/net/tcp)', async () => {
+  it('every listening socket of the daemon is on 127.0.0.1 or ::1, or a Docker bridge gateway it publishes for HTTP/HTTPS (/proc/net/tcp)', async () => {
     await listeners.check(async () => {
       const info = (await d.info())!;
       const inodes = await socketInodes(info.pid);
@@ -199,9 +204,15 @@ describe('listeners bind to loopback only', () => {
         }
       }
       expect(listening.length).toBeGreaterThanOrEqual(3);
+      // Containers reach the proxy on the bridge gateway once the daemon runs Docker services
+      // (issue #12): the proxy listeners only, on addresses the daemon names in daemon.json.
+      const gateways = (info.listen ?? []).filter((address) => address !== '127.0.0.1' && address !== '::1' && address.includes('.')).map(procHex);
+      const proxyPorts = [info.httpPort, info.httpsPort].map((port) => port?.toString(16).toUpperCase().padStart(4, '0'));
       for (const local of listening) {
-        const address = local.split(':')[0]!;
-        expect(['0100007F', '00000000000000000000000001000000'], local).toContain(address);
+        const [address, port] = local.split(':');
+        if (['0100007F', '00000000000000000000000001000000'].includes(address!)) continue;
+        expect(gateways, `${local} is neither loopback nor a published bridge gateway`).toContain(address);
+        expect(proxyPorts, `${local}: only the proxy listeners may use a bridge gateway`).toContain(port);
       }
     });
   });
