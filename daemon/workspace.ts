@@ -63,6 +63,8 @@ interface TrackedRepo {
   main: string;
   gitWatcher?: FSWatcher;
   rescanTimer?: NodeJS.Timeout;
+  /** The last rescan queued; rescans of one repository run one after another. */
+  rescanning?: Promise<void>;
   diagnostics: Diagnostic[];
 }
 
@@ -268,7 +270,22 @@ export class Workspace {
     }
   }
 
-  private async rescanRepo(main: string): Promise<void> {
+  /**
+   * Re-reads the repository's worktree list. Rescans are serialised: two at once (a folder
+   * deleted while git's own files change) could finish out of order, and a list read before a
+   * deletion would track the deleted worktree again after the newer one dropped it, so its
+   * services were reconciled and removed twice.
+   */
+  private rescanRepo(main: string): Promise<void> {
+    const repo = this.repos.get(main);
+    if (!repo) return Promise.resolve();
+    const next = (repo.rescanning ?? Promise.resolve()).then(() => this.rescanRepoNow(main));
+    // The chain goes on after a failed rescan; the caller still hears of the failure.
+    repo.rescanning = next.catch(() => {});
+    return next;
+  }
+
+  private async rescanRepoNow(main: string): Promise<void> {
     const repo = this.repos.get(main);
     if (!repo || this.closed) return;
     let listed: GitWorktree[];
