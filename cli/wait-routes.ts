@@ -28,6 +28,8 @@ export interface RoutesOutcome {
   pending: string[];
   /** False when no daemon answered. */
   daemon: boolean;
+  /** The daemon's last report (its repository-level diagnostics say why a worktree is not routed); undefined without a daemon. */
+  report?: StatusReport;
 }
 
 /**
@@ -82,7 +84,7 @@ export async function waitForRoutes(path: string, goal: RouteGoal, opts: { timeo
     if (settled || stuck || opts.wait === false || Date.now() > deadline) {
       const of = (wanted: RouteProgress) => (worktree?.services ?? []).filter((s) => progress.get(s.name) === wanted);
       const pending = progress.size === 0 ? (worktree?.services.map((s) => s.name) ?? [...goal.local]) : [...progress].filter(([, p]) => p === 'pending' || p === 'starting').map(([n]) => n);
-      return { worktree, ready: of('ready'), failed: of('failed'), pending, daemon: true };
+      return { worktree, ready: of('ready'), failed: of('failed'), pending, daemon: true, report };
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
   }

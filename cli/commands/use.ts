@@ -139,7 +139,7 @@ export async function switchProfile(profileName: string | undefined, opts: UseOp
   const pending = outcome.pending.filter((service) => changing.has(service));
   const failures = outcome.failed.map(failureOfRoute);
   if (failures.length === 0 && opts.wait !== false && outcome.daemon) {
-    if (!outcome.worktree || !isApplied(outcome.worktree, next.profile, wanted)) throw notApplied({ daemon: { running: true, pid: null, httpPort: 0, httpsPort: null, version: '' }, diagnostics: [], worktrees: outcome.worktree ? [outcome.worktree] : [] }, worktree.path, next.profile);
+    if (!outcome.worktree || !isApplied(outcome.worktree, next.profile, wanted)) throw notApplied(outcome.report!, worktree.path, next.profile);
     if (pending.length > 0) throw new DevproxyError('DEVPROXY_ERR_SERVICES_FAILED', `${pending.join(', ')} did not reach ${pending.length === 1 ? 'its' : 'their'} new route`, { hint: '`devproxy status` shows the route and any file problem that holds it' });
   }
   const result = { worktree: worktree.slug, profile: next.profile, overrides, file: written, local: [...wanted], applied: outcome.worktree?.services ?? null, pending, failures, warnings };
