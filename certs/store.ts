@@ -14,6 +14,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import type { ProxyLogger } from '../proxy/types.js';
+import { normaliseServername } from '../router/hostname.js';
 import type { PemPair } from './authority.js';
 
 // The minting code (@peculiar/x509 and its polyfill, ~18 MiB of RSS) loads on the first CA or
@@ -29,8 +30,6 @@ const CA_LOCK_POLL_MS = 50;
 
 /** Names every client reaching the proxy by loopback address or `localhost` may ask for. */
 const DEFAULT_NAMES = ['localhost', '127.0.0.1', '::1'];
-/** SNI names are DNS names: anything else (path separators, spaces) is refused before use. */
-const DNS_NAME = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$/;
 
 /** Paths of the CA files for a given `$DEVPROXY_HOME`. */
 export function caPaths(home: string): { dir: string; certPath: string; keyPath: string; leavesDir: string } {
@@ -182,11 +181,13 @@ export function leafCovers(servername: string | undefined, host: string): boolea
   return false;
 }
 
-/** Lower-cases and drops the root dot; undefined for anything that is not a DNS name or IP. */
+/**
+ * Lower-cases and drops the root dot; undefined for anything that is not a DNS name of the
+ * client grammar (`router/hostname.ts`: path separators, spaces are refused before use) or an IP.
+ */
 function normaliseName(servername: string): string | undefined {
   const name = servername.toLowerCase().replace(/\.$/, '');
-  if (isIP(name) !== 0) return name;
-  return name.length <= 253 && DNS_NAME.test(name) ? name : undefined;
+  return isIP(name) !== 0 ? name : normaliseServername(servername);
 }
 
 /** A leaf ready to serve: PEMs, its validity end, and the TLS context built from it once. */

@@ -1,16 +1,11 @@
 import type * as Dns from 'node:dns';
 import { promisify } from 'node:util';
+import { isLocalhostName } from '../router/hostname.js';
 
 /** One address as `dns.lookup(…, { all: true })` answers it. */
 export interface LoopbackAddress {
   address: string;
   family: 4 | 6;
-}
-
-/** True for `localhost` and every `*.localhost` name (any case, optional trailing dot), per RFC 6761. */
-export function isLocalhostName(hostname: string): boolean {
-  const name = hostname.toLowerCase().replace(/\.$/, '');
-  return name === 'localhost' || name.endsWith('.localhost');
 }
 
 /**

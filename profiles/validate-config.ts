@@ -1,11 +1,9 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
+import { isNameLabel } from '../router/hostname.js';
 import { parseReferences } from './references.js';
 import { parseRequestRule, type RequestRule } from './request-rules.js';
 import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv, WorktreeSetup } from './schema.js';
 import { didYouMean, entries, parseYamlMap, type YamlSource } from './yaml-source.js';
-
-/** Lower-case DNS label: what service, project and worktree names must be to live in a hostname. */
-export const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** Built-in profile under which every service is remote; defined unless the config defines its own. */
 export const REMOTE_PROFILE = 'remote';
@@ -57,7 +55,7 @@ export function validateConfig(text: string, file: string): ConfigValidation {
     errors.push(source.problem(root.map, 'name', 'the project has no name', 'add `name: <project>` (lower-case letters, digits and hyphens); it names the main checkout in hostnames'));
   } else {
     name = scalarString(nameEntry.value) ?? '';
-    if (!DNS_LABEL.test(name)) {
+    if (!isNameLabel(name)) {
       problem(nameEntry.value, 'name', `"${name}" cannot be used in a hostname`, 'use lower-case letters, digits and hyphens, e.g. `name: contoso`');
     }
   }
@@ -85,7 +83,7 @@ export function validateConfig(text: string, file: string): ConfigValidation {
     const portOwners = new Map<number, string>();
     for (const { key, pair, value } of entries(servicesNode)) {
       const field = `services.${key}`;
-      if (!DNS_LABEL.test(key)) {
+      if (!isNameLabel(key)) {
         errors.push(source.problem(pair, field, `service name "${key}" cannot be used in a hostname`, 'rename it with lower-case letters, digits and hyphens'));
         continue;
       }
@@ -501,7 +499,7 @@ function parseRemoteUrl(raw: string): string | undefined {
 
 function validateProfileList(source: YamlSource, name: string, pair: import('yaml').Pair, node: Node | null, services: Map<string, ServiceConfig>, errors: Diagnostic[]): string[] | undefined {
   const field = `profiles.${name}`;
-  if (!DNS_LABEL.test(name)) {
+  if (!isNameLabel(name)) {
     errors.push(source.problem(pair, field, `profile name "${name}" is not valid`, 'use lower-case letters, digits and hyphens'));
     return undefined;
   }

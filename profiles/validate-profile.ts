@@ -1,6 +1,7 @@
 import { isMap } from 'yaml';
+import { isNameLabel } from '../router/hostname.js';
 import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode, WritePolicy } from './schema.js';
-import { DNS_LABEL, scalarString } from './validate-config.js';
+import { scalarString } from './validate-config.js';
 import { didYouMean, entries, parseYamlMap } from './yaml-source.js';
 
 /** Every top-level key a profile file may hold; others are warned about (and kept by `use`). */
@@ -52,7 +53,7 @@ export function validateProfile(text: string, file: string, config: ProjectConfi
   const nameEntry = fields.get('name');
   if (nameEntry) {
     name = scalarString(nameEntry.value);
-    if (name === undefined || !DNS_LABEL.test(name)) {
+    if (name === undefined || !isNameLabel(name)) {
       errors.push(source.problem(nameEntry.value, 'name', `"${name ?? ''}" cannot be used in a hostname`, 'use lower-case letters, digits and hyphens, e.g. `name: feature-x`'));
     }
   }

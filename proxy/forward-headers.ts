@@ -34,8 +34,6 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'upgrade',
 ]);
 
-/** Most proxies in a chain before the proxy refuses with 508 Loop Detected. */
-export const MAX_PROXY_HOPS = 5;
 /** Counts how many times a request went through devproxy (portless calls it `x-portless-hops`). */
 export const HOPS_HEADER = 'x-devproxy-hops';
 /** Tells the client whether devproxy sent the request to a local instance or to the remote. */

@@ -1,22 +1,15 @@
 /**
- * What the HTTP and WebSocket paths share: the engine state, and the routing rules that turn a
- * Host / `:authority` into a route or into a page devproxy answers itself.
+ * What the HTTP and WebSocket paths share: the engine state and small readers of a request and
+ * its route (the routing decision itself is `router/resolve.ts`).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import { leafCovers } from '../certs/store.js';
-import { ERROR_HINTS } from '../errors.js';
-import type { RemoteHop, Route, RoutingTable, Target } from '../router/types.js';
+import type { RemoteHop, Route } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
-import type { HostEntry } from './error-pages.js';
-import { MAX_PROXY_HOPS } from './forward-headers.js';
-import { isLocalhostName, parseHost } from './host-header.js';
 import { mayLendCredentials, type RemoteHopHeaders } from './remote-hop.js';
-import { stableOriginUrl, type StableOrigin } from './response-rewrite.js';
+import type { StableOrigin } from './response-rewrite.js';
 import type { ProxyLogger, ProxyOptions } from './types.js';
-import type { ProxyErrorInfo } from './upstream-errors.js';
 import type { UpstreamPools, UpstreamTimeouts } from './upstream-pools.js';
 import type { UpstreamShares } from './upstream-share.js';
 
@@ -51,161 +44,11 @@ export interface ProxyCore {
   readonly withheldNotices: Set<string>;
 }
 
-/** What a Host header resolved to. */
-export type HostResolution =
-  | { kind: 'route'; route: Route; target: Target; host: string }
-  | { kind: 'landing' }
-  | { kind: 'page'; info: ProxyErrorInfo; route?: Route };
-
-/** True when the client reached devproxy over TLS. */
-export function isHttpsRequest(req: ClientRequest): boolean {
-  return (req.socket as TLSSocket | null)?.encrypted === true;
-}
-
-/**
- * The TLS connection a request came on, as far as the 421 check needs it: `sni` is the name the
- * client sent (undefined without SNI). Undefined for plain HTTP.
- */
-export interface TlsOrigin {
-  sni: string | undefined;
-}
-
-/** The SNI of the request's TLS connection ({@link TlsOrigin}), or undefined over plain HTTP. */
-export function tlsOriginOf(req: ClientRequest): TlsOrigin | undefined {
-  const socket = req.socket as (TLSSocket & { servername?: string | false }) | null;
-  if (socket?.encrypted !== true) return undefined;
-  return { sni: typeof socket.servername === 'string' && socket.servername !== '' ? socket.servername : undefined };
-}
-
 /** Where the client reaches `host` on devproxy, with the scheme it used. */
 export function stableOriginFor(core: ProxyCore, host: string, https: boolean): StableOrigin {
   return https
     ? { scheme: 'https', host, port: core.options.httpsPort ?? 443 }
     : { scheme: 'http', host, port: core.options.httpPort };
-}
-
-/** Stable URLs of the known hosts, sorted, for the 404 page. */
-function knownHostUrls(core: ProxyCore, table: RoutingTable, https: boolean): string[] {
-  return [...table.routes.keys()].sort().map((host) => `${stableOriginUrl(stableOriginFor(core, host, https))}/`);
-}
-
-/** The hosts of the table for the landing page, sorted. */
-export function hostEntries(core: ProxyCore, table: RoutingTable, https: boolean): HostEntry[] {
-  return [...table.routes.values()]
-    .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))
-    .map((route) => {
-      const entry: HostEntry = {
-        host: route.host,
-        url: `${stableOriginUrl(stableOriginFor(core, route.host, https))}/`,
-        worktree: route.worktree,
-        service: route.service,
-        mode: route.mode,
-      };
-      if (route.problem !== undefined) entry.problem = route.problem.message;
-      return entry;
-    });
-}
-
-/**
- * Applies the routing rules to a Host / `:authority` value: bad or missing → 400, names other
- * than `localhost`/`*.localhost` (DNS rebinding) → 421, a name the TLS connection's certificate
- * does not cover → 421, `localhost` → landing page, unknown → 404 listing the known hosts, route
- * with a problem → 502, loop → 508.
- */
-export function resolveHost(core: ProxyCore, authority: string | undefined, https: boolean, hops: number, tls?: TlsOrigin): HostResolution {
-  const parsed = parseHost(authority);
-  if (!parsed.ok) {
-    if (parsed.reason === 'ip-literal') {
-      return {
-        kind: 'page',
-        info: {
-          status: 421,
-          code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
-          message: `devproxy does not answer for the address ${String(authority)}.`,
-          hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
-        },
-      };
-    }
-    return {
-      kind: 'page',
-      info: {
-        status: 400,
-        code: 'DEVPROXY_ERR_BAD_HOST',
-        message: parsed.reason === 'missing' ? 'The request has no Host header.' : 'The Host header is not a valid hostname.',
-        hint: ERROR_HINTS.DEVPROXY_ERR_BAD_HOST,
-      },
-    };
-  }
-  const host = parsed.host;
-  if (!isLocalhostName(host)) {
-    return {
-      kind: 'page',
-      info: {
-        status: 421,
-        code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
-        message: `devproxy does not serve ${host}: only localhost names are routed, to keep other sites (DNS rebinding) out.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
-      },
-    };
-  }
-  // Browsers reuse an h2 connection for every name its certificate covers (RFC 9113 §9.1.1);
-  // a request for any other name on it must be refused so the client opens the right one.
-  if (tls !== undefined && !leafCovers(tls.sni, host)) {
-    return {
-      kind: 'page',
-      info: {
-        status: 421,
-        code: 'DEVPROXY_ERR_MISDIRECTED_REQUEST',
-        message: `This connection was opened for ${tls.sni ?? 'an IP address (no SNI)'}, and its certificate does not cover ${host}, so devproxy does not answer for ${host} on it.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_REQUEST,
-      },
-    };
-  }
-  if (host === 'localhost') return { kind: 'landing' };
-  const table = core.options.getTable();
-  const route = table.routes.get(host);
-  if (route === undefined) {
-    return {
-      kind: 'page',
-      info: {
-        status: 404,
-        code: 'DEVPROXY_ERR_UNKNOWN_HOST',
-        message: `No service is routed at ${host}.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_UNKNOWN_HOST,
-        knownHosts: knownHostUrls(core, table, https),
-      },
-    };
-  }
-  const target = route.target;
-  if (target === undefined) {
-    return {
-      kind: 'page',
-      route,
-      info: {
-        status: 502,
-        code: 'DEVPROXY_ERR_ROUTE_UNAVAILABLE',
-        message: route.problem?.message ?? `${route.host} has no target.`,
-        hint: route.problem?.hint ?? ERROR_HINTS.DEVPROXY_ERR_ROUTE_UNAVAILABLE,
-        service: route.service,
-        worktree: route.worktree,
-      },
-    };
-  }
-  if (hops >= MAX_PROXY_HOPS) {
-    return {
-      kind: 'page',
-      route,
-      info: {
-        status: 508,
-        code: 'DEVPROXY_ERR_LOOP_DETECTED',
-        message: `The request for ${host} went through devproxy ${hops} times.`,
-        hint: ERROR_HINTS.DEVPROXY_ERR_LOOP_DETECTED,
-        service: route.service,
-        worktree: route.worktree,
-      },
-    };
-  }
-  return { kind: 'route', route, target, host };
 }
 
 /** The worktree's folder, for the profile-file fix on the read-only page. */

@@ -15,22 +15,18 @@ import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
 import { answeredCors, isPreflight, isWorktreeOrigin, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
-import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, readHops, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
-  hostEntries,
-  isHttpsRequest,
   lendsCredentials,
   profileOf,
-  requestAuthority,
-  resolveHost,
   stableOriginFor,
-  tlsOriginOf,
   upstreamPath,
   worktreePathOf,
   type ClientRequest,
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
+import { landingEntries, refusalOf, resolveRequest, type RequestContext } from './request-context.js';
 import { HopRefusal, isRetriedMethod, isSafeMethod, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
@@ -447,8 +443,9 @@ function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): st
   return isWorktreeOrigin(origin, hosts, core.options.httpPort, core.options.httpsPort) ? origin : undefined;
 }
 
-function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, hops: number, https: boolean): void {
-  const authority = requestAuthority(req) as string;
+function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, context: RequestContext): void {
+  const { https, hops } = context;
+  const authority = context.authority as string;
   const corsOrigin = worktreeOriginOf(core, req, route);
   let preflight: Preflight | undefined;
   const requestMethod = req.headers['access-control-request-method'];
@@ -466,10 +463,10 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     }
   }
   if (target.kind === 'remote' && target.hop !== undefined) {
-    forwardRemoteHop(core, req, res, route, target, target.hop, hops, https, authority, corsOrigin);
+    forwardRemoteHop(core, req, res, route, target, target.hop, context, corsOrigin);
     return;
   }
-  const path = upstreamPath(req.method, req.url, target.kind === 'remote' ? target.basePath : '');
+  const path = upstreamPath(req.method, context.url, target.kind === 'remote' ? target.basePath : '');
   let rewriter: ResponseHeaderRewriter | undefined;
   let upstreamHost = authority;
   if (target.kind === 'remote') {
@@ -573,14 +570,14 @@ function forwardRemoteHop(
   route: Route,
   target: RemoteTarget,
   hop: RemoteHop,
-  hops: number,
-  https: boolean,
-  authority: string,
+  context: RequestContext,
   corsOrigin: string | undefined,
 ): void {
   const method = req.method as string;
+  const { https, hops } = context;
+  const authority = context.authority as string;
   if (hop.readOnly === true) {
-    const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, req.url ?? '/') : undefined;
+    const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, context.url) : undefined;
     if (rule !== undefined || !isSafeMethod(method)) {
       core.logger?.info(`${route.host}: ${method} refused (writes: read-only${rule === undefined ? '' : `, deny "${rule.text}"`})`);
       refuse(core, req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route), rule), route, corsOrigin);
@@ -595,7 +592,7 @@ function forwardRemoteHop(
     const navigation = method === 'GET' && wantsHtml(req.headers.accept);
     if (navigation || isRetriedMethod(method)) wake = { timeoutMs: hop.wakeTimeoutMs, navigation };
   }
-  const path = upstreamPath(method, req.url, target.basePath);
+  const path = upstreamPath(method, context.url, target.basePath);
   const send = (extra: readonly string[]): void => {
     const headers = buildUpstreamHeaders(req.rawHeaders, {
       host: target.authority,
@@ -690,24 +687,24 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
         req.resume();
         return;
       }
-      const https = isHttpsRequest(req);
-      const hops = readHops(req.rawHeaders);
-      const resolved = resolveHost(core, requestAuthority(req), https, hops, https ? tlsOriginOf(req) : undefined);
-      if (resolved.kind === 'route' && !https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
+      const context = resolveRequest(core, req);
+      const outcome = context.outcome;
+      if (outcome.kind === 'route' && !context.https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
         // 308 keeps the method and body, so a form POST survives the redirect too.
-        const headers = ['location', `https://${resolved.host}:${core.options.httpsPort}${req.url ?? '/'}`, 'content-length', '0'];
+        const headers = ['location', `https://${outcome.host}:${core.options.httpsPort}${context.url}`, 'content-length', '0'];
         (res as ServerResponse).writeHead(308, headers);
         res.end();
         req.resume();
-        recordExchange(core.options.requestLog, req, resolved.route, 'devproxy', 308, 0, headers, 0);
-      } else if (resolved.kind === 'route') {
-        forward(core, req, res, resolved.route, resolved.target, hops, https);
-      } else if (resolved.kind === 'landing') {
+        recordExchange(core.options.requestLog, req, outcome.route, 'devproxy', 308, 0, headers, 0);
+      } else if (outcome.kind === 'route') {
+        forward(core, req, res, outcome.route, outcome.target, context);
+      } else if (outcome.kind === 'landing') {
         const html = wantsHtml(req.headers.accept);
-        sendPage(core, req, res, 200, renderLandingPage(hostEntries(core, core.options.getTable(), https), html), !html);
+        sendPage(core, req, res, 200, renderLandingPage(landingEntries(core, context), html), !html);
         req.resume();
       } else {
-        sendError(core, req, res, resolved.info, resolved.route);
+        const refused = refusalOf(core, context, outcome);
+        sendError(core, req, res, refused.info, refused.route);
         req.resume();
       }
     },

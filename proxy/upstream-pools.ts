@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Pool } from 'undici';
+import { isLocalhostName } from '../router/hostname.js';
 import type { Target } from '../router/types.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
 
@@ -54,8 +55,7 @@ type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | Lo
  * resolver here does not (nsswitch `files dns`), while browsers and curl do.
  */
 export function loopbackLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
-  const name = hostname.toLowerCase();
-  if (name === 'localhost' || name.endsWith('.localhost')) {
+  if (isLocalhostName(hostname)) {
     if (options.all === true) callback(null, [{ address: '127.0.0.1', family: 4 }]);
     else callback(null, '127.0.0.1', 4);
     return;

@@ -11,8 +11,9 @@ import type { ConnectionOptions } from 'node:tls';
 import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, readHops, ROUTE_HEADER } from './forward-headers.js';
-import { isHttpsRequest, lendsCredentials, profileOf, requestPath, resolveHost, tlsOriginOf, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, ROUTE_HEADER } from './forward-headers.js';
+import { lendsCredentials, profileOf, requestPath, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { refusalOf, resolveRequest } from './request-context.js';
 import { HopRefusal, readOnlyRefusal } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
@@ -54,7 +55,7 @@ function rawHead(statusCode: number, statusMessage: string | undefined, rawHeade
  * `Connection: upgrade` / `Upgrade` pair (Sec-WebSocket-* pass unchanged, so subprotocols and
  * extensions are negotiated end to end), without client-supplied X-Forwarded-* / x-devproxy-*.
  */
-function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops: number): OutgoingHttpHeaders {
+function upgradeHeaders(req: IncomingMessage, host: string, authority: string, https: boolean, hops: number): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = {};
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -68,7 +69,7 @@ function upgradeHeaders(req: IncomingMessage, host: string, https: boolean, hops
   headers.connection = 'upgrade';
   headers.host = host;
   headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
-  headers['x-forwarded-host'] = req.headers.host ?? '';
+  headers['x-forwarded-host'] = authority;
   headers['x-forwarded-proto'] = https ? 'https' : 'http';
   headers[HOPS_HEADER] = String(hops + 1);
   return headers;
@@ -116,9 +117,8 @@ export function requeueWithoutUpgrade(req: IncomingMessage, socket: Duplex, head
 /** Forwards one upgrade request to the route's target, or answers it raw (400/404/421/502/504). */
 export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', ignoreError);
-  const clientHttps = isHttpsRequest(req);
-  const hops = readHops(req.rawHeaders);
-  const resolved = resolveHost(core, req.headers.host, clientHttps, hops, clientHttps ? tlsOriginOf(req) : undefined);
+  const context = resolveRequest(core, req);
+  const resolved = context.outcome;
   if (resolved.kind === 'landing') {
     writeRawPage(socket, req, {
       status: 404,
@@ -128,16 +128,19 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
     });
     return;
   }
-  if (resolved.kind === 'page') {
-    writeRawPage(socket, req, resolved.info, resolved.route);
+  if (resolved.kind !== 'route') {
+    const refused = refusalOf(core, context, resolved);
+    writeRawPage(socket, req, refused.info, refused.route);
     return;
   }
   const { route, target } = resolved;
-  const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : (req.headers.host as string), clientHttps, hops);
+  // A route was found, so the request named a host.
+  const authority = context.authority as string;
+  const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : authority, authority, context.https, context.hops);
   if (target.kind === 'remote' && target.hop !== undefined) {
     // Auth (for the worktree's own pages) and the worktree header go on upgrades too. Only a GET
     // reaches here (isWebSocketUpgrade), so of a read-only policy only its `deny` rules apply.
-    const rule = target.hop.readOnly === true ? deniedBy(target.hop.deny, 'GET', req.url ?? '/') : undefined;
+    const rule = target.hop.readOnly === true ? deniedBy(target.hop.deny, 'GET', context.url) : undefined;
     if (rule !== undefined) {
       core.logger?.info(`${route.host}: WebSocket refused (writes: read-only, deny "${rule.text}")`);
       writeRawPage(socket, req, readOnlyRefusal(route, target, 'GET', worktreePathOf(core, route), rule), route);
@@ -145,24 +148,24 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
     }
     let extra: string[] | Promise<string[]>;
     try {
-      extra = core.hopHeaders.headersFor(route, target, target.hop, req.headers.host ?? '', lendsCredentials(core, req, route, target.hop));
+      extra = core.hopHeaders.headersFor(route, target, target.hop, authority, lendsCredentials(core, req, route, target.hop));
     } catch (error) {
       refuseUpgrade(core, req, socket, route, error);
       return;
     }
     if (Array.isArray(extra)) {
-      openTunnel(core, req, socket, head, route, target, withExtra(headers, extra));
+      openTunnel(core, req, socket, head, context.url, route, target, withExtra(headers, extra));
     } else {
       extra.then(
         (resolvedExtra) => {
-          if (!socket.destroyed) openTunnel(core, req, socket, head, route, target, withExtra(headers, resolvedExtra));
+          if (!socket.destroyed) openTunnel(core, req, socket, head, context.url, route, target, withExtra(headers, resolvedExtra));
         },
         (error: unknown) => refuseUpgrade(core, req, socket, route, error),
       );
     }
     return;
   }
-  openTunnel(core, req, socket, head, route, target, headers);
+  openTunnel(core, req, socket, head, context.url, route, target, headers);
 }
 
 /** Upgrade headers with the remote hop's pairs set over any client value of the same name. */
@@ -181,8 +184,8 @@ function refuseUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, ro
 }
 
 /** Opens the upstream upgrade request and pipes both ways once it is accepted. */
-function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer, route: Route, target: Target, headers: OutgoingHttpHeaders): void {
-  const path = (target.kind === 'remote' ? target.basePath : '') + requestPath(req.url);
+function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer, url: string, route: Route, target: Target, headers: OutgoingHttpHeaders): void {
+  const path = (target.kind === 'remote' ? target.basePath : '') + requestPath(url);
   let upstream: http.ClientRequest;
   try {
     upstream = openUpstream(core, target, req.method ?? 'GET', path, headers);

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { installLocalhostLookup, isLocalhostName, loopbackAddresses } from '../../environment/localhost-lookup.js';
+import { installLocalhostLookup, loopbackAddresses } from '../../environment/localhost-lookup.js';
 
 /** A dns module of our own with the real lookup functions, so the test process's dns stays unpatched. */
 function patchedDns(): typeof dns {
@@ -9,19 +9,6 @@ function patchedDns(): typeof dns {
   installLocalhostLookup(copy);
   return copy;
 }
-
-describe('isLocalhostName', () => {
-  it.each([
-    ['localhost', true],
-    ['api.feature-x.localhost', true],
-    ['API.Feature-X.LOCALHOST.', true],
-    ['localhost.example.com', false],
-    ['notlocalhost', false],
-    ['example.com', false],
-  ])('%s → %s', (name, expected) => {
-    expect(isLocalhostName(name)).toBe(expected);
-  });
-});
 
 describe('loopbackAddresses', () => {
   it('answers IPv4 first, or the one family asked for', () => {

@@ -1,0 +1,140 @@
+/**
+ * The request entry of both listeners and of WebSocket upgrades: each request is read and
+ * resolved once ({@link resolveRequest}) into a context the rest of the request path reads, and
+ * every outcome devproxy answers itself maps to its page here ({@link refusalOf}).
+ */
+import type { TLSSocket } from 'node:tls';
+import { leafCovers } from '../certs/store.js';
+import { ERROR_HINTS } from '../errors.js';
+import { resolve, type Resolution, type TlsConnection } from '../router/resolve.js';
+import type { Route, RoutingTable } from '../router/types.js';
+import type { HostEntry } from './error-pages.js';
+import { readHops } from './forward-headers.js';
+import { requestAuthority, stableOriginFor, type ClientRequest, type ProxyCore } from './proxy-core.js';
+import { stableOriginUrl } from './response-rewrite.js';
+import type { ProxyErrorInfo } from './upstream-errors.js';
+
+/** One request as read at its entry, with the routing decision for it. */
+export interface RequestContext {
+  /** Host / `:authority` as the client sent it; undefined without one. */
+  readonly authority: string | undefined;
+  /** The request-target as sent (`req.url`), `/` when node gives none. */
+  readonly url: string;
+  /** The client reached devproxy over TLS. */
+  readonly https: boolean;
+  /** Times the request already went through devproxy (`x-devproxy-hops`). */
+  readonly hops: number;
+  /** The routing table the request was resolved against: pages list the same routes. */
+  readonly table: RoutingTable;
+  readonly outcome: Resolution;
+}
+
+/** An outcome devproxy answers with an error page. */
+export type Refusal = Exclude<Resolution, { kind: 'route' } | { kind: 'landing' }>;
+
+/** Reads a request's authority, target, scheme, hop count and SNI once, and resolves it against the current table. */
+export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestContext {
+  const authority = requestAuthority(req);
+  const socket = req.socket as (TLSSocket & { servername?: string | false }) | null;
+  const https = socket?.encrypted === true;
+  const hops = readHops(req.rawHeaders);
+  const table = core.options.getTable();
+  let tls: TlsConnection | undefined;
+  if (https) {
+    const servername = socket?.servername;
+    tls = { sni: typeof servername === 'string' && servername !== '' ? servername : undefined, certificateCovers: leafCovers };
+  }
+  return { authority, url: req.url ?? '/', https, hops, table, outcome: resolve(table, authority, hops, tls) };
+}
+
+/** The page devproxy answers for a refused request, and the route it concerns (for `x-devproxy-route`). */
+export function refusalOf(core: ProxyCore, context: RequestContext, refusal: Refusal): { info: ProxyErrorInfo; route?: Route } {
+  switch (refusal.kind) {
+    case 'bad-host':
+      return {
+        info: {
+          status: 400,
+          code: 'DEVPROXY_ERR_BAD_HOST',
+          message: refusal.missing ? 'The request has no Host header.' : 'The Host header is not a valid hostname.',
+          hint: ERROR_HINTS.DEVPROXY_ERR_BAD_HOST,
+        },
+      };
+    case 'misdirected':
+      if (refusal.why === 'other-certificate') {
+        return {
+          info: {
+            status: 421,
+            code: 'DEVPROXY_ERR_MISDIRECTED_REQUEST',
+            message: `This connection was opened for ${refusal.sni ?? 'an IP address (no SNI)'}, and its certificate does not cover ${refusal.name}, so devproxy does not answer for ${refusal.name} on it.`,
+            hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_REQUEST,
+          },
+        };
+      }
+      return {
+        info: {
+          status: 421,
+          code: 'DEVPROXY_ERR_MISDIRECTED_HOST',
+          message:
+            refusal.why === 'ip-literal'
+              ? `devproxy does not answer for the address ${refusal.name}.`
+              : `devproxy does not serve ${refusal.name}: only localhost names are routed, to keep other sites (DNS rebinding) out.`,
+          hint: ERROR_HINTS.DEVPROXY_ERR_MISDIRECTED_HOST,
+        },
+      };
+    case 'unknown':
+      return {
+        info: {
+          status: 404,
+          code: 'DEVPROXY_ERR_UNKNOWN_HOST',
+          message: `No service is routed at ${refusal.host}.`,
+          hint: ERROR_HINTS.DEVPROXY_ERR_UNKNOWN_HOST,
+          knownHosts: [...context.table.routes.keys()].sort().map((host) => `${stableOriginUrl(stableOriginFor(core, host, context.https))}/`),
+        },
+      };
+    case 'unavailable': {
+      const route = refusal.route;
+      return {
+        route,
+        info: {
+          status: 502,
+          code: 'DEVPROXY_ERR_ROUTE_UNAVAILABLE',
+          message: route.problem?.message ?? `${route.host} has no target.`,
+          hint: route.problem?.hint ?? ERROR_HINTS.DEVPROXY_ERR_ROUTE_UNAVAILABLE,
+          service: route.service,
+          worktree: route.worktree,
+        },
+      };
+    }
+    case 'loop': {
+      const route = refusal.route;
+      return {
+        route,
+        info: {
+          status: 508,
+          code: 'DEVPROXY_ERR_LOOP_DETECTED',
+          message: `The request for ${route.host} went through devproxy ${refusal.hops} times.`,
+          hint: ERROR_HINTS.DEVPROXY_ERR_LOOP_DETECTED,
+          service: route.service,
+          worktree: route.worktree,
+        },
+      };
+    }
+  }
+}
+
+/** The routes of the request's table for the landing page, sorted by host. */
+export function landingEntries(core: ProxyCore, context: RequestContext): HostEntry[] {
+  return [...context.table.routes.values()]
+    .sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))
+    .map((route) => {
+      const entry: HostEntry = {
+        host: route.host,
+        url: `${stableOriginUrl(stableOriginFor(core, route.host, context.https))}/`,
+        worktree: route.worktree,
+        service: route.service,
+        mode: route.mode,
+      };
+      if (route.problem !== undefined) entry.problem = route.problem.message;
+      return entry;
+    });
+}
