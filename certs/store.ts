@@ -203,7 +203,8 @@ export interface CertificateStoreOptions {
   /**
    * True for hostnames devproxy routes (read from the live routing table). Only those get a
    * certificate: SNI for any other name fails the handshake. `localhost` and loopback
-   * addresses are always served.
+   * addresses are always served. `name` comes normalised by the hostname grammar (lower-case,
+   * no root dot), so it compares as a routing table key.
    */
   isKnownName: (name: string) => boolean;
   /** Issuances and renewals are reported at info level; nothing else is logged. */

@@ -127,7 +127,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       const certificates = createCertificateStore({
         home: options.home,
         logger,
-        isKnownName: (name) => workspace.getTable().routes.has(name.toLowerCase()),
+        isKnownName: (name) => workspace.getTable().routes.has(name),
       });
       const https = await startHttpsProxy({ handler, port: httpsPort, certificates, logger, connectionBudget, ...(options.hosts ? { hosts: options.hosts } : {}) }).catch((error: unknown) => {
         throw portError(error, httpsPort!, '--https-port / DEVPROXY_HTTPS_PORT');
