@@ -31,6 +31,30 @@ export function healthCheckFor(healthPath: string | undefined, fallback: 'tcp' |
   return { kind: fallback };
 }
 
+/** How a check reads in a message: `GET /healthz`, `any HTTP answer`, `TCP connect`. */
+export function describeCheck(check: HealthCheck): string {
+  if (check.kind === 'http') return `GET ${check.path}`;
+  if (check.kind === 'http-any') return 'any HTTP answer';
+  return 'TCP connect';
+}
+
+/** What an instance that answered no probe within its start timeout is told (pure). */
+export interface UnhealthyFacts {
+  /** Host port probed; undefined when none is known yet (a container not published yet). */
+  port: number | undefined;
+  timeoutMs: number;
+  check: HealthCheck;
+  /** A `command:` process (it could be listening elsewhere: its listening ports were read). */
+  isProcess: boolean;
+}
+
+/** Why an instance is unhealthy after its start timeout, and the fix (pure). */
+export function unhealthyDetail(facts: UnhealthyFacts): string {
+  if (facts.port === undefined) return 'no host port yet';
+  const listens = facts.isProcess ? ', and it listens on no TCP port' : '';
+  return `no healthy answer on 127.0.0.1:${facts.port} within ${Math.round(facts.timeoutMs / 1000)} s (${describeCheck(facts.check)})${listens}: raise \`health: { timeout: … }\` if it starts slowly`;
+}
+
 /** One probe of 127.0.0.1:<port>; true when healthy. */
 export function probe(port: number, check: HealthCheck, timeoutMs = PROBE_TIMEOUT_MS): Promise<boolean> {
   if (check.kind === 'tcp') return probeTcp(port, timeoutMs);

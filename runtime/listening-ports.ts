@@ -8,9 +8,18 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { processTreePids } from './processes.js';
+import { sleep } from './health.js';
+import { processTreePids, type ProcessRecord } from './processes.js';
 
 const execFileAsync = promisify(execFile);
+
+/** How often a starting process's listening ports are read while its PORT does not answer. */
+const PORT_SCAN_INTERVAL_MS = 1_000;
+/**
+ * How long a process may listen elsewhere but not on PORT before that is its verdict: a dev
+ * server sometimes opens a side port (HMR, inspector) a moment before its main one.
+ */
+const PORT_MISMATCH_GRACE_MS = 3_000;
 
 /** State column of a listening socket in /proc/net/tcp. */
 const TCP_LISTEN = '0A';
@@ -93,4 +102,27 @@ const PORT_FLAGS: ReadonlyArray<{ test: RegExp; how: string }> = [
 export function portMismatchMessage(service: string, command: string, listening: readonly number[], port: number): string {
   const how = PORT_FLAGS.find((flag) => flag.test.test(command))?.how ?? 'for Vite: --port $PORT --strictPort; Node: process.env.PORT';
   return `${service} listens on ${listening.join(', ')}, not on PORT=${port}: start it with $PORT (${how})`;
+}
+
+/** Why nothing answers on the process's PORT when it listens elsewhere; undefined when it does not. */
+export async function portMismatch(service: string, record: ProcessRecord): Promise<string | undefined> {
+  const ports = await listeningPorts(record.pid).catch((): number[] => []);
+  return ports.length > 0 && !ports.includes(record.port) ? portMismatchMessage(service, record.command, ports, record.port) : undefined;
+}
+
+/**
+ * Resolves with the mismatch once it has lasted PORT_MISMATCH_GRACE_MS, or undefined when
+ * `signal` ends the watch or `isCurrent` says the record is no longer the service's process.
+ */
+export async function watchPortMismatch(service: string, record: ProcessRecord, isCurrent: () => boolean, signal: AbortSignal): Promise<string | undefined> {
+  let since: number | undefined;
+  while (!signal.aborted) {
+    await sleep(PORT_SCAN_INTERVAL_MS, signal);
+    if (signal.aborted || !isCurrent()) return undefined;
+    const found = await portMismatch(service, record);
+    if (found === undefined) since = undefined;
+    else if (since === undefined) since = Date.now();
+    else if (Date.now() - since >= PORT_MISMATCH_GRACE_MS) return found;
+  }
+  return undefined;
 }
