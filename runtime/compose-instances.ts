@@ -263,7 +263,7 @@ function messageOf(error: unknown): string {
 }
 
 /** The engine is not there (socket missing, refused, not allowed, silent). */
-export function isConnectionError(error: unknown): boolean {
+function isConnectionError(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ETIMEDOUT';
 }

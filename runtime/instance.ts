@@ -64,7 +64,7 @@ export interface Instance {
 }
 
 /** States in which an instance is up or coming up (it holds its port, it is watched). */
-export const RUNNING_STATES: ReadonlySet<LocalServiceState> = new Set(['starting', 'healthy', 'unhealthy']);
+const RUNNING_STATES: ReadonlySet<LocalServiceState> = new Set(['starting', 'healthy', 'unhealthy']);
 
 /** Whether the instance is up or coming up. */
 export function isRunning(inst: Instance): boolean {
