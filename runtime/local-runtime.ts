@@ -33,7 +33,6 @@ import { followLogs, logSourceOf, noLocalInstance, readLogs, type LogSource } fr
 export type { ReconcilePlan } from './plan.js';
 /** An instance's lifecycle and status view (re-exported for the daemon). */
 export type { LocalServiceState, LocalServiceStatus } from './instance.js';
-export { FAILED_LOG_LINES } from './instance.js';
 
 /** One worktree as the daemon describes it to the runtime. */
 export interface WorktreeRuntimeSpec {
