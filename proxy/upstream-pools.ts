@@ -5,12 +5,20 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Pool } from 'undici';
+import type { Pool as UndiciPool } from 'undici';
 import { isLocalhostName } from '../router/hostname.js';
 import type { Target } from '../router/types.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
+
+// undici's index also loads fetch, WebSocket, caches, mocks and interceptors (~9 MiB of the
+// daemon's RSS); the proxy needs only Pool and its `dispatch`, so it loads Pool's own module.
+// undici has no `exports` map, so the path is public; `test/unit/proxy-upstream-pools.test.ts` checks
+// that it is the same class the index exports.
+type Pool = UndiciPool;
+const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
 /** Upstream timeouts, all in milliseconds. */
 export interface UpstreamTimeouts {

@@ -1,7 +1,24 @@
+import { execFile } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { simpleGit } from 'simple-git';
 import { DevproxyError } from '../errors.js';
+
+/** Bound on what one git call may print; a `worktree list` of thousands of worktrees fits. */
+const GIT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Runs `git <args>` in `cwd` and resolves with its stdout; rejects with git's own message. The
+ * daemon reads worktrees through this and not simple-git, whose import costs ~8–11 MiB of RSS
+ * for the two read-only calls made here (the CLI's `new`/`rm` keep simple-git).
+ */
+function git(cwd: string, args: string[]): Promise<string> {
+  return new Promise((done, fail) => {
+    execFile('git', args, { cwd, maxBuffer: GIT_MAX_OUTPUT_BYTES }, (error, stdout, stderr) => {
+      if (error) fail(new Error(stderr.trim() || error.message, { cause: error }));
+      else done(stdout);
+    });
+  });
+}
 
 /** One entry of `git worktree list`. */
 export interface GitWorktree {
@@ -37,7 +54,7 @@ export async function listWorktrees(dir: string): Promise<GitWorktree[]> {
  * split one entry into a fake second one.
  */
 export async function readWorktreeList(dir: string): Promise<{ worktrees: GitWorktree[]; gone: GoneWorktree[] }> {
-  const output = await simpleGit({ baseDir: dir }).raw(['worktree', 'list', '--porcelain', '-z']);
+  const output = await git(dir, ['worktree', 'list', '--porcelain', '-z']);
   const worktrees: GitWorktree[] = [];
   const gone: GoneWorktree[] = [];
   // Fields end in NUL; an empty field (two NULs in a row) ends an entry.
@@ -70,11 +87,10 @@ export interface RepoLocation {
 
 /** Finds the worktree, main checkout and common git dir for `dir`; a clear error outside git. */
 export async function locateRepo(dir: string): Promise<RepoLocation> {
-  const git = simpleGit({ baseDir: dir });
   let worktree: string;
   let commonDir: string;
   try {
-    [worktree, commonDir] = (await git.raw(['rev-parse', '--show-toplevel', '--git-common-dir'])).trim().split('\n') as [string, string];
+    [worktree, commonDir] = (await git(dir, ['rev-parse', '--show-toplevel', '--git-common-dir'])).trim().split('\n') as [string, string];
   } catch (error) {
     throw new DevproxyError('DEVPROXY_ERR_NOT_A_REPO', `${dir} is not inside a git repository`, { cause: error });
   }
