@@ -20,7 +20,7 @@ import { runLoad, type LoadRequest, type LoadResult, type LoadTools } from './li
 import type { ProbeResult, ProbeSpec } from './latency-probe.js';
 import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortless, PORTLESS_VERSION } from './lib/peers.js';
 import { cleanupAll, freePort, isShuttingDown, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
-import { cpuSeconds, rssBytes, treeCpuSeconds } from './lib/proc-stats.js';
+import { cpuSeconds, rssBytes, treeCpuSeconds, treeRssBytes } from './lib/proc-stats.js';
 import { finishRow, judgeTargets, renderTable, type BenchResults, type RoundResult, type ThroughputRow } from './lib/report.js';
 import { measureRemoteTls } from './lib/remote-tls.js';
 import { measureRouteBuild } from './lib/route-build.js';
@@ -236,6 +236,16 @@ async function main(): Promise<void> {
       }).then((h) => (h ? undefined : 'failed to start'))
     : 'portless not installed';
   addRow('portless', `portless ${peers.versions.portless ?? PORTLESS_VERSION}`, { port: ports.portless, host: portlessHost }, portlessOk, portlessPid);
+
+  // The peers' idle footprint, read like the daemon's: after one served request and the same settle.
+  if (caddy?.child.pid !== undefined || portlessPid !== undefined) {
+    await phase('peers idle RSS', async () => {
+      if (caddy) await waitForRoute(ports.caddy, `127.0.0.1:${ports.caddy}`, (p) => p.status === 200, 10_000);
+      await sleep(SETTLE_MS);
+      if (caddy?.child.pid !== undefined) results.memory.caddyIdleBytes = treeRssBytes(caddy.child.pid);
+      if (portlessPid !== undefined && portlessOk === undefined) results.memory.portlessIdleBytes = treeRssBytes(portlessPid);
+    });
+  }
 
   const loadOf = (t: (typeof targets)[number], durationS: number, connections = 50, threads = 2): LoadRequest => ({
     ...(t.load as NonNullable<typeof t.load>),

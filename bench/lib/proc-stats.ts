@@ -40,8 +40,8 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
 }
 
-/** CPU seconds of `pid` and all its descendants (nginx's workers, a CLI's daemon child). */
-export function treeCpuSeconds(pid: number): number {
+/** `pid` and all its descendants (nginx's workers, a CLI's daemon child), read from /proc. */
+function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -55,18 +55,37 @@ export function treeCpuSeconds(pid: number): number {
       // The process ended while listing.
     }
   }
-  let total = 0;
+  const tree: number[] = [];
   const stack = [pid];
   while (stack.length > 0) {
     const p = stack.pop() as number;
-    try {
-      total += cpuSeconds(p);
-    } catch {
-      continue;
-    }
+    tree.push(p);
     stack.push(...(children.get(p) ?? []));
   }
+  return tree;
+}
+
+/** Sum of `read` over `pid` and its descendants; a process that ended meanwhile counts 0. */
+function treeSum(pid: number, read: (p: number) => number): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += read(p);
+    } catch {
+      // The process ended since the listing.
+    }
+  }
   return total;
+}
+
+/** CPU seconds of `pid` and all its descendants (nginx's workers, a CLI's daemon child). */
+export function treeCpuSeconds(pid: number): number {
+  return treeSum(pid, cpuSeconds);
+}
+
+/** RSS of `pid` and all its descendants, bytes: a peer's footprint however many processes it runs. */
+export function treeRssBytes(pid: number): number {
+  return treeSum(pid, rssBytes);
 }
 
 /** Megabytes (MiB) with one decimal, for tables. */

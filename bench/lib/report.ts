@@ -58,7 +58,8 @@ export interface BenchResults {
   latency1?: Latency1 & { closedLoop: Latency1 };
   flips?: FlipResult;
   useFlips?: UseFlipResult;
-  memory: { idle1Bytes?: number; afterLoadBytes?: number; idleScaleBytes?: number; upload?: UploadResult };
+  /** Daemon RSS figures, and the peers' idle RSS (process tree, after one served request) beside them. */
+  memory: { idle1Bytes?: number; afterLoadBytes?: number; idleScaleBytes?: number; upload?: UploadResult; caddyIdleBytes?: number; portlessIdleBytes?: number };
   scale: { worktrees: number; services: number; routesServed?: number; setupS?: number; idleCpuPct?: number; idleCpuWindowS?: number; routeBuild?: RouteBuildResult };
   websocket?: { direct: number; devproxy: number; ratio: number; rounds: { direct: WsResult[]; devproxy: WsResult[] } };
   profile?: ProfileSummary;
@@ -113,6 +114,16 @@ const signed = (n: number): string => (Number.isFinite(n) && n >= 0 ? `+${us(n)}
 const ms = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(1)} ms`);
 const x = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 
+/** `Caddy 34.1 MiB, portless 52.0 MiB idle` from the same run; undefined when neither ran. */
+function peerIdleRss(results: BenchResults): string | undefined {
+  const { caddyIdleBytes, portlessIdleBytes } = results.memory;
+  const parts = [
+    ...(caddyIdleBytes !== undefined ? [`Caddy ${mib(caddyIdleBytes)} MiB`] : []),
+    ...(portlessIdleBytes !== undefined ? [`portless ${mib(portlessIdleBytes)} MiB`] : []),
+  ];
+  return parts.length > 0 ? `${parts.join(', ')} idle` : undefined;
+}
+
 /** Judges the run against the issue's targets. */
 export function judgeTargets(results: BenchResults): Target[] {
   const dev = row(results, 'devproxy-http');
@@ -132,20 +143,23 @@ export function judgeTargets(results: BenchResults): Target[] {
   const flip = results.flips?.all.p99;
   const flipOk = flip !== undefined && Number.isFinite(flip) && results.flips?.missed === 0;
   targets.push({ name: 'flip p99 (file write → new target)', goal: '< 100 ms', achieved: ms(flip), ...(flip !== undefined && Number.isFinite(flip) ? { pass: flipOk && flip < 100 } : {}) });
-  const idle = results.memory.idleScaleBytes;
-  targets.push({
-    name: `RSS idle, ${results.scale.worktrees} worktrees × ${results.scale.services} services`,
-    goal: '< 80 MiB',
-    achieved: idle === undefined ? 'n/a' : `${mib(idle)} MiB`,
-    ...(idle !== undefined ? { pass: idle < 80 * 1024 * 1024 } : {}),
+  const memory = results.memory;
+  const peersIdle = peerIdleRss(results);
+  const idleTarget = (name: string, bytes: number | undefined, goalMiB: number): Target => ({
+    name,
+    goal: `≤ ${goalMiB} MiB`,
+    achieved: bytes === undefined ? 'n/a' : `${mib(bytes)} MiB${peersIdle ? ` (${peersIdle})` : ''}`,
+    ...(bytes !== undefined ? { pass: bytes <= goalMiB * 1024 * 1024 } : {}),
   });
-  const up = results.memory.upload;
+  targets.push(idleTarget('RSS idle, 1 worktree', memory.idle1Bytes, 60));
+  targets.push(idleTarget(`RSS idle, ${results.scale.worktrees} worktrees × ${results.scale.services} services`, memory.idleScaleBytes, 75));
+  const up = memory.upload;
   const delta = up ? up.rssPeakBytes - up.rssBeforeBytes : undefined;
   targets.push({
     name: `RSS growth during ${up ? mib(up.bytes) / 1024 : 1} GiB upload`,
-    goal: '< +50 MiB',
+    goal: '≤ +30 MiB',
     achieved: delta === undefined ? 'n/a' : `+${mib(delta)} MiB`,
-    ...(delta !== undefined && up ? { pass: delta < 50 * 1024 * 1024 && up.received === up.bytes } : {}),
+    ...(delta !== undefined && up ? { pass: delta <= 30 * 1024 * 1024 && up.received === up.bytes } : {}),
   });
   const tls = results.remoteTls;
   targets.push({
@@ -211,8 +225,9 @@ export function renderTable(r: BenchResults): string {
   }
   const m = r.memory;
   const up = m.upload;
+  const peersIdle = peerIdleRss(r);
   out.push(
-    `4. Daemon RSS: idle, 1 worktree ${m.idle1Bytes === undefined ? 'n/a' : `${mib(m.idle1Bytes)} MiB`}; after the loads ${m.afterLoadBytes === undefined ? 'n/a' : `${mib(m.afterLoadBytes)} MiB`}; idle, ${r.scale.worktrees} worktrees × ${r.scale.services} services ${m.idleScaleBytes === undefined ? 'n/a' : `${mib(m.idleScaleBytes)} MiB`}`,
+    `4. Daemon RSS: idle, 1 worktree ${m.idle1Bytes === undefined ? 'n/a' : `${mib(m.idle1Bytes)} MiB`}; after the loads ${m.afterLoadBytes === undefined ? 'n/a' : `${mib(m.afterLoadBytes)} MiB`}; idle, ${r.scale.worktrees} worktrees × ${r.scale.services} services ${m.idleScaleBytes === undefined ? 'n/a' : `${mib(m.idleScaleBytes)} MiB`}${peersIdle ? `; same run: ${peersIdle}` : ''}`,
   );
   if (up) {
     out.push(`   ${mib(up.bytes) / 1024} GiB streamed upload at ${fmt(up.mibPerS)} MiB/s (${up.received === up.bytes ? 'all bytes arrived' : `sink got ${up.received} bytes`}): RSS before ${mib(up.rssBeforeBytes)} MiB, peak ${mib(up.rssPeakBytes)} MiB (+${mib(up.rssPeakBytes - up.rssBeforeBytes)}), after ${mib(up.rssAfterBytes)} MiB`);
