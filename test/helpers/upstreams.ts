@@ -97,6 +97,8 @@ export function startHttpsUpstream(tls: TestTls, handler: RequestListener = echo
 export interface WsUpstream extends Upstream {
   /** Host header of each upgrade request. */
   upgradeHosts: string[];
+  /** Headers of each upgrade request, as the ws server received them. */
+  upgradeHeaders: IncomingMessage['headers'][];
 }
 
 /** Starts a WebSocket echo server over HTTP, or HTTPS when `tls` is given. */
@@ -107,11 +109,15 @@ export async function startWsEcho(tls?: TestTls): Promise<WsUpstream> {
     res.end('upgrade required\n');
   })) as WsUpstream;
   upstream.upgradeHosts = [];
+  upstream.upgradeHeaders = [];
   const wss = new WebSocketServer({
     server,
     handleProtocols: (protocols) => protocols.values().next().value ?? false,
   });
-  wss.on('headers', (_headers, req) => upstream.upgradeHosts.push(req.headers.host ?? ''));
+  wss.on('headers', (_headers, req) => {
+    upstream.upgradeHosts.push(req.headers.host ?? '');
+    upstream.upgradeHeaders.push(req.headers);
+  });
   wss.on('connection', (socket) => {
     socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }));
   });

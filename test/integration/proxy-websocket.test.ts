@@ -64,7 +64,45 @@ function rawUpgrade(port: number, host: string): Promise<string> {
   });
 }
 
+/**
+ * Sends a raw upgrade request with `extra` header lines and resolves with the answer's head as soon
+ * as it is complete (a 101 keeps the socket open).
+ */
+function rawUpgradeHead(port: number, host: string, extra: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    cleanups.push(() => {
+      socket.destroy();
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end !== -1) resolve(text.slice(0, end));
+    });
+    socket.on('close', () => reject(new Error(`closed before an answer: ${JSON.stringify(text)}`)));
+    socket.on('error', reject);
+    socket.write(
+      `GET /socket HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\n` +
+        `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`,
+    );
+  });
+}
+
 describe('proxy WebSocket upgrades', () => {
+  it('does not forward a header the upgrade request names in Connection (RFC 9110 §7.6.1)', async () => {
+    const up = await wsEcho();
+    const port = await proxy(tableOf(route(API, local(up.port))));
+    const head = await rawUpgradeHead(port, API, 'Connection: Upgrade, X-Hop-Secret\r\nX-Hop-Secret: for-devproxy-only\r\nX-End-To-End: kept\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 101 /);
+    expect(up.upgradeHeaders).toHaveLength(1);
+    const seen = up.upgradeHeaders[0];
+    expect(seen?.['x-hop-secret']).toBeUndefined();
+    expect(seen?.['x-end-to-end']).toBe('kept');
+    expect(seen?.connection?.toLowerCase()).toBe('upgrade');
+    expect(seen?.upgrade).toBe('websocket');
+  });
+
   it('echoes through to a local ws server and keeps the negotiated subprotocol', async () => {
     const up = await wsEcho();
     const port = await proxy(tableOf(route(API, local(up.port))));
