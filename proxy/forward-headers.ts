@@ -57,6 +57,11 @@ export interface UpstreamHeaderContext {
    * a client header of the same name is dropped so the client can never choose their value.
    */
   extra?: readonly string[];
+  /**
+   * The protocol of a WebSocket upgrade (`websocket`): the upstream request then carries
+   * `Connection: upgrade` and this `Upgrade`, the one hop-by-hop pair an upgrade must pass on.
+   */
+  upgrade?: string;
 }
 
 /** True when `lower` is one of the names of flat `pairs`. */
@@ -105,6 +110,7 @@ export function isProxyOwned(name: string): boolean {
  * The request headers sent upstream: the client's end-to-end headers (no HTTP/2 pseudo-headers,
  * no hop-by-hop, no client-supplied X-Forwarded-* / x-devproxy-* / X-Original-Host), then Host, X-Forwarded-* and
  * the incremented hop counter. HTTP/2 may split `cookie` into several fields; HTTP/1.1 needs one.
+ * Plain requests and WebSocket upgrades (HTTP/1.1 and h2 extended CONNECT) alike.
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], context: UpstreamHeaderContext): string[] {
   const listed = connectionListed(rawHeaders);
@@ -138,6 +144,7 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], context: Ups
     'x-forwarded-proto', context.forwardedProto,
     HOPS_HEADER, String(context.hops + 1),
   );
+  if (context.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', context.upgrade);
   if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i] as string);
   return out;
 }

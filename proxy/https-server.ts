@@ -3,26 +3,15 @@
  * ALPN, and WebSockets over both — HTTP/1.1 `Upgrade` and HTTP/2 extended CONNECT (RFC 8441).
  *
  * Everything after TLS is the shared {@link ProxyHandler}: requests of both protocols go to
- * `handleRequest` (node's compat API), and an h2 WebSocket CONNECT is presented to
- * `handleUpgrade` as the HTTP/1.1 upgrade it stands for, so routing, header rewriting and error
- * pages stay in one place. Browsers that negotiated h2 open WebSockets this way (Vite HMR), and
- * proxies that answer them with 405 break HMR.
+ * `handleRequest` (node's compat API), HTTP/1.1 upgrades to `handleUpgrade` and an h2 WebSocket
+ * CONNECT to `handleWebSocketConnect`, so routing, header rewriting and error pages stay in one
+ * place. Browsers that negotiated h2 open WebSockets this way (Vite HMR), and proxies that answer
+ * them with 405 break HMR.
  */
-import { randomBytes } from 'node:crypto';
 import { IncomingMessage } from 'node:http';
-import {
-  constants as h2,
-  createSecureServer,
-  Http2ServerRequest,
-  type Http2SecureServer,
-  type Http2ServerResponse,
-  type Http2Session,
-  type IncomingHttpHeaders as Http2Headers,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import { createSecureServer, Http2ServerRequest, type Http2SecureServer, type Http2ServerResponse, type Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
 import { SERVER_TLS_POLICY } from '../certs/tls-policy.js';
@@ -41,22 +30,6 @@ const CLOSE_GRACE_MS = 1_000;
 const HEADERS_TIMEOUT_MS = 30_000;
 /** Upper bound of node's header-deadline check interval. */
 const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
-/** A non-101 answer to a bridged upgrade is an error page: bounded, so buffered whole. */
-const MAX_BRIDGED_ERROR_BYTES = 64 * 1024;
-
-/**
- * Headers HTTP/2 forbids (RFC 9113 §8.2.2) or that only make sense on the HTTP/1.1 upgrade
- * hop: dropped when an upstream's HTTP/1.1 answer is relayed onto an h2 stream.
- */
-const H1_ONLY_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
-  'connection', // names hop-by-hop headers of the h1 hop
-  'keep-alive', // h1 connection reuse
-  'proxy-connection', // non-standard keep-alive
-  'transfer-encoding', // h2 frames the body itself
-  'upgrade', // the h2 stream is the upgraded channel
-  'sec-websocket-accept', // answers the key devproxy made up; RFC 8441 §5 has no accept
-]);
-
 export interface HttpsProxyOptions {
   /** Serves every request and WebSocket after TLS. */
   handler: ProxyHandler;
@@ -151,7 +124,7 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
     // HTTP/1.1 side emits the same event with a raw socket for forward-proxy CONNECTs.
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, resOrSocket: Http2ServerResponse | Duplex) => {
       if (req instanceof Http2ServerRequest && req.headers[':protocol'] === 'websocket') {
-        bridgeWebSocketConnect(req, opts.handler, opts.logger);
+        opts.handler.handleWebSocketConnect(req);
       } else if (req instanceof Http2ServerRequest) {
         (resOrSocket as Http2ServerResponse).writeHead(405, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' }).end();
       } else {
@@ -261,186 +234,4 @@ function listen(server: Http2SecureServer, port: number, host: string): Promise<
       resolve();
     });
   });
-}
-
-/**
- * Serves one RFC 8441 WebSocket CONNECT by handing the handler the HTTP/1.1 upgrade request it
- * stands for, and a socket that turns the handler's HTTP/1.1 answer back into h2: a 101 becomes
- * `:status 200` followed by the raw WebSocket bytes both ways; anything else is relayed as the
- * h2 response (an error page).
- */
-function bridgeWebSocketConnect(req: Http2ServerRequest, handler: ProxyHandler, logger: ProxyLogger | undefined): void {
-  const socket = new H2StreamSocket(req);
-  const upgrade = new IncomingMessage(socket as unknown as Socket);
-  upgrade.method = 'GET';
-  upgrade.url = req.headers[':path'] ?? '/';
-  upgrade.httpVersionMajor = 1;
-  upgrade.httpVersionMinor = 1;
-  upgrade.httpVersion = '1.1';
-  const headers = toUpgradeHeaders(req.headers);
-  upgrade.headers = headers;
-  upgrade.rawHeaders = Object.entries(headers).flatMap(([name, value]) => [name, String(value)]);
-  upgrade.complete = true;
-  upgrade.push(null);
-  try {
-    handler.handleUpgrade(upgrade, socket, Buffer.alloc(0));
-  } catch (error) {
-    logger?.error(`WebSocket over h2 for ${headers.host ?? '?'} failed: ${String(error)}`);
-    socket.destroy();
-  }
-}
-
-/** h2 request headers → the HTTP/1.1 headers of a WebSocket upgrade (RFC 6455 §4.1). */
-function toUpgradeHeaders(h2Headers: Http2Headers): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(h2Headers)) {
-    if (name.startsWith(':') || value === undefined) continue;
-    headers[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : value;
-  }
-  headers.host = h2Headers[':authority'] ?? '';
-  headers.connection = 'Upgrade';
-  headers.upgrade = 'websocket';
-  headers['sec-websocket-version'] ??= '13';
-  // h2 clients send no key (RFC 8441 §5); the upstream's accept for this one is dropped.
-  headers['sec-websocket-key'] = randomBytes(16).toString('base64');
-  return headers;
-}
-
-/**
- * The socket `handleUpgrade` writes to and reads from, backed by one h2 stream. Reads are the
- * stream's DATA; writes are parsed as an HTTP/1.1 response head first, then relayed raw.
- */
-class H2StreamSocket extends Duplex {
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  readonly remoteFamily: string | undefined;
-  readonly encrypted = true;
-  /** SNI of the h2 connection, so the 421 check sees the certificate the CONNECT came under. */
-  readonly servername: string | false;
-  private head: Buffer | undefined = Buffer.alloc(0);
-  private errorBody: { status: number; headers: OutgoingHttpHeaders; body: Buffer } | undefined;
-
-  private readonly stream: ServerHttp2Stream;
-
-  /** Reads through the compat request, which already consumes the stream's DATA frames. */
-  constructor(private readonly request: Http2ServerRequest) {
-    super({ allowHalfOpen: true });
-    this.stream = request.stream;
-    this.remoteAddress = request.socket.remoteAddress;
-    this.remotePort = request.socket.remotePort;
-    this.remoteFamily = request.socket.remoteFamily;
-    this.servername = (request.socket as TLSSocket).servername ?? false;
-    request.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) request.pause();
-    });
-    request.on('end', () => this.push(null));
-    this.stream.on('error', () => this.destroy());
-    this.stream.on('close', () => this.destroy());
-  }
-
-  // Upgrade handlers tune the socket of an h1 connection; an h2 stream has none of these knobs.
-  setTimeout(): this {
-    return this;
-  }
-  setNoDelay(): this {
-    return this;
-  }
-  setKeepAlive(): this {
-    return this;
-  }
-
-  override _read(): void {
-    this.request.resume();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.head === undefined) {
-      if (this.errorBody !== undefined) {
-        this.collectErrorBody(chunk);
-        callback();
-      } else this.stream.write(chunk, callback);
-      return;
-    }
-    this.head = Buffer.concat([this.head, chunk]);
-    const end = this.head.indexOf('\r\n\r\n');
-    if (end === -1) {
-      callback(this.head.length > MAX_BRIDGED_ERROR_BYTES ? new Error('upgrade response head too large') : null);
-      return;
-    }
-    const { status, headers } = parseResponseHead(this.head.subarray(0, end).toString('latin1'));
-    const rest = this.head.subarray(end + 4);
-    this.head = undefined;
-    if (status === 101) {
-      if (!this.stream.destroyed) this.stream.respond({ ...headers, ':status': 200 });
-      if (rest.length > 0) this.stream.write(rest, callback);
-      else callback();
-      return;
-    }
-    this.errorBody = { status, headers, body: Buffer.alloc(0) };
-    this.collectErrorBody(rest);
-    callback();
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.flushErrorBody();
-    if (!this.stream.destroyed) this.stream.end();
-    callback();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.flushErrorBody();
-    if (!this.stream.destroyed) {
-      if (!this.stream.headersSent) this.stream.respond({ ':status': 502 }, { endStream: true });
-      else this.stream.close(h2.NGHTTP2_CANCEL);
-    }
-    callback(error);
-  }
-
-  private collectErrorBody(chunk: Buffer): void {
-    const pending = this.errorBody;
-    if (pending === undefined) return;
-    pending.body = Buffer.concat([pending.body, chunk]);
-    const length = Number(pending.headers['content-length'] ?? Number.NaN);
-    if ((Number.isFinite(length) && pending.body.length >= length) || pending.body.length >= MAX_BRIDGED_ERROR_BYTES) {
-      this.flushErrorBody();
-    }
-  }
-
-  /**
-   * Sends a collected non-101 answer as the h2 response. The handler relays it close-delimited
-   * (hop-by-hop framing removed), so the body is whatever arrived before the end.
-   */
-  private flushErrorBody(): void {
-    const pending = this.errorBody;
-    if (pending === undefined || this.stream.destroyed || this.stream.headersSent) return;
-    this.errorBody = undefined;
-    const { 'content-length': _length, ...headers } = pending.headers;
-    if (pending.status >= 200 && pending.status < 300) {
-      // A 2xx to CONNECT tells the client its WebSocket is open (RFC 8441 §5): it is not.
-      const message = `the upstream answered ${pending.status} instead of switching to WebSocket\n`;
-      this.stream.respond({ ...headers, ':status': 502, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(message) });
-      this.stream.end(message);
-      return;
-    }
-    const body = pending.body.subarray(0, MAX_BRIDGED_ERROR_BYTES);
-    this.stream.respond({ ...headers, ':status': pending.status, 'content-length': body.length });
-    this.stream.end(body);
-  }
-}
-
-/** Status and h2-safe headers of an HTTP/1.1 response head (status line + header lines). */
-function parseResponseHead(head: string): { status: number; headers: OutgoingHttpHeaders } {
-  const [statusLine = '', ...lines] = head.split('\r\n');
-  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine)?.[1] ?? 502);
-  const headers: OutgoingHttpHeaders = {};
-  for (const line of lines) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
-    if (H1_ONLY_RESPONSE_HEADERS.has(name)) continue;
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : ([] as string[]).concat(previous as string | string[], value);
-  }
-  return { status, headers };
 }

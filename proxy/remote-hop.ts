@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { isDevproxyError } from '../errors.js';
 import { resolveReferences } from '../profiles/references.js';
-import type { RequestRule } from '../profiles/request-rules.js';
+import { deniedBy, type RequestRule } from '../profiles/request-rules.js';
 import type { RemoteAuth } from '../profiles/schema.js';
 import type { RemoteHop, Route } from '../router/types.js';
 import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
@@ -43,6 +43,28 @@ export function readOnlyRefusal(route: Route, target: RemoteTarget, method: stri
     service: route.service,
     worktree: route.worktree,
     target: target.origin,
+  };
+}
+
+/** Why a request to a read-only remote is refused: the 403 page, and the reason for the log. */
+export interface WriteRefusal {
+  info: ProxyErrorInfo;
+  /** `writes: read-only` and the `deny` rule that matched, if one did. */
+  why: string;
+}
+
+/**
+ * Applies a remote's write policy to one request: under `writes: read-only` a method that is not
+ * safe, or a safe one a `writes.deny` rule names, is refused; anything else passes (undefined).
+ */
+export function refusedWrite(route: Route, target: RemoteTarget, hop: RemoteHop, method: string, url: string, worktreePath: string | undefined): WriteRefusal | undefined {
+  if (hop.readOnly !== true) return undefined;
+  const safe = isSafeMethod(method);
+  const rule = safe ? deniedBy(hop.deny, method, url) : undefined;
+  if (safe && rule === undefined) return undefined;
+  return {
+    info: readOnlyRefusal(route, target, method, worktreePath, rule),
+    why: `writes: read-only${rule === undefined ? '' : `, deny "${rule.text}"`}`,
   };
 }
 

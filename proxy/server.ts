@@ -10,7 +10,6 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ERROR_HINTS } from '../errors.js';
-import { deniedBy } from '../profiles/request-rules.js';
 import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
 import { answeredCors, isPreflight, isWorktreeOrigin, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
@@ -27,7 +26,7 @@ import {
   type ProxyHandlerOptions,
 } from './proxy-core.js';
 import { landingEntries, refusalOf, resolveRequest, type RequestContext } from './request-context.js';
-import { HopRefusal, isRetriedMethod, isSafeMethod, readOnlyRefusal, RemoteHopHeaders } from './remote-hop.js';
+import { HopRefusal, isRetriedMethod, refusedWrite, RemoteHopHeaders } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
@@ -35,7 +34,7 @@ import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
 import { budgetFromLimit, descriptorLimit, KEEP_ALIVE_TIMEOUT_MS, type ConnectionBudget } from './connection-limits.js';
 import { UpstreamShares, type ShareWaiter } from './upstream-share.js';
-import { forwardUpgrade, isWebSocketUpgrade, openUpstream, requeueWithoutUpgrade } from './websocket.js';
+import { forwardUpgrade, forwardWebSocketConnect, isWebSocketUpgrade, openUpstream, requeueWithoutUpgrade } from './websocket.js';
 
 export type { ProxyHandlerOptions } from './proxy-core.js';
 
@@ -576,13 +575,11 @@ function forwardRemoteHop(
   const method = req.method as string;
   const { https, hops } = context;
   const authority = context.authority as string;
-  if (hop.readOnly === true) {
-    const rule = isSafeMethod(method) ? deniedBy(hop.deny, method, context.url) : undefined;
-    if (rule !== undefined || !isSafeMethod(method)) {
-      core.logger?.info(`${route.host}: ${method} refused (writes: read-only${rule === undefined ? '' : `, deny "${rule.text}"`})`);
-      refuse(core, req, res, readOnlyRefusal(route, target, method, worktreePathOf(core, route), rule), route, corsOrigin);
-      return;
-    }
+  const refused = refusedWrite(route, target, hop, method, context.url, worktreePathOf(core, route));
+  if (refused !== undefined) {
+    core.logger?.info(`${route.host}: ${method} refused (${refused.why})`);
+    refuse(core, req, res, refused.info, route, corsOrigin);
+    return;
   }
   const stable = stableOriginFor(core, route.host, https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
@@ -710,6 +707,9 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
     },
     handleUpgrade(req, socket, head) {
       forwardUpgrade(core, req, socket, head);
+    },
+    handleWebSocketConnect(req) {
+      forwardWebSocketConnect(core, req);
     },
     close() {
       for (const socket of core.tunnels) socket.destroy();

@@ -32,6 +32,8 @@ export interface ProxyHandler {
   handleRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void;
   /** HTTP/1.1 `upgrade` event (WebSocket). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** HTTP/2 extended CONNECT with `:protocol websocket` (RFC 8441): a WebSocket on one h2 stream. */
+  handleWebSocketConnect(req: Http2ServerRequest): void;
   /** Closes upstream pools. */
   close(): Promise<void>;
 }

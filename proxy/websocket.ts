@@ -1,45 +1,52 @@
 /**
- * HTTP/1.1 upgrade (WebSocket) forwarding: the same routing and target as plain requests, a
- * fresh upstream connection per upgrade (node:http / node:https with the remote's SNI and CA
- * set), then bytes piped both ways. Failures are answered as raw HTTP on the client socket.
+ * WebSocket forwarding, for an HTTP/1.1 `Upgrade` and an HTTP/2 extended CONNECT (RFC 8441)
+ * alike: the same routing, remote-hop policy and upstream header builder as plain requests, a
+ * fresh HTTP/1.1 upgrade to the target per WebSocket (node:http / node:https with the remote's
+ * SNI and CA set), then bytes piped both ways. What differs between the two client protocols —
+ * how the switch, a refusal and an error page are told to the client — is a {@link ClientEnd}.
  */
+import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Http2ServerRequest, OutgoingHttpHeaders as H2Headers, ServerHttp2Stream } from 'node:http2';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
-import { deniedBy } from '../profiles/request-rules.js';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { HOP_BY_HOP_HEADERS, HOPS_HEADER, isProxyOwned, ROUTE_HEADER } from './forward-headers.js';
-import { lendsCredentials, profileOf, requestPath, worktreePathOf, type ProxyCore } from './proxy-core.js';
+import { buildClientHeaders, buildUpstreamHeaders, HOP_BY_HOP_HEADERS, ROUTE_HEADER } from './forward-headers.js';
+import { lendsCredentials, profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { refusalOf, resolveRequest } from './request-context.js';
-import { HopRefusal, readOnlyRefusal } from './remote-hop.js';
+import { HopRefusal, refusedWrite } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
 const STATUS_TEXT: Readonly<Record<number, string>> = http.STATUS_CODES as Record<number, string>;
 
+/** The version of RFC 6455, the only one there is; h2 clients must send it but some omit it. */
+const WEBSOCKET_VERSION = '13';
+
 function ignoreError(): void {
   // The other side of a piped pair reports the failure; nothing to add here.
 }
 
-/** Writes a complete HTTP/1.1 response on a raw socket and closes it. */
-function writeRawPage(socket: Duplex, req: IncomingMessage, info: ProxyErrorInfo, route?: Route): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const html = wantsHtml(req.headers.accept);
-  const body = renderErrorPage(info, html);
-  socket.end(
-    `HTTP/1.1 ${info.status} ${STATUS_TEXT[info.status] ?? ''}\r\n` +
-      `Content-Type: ${html ? 'text/html' : 'application/json'}; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      (route === undefined ? '' : `${ROUTE_HEADER}: ${route.mode}\r\n`) +
-      'Connection: close\r\n\r\n' +
-      body,
-  );
+/**
+ * The client side of one WebSocket: what differs between an HTTP/1.1 upgraded socket and an h2
+ * extended-CONNECT stream. Everything else (routing, policy, headers, the upstream) is shared.
+ */
+interface ClientEnd {
+  /** The socket or h2 stream carrying the WebSocket: written to, destroyed to cut it, its `close` ends the tunnel. */
+  readonly channel: Duplex;
+  /** Where the client's WebSocket bytes are read from. */
+  readonly incoming: Readable;
+  /** Headers the upstream upgrade needs besides the client's own (an h2 client sends no key). */
+  readonly added: readonly string[];
+  /** The upstream switched protocols: tells the client, with the upstream's answer headers. */
+  accept(response: IncomingMessage, route: Route): void;
+  /** The upstream answered without switching: relays its response, body streamed. */
+  relay(response: IncomingMessage, route: Route): void;
+  /** Answers with devproxy's own page and ends the WebSocket. */
+  page(info: ProxyErrorInfo, route?: Route): void;
 }
 
 /** Status line and headers of a raw HTTP/1.1 response head. */
@@ -50,29 +57,114 @@ function rawHead(statusCode: number, statusMessage: string | undefined, rawHeade
   return `${head}\r\n`;
 }
 
-/**
- * Headers for the upstream upgrade request: the client's end-to-end headers and its
- * `Connection: upgrade` / `Upgrade` pair (Sec-WebSocket-* pass unchanged, so subprotocols and
- * extensions are negotiated end to end), without client-supplied X-Forwarded-* / x-devproxy-*.
- */
-function upgradeHeaders(req: IncomingMessage, host: string, authority: string, https: boolean, hops: number): OutgoingHttpHeaders {
-  const headers: OutgoingHttpHeaders = {};
-  const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) {
-    const lower = (raw[i] as string).toLowerCase();
-    if (lower === 'host' || isProxyOwned(lower)) continue;
-    if (HOP_BY_HOP_HEADERS.has(lower) && lower !== 'upgrade') continue;
-    const value = raw[i + 1] as string;
-    const previous = headers[lower];
-    headers[lower] = previous === undefined ? value : `${String(previous)}, ${value}`;
+/** An HTTP/1.1 upgrade: answers are raw HTTP/1.1 on the client socket. */
+class UpgradedSocket implements ClientEnd {
+  readonly added: readonly string[] = [];
+  readonly incoming: Readable;
+
+  constructor(
+    readonly channel: Duplex,
+    private readonly accepts: string | undefined,
+  ) {
+    this.incoming = channel;
   }
-  headers.connection = 'upgrade';
-  headers.host = host;
-  headers['x-forwarded-for'] = req.socket.remoteAddress ?? '';
-  headers['x-forwarded-host'] = authority;
-  headers['x-forwarded-proto'] = https ? 'https' : 'http';
-  headers[HOPS_HEADER] = String(hops + 1);
+
+  accept(response: IncomingMessage, route: Route): void {
+    this.channel.write(rawHead(101, response.statusMessage, response.rawHeaders, [ROUTE_HEADER, route.mode]));
+  }
+
+  relay(response: IncomingMessage, route: Route): void {
+    // Close-delimited: the hop-by-hop framing is gone, so the end of the connection ends the body.
+    const raw = response.rawHeaders;
+    const kept: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      if (!HOP_BY_HOP_HEADERS.has((raw[i] as string).toLowerCase())) kept.push(raw[i] as string, raw[i + 1] as string);
+    }
+    this.channel.write(rawHead(response.statusCode ?? 502, response.statusMessage, kept, [ROUTE_HEADER, route.mode, 'Connection', 'close']));
+    response.pipe(this.channel);
+  }
+
+  page(info: ProxyErrorInfo, route?: Route): void {
+    if (!this.channel.writable) {
+      this.channel.destroy();
+      return;
+    }
+    const html = wantsHtml(this.accepts);
+    const body = renderErrorPage(info, html);
+    this.channel.end(
+      `HTTP/1.1 ${info.status} ${STATUS_TEXT[info.status] ?? ''}\r\n` +
+        `Content-Type: ${html ? 'text/html' : 'application/json'}; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        (route === undefined ? '' : `${ROUTE_HEADER}: ${route.mode}\r\n`) +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+}
+
+/** Flat header pairs as an h2 header object (repeated names become arrays, as for Set-Cookie). */
+function h2HeaderObject(flat: readonly string[], status: number): H2Headers {
+  const headers: H2Headers = { ':status': status };
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    const value = flat[i + 1] as string;
+    const previous = headers[name];
+    headers[name] = previous === undefined ? value : ([] as string[]).concat(previous as string | string[], value);
+  }
   return headers;
+}
+
+/**
+ * An RFC 8441 extended CONNECT: `:status 200` stands for the 101 and the stream carries the
+ * WebSocket bytes; a refusal or an error page is the stream's h2 response. Reads go through
+ * the compat request, which already consumes the stream's DATA frames.
+ */
+class ConnectStream implements ClientEnd {
+  readonly channel: ServerHttp2Stream;
+  readonly added: readonly string[];
+
+  constructor(readonly incoming: Http2ServerRequest) {
+    this.channel = incoming.stream;
+    // h2 clients send no key (RFC 8441 §5); the upstream's accept for this one is dropped.
+    const added = ['sec-websocket-key', randomBytes(16).toString('base64')];
+    if (incoming.headers['sec-websocket-version'] === undefined) added.push('sec-websocket-version', WEBSOCKET_VERSION);
+    this.added = added;
+  }
+
+  accept(response: IncomingMessage, route: Route): void {
+    // buildClientHeaders drops what HTTP/2 forbids (Connection, Upgrade…); the accept answers
+    // the key devproxy made up, and RFC 8441 §5 has none.
+    const headers = h2HeaderObject(buildClientHeaders(response.rawHeaders, route.mode, undefined), 200);
+    delete headers['sec-websocket-accept'];
+    this.channel.respond(headers);
+  }
+
+  relay(response: IncomingMessage, route: Route): void {
+    const status = response.statusCode ?? 502;
+    if (status >= 200 && status < 300) {
+      // A 2xx to CONNECT tells the client its WebSocket is open (RFC 8441 §5): it is not.
+      response.destroy();
+      const message = `the upstream answered ${status} instead of switching to WebSocket\n`;
+      this.channel.respond({ ':status': 502, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(message), [ROUTE_HEADER]: route.mode });
+      this.channel.end(message);
+      return;
+    }
+    this.channel.respond(h2HeaderObject(buildClientHeaders(response.rawHeaders, route.mode, undefined), status));
+    response.pipe(this.channel);
+  }
+
+  page(info: ProxyErrorInfo, route?: Route): void {
+    if (this.channel.destroyed || this.channel.headersSent) {
+      this.channel.destroy();
+      return;
+    }
+    const html = wantsHtml(this.incoming.headers.accept);
+    const body = renderErrorPage(info, html);
+    const headers: H2Headers = { ':status': info.status, 'content-type': `${html ? 'text/html' : 'application/json'}; charset=utf-8`, 'content-length': Buffer.byteLength(body) };
+    if (route !== undefined) headers[ROUTE_HEADER] = route.mode;
+    this.channel.respond(headers);
+    this.channel.end(body);
+  }
 }
 
 /**
@@ -114,13 +206,23 @@ export function requeueWithoutUpgrade(req: IncomingMessage, socket: Duplex, head
   socket.unshift(Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]));
 }
 
-/** Forwards one upgrade request to the route's target, or answers it raw (400/404/421/502/504). */
+/** Forwards one HTTP/1.1 WebSocket upgrade, or answers it raw (400/404/421/502/504). */
 export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', ignoreError);
+  forwardWebSocket(core, req, new UpgradedSocket(socket, req.headers.accept), req.headers.upgrade ?? 'websocket', head);
+}
+
+/** Forwards one h2 extended CONNECT for `websocket` (RFC 8441), or answers it with an h2 page. */
+export function forwardWebSocketConnect(core: ProxyCore, req: Http2ServerRequest): void {
+  req.stream.on('error', ignoreError);
+  forwardWebSocket(core, req, new ConnectStream(req), 'websocket', Buffer.alloc(0));
+}
+
+function forwardWebSocket(core: ProxyCore, req: ClientRequest, client: ClientEnd, upgrade: string, head: Buffer): void {
   const context = resolveRequest(core, req);
   const resolved = context.outcome;
   if (resolved.kind === 'landing') {
-    writeRawPage(socket, req, {
+    client.page({
       status: 404,
       code: 'DEVPROXY_ERR_UNKNOWN_HOST',
       message: 'localhost itself serves no WebSocket.',
@@ -130,74 +232,80 @@ export function forwardUpgrade(core: ProxyCore, req: IncomingMessage, socket: Du
   }
   if (resolved.kind !== 'route') {
     const refused = refusalOf(core, context, resolved);
-    writeRawPage(socket, req, refused.info, refused.route);
+    client.page(refused.info, refused.route);
     return;
   }
   const { route, target } = resolved;
   // A route was found, so the request named a host.
   const authority = context.authority as string;
-  const headers = upgradeHeaders(req, target.kind === 'remote' ? target.authority : authority, authority, context.https, context.hops);
-  if (target.kind === 'remote' && target.hop !== undefined) {
-    // Auth (for the worktree's own pages) and the worktree header go on upgrades too. Only a GET
-    // reaches here (isWebSocketUpgrade), so of a read-only policy only its `deny` rules apply.
-    const rule = target.hop.readOnly === true ? deniedBy(target.hop.deny, 'GET', context.url) : undefined;
-    if (rule !== undefined) {
-      core.logger?.info(`${route.host}: WebSocket refused (writes: read-only, deny "${rule.text}")`);
-      writeRawPage(socket, req, readOnlyRefusal(route, target, 'GET', worktreePathOf(core, route), rule), route);
-      return;
-    }
-    let extra: string[] | Promise<string[]>;
-    try {
-      extra = core.hopHeaders.headersFor(route, target, target.hop, authority, lendsCredentials(core, req, route, target.hop));
-    } catch (error) {
-      refuseUpgrade(core, req, socket, route, error);
-      return;
-    }
-    if (Array.isArray(extra)) {
-      openTunnel(core, req, socket, head, context.url, route, target, withExtra(headers, extra));
-    } else {
-      extra.then(
-        (resolvedExtra) => {
-          if (!socket.destroyed) openTunnel(core, req, socket, head, context.url, route, target, withExtra(headers, resolvedExtra));
-        },
-        (error: unknown) => refuseUpgrade(core, req, socket, route, error),
-      );
-    }
+  const send = (extra: readonly string[]): void => {
+    const headers = buildUpstreamHeaders(req.rawHeaders, {
+      host: target.kind === 'remote' ? target.authority : authority,
+      forwardedFor: req.socket?.remoteAddress ?? '',
+      forwardedHost: authority,
+      forwardedProto: context.https ? 'https' : 'http',
+      hops: context.hops,
+      extra: client.added.length === 0 ? extra : [...client.added, ...extra],
+      upgrade,
+    });
+    openTunnel(core, client, head, context.url, route, target, headers);
+  };
+  if (target.kind !== 'remote' || target.hop === undefined) {
+    send([]);
     return;
   }
-  openTunnel(core, req, socket, head, context.url, route, target, headers);
+  // Auth (for the worktree's own pages) and the worktree header go on WebSockets too. Only a GET
+  // (or its h2 CONNECT) gets here, so of a read-only policy only its `deny` rules apply.
+  const refused = refusedWrite(route, target, target.hop, 'GET', context.url, worktreePathOf(core, route));
+  if (refused !== undefined) {
+    core.logger?.info(`${route.host}: WebSocket refused (${refused.why})`);
+    client.page(refused.info, route);
+    return;
+  }
+  let extra: string[] | Promise<string[]>;
+  try {
+    extra = core.hopHeaders.headersFor(route, target, target.hop, authority, lendsCredentials(core, req, route, target.hop));
+  } catch (error) {
+    refuseWebSocket(core, client, route, error);
+    return;
+  }
+  if (Array.isArray(extra)) {
+    send(extra);
+  } else {
+    extra.then(
+      (resolvedExtra) => {
+        if (!client.channel.destroyed) send(resolvedExtra);
+      },
+      (error: unknown) => refuseWebSocket(core, client, route, error),
+    );
+  }
 }
 
-/** Upgrade headers with the remote hop's pairs set over any client value of the same name. */
-function withExtra(headers: OutgoingHttpHeaders, extra: readonly string[]): OutgoingHttpHeaders {
-  for (let i = 0; i < extra.length; i += 2) headers[extra[i] as string] = extra[i + 1] as string;
-  return headers;
-}
-
-function refuseUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, route: Route, error: unknown): void {
+function refuseWebSocket(core: ProxyCore, client: ClientEnd, route: Route, error: unknown): void {
   if (!(error instanceof HopRefusal)) {
-    socket.destroy();
+    client.channel.destroy();
     return;
   }
   core.logger?.warn(`${route.host}: ${error.info.message}`);
-  writeRawPage(socket, req, error.info, route);
+  client.page(error.info, route);
 }
 
 /** Opens the upstream upgrade request and pipes both ways once it is accepted. */
-function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head: Buffer, url: string, route: Route, target: Target, headers: OutgoingHttpHeaders): void {
+function openTunnel(core: ProxyCore, client: ClientEnd, head: Buffer, url: string, route: Route, target: Target, headers: readonly string[]): void {
   const path = (target.kind === 'remote' ? target.basePath : '') + requestPath(url);
+  const channel = client.channel;
   let upstream: http.ClientRequest;
   try {
-    upstream = openUpstream(core, target, req.method ?? 'GET', path, headers);
+    upstream = openUpstream(core, target, 'GET', path, headers);
   } catch (error) {
-    failUpgrade(core, req, socket, route, target, error);
+    failWebSocket(core, client, route, target, error);
     return;
   }
   let settled = false;
   const onClientGone = (): void => {
     if (!settled) upstream.destroy();
   };
-  socket.once('close', onClientGone);
+  channel.once('close', onClientGone);
   upstream.setTimeout(core.timeouts.headersTimeoutMs, () => {
     upstream.destroy(Object.assign(new Error('upstream did not answer the upgrade'), { code: 'ETIMEDOUT' }));
   });
@@ -206,57 +314,49 @@ function openTunnel(core: ProxyCore, req: IncomingMessage, socket: Duplex, head:
     settled = true;
     upstreamSocket.setTimeout(0);
     upstreamSocket.on('error', ignoreError);
-    if (!socket.writable) {
+    if (!channel.writable) {
       upstreamSocket.destroy();
       return;
     }
-    socket.write(rawHead(101, response.statusMessage, response.rawHeaders, [ROUTE_HEADER, route.mode]));
-    if (upstreamHead.length > 0) socket.write(upstreamHead);
+    client.accept(response, route);
+    if (upstreamHead.length > 0) channel.write(upstreamHead);
     if (head.length > 0) upstreamSocket.write(head);
-    core.tunnels.add(socket);
-    upstreamSocket.on('close', () => socket.destroy());
-    socket.on('close', () => {
-      core.tunnels.delete(socket);
+    core.tunnels.add(channel);
+    upstreamSocket.on('close', () => channel.destroy());
+    channel.on('close', () => {
+      core.tunnels.delete(channel);
       upstreamSocket.destroy();
     });
-    upstreamSocket.pipe(socket);
-    socket.pipe(upstreamSocket);
+    upstreamSocket.pipe(channel);
+    client.incoming.pipe(upstreamSocket);
   });
 
   upstream.on('response', (response: IncomingMessage) => {
-    // The upstream refused the upgrade: relay its answer as a plain, close-delimited response.
+    // The upstream refused the upgrade: relay its answer.
     settled = true;
-    const raw = response.rawHeaders;
-    const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const lower = (raw[i] as string).toLowerCase();
-      if (HOP_BY_HOP_HEADERS.has(lower)) continue;
-      kept.push(raw[i] as string, raw[i + 1] as string);
-    }
-    if (!socket.writable) {
+    if (!channel.writable) {
       response.destroy();
       return;
     }
-    socket.write(rawHead(response.statusCode ?? 502, response.statusMessage, kept, [ROUTE_HEADER, route.mode, 'Connection', 'close']));
-    response.pipe(socket);
+    client.relay(response, route);
   });
 
   upstream.on('error', (error: Error) => {
     if (settled) return;
     settled = true;
-    failUpgrade(core, req, socket, route, target, error);
+    failWebSocket(core, client, route, target, error);
   });
   upstream.end();
 }
 
-function failUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, route: Route, target: Target, error: unknown): void {
+function failWebSocket(core: ProxyCore, client: ClientEnd, route: Route, target: Target, error: unknown): void {
   const info = mapUpstreamError(error, { route, target, profile: profileOf(core, route) });
   if (info === null) {
-    socket.destroy();
+    client.channel.destroy();
     return;
   }
   core.logger?.warn(`${route.host}: ${info.message}`);
-  writeRawPage(socket, req, info, route);
+  client.page(info, route);
 }
 
 /**
@@ -264,7 +364,7 @@ function failUpgrade(core: ProxyCore, req: IncomingMessage, socket: Duplex, rout
  * is sent as given (a remote's base path already applied). Used where undici cannot go:
  * upgrades, and the asterisk form of `OPTIONS *`.
  */
-export function openUpstream(core: ProxyCore, target: Target, method: string, path: string, headers: OutgoingHttpHeaders): http.ClientRequest {
+export function openUpstream(core: ProxyCore, target: Target, method: string, path: string, headers: OutgoingHttpHeaders | readonly string[]): http.ClientRequest {
   if (target.kind === 'local') {
     return http.request({ host: '127.0.0.1', port: target.port, method, path, headers, agent: false });
   }

@@ -3,7 +3,6 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TLSSocket } from 'node:tls';
 import { chromium, type Browser } from 'playwright-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
@@ -74,8 +73,12 @@ describe('headless Chromium through the HTTPS listener', () => {
     const observed: ProxyHandler = {
       handleRequest: (req, res) => handler.handleRequest(req, res),
       handleUpgrade: (req, socket, head) => {
-        upgrades.push(socket instanceof TLSSocket ? 'http/1.1 upgrade' : 'h2 extended CONNECT');
+        upgrades.push('http/1.1 upgrade');
         handler.handleUpgrade(req, socket, head);
+      },
+      handleWebSocketConnect: (req) => {
+        upgrades.push('h2 extended CONNECT');
+        handler.handleWebSocketConnect(req);
       },
       close: () => handler.close(),
     };

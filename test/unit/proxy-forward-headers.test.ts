@@ -25,6 +25,20 @@ describe('buildUpstreamHeaders', () => {
     const out = buildUpstreamHeaders(['te', 'trailers', 'cookie', 'a=1', 'cookie', 'b=2'], context);
     expect(out.slice(0, 4)).toEqual(['cookie', 'a=1; b=2', 'te', 'trailers']);
   });
+
+  it('passes a WebSocket upgrade on as Connection: upgrade with its Upgrade, still without Connection-listed headers', () => {
+    const raw = ['Connection', 'Upgrade, X-Private', 'Upgrade', 'websocket', 'X-Private', 'secret', 'Sec-WebSocket-Key', 'k'];
+    expect(buildUpstreamHeaders(raw, { ...context, upgrade: 'websocket' })).toEqual([
+      'Sec-WebSocket-Key', 'k',
+      'host', 'api.wt.localhost:8080',
+      'x-forwarded-for', '127.0.0.1',
+      'x-forwarded-host', 'api.wt.localhost:8080',
+      'x-forwarded-proto', 'http',
+      'x-devproxy-hops', '1',
+      'connection', 'upgrade',
+      'upgrade', 'websocket',
+    ]);
+  });
 });
 
 describe('buildClientHeaders', () => {
