@@ -1,13 +1,13 @@
 /**
  * The proxy engine: `createProxyHandler` turns a request for `<service>.<worktree>.localhost`
  * into a forwarded exchange with the route's local or remote target (HTTP/1.1 and HTTP/2
- * compat requests alike), and `startHttpProxy` serves it on plain HTTP. The hot path is raw
- * node:http + undici `Pool.dispatch`: one small handler object per request, no closures.
+ * compat requests alike); the listeners (`http-listener.ts`, `https-listener.ts`) serve it. The
+ * hot path is raw node:http + undici `Pool.dispatch`: one small handler object per request, no
+ * closures.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import type { Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { ERROR_HINTS } from '../errors.js';
 import type { RemoteHop, Route, Target } from '../router/types.js';
@@ -32,9 +32,9 @@ import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS, UpstreamPools, type RemoteTarget, type UpstreamTimeouts } from './upstream-pools.js';
-import { budgetFromLimit, descriptorLimit, KEEP_ALIVE_TIMEOUT_MS, type ConnectionBudget } from './connection-limits.js';
+import { budgetFromLimit, descriptorLimit } from './connection-limits.js';
 import { UpstreamShares, type ShareWaiter } from './upstream-share.js';
-import { forwardUpgrade, forwardWebSocketConnect, isWebSocketUpgrade, openUpstream, requeueWithoutUpgrade } from './websocket.js';
+import { forwardUpgrade, forwardWebSocketConnect, openUpstream } from './websocket.js';
 
 export type { ProxyHandlerOptions } from './proxy-core.js';
 
@@ -715,177 +715,6 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       for (const socket of core.tunnels) socket.destroy();
       core.tunnels.clear();
       return core.pools.close();
-    },
-  };
-}
-
-/** A running plain-HTTP listener set. */
-export interface HttpProxyServer {
-  /** The bound port (the one assigned when 0 was asked). */
-  port: number;
-  /** The addresses it listens on (a default `::1` is left out on hosts without IPv6). */
-  addresses: string[];
-  /** Stops accepting, drains in-flight requests (up to `drainTimeoutMs`), ends WebSockets. */
-  close(): Promise<void>;
-}
-
-/** Options of {@link startHttpProxy}. */
-export interface StartHttpProxyOptions {
-  handler: ProxyHandler;
-  /** 0 picks a free port. */
-  port: number;
-  /** Addresses to bind, default `['127.0.0.1', '::1']`; `::1` is skipped when the machine has no IPv6 loopback. */
-  hosts?: string[];
-  /** Longest wait for a request's headers in ms (slowloris clients are cut after it); default 30 s. */
-  headersTimeoutMs?: number;
-  /** How long `close()` lets in-flight requests finish before cutting them, in ms; default 5 s. */
-  drainTimeoutMs?: number;
-  /** Client connections shared with the other proxy listeners; default: unbounded. */
-  connectionBudget?: ConnectionBudget;
-}
-
-/** Longest wait for a request's headers; slowloris clients are cut after it. */
-const HEADERS_TIMEOUT_MS = 30_000;
-/** node checks header deadlines on an interval (30 s by default, which would double the bound). */
-const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
-/** How long `close()` lets in-flight requests finish before it cuts them. */
-const DRAIN_TIMEOUT_MS = 5_000;
-/** How often a draining listener closes connections whose request has just finished. */
-const DRAIN_POLL_MS = 25;
-
-const BAD_REQUEST_RESPONSE =
-  'HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n';
-
-const HEADERS_TOO_LARGE_RESPONSE =
-  'HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
-
-/** The first request arrived: from here node's own header and keep-alive timeouts apply. */
-function clearSocketTimeout(req: IncomingMessage): void {
-  req.socket.setTimeout(0);
-}
-
-function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  // A reset socket has nobody to read an answer; one with a response under way cannot take another.
-  if (error.code === 'ECONNRESET' || !socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
-    socket.destroy();
-    return;
-  }
-  socket.end(error.code === 'HPE_HEADER_OVERFLOW' ? HEADERS_TOO_LARGE_RESPONSE : BAD_REQUEST_RESPONSE);
-}
-
-function listen(server: http.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-}
-
-/** A listener and every socket it accepted, so a drain can end the upgraded ones too. */
-interface TrackedServer {
-  server: http.Server;
-  sockets: Set<Duplex>;
-  upgraded: Set<Duplex>;
-}
-
-/**
- * Stops accepting, lets in-flight requests finish for up to `drainMs`, then cuts what is left.
- * Keep-alive connections are closed as soon as they are idle. Upgraded (WebSocket) sockets are
- * ended at once: a tunnel has no end of its own to wait for, and `server.close()` would
- * otherwise wait for it forever (node counts upgraded sockets as open connections).
- */
-function drainServer(tracked: TrackedServer, drainMs: number): Promise<void> {
-  const { server, sockets, upgraded } = tracked;
-  return new Promise((resolve) => {
-    let poll: NodeJS.Timeout | undefined;
-    let cut: NodeJS.Timeout | undefined;
-    server.close(() => {
-      clearInterval(poll);
-      clearTimeout(cut);
-      resolve();
-    });
-    for (const socket of upgraded) socket.end();
-    server.closeIdleConnections();
-    poll = setInterval(() => server.closeIdleConnections(), DRAIN_POLL_MS);
-    cut = setTimeout(() => {
-      clearInterval(poll);
-      server.closeAllConnections();
-      for (const socket of sockets) socket.destroy();
-    }, drainMs);
-  });
-}
-
-/**
- * Serves `handler` on plain HTTP on each of `hosts` (same port on all). Requests may stream for
- * hours (requestTimeout 0); headers must arrive within 30 s; malformed requests get a bare 400.
- * `close()` drains: in-flight requests get `drainTimeoutMs`, WebSockets are ended at once.
- */
-export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpProxyServer> {
-  const hosts = opts.hosts ?? ['127.0.0.1', '::1'];
-  const servers: TrackedServer[] = [];
-  let port = opts.port;
-  const { handler } = opts;
-  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
-  const drainMs = opts.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
-  try {
-    for (const host of hosts) {
-      const server = http.createServer({
-        requestTimeout: 0,
-        headersTimeout,
-        connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout),
-        keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      });
-      const tracked: TrackedServer = { server, sockets: new Set(), upgraded: new Set() };
-      server.on('connection', (socket: Socket) => {
-        if (opts.connectionBudget !== undefined && !opts.connectionBudget.admit(socket)) {
-          socket.destroy();
-          return;
-        }
-        tracked.sockets.add(socket);
-        socket.once('close', () => {
-          tracked.sockets.delete(socket);
-          tracked.upgraded.delete(socket);
-        });
-        // node's headersTimeout starts at the first byte: a client that connects and sends
-        // nothing would hold its socket forever. Idle until the first request → cut.
-        socket.setTimeout(headersTimeout);
-      });
-      server.on('request', clearSocketTimeout);
-      server.on('request', handler.handleRequest);
-      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-        if (!isWebSocketUpgrade(req)) {
-          requeueWithoutUpgrade(req, socket, head);
-          server.emit('connection', socket);
-          return;
-        }
-        (socket as Socket).setTimeout(0);
-        tracked.upgraded.add(socket);
-        handler.handleUpgrade(req, socket, head);
-      });
-      server.on('clientError', onClientError);
-      try {
-        await listen(server, port, host);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // No IPv6 loopback on this machine: serve IPv4 only rather than fail.
-        if (host === '::1' && opts.hosts === undefined && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
-        throw error;
-      }
-      servers.push(tracked);
-      port = (server.address() as { port: number }).port;
-    }
-  } catch (error) {
-    await Promise.all(servers.map((tracked) => drainServer(tracked, 0)));
-    throw error;
-  }
-  return {
-    port,
-    addresses: servers.map((tracked) => (tracked.server.address() as { address: string }).address),
-    async close() {
-      await Promise.all(servers.map((tracked) => drainServer(tracked, drainMs)));
     },
   };
 }

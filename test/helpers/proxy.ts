@@ -2,8 +2,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCertificateStore } from '../../certs/store.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
-import { createProxyHandler, startHttpProxy, type HttpProxyServer, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { startHttpsProxy } from '../../proxy/https-listener.js';
+import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { startHttpProxy, type HttpProxyServer } from '../../proxy/http-listener.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
 

@@ -7,7 +7,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { createCertificateStore } from '../../certs/store.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
+import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';

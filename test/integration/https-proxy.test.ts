@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { caPaths, createCertificateStore, ensureCertificateAuthority } from '../../certs/store.js';
 import { DevproxyError } from '../../errors.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
+import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import type { RoutingTable } from '../../router/types.js';

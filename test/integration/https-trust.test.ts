@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCertificateStore } from '../../certs/store.js';
 import { installTrust, uninstallTrust } from '../../certs/trust.js';
-import { startHttpsProxy } from '../../proxy/https-server.js';
+import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { startHttpUpstream } from '../helpers/upstreams.js';

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createProxyHandler, startHttpProxy, type HttpProxyServer } from '../../proxy/server.js';
+import { createProxyHandler } from '../../proxy/server.js';
+import { startHttpProxy, type HttpProxyServer } from '../../proxy/http-listener.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';

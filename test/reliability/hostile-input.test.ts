@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProxyHandler, startHttpProxy, type HttpProxyServer, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { startHttpProxy, type HttpProxyServer } from '../../proxy/http-listener.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import WebSocket from 'ws';

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { createProxyHandler, startHttpProxy, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
+import { startHttpProxy } from '../../proxy/http-listener.js';
 import type { RoutingTable } from '../../router/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { send, startHttpUpstream, startWsEcho } from '../helpers/upstreams.js';

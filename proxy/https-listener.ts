@@ -16,20 +16,14 @@ import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
 import { SERVER_TLS_POLICY } from '../certs/tls-policy.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
-import { H2_SESSION_OPTIONS, KEEP_ALIVE_TIMEOUT_MS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
+import { H2_SESSION_OPTIONS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
+import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
 import type { ProxyHandler, ProxyLogger } from './types.js';
-import { isWebSocketUpgrade, requeueWithoutUpgrade } from './websocket.js';
 
-/** Loopback addresses bound by default; `::1` is skipped on hosts without IPv6. */
-const DEFAULT_HOSTS = ['127.0.0.1', '::1'];
 /** The no-SNI certificate (clients dialling an IP literal) is re-read this often, so it renews. */
 const DEFAULT_CERT_REFRESH_MS = 12 * 3_600_000;
 /** After `close()`, connections still busy are cut after this long. */
 const CLOSE_GRACE_MS = 1_000;
-/** Longest wait for an HTTP/1.1 request's headers, as on the plain HTTP listener. */
-const HEADERS_TIMEOUT_MS = 30_000;
-/** Upper bound of node's header-deadline check interval. */
-const MAX_CONNECTIONS_CHECK_INTERVAL_MS = 1_000;
 export interface HttpsProxyOptions {
   /** Serves every request and WebSocket after TLS. */
   handler: ProxyHandler;
@@ -61,10 +55,8 @@ export interface HttpsProxy {
  */
 export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsProxy> {
   const defaultLeaf = await opts.certificates.getLeaf('localhost');
-  const servers: Http2SecureServer[] = [];
   const sockets = new Set<TLSSocket>();
   const sessions = new Set<Http2Session>();
-  let port = opts.port;
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   /** The TLS socket whose session node is creating: its 'secureConnection' listener creates the session synchronously. */
   let handshaken: TLSSocket | undefined;
@@ -92,34 +84,12 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
         setImmediate(serveOpenStream, opts.handler, req, res);
       },
     );
-    // allowHTTP1 gives HTTP/1.1 clients node:http's 5-minute requestTimeout, which would cut long
-    // uploads and streams that the h2 side and the plain listener carry without limit.
-    // node checks HTTP/1.1 header deadlines every connectionsCheckingInterval (30 s by default),
-    // which would let a slowloris client over TLS live for the timeout plus 30 s.
-    // Idle HTTP/1.1 keep-alive connections close as on the plain listener (node's default applies
-    // only to http.Server, so without this they would stay open after their first request).
-    Object.assign(server, {
-      requestTimeout: 0,
-      headersTimeout,
-      connectionsCheckingInterval: Math.min(MAX_CONNECTIONS_CHECK_INTERVAL_MS, headersTimeout),
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    });
-    const budget = opts.connectionBudget;
-    if (budget !== undefined) {
-      server.on('connection', (socket: Socket) => {
-        if (!budget.admit(socket)) socket.destroy();
-      });
-    }
-    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      if (!isWebSocketUpgrade(req)) {
-        requeueWithoutUpgrade(req, socket, head);
-        // The HTTP/1.1 side of this server starts parsing a TLS socket on this event.
-        server.emit('secureConnection', socket);
-        return;
-      }
-      socket.setTimeout(0);
-      opts.handler.handleUpgrade(req, socket, head);
-    });
+    // allowHTTP1 gives HTTP/1.1 clients node:http's defaults (a 5-minute requestTimeout, header
+    // deadlines checked every 30 s, no keep-alive timeout): the plain listener's settings instead.
+    Object.assign(server, http1Timeouts(headersTimeout));
+    admitWithin(server, opts.connectionBudget);
+    // The HTTP/1.1 side of this server starts parsing a TLS socket on 'secureConnection'.
+    serveUpgrades(server, opts.handler, (socket) => server.emit('secureConnection', socket));
     // node's h2 compat layer routes every CONNECT here (and answers 405 without a listener); the
     // HTTP/1.1 side emits the same event with a raw socket for forward-proxy CONNECTs.
     server.on('connect', (req: IncomingMessage | Http2ServerRequest, resOrSocket: Http2ServerResponse | Duplex) => {
@@ -158,31 +128,19 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
     return server;
   };
 
-  const hosts = opts.hosts ?? DEFAULT_HOSTS;
-  try {
-    for (const host of hosts) {
-      const server = makeServer();
-      try {
-        await listen(server, port, host);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        // Hosts without IPv6 cannot bind ::1; only the default list may skip an address.
-        if (opts.hosts === undefined && host === '::1' && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
-        if (code === 'EADDRINUSE') {
-          throw new DevproxyError('DEVPROXY_ERR_PORT_IN_USE', `the HTTPS port ${host}:${port} is already in use`, {
+  const { servers, port } = await listenOnHosts({
+    hosts: opts.hosts,
+    port: opts.port,
+    create: makeServer,
+    discard: (server) => new Promise<void>((resolve) => server.close(() => resolve())),
+    describeError: (error, host, at) =>
+      error.code === 'EADDRINUSE'
+        ? new DevproxyError('DEVPROXY_ERR_PORT_IN_USE', `the HTTPS port ${host}:${at} is already in use`, {
             hint: 'choose another port with --https-port / DEVPROXY_HTTPS_PORT, or stop what holds it',
             cause: error,
-          });
-        }
-        throw error;
-      }
-      servers.push(server);
-      port = (server.address() as { port: number }).port;
-    }
-  } catch (error) {
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-    throw error;
-  }
+          })
+        : error,
+  });
 
   const refresh = setInterval(() => {
     opts.certificates.getLeaf('localhost').then(
@@ -226,12 +184,3 @@ function serveOpenStream(handler: ProxyHandler, req: Http2ServerRequest, res: Ht
   if (!req.stream.destroyed) handler.handleRequest(req, res);
 }
 
-function listen(server: Http2SecureServer, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
