@@ -5,9 +5,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { RemoteHop, Route } from '../router/types.js';
+import type { Route } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
-import { mayLendCredentials, type RemoteHopHeaders } from './remote-hop.js';
+import type { RemoteHopHeaders } from './remote-hop.js';
 import type { StableOrigin } from './response-rewrite.js';
 import type { ProxyLogger, ProxyOptions } from './types.js';
 import type { UpstreamPools, UpstreamTimeouts } from './upstream-pools.js';
@@ -80,32 +80,6 @@ export function requestPath(url: string | undefined): string {
 export function upstreamPath(method: string | undefined, url: string | undefined, basePath: string): string {
   if (url === '*' && method === 'OPTIONS') return '*';
   return basePath + requestPath(url);
-}
-
-/** A single-valued request header (node gives an array only for the few it never joins). */
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-/** Distinct `host origin` pairs logged when credentials are withheld; later ones are not, so a hostile page cannot fill the log. */
-const MAX_WITHHELD_NOTICES = 100;
-
-/**
- * Whether the remote hop may add its credentials to `req` ({@link mayLendCredentials}); the first
- * time a page of another origin is refused them on a host, the log says so (the remote's 401 is
- * otherwise a puzzle).
- */
-export function lendsCredentials(core: ProxyCore, req: ClientRequest | IncomingMessage, route: Route, hop: RemoteHop): boolean {
-  const origin = req.headers.origin;
-  const lend = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
-  if (!lend && hop.auth !== undefined) {
-    const key = `${route.host} ${origin ?? 'cross-site'}`;
-    if (!core.withheldNotices.has(key) && core.withheldNotices.size < MAX_WITHHELD_NOTICES) {
-      core.withheldNotices.add(key);
-      core.logger?.info(`${route.host}: remote credentials withheld from a request of ${origin ?? 'a cross-site page'}, which is not a page of worktree \`${route.worktree}\``);
-    }
-  }
-  return lend;
 }
 
 /** The Host / `:authority` of a request. */

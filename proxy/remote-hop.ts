@@ -1,17 +1,21 @@
 /**
- * What the remote hop does besides forwarding, driven by the route's precomputed `hop`: the
- * read-only refusal and the headers only the remote sees
- * (auth resolved from `${env:…}`/`${file:…}` references or an Entra ID token, the worktree
- * header, X-Original-Host). Secrets live only in the upstream request: never in messages.
+ * The remote-hop policy: what devproxy does for a remote route besides forwarding, driven by the
+ * route's precomputed `hop`, for plain requests and WebSockets alike — the write policy
+ * (`writes: read-only`, `writes.deny`), the headers only the remote sees (auth resolved from
+ * `${env:…}`/`${file:…}` references or an Entra ID token, lent only to the worktree's own pages;
+ * the worktree header, X-Original-Host), and how long to wait for a sleeping remote (wake).
+ * Secrets live only in the upstream request: never in messages.
  */
 import { join } from 'node:path';
-import { isDevproxyError } from '../errors.js';
+import { ERROR_HINTS, isDevproxyError } from '../errors.js';
 import { resolveReferences } from '../profiles/references.js';
 import { deniedBy, type RequestRule } from '../profiles/request-rules.js';
 import type { RemoteAuth } from '../profiles/schema.js';
 import type { RemoteHop, Route } from '../router/types.js';
 import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
 import { isWorktreeOrigin } from './cors.js';
+import { wantsHtml } from './error-pages.js';
+import type { ClientRequest, ProxyCore } from './proxy-core.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 import type { RemoteTarget } from './upstream-pools.js';
 
@@ -29,6 +33,61 @@ export function isSafeMethod(method: string): boolean {
 /** True when a request with `method` (and no body) may be retried while the remote wakes. */
 export function isRetriedMethod(method: string): boolean {
   return RETRIED_METHODS.has(method);
+}
+
+/** First wait before retrying a waking remote, in ms; doubled per attempt up to {@link WAKE_MAX_DELAY_MS}. */
+const WAKE_FIRST_DELAY_MS = 250;
+/** Longest wait between two attempts at a waking remote, in ms. */
+const WAKE_MAX_DELAY_MS = 4_000;
+/** Most attempts at a waking remote for one request, whatever its wake timeout. */
+const WAKE_MAX_ATTEMPTS = 16;
+/** Seconds between reloads of the waking page (and its Retry-After). */
+export const WAKE_PAGE_RETRY_S = 3;
+/** Upstream failures that mean "still waking": timeouts and a refused connection. */
+const WAKE_ERROR_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ECONNREFUSED']);
+
+/** How one exchange handles a sleeping remote. */
+export interface WakePlan {
+  /** The remote's `wake` timeout: no attempt starts after it. */
+  timeoutMs: number;
+  /** A browser navigation: answered with the waking page instead of being retried. */
+  navigation: boolean;
+}
+
+/**
+ * How a request waits for a remote with a `wake` timeout, or undefined when it does not: only a
+ * request without a body, and only a navigation (served the waking page) or a retried method.
+ */
+export function wakePlanFor(hop: RemoteHop, method: string, accept: string | undefined, hasBody: boolean): WakePlan | undefined {
+  if (hop.wakeTimeoutMs === undefined || hasBody) return undefined;
+  const navigation = method === 'GET' && wantsHtml(accept);
+  return navigation || isRetriedMethod(method) ? { timeoutMs: hop.wakeTimeoutMs, navigation } : undefined;
+}
+
+/** True for an answer a waking remote's front end gives while it starts (502, 503, 504). */
+export function isWakingStatus(status: number): boolean {
+  return status >= 502 && status <= 504;
+}
+
+/** The wait before attempt `attempts + 1`, in ms: 250 ms doubled per attempt, at most 4 s. */
+export function wakeDelayMs(attempts: number): number {
+  return Math.min(WAKE_FIRST_DELAY_MS * 2 ** (attempts - 1), WAKE_MAX_DELAY_MS);
+}
+
+/** Whether one more attempt, after `attempts` and `elapsedMs`, fits the attempt bound and the plan's timeout. */
+export function mayRetryWake(plan: WakePlan, attempts: number, elapsedMs: number): boolean {
+  return attempts < WAKE_MAX_ATTEMPTS && elapsedMs + wakeDelayMs(attempts) <= plan.timeoutMs;
+}
+
+/** The code of an upstream failure that means "still waking" (looked for down the cause chain), or undefined. */
+export function wakeErrorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && WAKE_ERROR_CODES.has(code)) return code;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** The 403 page for a mutating method (or a request a `writes.deny` rule names) sent to a read-only remote. */
@@ -90,12 +149,51 @@ export function mayLendCredentials(
   return (worktreeHosts !== undefined && isWorktreeOrigin(origin, worktreeHosts, httpPort, httpsPort)) || isWorktreeOrigin(origin, LANDING_HOSTS, httpPort, httpsPort);
 }
 
+/** A single-valued request header (node gives an array only for the few it never joins). */
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Distinct `host origin` pairs logged when credentials are withheld; later ones are not, so a hostile page cannot fill the log. */
+const MAX_WITHHELD_NOTICES = 100;
+
+/**
+ * Whether the remote hop may add its credentials to `req` ({@link mayLendCredentials}); the first
+ * time a page of another origin is refused them on a host, the log says so (the remote's 401 is
+ * otherwise a puzzle).
+ */
+export function lendsCredentials(core: ProxyCore, req: ClientRequest, route: Route, hop: RemoteHop): boolean {
+  const origin = req.headers.origin;
+  const lend = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
+  if (!lend && hop.auth !== undefined) {
+    const key = `${route.host} ${origin ?? 'cross-site'}`;
+    if (!core.withheldNotices.has(key) && core.withheldNotices.size < MAX_WITHHELD_NOTICES) {
+      core.withheldNotices.add(key);
+      core.logger?.info(`${route.host}: remote credentials withheld from a request of ${origin ?? 'a cross-site page'}, which is not a page of worktree \`${route.worktree}\``);
+    }
+  }
+  return lend;
+}
+
 /** A refusal carrying the page to show (unset variable, failed token). */
 export class HopRefusal extends Error {
   constructor(readonly info: ProxyErrorInfo) {
     super(info.message);
     this.name = 'HopRefusal';
   }
+}
+
+/** The page for a hop whose headers could not be made: the refusal's own, or a 502 for an unexpected error. */
+export function hopFailure(route: Route, error: unknown): ProxyErrorInfo {
+  if (error instanceof HopRefusal) return error.info;
+  return {
+    status: 502,
+    code: 'DEVPROXY_ERR_INTERNAL',
+    message: `devproxy could not prepare the request to the remote of \`${route.service}\` (worktree \`${route.worktree}\`): ${(error as Error | undefined)?.message ?? String(error)}.`,
+    hint: ERROR_HINTS.DEVPROXY_ERR_INTERNAL,
+    service: route.service,
+    worktree: route.worktree,
+  };
 }
 
 /** Resolves and caches what the remote hop injects. */

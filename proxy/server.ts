@@ -16,7 +16,6 @@ import { answeredCors, isPreflight, isWorktreeOrigin, preflightHeaders, withCors
 import { renderErrorPage, renderLandingPage, renderWakingPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, ERROR_CODE_HEADER, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import {
-  lendsCredentials,
   profileOf,
   stableOriginFor,
   upstreamPath,
@@ -26,7 +25,19 @@ import {
   type ProxyHandlerOptions,
 } from './proxy-core.js';
 import { landingEntries, refusalOf, resolveRequest, type RequestContext } from './request-context.js';
-import { HopRefusal, isRetriedMethod, refusedWrite, RemoteHopHeaders } from './remote-hop.js';
+import {
+  hopFailure,
+  isWakingStatus,
+  lendsCredentials,
+  mayRetryWake,
+  refusedWrite,
+  RemoteHopHeaders,
+  WAKE_PAGE_RETRY_S,
+  wakeDelayMs,
+  wakeErrorCode,
+  wakePlanFor,
+  type WakePlan,
+} from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
@@ -116,34 +127,6 @@ class SiblingRewriter implements ResponseHeaderRewriter {
   setCookie(value: string): string {
     return rewriteSetCookie(value, this.remote, this.stable.scheme === 'https', this.#hostnames);
   }
-}
-
-/** First wait before retrying a waking remote, in ms; doubled per attempt up to {@link WAKE_MAX_DELAY_MS}. */
-const WAKE_FIRST_DELAY_MS = 250;
-/** Longest wait between two attempts at a waking remote, in ms. */
-const WAKE_MAX_DELAY_MS = 4_000;
-/** Most attempts at a waking remote for one request, whatever its wake timeout. */
-const WAKE_MAX_ATTEMPTS = 16;
-/** Seconds between reloads of the waking page (and its Retry-After). */
-const WAKE_PAGE_RETRY_S = 3;
-/** Upstream failures that mean "still waking": timeouts and a refused connection. */
-const WAKE_ERROR_CODES: ReadonlySet<string> = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ECONNREFUSED']);
-
-/** How one exchange handles a sleeping remote. */
-interface WakePlan {
-  timeoutMs: number;
-  /** A browser navigation: answered with the waking page instead of being retried. */
-  navigation: boolean;
-}
-
-function wakeErrorCode(error: unknown): string | undefined {
-  let current: unknown = error;
-  for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && WAKE_ERROR_CODES.has(code)) return code;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return undefined;
 }
 
 function onClientDrain(this: ClientResponse): void {
@@ -251,7 +234,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     // node:http already answered the client's 100-continue; other 1xx are not relayed.
     if (statusCode < 200) return true;
-    if (this.wake !== undefined && statusCode >= 502 && statusCode <= 504 && (this.wake.navigation || this.#canRetry())) {
+    if (this.wake !== undefined && isWakingStatus(statusCode) && (this.wake.navigation || this.#canRetry())) {
       this.#dropping = String(statusCode);
       return true;
     }
@@ -353,14 +336,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     this.#abort?.(CLIENT_ABORTED);
   }
 
-  /** Whether one more attempt fits in the wake timeout and the attempt bound. */
   #canRetry(): boolean {
-    const wake = this.wake as WakePlan;
-    return this.#attempts < WAKE_MAX_ATTEMPTS && Date.now() - this.#startedAt + this.#nextDelay() <= wake.timeoutMs;
-  }
-
-  #nextDelay(): number {
-    return Math.min(WAKE_FIRST_DELAY_MS * 2 ** (this.#attempts - 1), WAKE_MAX_DELAY_MS);
+    return mayRetryWake(this.wake as WakePlan, this.#attempts, Date.now() - this.#startedAt);
   }
 
   /** The remote answered `answered` (a 5xx status or a timeout code) while it may be waking. */
@@ -375,7 +352,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       sendWakingPage(this.core, this.req, this.res, this.route, this.target, answered, wake.timeoutMs, this.#begun);
       return;
     }
-    const delay = this.#nextDelay();
+    const delay = wakeDelayMs(this.#attempts);
     this.#attempts++;
     this.core.logger?.info(`${this.route.host}: the remote answered ${answered}; attempt ${this.#attempts} in ${delay} ms`);
     this.#retryTimer = setTimeout(retryExchange, delay, this);
@@ -583,12 +560,7 @@ function forwardRemoteHop(
   }
   const stable = stableOriginFor(core, route.host, https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
-  const body = hasBody(req);
-  let wake: WakePlan | undefined;
-  if (hop.wakeTimeoutMs !== undefined && !body) {
-    const navigation = method === 'GET' && wantsHtml(req.headers.accept);
-    if (navigation || isRetriedMethod(method)) wake = { timeoutMs: hop.wakeTimeoutMs, navigation };
-  }
+  const wake = wakePlanFor(hop, method, req.headers.accept, hasBody(req));
   const path = upstreamPath(method, context.url, target.basePath);
   const send = (extra: readonly string[]): void => {
     const headers = buildUpstreamHeaders(req.rawHeaders, {
@@ -627,17 +599,7 @@ function clientGone(res: ClientResponse): boolean {
 }
 
 function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown, corsOrigin: string | undefined): void {
-  const info: ProxyErrorInfo =
-    error instanceof HopRefusal
-      ? error.info
-      : {
-          status: 502,
-          code: 'DEVPROXY_ERR_INTERNAL',
-          message: `devproxy could not prepare the request to the remote of \`${route.service}\` (worktree \`${route.worktree}\`): ${(error as Error | undefined)?.message ?? String(error)}.`,
-          hint: ERROR_HINTS.DEVPROXY_ERR_INTERNAL,
-          service: route.service,
-          worktree: route.worktree,
-        };
+  const info = hopFailure(route, error);
   core.logger?.warn(`${route.host}: ${info.message}`);
   if (res.headersSent || clientGone(res)) return;
   refuse(core, req, res, info, route, corsOrigin);

@@ -15,9 +15,9 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, buildUpstreamHeaders, HOP_BY_HOP_HEADERS, ROUTE_HEADER } from './forward-headers.js';
-import { lendsCredentials, profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
+import { profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { refusalOf, resolveRequest } from './request-context.js';
-import { HopRefusal, refusedWrite } from './remote-hop.js';
+import { HopRefusal, lendsCredentials, refusedWrite } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 

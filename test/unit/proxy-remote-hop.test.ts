@@ -3,7 +3,22 @@ import { describe, expect, it } from 'vitest';
 import { AzureTokenCache, AzureTokenError, TOKEN_REFRESH_MARGIN_MS } from '../../proxy/azure-token.js';
 import { renderWakingPage } from '../../proxy/error-pages.js';
 import { buildUpstreamHeaders } from '../../proxy/forward-headers.js';
-import { isRetriedMethod, isSafeMethod } from '../../proxy/remote-hop.js';
+import { parseRequestRule, type RequestRule } from '../../profiles/request-rules.js';
+import {
+  HopRefusal,
+  hopFailure,
+  isRetriedMethod,
+  isSafeMethod,
+  isWakingStatus,
+  mayRetryWake,
+  refusedWrite,
+  wakeDelayMs,
+  wakeErrorCode,
+  wakePlanFor,
+} from '../../proxy/remote-hop.js';
+import type { ProxyErrorInfo } from '../../proxy/upstream-errors.js';
+import type { RemoteTarget } from '../../proxy/upstream-pools.js';
+import { remote, route } from '../helpers/routes.js';
 import { rewriteSetCookie, rewriteSiblingLocation, type SiblingRemote } from '../../proxy/response-rewrite.js';
 
 const SIBLINGS: SiblingRemote[] = [
@@ -126,5 +141,72 @@ describe('AzureTokenCache', () => {
       { name: 'Second', reason: 'AADSTS700016: application not found' },
     ]);
     expect(never.calls).toBe(0);
+  });
+});
+
+describe('refusedWrite', () => {
+  const target = remote({ origin: 'https://queue.example', hostname: 'queue.example' }) as RemoteTarget;
+  const api = route('queue.x.localhost', target);
+  const deny = [parseRequestRule('GET /*/messages') as RequestRule];
+
+  it('lets everything through a remote that is not read-only', () => {
+    expect(refusedWrite(api, target, {}, 'DELETE', '/q', undefined)).toBeUndefined();
+    expect(refusedWrite(api, target, { readOnly: false, deny }, 'GET', '/q/messages', undefined)).toBeUndefined();
+  });
+
+  it('refuses a method that is not safe, naming the profile file that allows writes', () => {
+    const refused = refusedWrite(api, target, { readOnly: true }, 'POST', '/q', '/work/x');
+    expect(refused?.why).toBe('writes: read-only');
+    expect(refused?.info).toMatchObject({ status: 403, code: 'DEVPROXY_ERR_READ_ONLY', service: 'queue', worktree: 'x', target: 'https://queue.example' });
+    expect(refused?.info.hint).toContain('/work/x/.devproxy/profile.yaml');
+  });
+
+  it('refuses a safe method only where a deny rule names it', () => {
+    expect(refusedWrite(api, target, { readOnly: true, deny }, 'GET', '/q/messages', undefined)?.why).toBe('writes: read-only, deny "GET /*/messages"');
+    expect(refusedWrite(api, target, { readOnly: true, deny }, 'GET', '/q', undefined)).toBeUndefined();
+    expect(refusedWrite(api, target, { readOnly: true, deny }, 'HEAD', '/q/messages', undefined)).toBeUndefined();
+  });
+});
+
+describe('hopFailure', () => {
+  const api = route('api.x.localhost', undefined);
+
+  it('shows a refusal\'s own page, and a 502 naming the service for anything else', () => {
+    const info: ProxyErrorInfo = { status: 502, code: 'DEVPROXY_ERR_REMOTE_AUTH', message: 'no token', hint: 'az login' };
+    expect(hopFailure(api, new HopRefusal(info))).toBe(info);
+    expect(hopFailure(api, new Error('boom'))).toMatchObject({ status: 502, code: 'DEVPROXY_ERR_INTERNAL', service: 'api', worktree: 'x' });
+    expect(hopFailure(api, new Error('boom')).message).toContain('boom');
+  });
+});
+
+describe('wake', () => {
+  it('plans a wait only for bodiless navigations and retried methods of a remote with a wake timeout', () => {
+    const hop = { wakeTimeoutMs: 60_000 };
+    expect(wakePlanFor(hop, 'GET', 'text/html,application/xhtml+xml', false)).toEqual({ timeoutMs: 60_000, navigation: true });
+    expect(wakePlanFor(hop, 'GET', 'application/json', false)).toEqual({ timeoutMs: 60_000, navigation: false });
+    expect(wakePlanFor(hop, 'OPTIONS', undefined, false)).toEqual({ timeoutMs: 60_000, navigation: false });
+    expect(wakePlanFor(hop, 'GET', 'application/json', true)).toBeUndefined();
+    expect(wakePlanFor(hop, 'DELETE', 'application/json', false)).toBeUndefined();
+    expect(wakePlanFor({}, 'GET', 'text/html', false)).toBeUndefined();
+  });
+
+  it('backs off from 250 ms, doubling up to 4 s', () => {
+    expect([1, 2, 3, 4, 5, 6, 10].map(wakeDelayMs)).toEqual([250, 500, 1_000, 2_000, 4_000, 4_000, 4_000]);
+  });
+
+  it('retries while the next attempt starts within the timeout, and never past 16 attempts', () => {
+    const plan = { timeoutMs: 2_000, navigation: false };
+    expect(mayRetryWake(plan, 1, 0)).toBe(true);
+    expect(mayRetryWake(plan, 3, 1_000)).toBe(true);
+    expect(mayRetryWake(plan, 3, 1_001)).toBe(false);
+    expect(mayRetryWake({ timeoutMs: 3_600_000, navigation: false }, 16, 0)).toBe(false);
+  });
+
+  it('counts 502–504 and timeouts or a refused connection, down the cause chain, as still waking', () => {
+    expect([500, 501, 502, 503, 504, 505].filter(isWakingStatus)).toEqual([502, 503, 504]);
+    expect(wakeErrorCode(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBe('ECONNREFUSED');
+    expect(wakeErrorCode(new Error('fetch failed', { cause: Object.assign(new Error('t'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) }))).toBe('UND_ERR_CONNECT_TIMEOUT');
+    expect(wakeErrorCode(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBeUndefined();
+    expect(wakeErrorCode('ECONNREFUSED')).toBeUndefined();
   });
 });
