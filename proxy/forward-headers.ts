@@ -3,6 +3,7 @@
  * (`[name, value, name, value, …]`), the shape both node:http and undici use natively, so the hot
  * path never builds header objects.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 
 /**
  * Hop-by-hop headers: they describe one connection, not the message, so a proxy must not pass
@@ -146,6 +147,20 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], context: Ups
   );
   if (context.upgrade !== undefined) out.push('connection', 'upgrade', 'upgrade', context.upgrade);
   if (extra !== undefined) for (let i = 0; i < extra.length; i++) out.push(extra[i] as string);
+  return out;
+}
+
+/**
+ * A parsed header object (undici's and node's shape: lower-case names, repeated fields as arrays)
+ * as a flat raw list, each value of a repeated field as a field of its own.
+ */
+export function flattenHeaders(headers: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (typeof value === 'string') out.push(name, value);
+    else if (value !== undefined) for (const each of value) out.push(name, each);
+  }
   return out;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildClientHeaders, buildUpstreamHeaders, readHops } from '../../proxy/forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, flattenHeaders, readHops } from '../../proxy/forward-headers.js';
 
 const context = { host: 'api.wt.localhost:8080', forwardedFor: '127.0.0.1', forwardedHost: 'api.wt.localhost:8080', forwardedProto: 'http' as const, hops: 0 };
 
@@ -47,6 +47,13 @@ describe('buildClientHeaders', () => {
     const rewriter = { location: (v: string) => `L(${v})`, setCookie: (v: string) => `C(${v})` };
     expect(buildClientHeaders(raw, 'remote', rewriter)).toEqual(['Location', 'L(https://r/x)', 'Set-Cookie', 'C(a=1)', 'x-devproxy-route', 'remote']);
     expect(buildClientHeaders(raw, 'local', undefined)).toEqual(['Location', 'https://r/x', 'Set-Cookie', 'a=1', 'x-devproxy-route', 'local']);
+  });
+});
+
+describe('flattenHeaders', () => {
+  it('lists each value of a repeated field as a field of its own and skips absent ones', () => {
+    const headers = { 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], etag: undefined, 'x-one': 'v' };
+    expect(flattenHeaders(headers)).toEqual(['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-one', 'v']);
   });
 });
 

@@ -1,0 +1,46 @@
+/**
+ * The answers devproxy writes itself instead of an upstream's: error pages, the landing page,
+ * the waking page. Each one is written in one `writeHead` + `end` and recorded in the request log.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import type { Route } from '../router/types.js';
+import { withCorsHeaders } from './cors.js';
+import { renderErrorPage, wantsHtml } from './error-pages.js';
+import { ERROR_CODE_HEADER, ROUTE_HEADER } from './forward-headers.js';
+import type { ClientRequest, ProxyCore } from './proxy-core.js';
+import { recordExchange } from './request-log.js';
+import type { ProxyErrorInfo } from './upstream-errors.js';
+
+/** The response of either listener. */
+export type ClientResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * Answers with `body` (JSON or HTML), `x-devproxy-error: <code>` when given, the route's
+ * `x-devproxy-route`, and CORS for a worktree origin so its page can read why; records it.
+ * `begun` is when the exchange began (`exchangeStart`), 0 when devproxy answered at once.
+ */
+export function sendPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string, begun = 0): void {
+  let headers = [
+    'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
+    'content-length', String(Buffer.byteLength(body)),
+    'cache-control', 'no-store',
+  ];
+  // Readable without the body: HEAD answers have none, and SDKs surface response headers (the
+  // Azure SDKs put them in RestError.details).
+  if (code !== undefined) headers.push(ERROR_CODE_HEADER, code);
+  if (route !== undefined) headers.push(ROUTE_HEADER, route.mode);
+  // The worktree's UI must be able to read why devproxy refused its fetch.
+  if (corsOrigin !== undefined) headers = withCorsHeaders(headers, corsOrigin, 'replace');
+  const out = res as ServerResponse;
+  out.writeHead(status, headers);
+  if (req.method === 'HEAD') out.end();
+  else out.end(body);
+  recordExchange(core.options.requestLog, req, route, 'devproxy', status, req.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
+}
+
+/** Answers with the error page of `info`, HTML for browsers and JSON for everyone else. */
+export function sendError(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string, begun = 0): void {
+  const html = wantsHtml(req.headers.accept);
+  sendPage(core, req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code, begun);
+}
