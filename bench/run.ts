@@ -144,6 +144,7 @@ async function main(): Promise<void> {
     devHttp: await freePort(),
     devHttps: await freePort(),
     caddy: await freePort(),
+    caddyHttps: await freePort(),
     nginx: await freePort(),
     portless: await freePort(),
     scaleHttp: await freePort(),
@@ -220,8 +221,17 @@ async function main(): Promise<void> {
     !daemon ? 'devproxy not running' : httpsPort === null ? 'no HTTPS listener (httpsPort null)' : undefined,
     daemon?.info.pid,
   );
-  const caddy = peers.caddy ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream)) : undefined;
-  addRow('caddy', `Caddy${peers.versions.caddy ? ` ${peers.versions.caddy}` : ''} reverse_proxy`, { port: ports.caddy }, !peers.caddy ? 'caddy not installed' : caddy ? undefined : 'failed to start', caddy?.child.pid);
+  // Caddy's HTTPS site gets a certificate of the bench's CA for the same name devproxy serves, so
+  // the h2 rows differ only by the proxy (h2load checks no certificate).
+  const caddyTls = { port: ports.caddyHttps, host: 'api.bench.localhost', certFile: join(scratch, 'caddy-cert.pem'), keyFile: join(scratch, 'caddy-key.pem') };
+  const caddyLeaf = await issueLeafCertificate(remoteCa, [caddyTls.host], { validityDays: 1 });
+  writeFileSync(caddyTls.certFile, caddyLeaf.certPem);
+  writeFileSync(caddyTls.keyFile, caddyLeaf.keyPem, { mode: 0o600 });
+  const caddy = peers.caddy ? await phase('start Caddy', () => startCaddy(peers.caddy as string, scratch, ports.caddy, ports.upstream, caddyTls)) : undefined;
+  const caddyLabel = `Caddy${peers.versions.caddy ? ` ${peers.versions.caddy}` : ''} reverse_proxy`;
+  const caddySkipped = !peers.caddy ? 'caddy not installed' : caddy ? undefined : 'failed to start';
+  addRow('caddy', caddyLabel, { port: ports.caddy }, caddySkipped, caddy?.child.pid);
+  addRow('caddy-h2', `${caddyLabel} HTTPS h2`, { port: ports.caddyHttps, host: `${caddyTls.host}:${ports.caddyHttps}`, h2: true }, caddySkipped, caddy?.child.pid);
   const nginx = peers.nginx ? await phase('start nginx proxy', () => startNginxProxy(peers.nginx as string, scratch, ports.nginx, ports.upstream)) : undefined;
   addRow('nginx', `nginx${peers.versions.nginx ? ` ${peers.versions.nginx}` : ''} proxy_pass keepalive`, { port: ports.nginx }, !peers.nginx ? 'nginx not installed' : nginx ? undefined : 'failed to start', nginx?.child.pid);
   let portlessHost = '';

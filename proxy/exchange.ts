@@ -6,8 +6,8 @@
  * a client that goes away aborts the upstream request, and a failure becomes an error page. One
  * handler object per request, no closures.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest } from 'node:http2';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
 import { answeredCors, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
@@ -186,7 +186,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       out = withCorsHeaders(out, corsOrigin, mode);
     }
     this.#responseHeaders = out;
-    (res as ServerResponse).writeHead(statusCode, out);
+    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out);
+    else (res as ServerResponse).writeHead(statusCode, out);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -295,6 +296,28 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     if (this.#clientGone) return;
     this.#dispatch();
   }
+}
+
+/**
+ * Starts an HTTP/2 answer on the stream with one header object: the compat `writeHead` trims,
+ * lower-cases and validates each field twice over, for fields `buildClientHeaders` already
+ * filtered. Compat keeps writing the body and sends the trailers, which `waitForTrailers` (as its
+ * own writeHead sets) waits for.
+ */
+function respondH2(res: Http2ServerResponse, status: number, flat: readonly string[]): void {
+  const stream = res.stream;
+  if (stream.destroyed || stream.closed) return;
+  const headers: OutgoingHttpHeaders = { ':status': status };
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    const value = flat[i + 1] as string;
+    const prior = headers[name];
+    if (prior === undefined) headers[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else headers[name] = [String(prior), value];
+  }
+  res.statusCode = status;
+  stream.respond(headers, { waitForTrailers: true });
 }
 
 function retryExchange(exchange: ForwardExchange): void {

@@ -83,20 +83,26 @@ export function readHops(rawHeaders: readonly string[]): number {
 }
 
 /**
- * Names listed in `Connection` (other than the common `close`/`keep-alive`/`upgrade`, already
- * hop-by-hop), or undefined when there are none, which is the usual case.
+ * Adds the names a `Connection` value lists (other than the common `close`/`keep-alive`/`upgrade`,
+ * already hop-by-hop) to `listed`; returns it, or undefined while there are none, the usual case.
  */
-function connectionListed(rawHeaders: readonly string[]): Set<string> | undefined {
-  let listed: Set<string> | undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() !== 'connection') continue;
-    for (const token of (rawHeaders[i + 1] as string).split(',')) {
-      const name = token.trim().toLowerCase();
-      if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
-      (listed ??= new Set()).add(name);
-    }
+function addConnectionListed(value: string, listed: Set<string> | undefined): Set<string> | undefined {
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
+    (listed ??= new Set()).add(name);
   }
   return listed;
+}
+
+/** Flat `pairs` without the fields `listed` names (a `Connection` header named them after they came). */
+function withoutListed(pairs: string[], listed: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < pairs.length; i += 2) {
+    const name = pairs[i] as string;
+    if (!listed.has(name.toLowerCase())) out.push(name, pairs[i + 1] as string);
+  }
+  return out;
 }
 
 /**
@@ -114,11 +120,12 @@ export function isProxyOwned(name: string): boolean {
  * Plain requests and WebSocket upgrades (HTTP/1.1 and h2 extended CONNECT) alike.
  */
 export function buildUpstreamHeaders(rawHeaders: readonly string[], context: UpstreamHeaderContext): string[] {
-  const listed = connectionListed(rawHeaders);
   const extra = context.extra;
-  const out: string[] = [];
+  let out: string[] = [];
+  let listed: Set<string> | undefined;
   let cookie: string | undefined;
   let trailers = false;
+  // One pass; the rare `Connection` naming other fields filters them out afterwards.
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     if (name.charCodeAt(0) === 58 /* ':' pseudo-header */) continue;
@@ -127,14 +134,19 @@ export function buildUpstreamHeaders(rawHeaders: readonly string[], context: Ups
     const value = rawHeaders[i + 1] as string;
     if (HOP_BY_HOP_HEADERS.has(lower)) {
       if (lower === 'te' && value.toLowerCase().includes('trailers')) trailers = true;
+      else if (lower === 'connection') listed = addConnectionListed(value, listed);
       continue;
     }
-    if (listed?.has(lower) || (extra !== undefined && namedIn(extra, lower))) continue;
+    if (extra !== undefined && namedIn(extra, lower)) continue;
     if (lower === 'cookie') {
       cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       continue;
     }
     out.push(name, value);
+  }
+  if (listed !== undefined) {
+    out = withoutListed(out, listed);
+    if (listed.has('cookie')) cookie = undefined;
   }
   if (cookie !== undefined) out.push('cookie', cookie);
   if (trailers) out.push('te', 'trailers');
@@ -177,21 +189,23 @@ export interface ResponseHeaderRewriter {
  * Accepts undici's Buffer arrays to avoid an intermediate copy.
  */
 export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], route: 'local' | 'remote', rewriter: ResponseHeaderRewriter | undefined): string[] {
-  const strings: string[] = new Array<string>(rawHeaders.length);
-  for (let i = 0; i < rawHeaders.length; i++) strings[i] = String(rawHeaders[i]);
-  const listed = connectionListed(strings);
-  const out: string[] = [];
-  for (let i = 0; i < strings.length; i += 2) {
-    const name = strings[i] as string;
+  let out: string[] = [];
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = String(rawHeaders[i]);
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP_HEADERS.has(lower) || lower === ROUTE_HEADER || listed?.has(lower)) continue;
-    let value = strings[i + 1] as string;
+    if (HOP_BY_HOP_HEADERS.has(lower) || lower === ROUTE_HEADER) {
+      if (lower === 'connection') listed = addConnectionListed(String(rawHeaders[i + 1]), listed);
+      continue;
+    }
+    let value = String(rawHeaders[i + 1]);
     if (rewriter !== undefined) {
       if (lower === 'location') value = rewriter.location(value);
       else if (lower === 'set-cookie') value = rewriter.setCookie(value);
     }
     out.push(name, value);
   }
+  if (listed !== undefined) out = withoutListed(out, listed);
   out.push(ROUTE_HEADER, route);
   return out;
 }

@@ -182,9 +182,30 @@ export function startNginxProxy(nginx: string, dir: string, port: number, upstre
   return startNginx(nginx, dir, 'nginx-proxy', conf, port);
 }
 
-/** Caddy `reverse_proxy` with its defaults (keep-alive upstream pool), no admin, no auto-HTTPS. */
-export async function startCaddy(caddy: string, dir: string, port: number, upstreamPort: number): Promise<Managed> {
+/** An HTTPS site of the Caddy peer: TLS with a given certificate (h2 by ALPN) in front of the same upstream. */
+export interface CaddyTls {
+  port: number;
+  /** Site name: SNI and `:authority` the loads use. */
+  host: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * Caddy `reverse_proxy` with its defaults (keep-alive upstream pool), no admin, no auto-HTTPS;
+ * with `tls`, the same proxy also serves an HTTPS site (h2) with the given certificate.
+ */
+export async function startCaddy(caddy: string, dir: string, port: number, upstreamPort: number, tls?: CaddyTls): Promise<Managed> {
   const file = join(dir, 'Caddyfile');
+  const https =
+    tls === undefined
+      ? ''
+      : `https://${tls.host}:${tls.port} {
+	bind 127.0.0.1
+	tls ${tls.certFile} ${tls.keyFile}
+	reverse_proxy 127.0.0.1:${upstreamPort}
+}
+`;
   writeFileSync(
     file,
     `{
@@ -195,12 +216,13 @@ http://:${port} {
 	bind 127.0.0.1
 	reverse_proxy 127.0.0.1:${upstreamPort}
 }
-`,
+${https}`,
   );
   // Caddy writes its data and config under XDG folders: keep them in the scratch folder.
   const env = { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'caddy-data'), XDG_CONFIG_HOME: join(dir, 'caddy-config') };
   const managed = startProcess('caddy', caddy, ['run', '--config', file, '--adapter', 'caddyfile'], { env, logFile: join(dir, 'caddy.log') });
   await waitForListening(managed, port, `caddy on ${port}`);
+  if (tls !== undefined) await waitForPort(tls.port, 15_000, `caddy HTTPS on ${tls.port}`);
   return managed;
 }
 

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFile, rm, mkdtemp, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import https from 'node:https';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,27 @@ const run = promisify(execFile);
 const API = 'api.feature-x.localhost';
 const WS = 'ws.feature-x.localhost';
 const DOWN = 'down.feature-x.localhost';
+const RICH = 'rich.feature-x.localhost';
+/** Body size of the rich upstream's `/big`: many h2 flow-control windows. */
+const BIG_BYTES = 8 * 1024 * 1024;
+
+/** An upstream whose answers carry repeated fields, trailers, and a body larger than any window. */
+function richHandler(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/trailers') {
+    res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+    res.write('part');
+    res.addTrailers({ 'x-checksum': req.headers.te === 'trailers' ? 'abc123' : 'te-missing' });
+    res.end();
+    return;
+  }
+  if (req.url === '/big') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG_BYTES });
+    res.end(Buffer.alloc(BIG_BYTES, 7));
+    return;
+  }
+  res.writeHead(201, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain', 'X-Custom', 'v']);
+  res.end('cookies');
+}
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -49,7 +71,9 @@ async function start(): Promise<Fixture> {
   // A port nothing listens on: bound and released by a throwaway upstream.
   const gone = await startHttpUpstream();
   await gone.close();
-  const table: RoutingTable = tableOf(route(API, local(api.port)), route(WS, local(ws.port)), route(DOWN, local(gone.port)));
+  const rich = await startHttpUpstream(richHandler);
+  cleanups.push(() => rich.close());
+  const table: RoutingTable = tableOf(route(API, local(api.port)), route(WS, local(ws.port)), route(DOWN, local(gone.port)), route(RICH, local(rich.port)));
   const warnings: string[] = [];
   const logger = { info: () => undefined, warn: (m: string) => warnings.push(m), error: (m: string) => warnings.push(m) };
   const options = { getTable: () => table, httpPort: 0, httpsPort: 0, logger };
@@ -160,6 +184,40 @@ describe('HTTPS listener with Node clients', () => {
       expect(r.status).toBe(200);
       expect(r.body).toContain(`"url":"/s/${i}"`);
     });
+  });
+
+  it('relays an h2 answer whole: status, repeated Set-Cookie, trailers, HEAD, and a body of many windows', async () => {
+    const session = await h2Session(RICH);
+    const exchange = (headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; bytes: number; text: string }> =>
+      new Promise((resolve, reject) => {
+        const stream = session.request(headers);
+        let response: http2.IncomingHttpHeaders = {};
+        let trailers: http2.IncomingHttpHeaders = {};
+        const chunks: Buffer[] = [];
+        stream.on('response', (h) => (response = h));
+        stream.on('trailers', (t) => (trailers = t));
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ headers: response, trailers, bytes: body.length, text: body.subarray(0, 64).toString() });
+        });
+        stream.on('error', reject);
+      });
+    const cookies = await exchange({ ':path': '/cookies' });
+    expect(cookies.headers[':status']).toBe(201);
+    expect(cookies.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(cookies.headers['x-custom']).toBe('v');
+    expect(cookies.headers['x-devproxy-route']).toBe('local');
+    expect(cookies.text).toBe('cookies');
+    const head = await exchange({ ':path': '/cookies', ':method': 'HEAD' });
+    expect(head.headers[':status']).toBe(201);
+    expect(head.bytes).toBe(0);
+    const withTrailers = await exchange({ ':path': '/trailers', te: 'trailers' });
+    expect(withTrailers.text).toBe('part');
+    expect(withTrailers.trailers['x-checksum']).toBe('abc123');
+    const big = await exchange({ ':path': '/big' });
+    expect(big.headers['content-length']).toBe(String(BIG_BYTES));
+    expect(big.bytes).toBe(BIG_BYTES);
   });
 
   it('serves a client without SNI (an IP literal) the localhost certificate', async () => {

@@ -39,6 +39,12 @@ describe('buildUpstreamHeaders', () => {
       'upgrade', 'websocket',
     ]);
   });
+
+  it('drops fields a later Connection header names, cookies included', () => {
+    const out = buildUpstreamHeaders(['X-Private', 's', 'cookie', 'a=1', 'Accept', '*/*', 'Connection', 'X-Private, Cookie'], context);
+    expect(out.slice(0, 2)).toEqual(['Accept', '*/*']);
+    expect(out[2]).toBe('host');
+  });
 });
 
 describe('buildClientHeaders', () => {
@@ -47,6 +53,10 @@ describe('buildClientHeaders', () => {
     const rewriter = { location: (v: string) => `L(${v})`, setCookie: (v: string) => `C(${v})` };
     expect(buildClientHeaders(raw, 'remote', rewriter)).toEqual(['Location', 'L(https://r/x)', 'Set-Cookie', 'C(a=1)', 'x-devproxy-route', 'remote']);
     expect(buildClientHeaders(raw, 'local', undefined)).toEqual(['Location', 'https://r/x', 'Set-Cookie', 'a=1', 'x-devproxy-route', 'local']);
+  });
+
+  it('drops a field named by a Connection header that comes after it', () => {
+    expect(buildClientHeaders(['X-Hop', '1', 'Etag', '"a"', 'Connection', 'close, X-Hop'], 'local', undefined)).toEqual(['Etag', '"a"', 'x-devproxy-route', 'local']);
   });
 });
 
