@@ -2,14 +2,14 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { configPath } from '../profiles/files.js';
 import { formatDiagnostic, type Diagnostic, type ProjectConfig } from '../profiles/schema.js';
-import { readDaemonInfo, devproxyHome, homePaths, readRepos, type DaemonInfo } from '../daemon/home.js';
-import type { StatusReport } from '../daemon/status.js';
-import { loadRepoInputs } from '../daemon/worktree-loader.js';
+import { readDaemonInfo, devproxyHome, homePaths, readRepos, type DaemonInfo } from '../workspace/home.js';
+import type { StatusReport } from '../workspace/status.js';
+import { loadRepoInputs } from '../workspace/worktree-loader.js';
 import { DevproxyError, ERROR_HINTS, type ErrorCode } from '../errors.js';
 import { VERSION } from '../version.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RoutingTable, WorktreeInput, WorktreeState } from '../router/types.js';
-import { locateRepo, type RepoLocation } from '../worktrees/git-worktrees.js';
+import { locateRepo, type RepoLocation } from '../workspace/git-worktrees.js';
 
 /** Options every command that acts on a worktree accepts. */
 export interface WorktreeSelection {
@@ -99,7 +99,7 @@ export const ADMIN_ANSWER_TIMEOUT_MS = 15_000;
 export async function currentStatus(probe: boolean): Promise<StatusReport> {
   const fromDaemon = await callDaemon<StatusReport>(`/api/status?probe=${probe ? 1 : 0}`);
   if (fromDaemon) return fromDaemon;
-  const { buildStatus, probeLocalHealth } = await import('../daemon/status.js');
+  const { buildStatus, probeLocalHealth } = await import('../workspace/status.js');
   const inputs = (await Promise.all((await readRepos(home())).map((repo) => loadRepoInputs(repo).catch(() => [])))).flat();
   const table = buildRoutingTable(inputs);
   const health = probe ? await probeLocalHealth(table) : new Map();
@@ -110,7 +110,7 @@ export async function currentStatus(probe: boolean): Promise<StatusReport> {
 export async function listenPorts(): Promise<{ httpPort: number; httpsPort: number | null }> {
   const info = await readDaemonInfo(home());
   if (info) return { httpPort: info.httpPort, httpsPort: info.httpsPort };
-  const { DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } = await import('../daemon/home.js');
+  const { DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT } = await import('../workspace/home.js');
   return { httpPort: portFromEnv('DEVPROXY_PORT') ?? DEFAULT_HTTP_PORT, httpsPort: portFromEnv('DEVPROXY_HTTPS_PORT') ?? DEFAULT_HTTPS_PORT };
 }
 

@@ -1,4 +1,4 @@
-import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+import type { ServiceStatus, StatusReport, WorktreeStatus } from '../workspace/status.js';
 import type { DevproxyError } from '../errors.js';
 import { formatMemory } from '../runtime/memory.js';
 

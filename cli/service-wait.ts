@@ -1,4 +1,4 @@
-import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+import type { ServiceStatus, StatusReport, WorktreeStatus } from '../workspace/status.js';
 import { DevproxyError } from '../errors.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';

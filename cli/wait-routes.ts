@@ -1,4 +1,4 @@
-import type { ServiceStatus, StatusReport, WorktreeStatus } from '../daemon/status.js';
+import type { ServiceStatus, StatusReport, WorktreeStatus } from '../workspace/status.js';
 import { callDaemon } from './context.js';
 import { failureOf, type ServiceFailure } from './service-wait.js';
 

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LocalRuntime } from '../runtime/local-runtime.js';
-import type { StatusReport } from './status.js';
+import type { StatusReport } from '../workspace/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
 import { httpStatusOf } from '../errors.js';

@@ -10,15 +10,15 @@ import type { ProxyLogger } from '../proxy/types.js';
 import { RequestLog } from '../proxy/request-log.js';
 import { startAdminApi, type AdminApiOptions } from './admin-api.js';
 import { DashboardFeed } from './dashboard-feed.js';
-import { acquireLock, homePaths, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from './home.js';
-import { buildStatus, probeLocalHealth, type Health, type StatusReport } from './status.js';
+import { acquireLock, homePaths, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../workspace/home.js';
+import { buildStatus, probeLocalHealth, type Health, type StatusReport } from '../workspace/status.js';
 import { caPaths, createCertificateStore, type CertificateStore } from '../certs/store.js';
 import { BridgeListeners } from './bridge-listeners.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
 import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
-import { Workspace } from './workspace.js';
+import { Workspace } from '../workspace/watcher.js';
 
 
 export interface DaemonOptions {

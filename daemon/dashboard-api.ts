@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { DevproxyError } from '../errors.js';
-import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged, type ProfileChangeRequest } from '../profiles/profile-change.js';
+import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged, type ProfileChangeRequest } from '../workspace/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../profiles/schema.js';
 import type { RequestLog } from '../proxy/request-log.js';
 import type { WorktreeInput } from '../router/types.js';

@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { RequestEntry, RequestLog } from '../proxy/request-log.js';
-import type { Health, StatusReport } from './status.js';
+import type { Health, StatusReport } from '../workspace/status.js';
 
 /** A table change is pushed after this quiet time, so a burst of changes sends one report. */
 const CHANGE_DEBOUNCE_MS = 15;

@@ -2,7 +2,7 @@ import type { ProxyLogger } from '../proxy/types.js';
 import { desiredLocalServices, localServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
-import type { RuntimeView } from './workspace.js';
+import type { RuntimeView } from '../workspace/watcher.js';
 
 /**
  * Drives the local runtime from the routing table: whenever a worktree's files change, its

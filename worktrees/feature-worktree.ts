@@ -4,7 +4,7 @@ import { simpleGit } from 'simple-git';
 import { DevproxyError } from '../errors.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 import { toSlug } from '../router/hostname.js';
-import { listWorktrees, SETUP_PENDING_LOCK } from './git-worktrees.js';
+import { listWorktrees, SETUP_PENDING_LOCK } from '../workspace/git-worktrees.js';
 
 /**
  * Checks a feature name before anything is created: it must be a valid git branch name whose

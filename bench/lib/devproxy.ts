@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DaemonInfo } from '../../daemon/home.js';
+import type { DaemonInfo } from '../../workspace/home.js';
 import { httpGet, type Probe } from './http-get.js';
 import { isShuttingDown, onCleanup, runCommand, sleep, startProcess, waitForPort, type CommandResult } from './procs.js';
 

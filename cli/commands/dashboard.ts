@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readDaemonInfo } from '../../daemon/home.js';
+import { readDaemonInfo } from '../../workspace/home.js';
 import { DevproxyError } from '../../errors.js';
 import { home } from '../context.js';
 

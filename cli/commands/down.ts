@@ -1,7 +1,7 @@
-import type { StatusReport, WorktreeStatus } from '../../daemon/status.js';
-import { readRepos } from '../../daemon/home.js';
-import { readDownWorktrees, updateDownWorktrees } from '../../daemon/down-state.js';
-import { loadRepoInputs } from '../../daemon/worktree-loader.js';
+import type { StatusReport, WorktreeStatus } from '../../workspace/status.js';
+import { readRepos } from '../../workspace/home.js';
+import { readDownWorktrees, updateDownWorktrees } from '../../workspace/down-state.js';
+import { loadRepoInputs } from '../../workspace/worktree-loader.js';
 import { DevproxyError } from '../../errors.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { buildRoutingTable } from '../../router/route-table.js';

@@ -7,7 +7,7 @@ import { buildWorktreeEnvironment, displayEnvironment, resolveEnvironment, type 
 import { DevproxyError } from '../../errors.js';
 import { localServices } from '../../router/profile-resolution.js';
 import type { WorktreeState } from '../../router/types.js';
-import type { RepoLocation } from '../../worktrees/git-worktrees.js';
+import type { RepoLocation } from '../../workspace/git-worktrees.js';
 import { home, listenPorts, selectWorktree, type WorktreeSelection } from '../context.js';
 
 /** Output formats of `devproxy env`. */

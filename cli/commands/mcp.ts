@@ -1,5 +1,5 @@
 /** `devproxy mcp`: the MCP server over stdio; the SDK loads only here, never for other commands or the daemon. */
 export async function mcp(opts: { dir?: string }): Promise<void> {
-  const { serveStdio } = await import('../../agents/mcp-server.js');
+  const { serveStdio } = await import('../mcp-server.js');
   await serveStdio({ cwd: opts.dir ?? process.cwd() });
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { StatusReport } from '../../daemon/status.js';
+import type { StatusReport } from '../../workspace/status.js';
 import type { ProjectConfig } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { finishSetup } from '../../worktrees/feature-worktree.js';

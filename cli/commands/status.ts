@@ -1,4 +1,4 @@
-import type { StatusReport } from '../../daemon/status.js';
+import type { StatusReport } from '../../workspace/status.js';
 import { currentStatus, selectWorktree, type WorktreeSelection } from '../context.js';
 import { renderStatus } from '../format.js';
 

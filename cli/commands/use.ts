@@ -1,10 +1,10 @@
-import type { ServiceStatus, StatusReport } from '../../daemon/status.js';
+import type { ServiceStatus, StatusReport } from '../../workspace/status.js';
 import { DevproxyError } from '../../errors.js';
-import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged } from '../../profiles/profile-change.js';
+import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged } from '../../workspace/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
-import { updateDownWorktrees } from '../../daemon/down-state.js';
+import { updateDownWorktrees } from '../../workspace/down-state.js';
 import { callDaemon, home, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
 import { foldLines, renderTable, routeLabel } from '../format.js';
 import { assertServicesHealthy, sayFailure, type ServiceFailure } from '../service-wait.js';

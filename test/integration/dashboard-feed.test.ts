@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { serverSentEvents } from '../../cli/commands/requests.js';
 import { DashboardFeed } from '../../daemon/dashboard-feed.js';
-import type { Health, StatusReport } from '../../daemon/status.js';
+import type { Health, StatusReport } from '../../workspace/status.js';
 import { RequestLog, type RequestEntry } from '../../proxy/request-log.js';
 import { waitFor } from '../helpers/git-repo.js';
 

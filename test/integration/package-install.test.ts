@@ -67,7 +67,7 @@ afterAll(async () => {
 
 describe('the published package', () => {
   it('ships the compiled CLI, the MCP server, the JSON Schemas, the README and the licence, and no tests or sources', () => {
-    expect(packedFiles).toEqual(expect.arrayContaining(['bin/devproxy.js', 'dist/cli/index.js', 'dist/daemon/main.js', 'dist/agents/mcp-server.js', 'schemas/status.json', 'schemas/error.json', 'README.md', 'LICENSE', 'package.json']));
+    expect(packedFiles).toEqual(expect.arrayContaining(['bin/devproxy.js', 'dist/cli/index.js', 'dist/daemon/main.js', 'dist/cli/mcp-server.js', 'schemas/status.json', 'schemas/error.json', 'README.md', 'LICENSE', 'package.json']));
     expect(packedFiles.filter((file) => file.startsWith('test/') || file.startsWith('dist/test/') || file.startsWith('dist/bench/'))).toEqual([]);
     expect(packedFiles.filter((file) => file.endsWith('.ts') || file.endsWith('.map'))).toEqual([]);
   });

@@ -3,7 +3,7 @@ import http2 from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildStatus } from '../../daemon/status.js';
+import { buildStatus } from '../../workspace/status.js';
 import { remoteTls, startRemote, remoteWorktreeFor, type RemoteWorktree, type RemoteWorktreeOptions } from '../helpers/remote-worktree.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { echoHandler, send, startHttpUpstream, type TestResponse, type Upstream } from '../helpers/upstreams.js';

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { updateRepos } from '../../daemon/home.js';
-import { Workspace } from '../../daemon/workspace.js';
+import { updateRepos } from '../../workspace/home.js';
+import { Workspace } from '../../workspace/watcher.js';
 import { profilePath, writeProfile } from '../../profiles/files.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 

@@ -9,8 +9,8 @@ import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DaemonInfo } from '../../daemon/home.js';
-import type { StatusReport } from '../../daemon/status.js';
+import type { DaemonInfo } from '../../workspace/home.js';
+import type { StatusReport } from '../../workspace/status.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
 

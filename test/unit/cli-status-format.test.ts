@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { foldLines, renderStatus } from '../../cli/format.js';
-import type { ServiceStatus, StatusReport } from '../../daemon/status.js';
+import type { ServiceStatus, StatusReport } from '../../workspace/status.js';
 
 const FAILURE = 'the local process of "api" failed: `node api.js` exited with code 1\nlast output:\nError: listen EADDRINUSE\n    at Server.listen (node:net:1)';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { routeProgress } from '../../cli/wait-routes.js';
-import type { ServiceStatus, WorktreeStatus } from '../../daemon/status.js';
+import type { ServiceStatus, WorktreeStatus } from '../../workspace/status.js';
 
 function svc(name: string, route: 'local' | 'remote', desired: 'local' | 'remote', state?: string, problem: string | null = null): ServiceStatus {
   return { name, host: `${name}.x.localhost`, url: '', httpsUrl: null, route, desired, target: null, health: 'not-checked', problem: problem === null ? null : { message: problem, hint: '' }, insecure: false, state: 'starting', ...(state ? { runtime: { state } } : {}) };

@@ -13,6 +13,6 @@ describe('the MCP SDK loads only under `devproxy mcp`', () => {
   });
 
   it('is reached by the MCP server module (so the check above can fail)', () => {
-    expect([...staticPackages('agents/mcp-server.ts')]).toEqual(expect.arrayContaining(['@modelcontextprotocol/sdk/server/mcp.js', 'zod']));
+    expect([...staticPackages('cli/mcp-server.ts')]).toEqual(expect.arrayContaining(['@modelcontextprotocol/sdk/server/mcp.js', 'zod']));
   });
 });

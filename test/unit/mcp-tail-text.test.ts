@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tailText } from '../../agents/mcp-server.js';
+import { tailText } from '../../cli/mcp-server.js';
 
 describe('tailText (the bound of the MCP logs tool)', () => {
   async function* chunks(...parts: string[]) {

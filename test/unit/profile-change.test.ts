@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextProfile, planProfileChange } from '../../profiles/profile-change.js';
+import { nextProfile, planProfileChange } from '../../workspace/profile-change.js';
 import type { ProfileFile } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildStatus } from '../../daemon/status.js';
+import { buildStatus } from '../../workspace/status.js';
 import type { Route } from '../../router/types.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
 

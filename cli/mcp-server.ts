@@ -5,15 +5,15 @@ import { z } from 'zod';
 import { displayEnvironment } from '../environment/worktree-env.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { selectWorktree, type WorktreeSelection } from '../cli/context.js';
-import { loadEnvironment } from '../cli/commands/env.js';
-import { jsonError } from '../cli/format.js';
-import { createFeature } from '../cli/commands/new.js';
-import { removeFeature } from '../cli/commands/rm.js';
-import { restartService, serviceLogs } from '../cli/commands/service.js';
-import { assertServicesHealthy, type ServiceFailure } from '../cli/service-wait.js';
-import { worktreeStatus } from '../cli/commands/status.js';
-import { switchProfile } from '../cli/commands/use.js';
+import { selectWorktree, type WorktreeSelection } from './context.js';
+import { loadEnvironment } from './commands/env.js';
+import { jsonError } from './format.js';
+import { createFeature } from './commands/new.js';
+import { removeFeature } from './commands/rm.js';
+import { restartService, serviceLogs } from './commands/service.js';
+import { assertServicesHealthy, type ServiceFailure } from './service-wait.js';
+import { worktreeStatus } from './commands/status.js';
+import { switchProfile } from './commands/use.js';
 
 /** Most past log lines one `logs` call returns. */
 export const MAX_LOG_LINES = 1_000;

@@ -6,7 +6,7 @@ import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
 import type { ProxyLogger } from '../proxy/types.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
-import { locateRepo, readWorktreeList, type GitWorktree } from '../worktrees/git-worktrees.js';
+import { locateRepo, readWorktreeList, type GitWorktree } from './git-worktrees.js';
 import type { DevproxyError } from '../errors.js';
 import { DOWN_FILE, readDownWorktrees } from './down-state.js';
 import { homePaths, readRepos } from './home.js';

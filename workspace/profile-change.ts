@@ -5,15 +5,15 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { acquireLock } from '../daemon/home.js';
+import { acquireLock } from './home.js';
 import { DevproxyError } from '../errors.js';
 import { localServices } from '../router/profile-resolution.js';
 import { planReconcile, type ReconcilePlan } from '../runtime/plan.js';
-import { configPath, profilePath, writeProfile } from './files.js';
-import { editProfileText, type ProfileChange } from './profile-edit.js';
-import type { ProfileFile, ProjectConfig, RouteMode } from './schema.js';
-import { validateProfile } from './validate-profile.js';
-import { didYouMean } from './yaml-source.js';
+import { configPath, profilePath, writeProfile } from '../profiles/files.js';
+import { editProfileText, type ProfileChange } from '../profiles/profile-edit.js';
+import type { ProfileFile, ProjectConfig, RouteMode } from '../profiles/schema.js';
+import { validateProfile } from '../profiles/validate-profile.js';
+import { didYouMean } from '../profiles/yaml-source.js';
 
 /** What a change asks for: a new profile (clears earlier overrides), overrides, or both. */
 export interface ProfileChangeRequest {

@@ -1,7 +1,7 @@
 import { configPath, loadConfig, loadProfile, profilePath } from '../profiles/files.js';
 import type { Diagnostic, ProfileFile, ProjectConfig } from '../profiles/schema.js';
 import type { WorktreeInput } from '../router/types.js';
-import { listWorktrees, type GitWorktree } from '../worktrees/git-worktrees.js';
+import { listWorktrees, type GitWorktree } from './git-worktrees.js';
 
 /** The last files of a worktree that validated; they stay in force while an edit is broken. */
 export interface LastGood {
