@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import { homePaths } from '../home-paths.js';
+import type { Logger } from '../logger.js';
 import { normaliseServername } from '../router/hostname.js';
 import type { PemPair } from './authority.js';
 
@@ -31,12 +32,6 @@ const CA_LOCK_POLL_MS = 50;
 /** Names every client reaching the proxy by loopback address or `localhost` may ask for. */
 const DEFAULT_NAMES = ['localhost', '127.0.0.1', '::1'];
 
-/** Paths of the CA files for a given `$DEVPROXY_HOME`. */
-export function caPaths(home: string): { dir: string; certPath: string; keyPath: string; leavesDir: string } {
-  const dir = join(home, 'certs');
-  return { dir, certPath: join(dir, 'ca.pem'), keyPath: join(dir, 'ca-key.pem'), leavesDir: join(dir, 'leaves') };
-}
-
 /** CN of a new CA: says whose it is, so a user reading a trust store knows what to remove. */
 export function defaultCaCommonName(): string {
   return `devproxy local CA (${userInfo().username}@${hostname()})`;
@@ -49,7 +44,7 @@ export function defaultCaCommonName(): string {
  * trusted by the system must never be replaced silently.
  */
 export async function loadCertificateAuthority(home: string): Promise<PemPair | undefined> {
-  const { certPath, keyPath, dir } = caPaths(home);
+  const { caCert: certPath, caKey: keyPath, certs: dir } = homePaths(home);
   const certPem = await readIfExists(certPath);
   // A key without a cert is a creator that died half-way: nothing can trust that key yet.
   if (certPem === undefined) return undefined;
@@ -100,13 +95,13 @@ export async function ensureCertificateAuthority(
  */
 export async function regenerateCertificateAuthority(home: string, opts: { commonName?: string } = {}): Promise<PemPair> {
   return await withCaLock(home, async () => {
-    await rm(caPaths(home).leavesDir, { recursive: true, force: true });
+    await rm(homePaths(home).leaves, { recursive: true, force: true });
     return await writeNewCa(home, opts.commonName);
   });
 }
 
 async function writeNewCa(home: string, commonName = defaultCaCommonName()): Promise<PemPair> {
-  const { dir, certPath, keyPath } = caPaths(home);
+  const { certs: dir, caCert: certPath, caKey: keyPath } = homePaths(home);
   await makePrivateDir(dir);
   const { createCertificateAuthority } = await loadAuthority();
   const ca = await createCertificateAuthority({ commonName });
@@ -117,9 +112,8 @@ async function writeNewCa(home: string, commonName = defaultCaCommonName()): Pro
 }
 
 async function withCaLock<T>(home: string, body: () => Promise<T>): Promise<T> {
-  const { dir } = caPaths(home);
+  const { certs: dir, caLock: lock } = homePaths(home);
   await makePrivateDir(dir);
-  const lock = join(dir, '.ca.lock');
   for (;;) {
     try {
       await mkdir(lock);
@@ -208,7 +202,7 @@ export interface CertificateStoreOptions {
    */
   isKnownName: (name: string) => boolean;
   /** Issuances and renewals are reported at info level; nothing else is logged. */
-  logger?: ProxyLogger;
+  logger?: Logger;
 }
 
 /** Hands out TLS contexts per SNI name, minting leaves from the local CA on demand. */
@@ -235,14 +229,14 @@ export interface CertificateStore {
 
 /** Creates a store over `$DEVPROXY_HOME/certs`; nothing touches the disk until first use. */
 export function createCertificateStore(options: CertificateStoreOptions): CertificateStore {
-  const paths = caPaths(options.home);
+  const paths = homePaths(options.home);
   const leaves = new Map<string, Promise<LeafEntry>>();
   let caPromise: Promise<PemPair> | undefined;
 
   const getCertificateAuthority = (): Promise<PemPair> => {
     caPromise ??= ensureCertificateAuthority(options.home).then(
       ({ ca, created }) => {
-        if (created) options.logger?.info(`created the devproxy CA ${paths.certPath}; trust it with \`devproxy trust\``);
+        if (created) options.logger?.info(`created the devproxy CA ${paths.caCert}; trust it with \`devproxy trust\``);
         return ca;
       },
       (error: unknown) => {
@@ -255,7 +249,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
 
   const loadOrIssue = async (key: string, names: string[]): Promise<LeafEntry> => {
     const ca = await getCertificateAuthority();
-    const file = join(paths.leavesDir, `${key.replace('*', '_wildcard_').replaceAll(':', '_')}.pem`);
+    const file = join(paths.leaves, `${key.replace('*', '_wildcard_').replaceAll(':', '_')}.pem`);
     const onDisk = await readIfExists(file);
     if (onDisk !== undefined) {
       const entry = usableLeaf(onDisk, ca);
@@ -264,7 +258,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
     const started = performance.now();
     const { issueLeafCertificate, LEAF_VALIDITY_DAYS } = await loadAuthority();
     const pair = await issueLeafCertificate(ca, names, { validityDays: LEAF_VALIDITY_DAYS });
-    await makePrivateDir(paths.leavesDir);
+    await makePrivateDir(paths.leaves);
     await writeFileAtomic(file, pair.certPem + pair.keyPem, { mode: 0o600 });
     const entry = toEntry(pair);
     options.logger?.info(
@@ -296,7 +290,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
   };
 
   return {
-    caPath: paths.certPath,
+    caPath: paths.caCert,
     getCertificateAuthority,
     getLeaf,
     async prepare(names) {

@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { VERSION } from '../version.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
-import { devproxyHome } from '../workspace/home.js';
+import { devproxyHome } from '../home-paths.js';
 import { jsonError } from './format.js';
 
 /**

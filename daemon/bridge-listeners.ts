@@ -1,4 +1,4 @@
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 
 /** One extra address the proxy listens on, and how to stop listening there. */
 interface BridgeListener {
@@ -16,7 +16,7 @@ export interface BridgeListenersOptions {
   listening(): string[];
   /** Called after an address was added, so daemon.json can list it. */
   onAdded(address: string): void;
-  logger: ProxyLogger;
+  logger: Logger;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 
 /**
  * Default size (bytes) at which the daemon log is rotated: daemon.log becomes daemon.log.1 (the
@@ -11,7 +11,7 @@ export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 const RETRY_AFTER_FAILURE_MS = 2_000;
 
 /** The daemon's logger writing to its own file, and what it could not write. */
-export interface DaemonLog extends ProxyLogger {
+export interface DaemonLog extends Logger {
   /** Lines dropped because the file system refused them (ENOSPC, EDQUOT, EIO…), since start. */
   readonly dropped: number;
   close(): void;

@@ -6,13 +6,14 @@ import { startHttpsProxy } from '../proxy/https-listener.js';
 import { budgetFromLimit, ConnectionBudget, descriptorLimit } from '../proxy/connection-limits.js';
 import { createProxyHandler, type ProxyHandlerOptions } from '../proxy/server.js';
 import { startHttpProxy } from '../proxy/http-listener.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import { RequestLog } from '../proxy/request-log.js';
 import { startAdminApi, type AdminApiOptions } from './admin-api.js';
 import { DashboardFeed } from './dashboard-feed.js';
-import { acquireLock, homePaths, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../workspace/home.js';
+import { homePaths } from '../home-paths.js';
+import { acquireLock, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../workspace/home.js';
 import { buildStatus, probeLocalHealth, type Health, type StatusReport } from '../workspace/status.js';
-import { caPaths, createCertificateStore, type CertificateStore } from '../certs/store.js';
+import { createCertificateStore, type CertificateStore } from '../certs/store.js';
 import { BridgeListeners } from './bridge-listeners.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
@@ -34,7 +35,7 @@ export interface DaemonOptions {
   syncHostsFile?: string;
   /** Range local ports are allocated from (`DEVPROXY_LOCAL_PORTS`); default 41000-48999. */
   localPorts?: { start: number; end: number };
-  logger: ProxyLogger;
+  logger: Logger;
 }
 
 export interface RunningDaemon {
@@ -54,7 +55,7 @@ export interface RunningDaemon {
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const paths = homePaths(options.home);
   await mkdir(options.home, { recursive: true, mode: 0o700 });
-  const release = await acquireLock(`${paths.daemon}.lock`);
+  const release = await acquireLock(paths.daemonLock);
   try {
     const running = await readDaemonInfo(options.home);
     if (running) {
@@ -162,7 +163,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     });
     const bridgeListeners = bridges;
     closers.push(() => bridgeListeners.close());
-    const caPath = httpsPort === null ? null : caPaths(options.home).certPath;
+    const caPath = httpsPort === null ? null : homePaths(options.home).caCert;
     controller.start(
       (input, slug, local) => worktreeEnvironment({ config: input.config!, slug, local, httpPort: http.port, httpsPort, caPath }, { env: process.env, baseDir: input.repo }),
       workspace.getTable(),

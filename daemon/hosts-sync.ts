@@ -1,5 +1,5 @@
 import { syncHostsFile } from '../environment/hosts-file.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 
 /** Table changes come in bursts (a new worktree adds five names at once): write once they settle. */
 const HOSTS_SYNC_DEBOUNCE_MS = 200;
@@ -17,7 +17,7 @@ export class HostsFileSync {
 
   constructor(
     private readonly path: string,
-    private readonly logger: ProxyLogger,
+    private readonly logger: Logger,
   ) {}
 
   update(hosts: Iterable<string>): void {

@@ -2,7 +2,7 @@ import { isDevproxyError } from '../errors.js';
 import { parsePortRange } from '../runtime/ports.js';
 import { startDaemon } from './daemon.js';
 import { DEFAULT_LOG_MAX_BYTES, openDaemonLog } from './daemon-log.js';
-import { devproxyHome } from '../workspace/home.js';
+import { devproxyHome } from '../home-paths.js';
 
 /** Longest wait for in-flight requests when the daemon is asked to stop. */
 const SHUTDOWN_TIMEOUT_MS = 10_000;

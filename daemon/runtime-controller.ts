@@ -1,4 +1,4 @@
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import { desiredLocalServices, localServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
@@ -25,7 +25,7 @@ export class RuntimeController implements RuntimeView {
 
   constructor(
     private readonly runtime: LocalRuntime,
-    private readonly logger: ProxyLogger,
+    private readonly logger: Logger,
     /** Called when a reconcile fails, so the table shows the failure on the routes. */
     private readonly onFailure: () => void,
   ) {}

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createCertificateAuthority, issueLeafCertificate } from '../certs/authority.js';
+import { homePaths } from '../home-paths.js';
 
 const CLI = fileURLToPath(new URL('../../bin/devproxy.js', import.meta.url));
 const REMOTE_NAMES = ['contoso-ui-dev.localhost', 'contoso-api-dev.localhost', 'contoso-pipeline-dev.localhost'];
@@ -95,7 +96,7 @@ async function main(): Promise<void> {
     await devproxy(['env'], worktrees[0]!);
 
     step('Try it yourself');
-    const httpsTry = info.httpsPort ? `\n  curl --cacert ${join(home, 'certs', 'ca.pem')} https://${api}:${info.httpsPort}/` : '';
+    const httpsTry = info.httpsPort ? `\n  curl --cacert ${homePaths(home).caCert} https://${api}:${info.httpsPort}/` : '';
     console.log(`  curl http://${api}:${info.httpPort}/${httpsTry}\n  DEVPROXY_HOME=${home} node ${CLI} use minimal -C ${worktrees[0]}`);
     if (keep) {
       console.log('\nRunning until Ctrl-C …');

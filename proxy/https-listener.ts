@@ -18,7 +18,8 @@ import { SERVER_TLS_POLICY } from '../certs/tls-policy.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 import { H2_SESSION_OPTIONS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
 import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
-import type { ProxyHandler, ProxyLogger } from './types.js';
+import type { Logger } from '../logger.js';
+import type { ProxyHandler } from './types.js';
 
 /** The no-SNI certificate (clients dialling an IP literal) is re-read this often, so it renews. */
 const DEFAULT_CERT_REFRESH_MS = 12 * 3_600_000;
@@ -34,7 +35,7 @@ export interface HttpsProxyOptions {
   /** Mints and caches a certificate per SNI name; unknown names fail the handshake. */
   certificates: CertificateStore;
   /** Refused handshakes and bridge failures are reported here. */
-  logger?: ProxyLogger;
+  logger?: Logger;
   /** Longest wait for a request after the handshake, and for an HTTP/1.1 request's headers, in ms; default 30 s. */
   headersTimeoutMs?: number;
   /** Client connections shared with the other proxy listeners; default: unbounded. */

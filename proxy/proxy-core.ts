@@ -9,7 +9,8 @@ import type { Route } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
 import type { RemoteHopHeaders } from './remote-hop.js';
 import type { StableOrigin } from './response-rewrite.js';
-import type { ProxyLogger, ProxyOptions } from './types.js';
+import type { Logger } from '../logger.js';
+import type { ProxyOptions } from './types.js';
 import type { UpstreamPools, UpstreamTimeouts } from './upstream-pools.js';
 import type { UpstreamShares } from './upstream-share.js';
 
@@ -33,7 +34,7 @@ export interface ProxyCore {
   readonly options: ProxyHandlerOptions;
   readonly pools: UpstreamPools;
   readonly timeouts: UpstreamTimeouts;
-  readonly logger: ProxyLogger | undefined;
+  readonly logger: Logger | undefined;
   /** Client sockets of live upgraded (WebSocket) connections, cut by `close()`. */
   readonly tunnels: Set<Duplex>;
   /** Auth, worktree header and X-Original-Host of remote hops. */

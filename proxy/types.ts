@@ -1,15 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../logger.js';
 import type { RoutingTable } from '../router/types.js';
 import type { RequestLog } from './request-log.js';
-
-/** Receives what the proxy has to say; library code never prints (tests collect into arrays). */
-export interface ProxyLogger {
-  info(message: string): void;
-  warn(message: string): void;
-  error(message: string): void;
-}
 
 export interface ProxyOptions {
   /** Returns the current table; the watcher swaps it in one assignment, the proxy only reads. */
@@ -22,7 +16,7 @@ export interface ProxyOptions {
   redirectToHttps?: boolean;
   /** Extra PEM CA files trusted for every remote (e.g. the demo's stand-in DEV CA). */
   extraCaFiles?: string[];
-  logger?: ProxyLogger;
+  logger?: Logger;
   /** Where finished exchanges are recorded for the dashboard and `devproxy requests`; absent: nothing is recorded. */
   requestLog?: RequestLog;
 }

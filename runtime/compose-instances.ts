@@ -7,9 +7,9 @@
  * docker-observer.ts.
  */
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { ProjectConfig } from '../profiles/schema.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import { composeFilePath } from '../home-paths.js';
+import type { Logger } from '../logger.js';
 import {
   assertComposeService,
   composeProjectDirectory,
@@ -55,7 +55,7 @@ export interface ComposeInstancesOptions {
   home: string;
   observer: DockerObserver;
   ports: PortAllocator;
-  logger?: ProxyLogger;
+  logger?: Logger;
   /** SIGTERM → SIGKILL grace when stopping (ms; rounded up to whole seconds for Docker). */
   stopGraceMs: number;
   /** An instance's state changed. */
@@ -229,7 +229,7 @@ export class ComposeInstances {
       await Promise.all(containers.map((c) => observer.stopAndRemove(c.id, this.graceSeconds())));
       for (const project of projects) {
         await observer.removeComposeNetworks(project);
-        await rm(join(this.opts.home, 'compose', `${project}.compose.yaml`), { force: true });
+        await rm(composeFilePath(this.opts.home, project), { force: true });
       }
     } catch (error) {
       if (dockerNeeded || !isConnectionError(error)) throw isConnectionError(error) ? observer.unavailableError(error) : error;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { DevproxyError } from '../errors.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
 import { sleep } from './health.js';
 import { bridgeGateway, localAddresses, type BridgeNetworkInspect } from './docker-gateway.js';
@@ -89,7 +89,7 @@ export function dockerConnectionOptions(dockerHost: string): Docker.DockerOption
 export interface DockerObserverOptions {
   /** DOCKER_HOST value; default {@link resolveDockerHost}. */
   dockerHost?: string;
-  logger?: ProxyLogger;
+  logger?: Logger;
   /** An event about a devproxy-owned container. */
   onEvent?: (event: OwnedContainerEvent) => void;
   /** The engine went away or came back (also after the first successful connect). */

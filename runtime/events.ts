@@ -4,7 +4,7 @@
  * the engine going away). The readings of observed events are pure, so each rule is a unit test;
  * the runtime applies them to its instances.
  */
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import type { OwnedContainerEvent } from './docker-observer.js';
 import { isRunning, type Instance } from './instance.js';
 
@@ -20,7 +20,7 @@ export class ChangeSignal {
 
   constructor(
     private readonly onChange: (() => void) | undefined,
-    private readonly logger: ProxyLogger | undefined,
+    private readonly logger: Logger | undefined,
   ) {}
 
   /** Any state or port changed, or Docker came or went. */

@@ -14,7 +14,7 @@
  */
 import type { LocalDefinition, ProjectConfig } from '../profiles/schema.js';
 import { DEFAULT_HEALTH_TIMEOUT_MS } from '../profiles/validate-config.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import { composeProjectName, type ComposeFile } from './compose.js';
 import { CommandInstances } from './command-instances.js';
 import { ComposeInstances, type ComposeStart } from './compose-instances.js';
@@ -63,7 +63,7 @@ export interface ReconcileOptions {
 export interface LocalRuntimeOptions {
   /** $DEVPROXY_HOME: ports.json, processes.json, logs/, compose/ live there. */
   home: string;
-  logger?: ProxyLogger;
+  logger?: Logger;
   /** Any state or port changed, or Docker came or went: the daemon rebuilds its routing table. */
   onChange?: () => void;
   /** DOCKER_HOST for dockerode and the Compose CLI; default DOCKER_HOST, else the system socket, else Docker Desktop's. */

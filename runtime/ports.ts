@@ -5,8 +5,8 @@
  * `$DEVPROXY_HOME/ports.json` it never moves, so bookmarks and app config that captured it stay valid.
  */
 import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { DevproxyError } from '../errors.js';
+import { homePaths } from '../home-paths.js';
 import { readJsonState, writeJsonState } from './json-state.js';
 
 /** First port of the range devproxy allocates from. */
@@ -60,7 +60,7 @@ export class PortAllocator {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(opts: PortAllocatorOptions) {
-    this.file = join(opts.home, 'ports.json');
+    this.file = homePaths(opts.home).ports;
     this.range = opts.range ?? { start: PORT_RANGE_START, end: PORT_RANGE_END };
   }
 

@@ -16,6 +16,7 @@ import { lastLines } from './compose.js';
 import { readLogTail } from './log-file.js';
 import { sleep } from './health.js';
 import { nodeOptionsWithPreload } from '../environment/node-options.js';
+import { homePaths, serviceLogPath } from '../home-paths.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -79,13 +80,13 @@ export class ProcessSupervisor {
 
   constructor(opts: ProcessSupervisorOptions) {
     this.opts = opts;
-    this.file = join(opts.home, 'processes.json');
-    this.logsDir = join(opts.home, 'logs');
+    this.file = homePaths(opts.home).processes;
+    this.logsDir = homePaths(opts.home).logs;
   }
 
   /** The log file of a worktree's service. */
   logFile(slug: string, service: string): string {
-    return join(this.logsDir, `${slug}-${service}.log`);
+    return serviceLogPath(this.opts.home, slug, service);
   }
 
   /**

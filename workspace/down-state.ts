@@ -5,24 +5,21 @@
  * takes it out of the list. Read tolerantly: a torn file counts as "nothing is down".
  */
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { homePaths } from '../home-paths.js';
 import { readJsonState, writeJsonState } from '../runtime/json-state.js';
 import { acquireLock } from './home.js';
 
-/** File name of the down list inside $DEVPROXY_HOME. */
-export const DOWN_FILE = 'down.json';
-
 /** Worktree paths that are down. */
 export async function readDownWorktrees(home: string): Promise<Set<string>> {
-  const state = await readJsonState<{ worktrees?: unknown }>(join(home, DOWN_FILE), {});
+  const state = await readJsonState<{ worktrees?: unknown }>(homePaths(home).down, {});
   return new Set(Array.isArray(state.worktrees) ? state.worktrees.filter((p): p is string => typeof p === 'string') : []);
 }
 
 /** Changes the down list under a lock; writes only when it changed. Answers the new list. */
 export async function updateDownWorktrees(home: string, change: (down: Set<string>) => void): Promise<Set<string>> {
-  const file = join(home, DOWN_FILE);
+  const { down: file, downLock } = homePaths(home);
   await mkdir(home, { recursive: true, mode: 0o700 });
-  const release = await acquireLock(`${file}.lock`);
+  const release = await acquireLock(downLock);
   try {
     const down = await readDownWorktrees(home);
     const before = JSON.stringify([...down].sort());

@@ -1,8 +1,7 @@
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
+import { homePaths } from '../home-paths.js';
 
 /** Default plain HTTP port of the proxy (`--port`, `DEVPROXY_PORT`). */
 export const DEFAULT_HTTP_PORT = 7080;
@@ -12,28 +11,6 @@ export const DEFAULT_HTTPS_PORT = 7443;
 const LOCK_WAIT_MS = 5_000;
 /** A lock older than this is left over by a killed command and is taken over. */
 const STALE_LOCK_MS = 30_000;
-
-/** `$DEVPROXY_HOME`, default `~/.devproxy`. */
-export function devproxyHome(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DEVPROXY_HOME || join(homedir(), '.devproxy');
-}
-
-/** The files devproxy keeps per user. */
-export function homePaths(home: string) {
-  return {
-    home,
-    /** Running daemon: pid, ports, admin token (mode 0600). */
-    daemon: join(home, 'daemon.json'),
-    /** Admin port and token kept across daemon restarts, so an open dashboard reconnects (mode 0600). */
-    admin: join(home, 'admin.json'),
-    /** Registered repositories (main checkout paths). */
-    repos: join(home, 'repos.json'),
-    reposLock: join(home, 'repos.json.lock'),
-    logs: join(home, 'logs'),
-    daemonLog: join(home, 'logs', 'daemon.log'),
-    certs: join(home, 'certs'),
-  };
-}
 
 /** What a running daemon publishes in daemon.json for the CLI. */
 export interface DaemonInfo {

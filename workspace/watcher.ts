@@ -3,13 +3,14 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
-import type { ProxyLogger } from '../proxy/types.js';
+import type { Logger } from '../logger.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import { locateRepo, readWorktreeList, type GitWorktree } from './git-worktrees.js';
 import type { DevproxyError } from '../errors.js';
-import { DOWN_FILE, readDownWorktrees } from './down-state.js';
-import { homePaths, readRepos } from './home.js';
+import { readDownWorktrees } from './down-state.js';
+import { homePaths } from '../home-paths.js';
+import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
@@ -34,7 +35,7 @@ export interface RuntimeView {
 
 export interface WorkspaceOptions {
   home: string;
-  logger?: ProxyLogger;
+  logger?: Logger;
   runtime?: RuntimeView;
   /** Called after every table swap with the worktrees whose files changed. */
   onChange?: (table: RoutingTable, changed: WorktreeInput[]) => void;
@@ -103,13 +104,13 @@ export class Workspace {
     const paths = homePaths(this.options.home);
     this.homeWatcher = watch(this.options.home, { depth: 0, ignoreInitial: true });
     this.homeWatcher.on('all', (_event, path) => {
-      if (basename(path) === DOWN_FILE) {
+      if (path === paths.down) {
         void this.syncDown();
         // The same throttle as for repos.json: a quick second write would be missed.
         clearTimeout(this.downRecheck);
         this.downRecheck = setTimeout(() => void this.syncDown(), RECHECK_WINDOW_MS);
       }
-      if (basename(path) !== basename(paths.repos)) return;
+      if (path !== paths.repos) return;
       void this.syncRepos();
       // chokidar drops a second event for the same path inside its throttle window, so a quick
       // fix right after a bad write would be missed: read the registry once more after it.

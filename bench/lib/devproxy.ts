@@ -5,6 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { homePaths } from '../../home-paths.js';
 import type { DaemonInfo } from '../../workspace/home.js';
 import { httpGet, type Probe } from './http-get.js';
 import { isShuttingDown, onCleanup, runCommand, sleep, startProcess, waitForPort, type CommandResult } from './procs.js';
@@ -42,7 +43,7 @@ export function runCli(cli: Cli, home: string, args: string[], cwd?: string, tim
 
 function readDaemonInfo(home: string): DaemonInfo | undefined {
   try {
-    const info = JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as DaemonInfo;
+    const info = JSON.parse(readFileSync(homePaths(home).daemon, 'utf8')) as DaemonInfo;
     return typeof info.pid === 'number' && typeof info.httpPort === 'number' ? info : undefined;
   } catch {
     return undefined;
@@ -68,10 +69,10 @@ export async function startDaemon(cli: Cli, opts: { home: string; httpPort: numb
   if (isShuttingDown()) throw new Error('not starting devproxy: shutting down');
   const https = opts.httpsPort === null ? ['--no-https'] : ['--https-port', String(opts.httpsPort)];
   const startArgs = ['proxy', 'start', '--port', String(opts.httpPort), ...https];
-  const logFile = join(opts.home, 'logs', 'daemon.log');
+  const logFile = homePaths(opts.home).daemonLog;
   let info: DaemonInfo | undefined;
   if (opts.cpuProfDir) {
-    mkdirSync(join(opts.home, 'logs'), { recursive: true });
+    mkdirSync(homePaths(opts.home).logs, { recursive: true });
     const managed = startProcess('devproxy', process.execPath, ['--cpu-prof', `--cpu-prof-dir=${opts.cpuProfDir}`, cliPath(cli), ...startArgs, '--foreground'], {
       cwd: cli.root,
       env: { ...process.env, DEVPROXY_HOME: opts.home },

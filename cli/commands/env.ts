@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { writeFileAtomic } from '../../atomic-write.js';
-import { caPaths } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { buildWorktreeEnvironment, displayEnvironment, resolveEnvironment, type WorktreeEnvironment } from '../../environment/worktree-env.js';
 import { DevproxyError } from '../../errors.js';
 import { localServices } from '../../router/profile-resolution.js';
@@ -37,7 +37,7 @@ export async function loadEnvironment(selection: WorktreeSelection): Promise<Loa
         local: localServices(input.config, input.profile),
         httpPort,
         httpsPort,
-        caPath: httpsPort === null ? null : caPaths(home()).certPath,
+        caPath: httpsPort === null ? null : homePaths(home()).caCert,
       })
     : { variables: [], notes: [] };
   return { environment, worktree, location, baseDir: worktree.repo };

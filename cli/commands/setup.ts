@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { setupLogPath } from '../../home-paths.js';
 import type { StatusReport } from '../../workspace/status.js';
 import type { ProjectConfig } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
@@ -13,7 +13,7 @@ import { assertServicesHealthy, failureOf, servicesFailures, verdictTimeoutMs, w
  */
 export async function runSetupWithProgress(opts: { main: string; worktree: string; slug: string; config: ProjectConfig; say: (line: string) => void }): Promise<SetupResult> {
   const { say } = opts;
-  const logFile = join(home(), 'logs', `${opts.slug}-setup.log`);
+  const logFile = setupLogPath(home(), opts.slug);
   return runWorktreeSetup({
     main: opts.main,
     worktree: opts.worktree,

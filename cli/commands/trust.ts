@@ -1,5 +1,6 @@
 import { access } from 'node:fs/promises';
-import { caPaths, ensureCertificateAuthority, regenerateCertificateAuthority } from '../../certs/store.js';
+import { ensureCertificateAuthority, regenerateCertificateAuthority } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { installTrust, printTrust, uninstallTrust, type TrustStep } from '../../certs/trust.js';
 
 /** Options of `devproxy trust`. */
@@ -24,7 +25,7 @@ export interface TrustCommandOptions {
  * run where privileges were missing. Throws `DEVPROXY_ERR_CA_CORRUPT` for an unusable CA.
  */
 export async function trust(opts: TrustCommandOptions): Promise<string> {
-  const caPath = caPaths(opts.home).certPath;
+  const caPath = homePaths(opts.home).caCert;
   let created = false;
   let steps: TrustStep[] = [];
   const targets: Array<'system' | 'nss'> = opts.system === false ? ['nss'] : ['system', 'nss'];

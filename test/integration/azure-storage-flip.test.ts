@@ -22,7 +22,7 @@ import {
   StorageSharedKeyCredential,
 } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { caPaths } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { AZURITE_ACCOUNT, AZURITE_KEY, azuriteArgs, azuriteScript, startAzurite, type Azurite } from '../helpers/azurite.js';
 import { resolveLocalhostNames, trustingOptions, type TrustingOptions } from '../helpers/azure-sdk.js';
 import { waitFor } from '../helpers/git-repo.js';
@@ -130,7 +130,7 @@ default: minimal
   expect(started.code, started.stderr).toBe(0);
   const info = await waitFor(async () => ((await daemon.info())?.httpsPort ? daemon.info() : undefined), 30_000, 'daemon.json with an HTTPS port');
   httpsPort = info!.httpsPort as number;
-  caPems = [await readFile(caPaths(daemon.home).certPath, 'utf8')];
+  caPems = [await readFile(homePaths(daemon.home).caCert, 'utf8')];
   client = new BlobServiceClient(`https://blob.contoso.localhost:${httpsPort}/${AZURITE_ACCOUNT}`, sharedKey(), options());
   expect(await waitRoute('remote')).toBe(`https://${REMOTE_HOST}:${remote.port}`);
 }, 120_000);

@@ -9,7 +9,8 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { caPaths, createCertificateStore, ensureCertificateAuthority } from '../../certs/store.js';
+import { createCertificateStore, ensureCertificateAuthority } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { DevproxyError } from '../../errors.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
@@ -363,7 +364,7 @@ describe('a corrupted CA', () => {
     const home = await mkdtemp(join(tmpdir(), 'devproxy-https-bad-'));
     cleanups.push(() => rm(home, { recursive: true, force: true }));
     await ensureCertificateAuthority(home);
-    await writeFile(caPaths(home).keyPath, 'not a key');
+    await writeFile(homePaths(home).caKey, 'not a key');
     const handler = createProxyHandler({ getTable: () => tableOf(), httpPort: 0 });
     cleanups.push(() => handler.close());
     const certificates = createCertificateStore({ home, isKnownName: () => true });
@@ -374,6 +375,6 @@ describe('a corrupted CA', () => {
     expect(error).toBeInstanceOf(DevproxyError);
     expect((error as DevproxyError).code).toBe('DEVPROXY_ERR_CA_CORRUPT');
     expect((error as DevproxyError).message).toContain('ca-key.pem is not a PEM private key');
-    expect(await readFile(caPaths(home).keyPath, 'utf8')).toBe('not a key');
+    expect(await readFile(homePaths(home).caKey, 'utf8')).toBe('not a key');
   });
 });

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
 import {
-  caPaths,
   createCertificateStore,
   ensureCertificateAuthority,
   leafCovers,
@@ -13,6 +12,7 @@ import {
   loadCertificateAuthority,
   regenerateCertificateAuthority,
 } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { DevproxyError } from '../../errors.js';
 
 const ROUTED = new Set(['api.feature-x.localhost', 'ui.feature-x.localhost', 'api.contoso.localhost', 'feature-x.localhost']);
@@ -87,7 +87,7 @@ describe('the CA on disk', () => {
   it('is created on first use with a private key file and directory', async () => {
     const { ca, created } = await ensureCertificateAuthority(home);
     expect(created).toBe(true);
-    const { dir, certPath, keyPath } = caPaths(home);
+    const { certs: dir, caCert: certPath, caKey: keyPath } = homePaths(home);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
     expect((await stat(keyPath)).mode & 0o777).toBe(0o600);
     expect(await readFile(certPath, 'utf8')).toBe(ca.certPem);
@@ -106,7 +106,7 @@ describe('the CA on disk', () => {
 
   it('refuses an unparseable CA file with DEVPROXY_ERR_CA_CORRUPT and leaves it untouched', async () => {
     await ensureCertificateAuthority(home);
-    const { certPath } = caPaths(home);
+    const { caCert: certPath } = homePaths(home);
     await writeFile(certPath, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
     const error = await expectCode(ensureCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
     expect(error.message).toContain('ca.pem is not a PEM certificate');
@@ -121,15 +121,15 @@ describe('the CA on disk', () => {
   it('refuses a key that does not belong to the cert', async () => {
     const { ca } = await ensureCertificateAuthority(home);
     const other = await createCertificateAuthority({ commonName: 'other' });
-    await writeFile(caPaths(home).keyPath, other.keyPem);
+    await writeFile(homePaths(home).caKey, other.keyPem);
     const error = await expectCode(loadCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
     expect(error.message).toContain('does not belong to');
-    expect(await readFile(caPaths(home).certPath, 'utf8')).toBe(ca.certPem);
+    expect(await readFile(homePaths(home).caCert, 'utf8')).toBe(ca.certPem);
   });
 
   it('refuses a cert whose key file is missing', async () => {
     await ensureCertificateAuthority(home);
-    await rm(caPaths(home).keyPath);
+    await rm(homePaths(home).caKey);
     await expectCode(loadCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
   });
 
@@ -137,11 +137,11 @@ describe('the CA on disk', () => {
     const { ca } = await ensureCertificateAuthority(home);
     const store = createCertificateStore({ home, isKnownName });
     await store.getLeaf('api.feature-x.localhost');
-    await writeFile(caPaths(home).certPath, 'garbage');
+    await writeFile(homePaths(home).caCert, 'garbage');
     const fresh = await regenerateCertificateAuthority(home);
     expect(fresh.certPem).not.toBe(ca.certPem);
     expect((await loadCertificateAuthority(home))?.certPem).toBe(fresh.certPem);
-    await expect(stat(caPaths(home).leavesDir)).rejects.toThrow(/ENOENT/);
+    await expect(stat(homePaths(home).leaves)).rejects.toThrow(/ENOENT/);
   });
 });
 
@@ -161,7 +161,7 @@ describe('createCertificateStore', () => {
     expect(cert.checkHost('api.feature-x.localhost')).toBeDefined();
     expect(cert.checkHost('ui.feature-x.localhost')).toBeDefined();
     expect(cert.subjectAltName).not.toContain('DNS:*.localhost');
-    const file = join(caPaths(home).leavesDir, '_wildcard_.feature-x.localhost.pem');
+    const file = join(homePaths(home).leaves, '_wildcard_.feature-x.localhost.pem');
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect(messages.join('\n')).not.toContain('PRIVATE KEY');
   });
@@ -192,7 +192,7 @@ describe('createCertificateStore', () => {
     const store = createCertificateStore({ home, isKnownName });
     await expectCode(store.getLeaf('evil.example.com'), 'DEVPROXY_ERR_CERT_UNKNOWN_HOST');
     await expectCode(store.getLeaf('../../etc/passwd'), 'DEVPROXY_ERR_CERT_UNKNOWN_HOST');
-    await expect(stat(caPaths(home).leavesDir)).rejects.toThrow(/ENOENT/);
+    await expect(stat(homePaths(home).leaves)).rejects.toThrow(/ENOENT/);
   });
 
   it('reuses a valid leaf from disk after a restart', async () => {
@@ -213,8 +213,8 @@ describe('createCertificateStore', () => {
       notBefore: new Date(Date.now() + fromDays * DAY_MS),
       notAfter: new Date(Date.now() + toDays * DAY_MS),
     });
-    const file = join(caPaths(home).leavesDir, '_wildcard_.feature-x.localhost.pem');
-    await mkdir(caPaths(home).leavesDir, { recursive: true });
+    const file = join(homePaths(home).leaves, '_wildcard_.feature-x.localhost.pem');
+    await mkdir(homePaths(home).leaves, { recursive: true });
     await writeFile(file, stale.certPem + stale.keyPem);
     const { messages, logger } = collectingLogger();
     const entry = await createCertificateStore({ home, isKnownName, logger }).getLeaf('api.feature-x.localhost');
@@ -228,8 +228,8 @@ describe('createCertificateStore', () => {
     await ensureCertificateAuthority(home);
     const stranger = await createCertificateAuthority({ commonName: 'stranger' });
     const foreign = await issueLeafCertificate(stranger, ['*.feature-x.localhost']);
-    await mkdir(caPaths(home).leavesDir, { recursive: true });
-    await writeFile(join(caPaths(home).leavesDir, '_wildcard_.feature-x.localhost.pem'), foreign.certPem + foreign.keyPem);
+    await mkdir(homePaths(home).leaves, { recursive: true });
+    await writeFile(join(homePaths(home).leaves, '_wildcard_.feature-x.localhost.pem'), foreign.certPem + foreign.keyPem);
     const entry = await createCertificateStore({ home, isKnownName }).getLeaf('api.feature-x.localhost');
     expect(entry.pair.certPem).not.toBe(foreign.certPem);
   });
