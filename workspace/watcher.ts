@@ -18,12 +18,13 @@ const GIT_RESCAN_DEBOUNCE_MS = 50;
 /**
  * chokidar drops, rather than delays, events inside its throttle windows (a second `change` of
  * a path within 50 ms, a second `unlink` within 100 ms, an unlink+add within 100 ms under
- * `atomic`), so a quick second edit would be lost. After every event the files' identity is
- * rechecked every RECHECK_INTERVAL_MS until RECHECK_WINDOW_MS have passed without an event:
- * two stat calls a check, and a reload only when a file really changed.
+ * `atomic`), and its watch of a file replaced by a rename can miss the next replacement, so a
+ * quick second edit would be lost. Once a worktree's files have been quiet this long (no event
+ * and no reload running) their identity is checked against what was loaded, and they are read
+ * again when it differs. Longer than chokidar's longest window, so a dropped event always falls
+ * before the check.
  */
-const RECHECK_INTERVAL_MS = 20;
-const RECHECK_WINDOW_MS = 120;
+const SETTLE_MS = 150;
 
 /** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
 export interface RuntimeView {
@@ -48,11 +49,10 @@ interface TrackedWorktree {
   usesMainConfig: boolean;
   diagnostics: Diagnostic[];
   watcher: FSWatcher;
-  /** Identity (inode, size, mtime) of the files last loaded; a recheck with the same skips work. */
+  /** Identity (inode, size, mtime) of the files last loaded; a check that finds the same skips work. */
   signature: string;
-  recheckTimer?: NodeJS.Timeout;
-  /** Rechecks continue until this time (ms since epoch). */
-  recheckUntil: number;
+  /** The identity check once the files are quiet (see SETTLE_MS). */
+  settleTimer?: NodeJS.Timeout;
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
@@ -108,14 +108,14 @@ export class Workspace {
         void this.syncDown();
         // The same throttle as for repos.json: a quick second write would be missed.
         clearTimeout(this.downRecheck);
-        this.downRecheck = setTimeout(() => void this.syncDown(), RECHECK_WINDOW_MS);
+        this.downRecheck = setTimeout(() => void this.syncDown(), SETTLE_MS);
       }
       if (path !== paths.repos) return;
       void this.syncRepos();
       // chokidar drops a second event for the same path inside its throttle window, so a quick
       // fix right after a bad write would be missed: read the registry once more after it.
       clearTimeout(this.registryRecheck);
-      this.registryRecheck = setTimeout(() => void this.syncRepos(), RECHECK_WINDOW_MS);
+      this.registryRecheck = setTimeout(() => void this.syncRepos(), SETTLE_MS);
     });
     this.homeWatcher.on('error', (error) => this.options.logger?.warn(`watcher: ${String(error)}`));
     await once(this.homeWatcher, 'ready');
@@ -203,7 +203,7 @@ export class Workspace {
       clearTimeout(repo.rescanTimer);
       await repo.gitWatcher?.close();
     }
-    for (const w of this.worktrees.values()) clearTimeout(w.recheckTimer);
+    for (const w of this.worktrees.values()) clearTimeout(w.settleTimer);
     await Promise.all([...this.worktrees.values()].map((w) => w.watcher.close()));
     this.repos.clear();
     this.worktrees.clear();
@@ -331,10 +331,11 @@ export class Workspace {
         const rel = relative(root, path);
         if (rel === '') return false;
         const parts = rel.split(sep);
-        return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE;
+        // devproxy.yaml's own temp files (writeFileAtomic) also mark a change of it.
+        return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE && !parts[0]!.startsWith(`.${CONFIG_FILE}.`);
       },
     });
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', recheckUntil: 0, dirty: false, loaded: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', dirty: false, loaded: false };
     this.worktrees.set(root, tracked);
     this.fresh.add(root);
     watcher.on('all', (event, path) => {
@@ -345,28 +346,36 @@ export class Workspace {
       }
       const name = basename(path);
       const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;
-      if (!isProfile && name !== CONFIG_FILE && name !== STATE_DIR) return;
-      void this.reloadAndRebuild(tracked);
-      tracked.recheckUntil = Date.now() + RECHECK_WINDOW_MS;
-      if (!tracked.recheckTimer) this.scheduleRecheck(tracked);
+      // Any other event (a temp file of an atomic write, .gitignore) only asks for the identity
+      // check: when chokidar missed the file's own event, that check still sees the new file.
+      if (isProfile || name === CONFIG_FILE || name === STATE_DIR) void this.reloadAndRebuild(tracked);
+      this.checkWhenSettled(tracked);
     });
     watcher.on('error', (error) => this.options.logger?.warn(`watcher ${root}: ${String(error)}`));
     await once(watcher, 'ready');
     await this.reloadWorktree(tracked);
   }
 
-  private scheduleRecheck(w: TrackedWorktree): void {
-    w.recheckTimer = setTimeout(async () => {
-      if (this.closed) return;
-      if ((await fileSignature(w.git.path)) !== w.signature) await this.reloadAndRebuild(w);
-      w.recheckTimer = undefined;
-      if (Date.now() < w.recheckUntil && !this.closed) this.scheduleRecheck(w);
-    }, RECHECK_INTERVAL_MS);
+  /**
+   * (Re)starts the quiet period after which the worktree's files are compared with what was
+   * loaded. Restarted by every event and by the end of every reload, so the check always runs
+   * after the last change and the last read, however long a reload took.
+   */
+  private checkWhenSettled(w: TrackedWorktree): void {
+    clearTimeout(w.settleTimer);
+    w.settleTimer = setTimeout(() => void this.checkSettled(w), SETTLE_MS);
+  }
+
+  private async checkSettled(w: TrackedWorktree): Promise<void> {
+    w.settleTimer = undefined;
+    // A reload still running starts a new quiet period when it ends.
+    if (this.closed || w.reloading || this.worktrees.get(w.git.path) !== w) return;
+    if ((await fileSignature(w.git.path)) !== w.signature && !w.reloading) await this.reloadAndRebuild(w);
   }
 
   private async dropWorktree(path: string): Promise<void> {
     const w = this.worktrees.get(path);
-    clearTimeout(w?.recheckTimer);
+    clearTimeout(w?.settleTimer);
     this.worktrees.delete(path);
     await w?.watcher.close();
   }
@@ -403,6 +412,8 @@ export class Workspace {
         w.signature = await fileSignature(w.git.path);
         const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
         const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
+        // Replaced while it was read: what was loaded may be either version, so read it again.
+        if ((await fileSignature(w.git.path)) !== w.signature) w.dirty = true;
         w.lastGood = { ...(loaded.config ? { config: loaded.config } : {}), ...(loaded.profile ? { profile: loaded.profile } : {}) };
         w.usesMainConfig = loaded.usesMainConfig;
         w.diagnostics = loaded.diagnostics;
@@ -412,6 +423,7 @@ export class Workspace {
       } while (w.dirty);
       w.loaded = true;
       w.reloading = undefined;
+      if (!this.closed && this.worktrees.get(w.git.path) === w) this.checkWhenSettled(w);
     })();
     return w.reloading;
   }

@@ -5,7 +5,7 @@ import { ERROR_HINTS } from '../../errors.js';
 import { VERSION } from '../../version.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const SOURCE_DIRS = ['profiles', 'router', 'proxy', 'cli', 'certs', 'daemon', 'worktrees', 'runtime', 'environment', 'agents'];
+const SOURCE_DIRS = ['profiles', 'router', 'proxy', 'cli', 'certs', 'daemon', 'workspace', 'worktrees', 'runtime', 'environment', 'agents'];
 
 function sources(dir: string): string[] {
   const path = join(ROOT, dir);
