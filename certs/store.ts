@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
 import type { Logger } from '../logger.js';
-import { normaliseServername } from '../router/hostname.js';
+import { normaliseServername } from '../hostname.js';
 import type { PemPair } from './authority.js';
 
 // The minting code (@peculiar/x509 and its polyfill, ~18 MiB of RSS) loads on the first CA or
@@ -177,7 +177,7 @@ export function leafCovers(servername: string | undefined, host: string): boolea
 
 /**
  * Lower-cases and drops the root dot; undefined for anything that is not a DNS name of the
- * client grammar (`router/hostname.ts`: path separators, spaces are refused before use) or an IP.
+ * client grammar (`hostname.ts`: path separators, spaces are refused before use) or an IP.
  */
 function normaliseName(servername: string): string | undefined {
   const name = servername.toLowerCase().replace(/\.$/, '');

@@ -1,5 +1,5 @@
 import type { ProjectConfig } from '../profiles/schema.js';
-import { serviceHost } from '../router/hostname.js';
+import { serviceHost } from '../hostname.js';
 
 /** Where a container finds devproxy's CA when the runtime mounts it ({@link composeCaVolume}). */
 export const CONTAINER_CA_PATH = '/etc/devproxy/ca.pem';

@@ -1,6 +1,6 @@
 import type * as Dns from 'node:dns';
 import { promisify } from 'node:util';
-import { isLocalhostName } from '../router/hostname.js';
+import { isLocalhostName } from '../hostname.js';
 
 /** One address as `dns.lookup(…, { all: true })` answers it. */
 export interface LoopbackAddress {

@@ -1,6 +1,6 @@
 import type { ProjectConfig } from '../profiles/schema.js';
 import { hasReference, resolveReferences } from '../profiles/references.js';
-import { serviceHost } from '../router/hostname.js';
+import { serviceHost } from '../hostname.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
 
 /** What the environment of one worktree is computed from; everything is passed in, nothing is read. */

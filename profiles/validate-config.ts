@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
-import { isNameLabel } from '../router/hostname.js';
+import { isNameLabel } from '../hostname.js';
 import { parseReferences } from './references.js';
 import { parseRequestRule, type RequestRule } from './request-rules.js';
 import type { Diagnostic, LocalDefinition, ProjectConfig, RemoteAuth, RemoteDefinition, ServiceConfig, ServiceEnv, WorktreeSetup } from './schema.js';

@@ -1,5 +1,5 @@
 import { isMap } from 'yaml';
-import { isNameLabel } from '../router/hostname.js';
+import { isNameLabel } from '../hostname.js';
 import type { Diagnostic, ProfileFile, ProjectConfig, RouteMode, WritePolicy } from './schema.js';
 import { scalarString } from './validate-config.js';
 import { didYouMean, entries, parseYamlMap } from './yaml-source.js';

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Pool as UndiciPool } from 'undici';
-import { isLocalhostName } from '../router/hostname.js';
+import { isLocalhostName } from '../hostname.js';
 import type { Target } from '../router/types.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
 

@@ -3,7 +3,7 @@
  * (no I/O, no engine state), so every rule is a unit test; the proxy maps each outcome to its
  * answer (`proxy/request-context.ts`).
  */
-import { isLocalhostName, LOCAL_TLD, parseHost } from './hostname.js';
+import { isLocalhostName, LOCAL_TLD, parseHost } from '../hostname.js';
 import type { Route, RoutingTable, Target } from './types.js';
 
 /** Most proxies in a chain before the proxy refuses with 508 Loop Detected. */

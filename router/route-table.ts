@@ -1,7 +1,7 @@
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import type { Diagnostic, ProfileFile, ProjectConfig, ServiceConfig } from '../profiles/schema.js';
 import { DEFAULT_WAKE_TIMEOUT_MS, DEFAULT_WORKTREE_HEADER } from '../profiles/validate-config.js';
-import { serviceHost, worktreeSlug } from './hostname.js';
+import { serviceHost, worktreeSlug } from '../hostname.js';
 import { localServices } from './profile-resolution.js';
 import type { RemoteHop, RemoteSibling, Route, RoutingTable, Target, WorktreeInput, WorktreeState } from './types.js';
 

@@ -3,7 +3,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { simpleGit } from 'simple-git';
 import { DevproxyError } from '../errors.js';
 import type { ProjectConfig } from '../profiles/schema.js';
-import { toSlug } from '../router/hostname.js';
+import { toSlug } from '../hostname.js';
 import { listWorktrees, SETUP_PENDING_LOCK } from '../workspace/git-worktrees.js';
 
 /**

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { updateRepos } from '../../workspace/home.js';
 import { CONFIG_FILE, configPath, loadConfig } from '../../profiles/files.js';
 import { formatDiagnostic } from '../../profiles/schema.js';
-import { toSlug } from '../../router/hostname.js';
+import { toSlug } from '../../hostname.js';
 import { locateRepo } from '../../workspace/git-worktrees.js';
 import { DevproxyError } from '../../errors.js';
 import { writeAgentFiles } from '../../agents/agent-files.js';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { parseHost } from '../../router/hostname.js';
+import { parseHost } from '../../hostname.js';
 import type { Diagnostic } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { validateProfile } from '../../profiles/validate-profile.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ProfileFile } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
-import { toSlug, worktreeSlug } from '../../router/hostname.js';
+import { toSlug, worktreeSlug } from '../../hostname.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import type { WorktreeInput } from '../../router/types.js';
 

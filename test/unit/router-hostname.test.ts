@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLocalhostName, isNameLabel, normaliseServername, parseHost, toSlug, type ParsedHost } from '../../router/hostname.js';
+import { isLocalhostName, isNameLabel, normaliseServername, parseHost, toSlug, type ParsedHost } from '../../hostname.js';
 
 const cases: [string | undefined, ParsedHost][] = [
   ['api.feature-x.localhost', { ok: true, host: 'api.feature-x.localhost' }],
