@@ -2,6 +2,12 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { letUnprivilegedReachProject } from '../helpers/unprivileged.js';
 
+/**
+ * Incremental emit: only what changed since the last run is compiled again. Kept inside dist/, so
+ * whatever empties dist/ (`npm run build:package`) also forgets it and the next emit is complete.
+ */
+const BUILD_INFO = 'dist/.demo.tsbuildinfo';
+
 /** Set on globalThis: the integration projects share one vitest process, and each runs this set-up. */
 const BUILT = Symbol.for('devproxy.test.build');
 
@@ -28,7 +34,7 @@ export default async function build(): Promise<() => Promise<void>> {
 
 async function emitAndOpen(): Promise<() => Promise<void>> {
   try {
-    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.demo.json'], { maxBuffer: 16 * 1024 * 1024 });
+    await promisify(execFile)(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.demo.json', '--incremental', '--tsBuildInfoFile', BUILD_INFO], { maxBuffer: 16 * 1024 * 1024 });
   } catch (error) {
     const { stdout } = error as { stdout?: string };
     throw new Error(`tsc failed:\n${stdout ?? String(error)}`);
