@@ -10,22 +10,23 @@ import { configDefaults, defineConfig, type TestProjectInlineConfiguration } fro
 const WORKERS = 3;
 
 /**
- * Browsers, two at a time once no Docker test runs: Chromium drops a page load with
- * ERR_NETWORK_CHANGED when a compose network comes or goes on the machine.
+ * Two at a time once no Docker test runs: the browsers, because Chromium drops a page load with
+ * ERR_NETWORK_CHANGED when a compose network comes or goes on the machine, and runtime-processes,
+ * which asserts ports of the default local range: the other files' daemons avoid that range, but
+ * runtime-compose's host-network test allocates from it too.
  */
 const WITHOUT_DOCKER = [
   'test/integration/browser-cors-flip.test.ts',
   'test/integration/browser-https.test.ts',
   'test/integration/dashboard-browser.test.ts',
   'test/integration/real-apps-browser.test.ts',
+  'test/integration/runtime-processes.test.ts',
 ];
 
 /**
  * One at a time, last: tests that assert latencies or count attempts within a time bound (the
  * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
- * deadlines), runtime-processes, which asserts ports of the default local range that other
- * files' daemons avoid but runtime-compose's host-network test uses, and the engine restart,
- * which stops the real dockerd (CI only).
+ * deadlines), and the engine restart, which stops the real dockerd (CI only).
  */
 const ALONE = [
   'test/reliability/h2-floods.test.ts',
@@ -34,7 +35,6 @@ const ALONE = [
   'test/reliability/https-drain.test.ts',
   'test/reliability/shutdown-drain.test.ts',
   'test/integration/remote-wake.test.ts',
-  'test/integration/runtime-processes.test.ts',
   'test/integration/runtime-engine-restart.test.ts',
 ];
 
