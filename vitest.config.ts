@@ -18,7 +18,6 @@ const WORKERS = 3;
 const WITHOUT_DOCKER = [
   'test/integration/browser-cors-flip.test.ts',
   'test/integration/browser-https.test.ts',
-  'test/integration/dashboard-browser.test.ts',
   'test/integration/real-apps-browser.test.ts',
   'test/integration/runtime-processes.test.ts',
 ];
@@ -26,7 +25,8 @@ const WITHOUT_DOCKER = [
 /**
  * One at a time, last: tests that assert latencies or count attempts within a time bound (the
  * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
- * deadlines), and the engine restart, which stops the real dockerd (CI only).
+ * deadlines, the dashboard's request within 1 s), and the engine restart, which stops the real
+ * dockerd (CI only).
  */
 const ALONE = [
   'test/reliability/h2-floods.test.ts',
@@ -35,6 +35,7 @@ const ALONE = [
   'test/reliability/https-drain.test.ts',
   'test/reliability/shutdown-drain.test.ts',
   'test/integration/remote-wake.test.ts',
+  'test/integration/dashboard-browser.test.ts',
   'test/integration/runtime-engine-restart.test.ts',
 ];
 
