@@ -1,26 +1,72 @@
-import { configDefaults, defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+
+/**
+ * Test files run side by side: integration time is mostly waiting on spawned daemons, git,
+ * Docker and browsers, so three workers keep 2 cores busy. What files share is isolated per
+ * file (a temp $DEVPROXY_HOME, port 0, their own compose project names and hosts files) or per
+ * worker (the local-port range, test/setup/worker-ports.ts). Files that cannot share the machine
+ * run in later groups, after everything else has finished.
+ */
+const WORKERS = 3;
+
+/**
+ * Two at a time once no Docker test runs: the browsers, because Chromium drops a page load with
+ * ERR_NETWORK_CHANGED when a compose network comes or goes on the machine, and runtime-processes,
+ * which asserts ports of the default local range: the other files' daemons avoid that range, but
+ * runtime-compose's host-network test allocates from it too.
+ */
+const WITHOUT_DOCKER = [
+  'test/integration/browser-cors-flip.test.ts',
+  'test/integration/browser-https.test.ts',
+  'test/integration/real-apps-browser.test.ts',
+  'test/integration/runtime-processes.test.ts',
+];
+
+/**
+ * One at a time, last: tests that assert latencies or count attempts within a time bound (the
+ * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
+ * deadlines, the dashboard's request within 1 s), and the engine restart, which stops the real
+ * dockerd (CI only).
+ */
+const ALONE = [
+  'test/reliability/h2-floods.test.ts',
+  'test/reliability/daemon-faults.test.ts',
+  'test/reliability/committed-files.test.ts',
+  'test/reliability/https-drain.test.ts',
+  'test/reliability/shutdown-drain.test.ts',
+  'test/integration/remote-wake.test.ts',
+  'test/integration/dashboard-browser.test.ts',
+  'test/integration/runtime-engine-restart.test.ts',
+];
+
+/** The integration projects: they run the real CLI/daemon/demo from dist/, so they emit product + demo first. */
+function integration(name: string, include: string[], group: { order: number; workers: number; exclude?: string[] }): TestProjectInlineConfiguration {
+  return {
+    extends: true,
+    test: {
+      name,
+      include,
+      exclude: [...configDefaults.exclude, ...(group.exclude ?? [])],
+      globalSetup: ['test/setup/build.ts'],
+      setupFiles: ['test/setup/worker-ports.ts'],
+      maxWorkers: group.workers,
+      sequence: { groupOrder: group.order },
+    },
+  };
+}
 
 export default defineConfig({
   test: {
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Integration suites start real daemons, Docker containers and git repos; files in parallel
-    // would fight over the 2 cores of CI and turn timing-sensitive flips into noise.
-    fileParallelism: false,
+    maxWorkers: WORKERS,
     projects: [
       // Pure logic, imported as TypeScript: nothing is compiled first.
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
-      // Everything else runs the real CLI/daemon/demo from dist/, so it emits product + demo first.
       // Type errors in tests, bench and demo are caught by `npm test`'s typecheck step.
-      {
-        extends: true,
-        test: {
-          name: 'integration',
-          include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, 'test/unit/**'],
-          globalSetup: ['test/setup/build.ts'],
-        },
-      },
+      integration('integration', ['test/**/*.test.ts'], { order: 0, workers: WORKERS, exclude: ['test/unit/**', ...WITHOUT_DOCKER, ...ALONE] }),
+      integration('integration-without-docker', WITHOUT_DOCKER, { order: 1, workers: 2 }),
+      integration('integration-alone', ALONE, { order: 2, workers: 1 }),
     ],
   },
 });

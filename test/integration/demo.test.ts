@@ -15,5 +15,5 @@ describe('npm run demo', () => {
     expect(stdout).toMatch(/…while the other worktree is untouched:\s+x-devproxy-route: remote/);
     expect(stdout).toMatch(/API_URL=http:\/\/api\.hierarchy-filters\.localhost:\d+/);
     expect(stdout).toContain('Demo finished: daemon stopped, stand-ins closed, temp files removed.');
-  });
+  }, 90_000); // the demo itself may take its execFile timeout on a busy machine
 });

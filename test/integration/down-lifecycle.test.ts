@@ -59,9 +59,8 @@ beforeAll(async () => {
       default: 'minimal',
     }),
   });
-  // A range of its own: other suites' daemons (other homes) allocate from the default one.
-  const ports = 61_000 + 100 * Math.floor(Math.random() * 40);
-  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0', DEVPROXY_LOCAL_PORTS: `${ports}-${ports + 99}` };
+  // Local ports come from this worker's own range (DEVPROXY_LOCAL_PORTS, test/setup/worker-ports.ts).
+  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
   const started = await cli(['proxy', 'start', '--json']);
   expect(started.code, started.stderr).toBe(0);
   httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;

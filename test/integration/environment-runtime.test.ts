@@ -6,6 +6,7 @@ import { worktreeEnvironment } from '../../environment/worktree-env.js';
 import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
+import { parsePortRange } from '../../runtime/ports.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
@@ -91,7 +92,8 @@ describe('a process service started with the worktree environment', () => {
     await writeFile(script, CALLER);
     const withCaller = config({ ...routed(), caller: { local: { command: `exec "${process.execPath}" "${script}"` } } });
     const inputs = { config: withCaller, slug: 'contoso', local: ['api', 'caller'], httpPort: ports.httpPort, httpsPort: null, caPath: null };
-    runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, memoryIntervalMs: 0, startTimeoutMs: 30_000, dockerHost: `unix://${join(runtimeHome, 'no-docker.sock')}` });
+    // This worker's port range (test/setup/worker-ports.ts), like the daemons: files run side by side.
+    runtime = new LocalRuntime({ home: runtimeHome, drainMs: 0, memoryIntervalMs: 0, startTimeoutMs: 30_000, dockerHost: `unix://${join(runtimeHome, 'no-docker.sock')}`, portRange: parsePortRange(process.env.DEVPROXY_LOCAL_PORTS!) });
     await runtime.reconcile({ repo: repo.main, path: repo.main, slug: 'contoso', config: withCaller, local: ['caller'], env: worktreeEnvironment(inputs, { env: {}, baseDir: repo.main }) });
     const port = runtime.healthyPorts(repo.main).get('caller')!;
     const pid = runtime.status(repo.main).find((s) => s.service === 'caller')!.pid;

@@ -27,7 +27,13 @@ afterEach(async () => {
 async function start() {
   const home = await mkdtemp(join(tmpdir(), 'devproxy-rel-https-'));
   cleanups.push(() => rm(home, { recursive: true, force: true }));
-  const api = await startHttpUpstream((_req, res) => setTimeout(() => res.end('slow but complete'), 500));
+  // The upstream answers 500 ms after it got the request; `received` says the request is in flight.
+  let onReceived: () => void = () => undefined;
+  const received = new Promise<void>((resolve) => (onReceived = resolve));
+  const api = await startHttpUpstream((_req, res) => {
+    onReceived();
+    setTimeout(() => res.end('slow but complete'), 500);
+  });
   cleanups.push(() => api.close());
   const table = tableOf(route(API, local(api.port)));
   const options = { getTable: () => table, httpPort: 0, httpsPort: 0 };
@@ -42,6 +48,7 @@ async function start() {
   return {
     port: server.port,
     ca,
+    received,
     close: () => {
       closed = true;
       return server.close();
@@ -63,7 +70,7 @@ describe('HTTPS listener shutdown', () => {
         req.on('error', reject);
         req.end();
       });
-      await new Promise((r) => setTimeout(r, 150));
+      await within(fx.received, 5_000, 'the request reaching the upstream');
       const closing = fx.close();
       expect(await within(inFlight, 5_000, 'the in-flight HTTPS/1.1 request')).toEqual({ status: 200, body: 'slow but complete' });
       await within(closing, 5_000, 'close');
@@ -85,7 +92,7 @@ describe('HTTPS listener shutdown', () => {
         stream.on('end', () => resolve({ status, body }));
         stream.on('error', reject);
       });
-      await new Promise((r) => setTimeout(r, 150));
+      await within(fx.received, 5_000, 'the request reaching the upstream');
       const closing = fx.close();
       expect(await within(inFlight, 5_000, 'the in-flight h2 request')).toEqual({ status: 200, body: 'slow but complete' });
       await within(closing, 5_000, 'close');

@@ -65,17 +65,23 @@ async function debianPackageInstalled(name: string): Promise<boolean> {
   }
 }
 
+/**
+ * Held (flock) around every apt-get of the test set-up, also by the ensure-*.sh scripts: test
+ * files run side by side, and a second apt-get would fail on dpkg's lock instead of waiting.
+ */
+const APT_LOCK_FILE = join(tmpdir(), 'devproxy-test-apt.lock');
+
 async function aptInstall(packages: string[], log: (line: string) => void): Promise<void> {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = (): Promise<unknown> =>
-    execFileAsync('apt-get', ['install', '-y', '--no-install-recommends', ...packages], { env, maxBuffer: 64 * 1024 * 1024 });
+  const aptGet = (args: string[]): Promise<unknown> => execFileAsync('flock', [APT_LOCK_FILE, 'apt-get', ...args], { env, maxBuffer: 64 * 1024 * 1024 });
+  const install = (): Promise<unknown> => aptGet(['install', '-y', '--no-install-recommends', ...packages]);
   log(`apt-get install ${packages.join(' ')}`);
   try {
     await install();
   } catch {
     // A bare machine has no package lists yet; update once and retry.
     log('apt-get update');
-    await execFileAsync('apt-get', ['update'], { env, maxBuffer: 64 * 1024 * 1024 });
+    await aptGet(['update']);
     await install();
   }
 }

@@ -8,6 +8,10 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Test files run side by side: wait for another set-up's apt-get (same lock as docker-engine.ts)
+# instead of failing on dpkg's lock.
+exec 9>"${TMPDIR:-/tmp}/devproxy-test-apt.lock"
+flock 9
 # A stale package index makes apt-get install 404; refresh it only when the install needs it.
 apt-get install -y --no-install-recommends testssl.sh >/dev/null 2>&1 || {
   apt-get update >/dev/null
