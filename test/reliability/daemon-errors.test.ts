@@ -75,6 +75,9 @@ async function mountTmpfs(dir: string, options: string): Promise<void> {
   cleanups.push(async () => execFileSync('umount', ['-l', dir]));
 }
 
+/** 400 sequential requests take ~5 s on a quiet machine and over 30 s on two loaded cores. */
+const REQUEST_LOOP_TIMEOUT_MS = 120_000;
+
 describe('the daemon log', () => {
   it(`is rotated at DEVPROXY_LOG_MAX_BYTES: ${LOGGED_REQUESTS} logged requests leave at most twice the cap`, async () => {
     const d = await prepareDaemon(await readOnlyConfig());
@@ -85,7 +88,7 @@ describe('the daemon log', () => {
     await disk.check(async () => expect((await stat(log)).size).toBeLessThanOrEqual(LOG_MAX_BYTES));
     await disk.check(async () => expect((await stat(`${log}.1`)).size).toBeLessThanOrEqual(LOG_MAX_BYTES));
     await disk.check(async () => expect(await readFile(log, 'utf8')).toMatch(/api\.contoso\.localhost: DELETE refused/));
-  });
+  }, REQUEST_LOOP_TIMEOUT_MS);
 
   it.skipIf(!IS_ROOT)(`a full $DEVPROXY_HOME degrades logging; the daemon keeps answering (${ROOT_REASON})`, async () => {
     const d = await prepareDaemon(await readOnlyConfig());
@@ -114,7 +117,7 @@ describe('the daemon log', () => {
         'the loss reported',
       ),
     );
-  });
+  }, REQUEST_LOOP_TIMEOUT_MS);
 });
 
 describe('errors a user can act on', () => {
