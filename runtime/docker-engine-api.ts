@@ -73,11 +73,13 @@ interface EngineCall {
 
 /** A small Docker Engine API client: JSON answers, raw bodies and streams. */
 export class DockerEngineApi {
-  private readonly connection: DockerConnection;
+  /** Where `node:http` connects: the socket path, or host and port (its `protocol` wants `http:`, and is the default). */
+  private readonly target: { socketPath: string } | { host: string; port: number };
 
   /** @param dockerHost a DOCKER_HOST value, see {@link dockerConnectionOptions}. */
   constructor(dockerHost: string) {
-    this.connection = dockerConnectionOptions(dockerHost);
+    const connection = dockerConnectionOptions(dockerHost);
+    this.target = 'socketPath' in connection ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port };
   }
 
   /** `GET /_ping`: resolves when the engine answers. */
@@ -113,7 +115,7 @@ export class DockerEngineApi {
     const fullPath = enginePath(path, call.query);
     const timeoutMs = call.timeoutMs ?? ENGINE_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      const req = request({ ...this.connection, path: fullPath, method, headers: { Accept: 'application/json' } });
+      const req = request({ ...this.target, path: fullPath, method, headers: { Accept: 'application/json' } });
       req.setTimeout(timeoutMs, () => {
         req.destroy(Object.assign(new Error(`Docker engine did not answer ${method} ${path} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
