@@ -1,5 +1,6 @@
 /**
- * devproxy's view of the Docker engine through dockerode: the containers it owns (by label),
+ * devproxy's view of the Docker engine (its own small API client, docker-engine-api.ts): the
+ * containers it owns (by label),
  * their ports, memory and last log lines, and a live event feed (start, die, oom,
  * health_status) that reconnects by itself when the engine restarts. Engine availability is
  * state to report, never a crash: a down engine only fails the operations that need it, with a
@@ -9,12 +10,12 @@ import { existsSync } from 'node:fs';
 import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import type Docker from 'dockerode';
 import { DevproxyError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from './compose.js';
 import { sleep } from './health.js';
 import { bridgeGateway, localAddresses, type BridgeNetworkInspect } from './docker-gateway.js';
+import { DockerEngineApi, ENGINE_TIMEOUT_MS, demuxDockerLog, isEngineStatus, logDemuxer, splitLines } from './docker-engine-api.js';
 
 /** Container events devproxy reacts to. */
 export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
@@ -78,13 +79,6 @@ export function resolveDockerHost(
   return `unix://${systemSocket}`;
 }
 
-/** dockerode connection options for a DOCKER_HOST value (`unix://…` or `tcp://host:port`). */
-export function dockerConnectionOptions(dockerHost: string): Docker.DockerOptions {
-  if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length) };
-  const url = new URL(dockerHost.replace(/^tcp:/, 'http:'));
-  return { host: url.hostname, port: Number(url.port || 2375), protocol: 'http' };
-}
-
 /** Options of {@link DockerObserver}. */
 export interface DockerObserverOptions {
   /** DOCKER_HOST value; default {@link resolveDockerHost}. */
@@ -96,10 +90,25 @@ export interface DockerObserverOptions {
   onAvailability?: (available: boolean) => void;
 }
 
-/** dockerode connection plus a self-healing event subscription. */
+/** The parts of `GET /containers/json` this reads. */
+interface ContainerSummary {
+  Id: string;
+  State: string;
+  Labels: Record<string, string> | null;
+}
+
+/** The parts of `GET /containers/{id}/json` this reads. */
+interface ContainerInspect {
+  Config?: { Tty?: boolean };
+  HostConfig?: { NetworkMode?: string };
+  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
+  State?: { Running?: boolean; ExitCode?: number; OOMKilled?: boolean };
+}
+
+/** Engine API client plus a self-healing event subscription. */
 export class DockerObserver {
-  /** The dockerode client (API calls go through it). */
-  private dockerClient: Promise<Docker> | undefined;
+  /** The Docker Engine API client (every call goes through it). */
+  private readonly engine: DockerEngineApi;
   /** DOCKER_HOST value in use; also what the Compose CLI must be given. */
   readonly dockerHost: string;
   private readonly opts: DockerObserverOptions;
@@ -112,12 +121,7 @@ export class DockerObserver {
   constructor(opts: DockerObserverOptions = {}) {
     this.opts = opts;
     this.dockerHost = resolveDockerHost(opts.dockerHost);
-  }
-
-  /** The Docker API client, loaded on first use: a daemon without compose services never pays for dockerode. */
-  private client(): Promise<Docker> {
-    this.dockerClient ??= import('dockerode').then(({ default: Dockerode }) => new Dockerode({ ...dockerConnectionOptions(this.dockerHost), timeout: 30_000 }));
-    return this.dockerClient;
+    this.engine = new DockerEngineApi(this.dockerHost);
   }
 
   /** Last known engine availability; undefined before the first contact. */
@@ -128,7 +132,7 @@ export class DockerObserver {
   /** Pings the engine; throws DEVPROXY_ERR_DOCKER_UNAVAILABLE (with how to start it) when it does not answer. */
   async ensureAvailable(): Promise<void> {
     try {
-      await (await this.client()).ping();
+      await this.engine.ping();
       this.setAvailable(true);
     } catch (error) {
       this.setAvailable(false);
@@ -157,11 +161,11 @@ export class DockerObserver {
     let attempt = 0;
     while (!this.closed) {
       try {
-        await (await this.client()).ping();
+        await this.engine.ping();
         attempt = 0;
-        const stream = (await (await this.client()).getEvents({
-          filters: { type: ['container'], label: [LABEL_WORKTREE], event: [...WATCHED_EVENTS] },
-        })) as unknown as Readable;
+        const stream = await this.engine.stream('/events', {
+          query: { filters: { type: ['container'], label: [LABEL_WORKTREE], event: [...WATCHED_EVENTS] } },
+        });
         if (this.closed) {
           stream.destroy();
           return;
@@ -184,16 +188,12 @@ export class DockerObserver {
 
   private consume(stream: Readable): Promise<void> {
     return new Promise((resolve) => {
-      let buffer = '';
+      let rest = '';
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) !== -1) {
-          const line = buffer.slice(0, nl).trim();
-          buffer = buffer.slice(nl + 1);
-          if (line) this.handleEventLine(line);
-        }
+        const split = splitLines(rest + chunk);
+        rest = split.rest;
+        for (const line of split.lines) this.handleEventLine(line);
       });
       stream.once('end', () => resolve());
       stream.once('close', () => resolve());
@@ -231,17 +231,18 @@ export class DockerObserver {
   async listOwned(filter: { worktreePath?: string; service?: string } = {}): Promise<OwnedContainer[]> {
     const labels = [filter.worktreePath ? `${LABEL_WORKTREE}=${filter.worktreePath}` : LABEL_WORKTREE];
     if (filter.service) labels.push(`${LABEL_SERVICE}=${filter.service}`);
-    const list = await (await this.client()).listContainers({ all: true, filters: { label: labels } });
+    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { all: true, filters: { label: labels } } });
     return list.map((c) => {
+      const containerLabels = c.Labels ?? {};
       const owned: OwnedContainer = {
         id: c.Id,
-        repo: c.Labels[LABEL_REPO] ?? '',
-        worktreePath: c.Labels[LABEL_WORKTREE] ?? '',
-        service: c.Labels[LABEL_SERVICE] ?? '',
-        slug: c.Labels[LABEL_SLUG] ?? '',
+        repo: containerLabels[LABEL_REPO] ?? '',
+        worktreePath: containerLabels[LABEL_WORKTREE] ?? '',
+        service: containerLabels[LABEL_SERVICE] ?? '',
+        slug: containerLabels[LABEL_SLUG] ?? '',
         state: c.State,
       };
-      const project = c.Labels['com.docker.compose.project'];
+      const project = containerLabels['com.docker.compose.project'];
       if (project) owned.composeProject = project;
       return owned;
     });
@@ -252,7 +253,7 @@ export class DockerObserver {
    * container is not running or publishes nothing (host network: use devproxy's own port).
    */
   async hostPort(containerId: string, containerPort: number): Promise<ContainerPort> {
-    const info = await (await this.client()).getContainer(containerId).inspect();
+    const info = await this.inspect(containerId);
     const hostNetwork = info.HostConfig?.NetworkMode === 'host';
     const bindings = info.NetworkSettings?.Ports?.[`${containerPort}/tcp`] ?? [];
     const binding = bindings.find((b) => b.HostIp === '127.0.0.1') ?? bindings[0];
@@ -269,9 +270,10 @@ export class DockerObserver {
    * Takes about a second (the engine samples): callers cache it.
    */
   async memoryBytes(containerId: string): Promise<number | undefined> {
-    const stats = (await (await this.client()).getContainer(containerId).stats({ stream: false })) as {
-      memory_stats?: { usage?: number; stats?: Record<string, number> };
-    };
+    const stats = await this.engine.json<{ memory_stats?: { usage?: number; stats?: Record<string, number> } }>(
+      `/containers/${encodeURIComponent(containerId)}/stats`,
+      { query: { stream: false } },
+    );
     const usage = stats.memory_stats?.usage;
     if (usage === undefined) return undefined;
     const s = stats.memory_stats?.stats ?? {};
@@ -281,7 +283,9 @@ export class DockerObserver {
 
   /** The last `n` lines a container wrote (stdout and stderr, interleaved as written). */
   async lastLogLines(containerId: string, n: number): Promise<string[]> {
-    const buffer = (await (await this.client()).getContainer(containerId).logs({ stdout: true, stderr: true, tail: n, follow: false })) as unknown as Buffer;
+    const buffer = await this.engine.buffer(`/containers/${encodeURIComponent(containerId)}/logs`, {
+      query: { stdout: true, stderr: true, tail: n, follow: false },
+    });
     return lastLines(demuxDockerLog(buffer), n);
   }
 
@@ -290,13 +294,22 @@ export class DockerObserver {
    * frames unless the container has a TTY: those are demultiplexed here); ending it stops following.
    */
   async followLogs(containerId: string, tail: number): Promise<PassThrough> {
-    const docker = await this.client();
-    const container = docker.getContainer(containerId);
-    const raw = (await container.logs({ stdout: true, stderr: true, tail, follow: true })) as unknown as Readable;
+    const tty = (await this.inspect(containerId)).Config?.Tty === true;
+    const raw = await this.engine.stream(`/containers/${encodeURIComponent(containerId)}/logs`, {
+      query: { stdout: true, stderr: true, tail, follow: true },
+    });
     const out = new PassThrough();
-    if ((await container.inspect()).Config?.Tty === true) raw.pipe(out);
-    else docker.modem.demuxStream(raw, out, out);
-    raw.once('end', () => out.end());
+    const demux = tty ? (chunk: Buffer) => [chunk] : logDemuxer();
+    raw.on('data', (chunk: Buffer) => {
+      // The reader may end `out` while the engine still sends (an aborted follow).
+      if (out.writableEnded) return;
+      for (const payload of demux(chunk)) out.write(payload);
+    });
+    const finish = (): void => {
+      if (!out.writableEnded) out.end();
+    };
+    raw.once('end', finish);
+    raw.once('error', finish);
     out.once('close', () => raw.destroy());
     return out;
   }
@@ -306,27 +319,30 @@ export class DockerObserver {
    * already stopped or gone counts as done (the engine answers 304/404 there).
    */
   async stopAndRemove(containerId: string, graceSeconds: number): Promise<void> {
-    const container = (await this.client()).getContainer(containerId);
+    const path = `/containers/${encodeURIComponent(containerId)}`;
     try {
-      await container.stop({ t: graceSeconds });
+      // The engine answers a stop only after the grace period: wait that long on top.
+      await this.engine.buffer(`${path}/stop`, { method: 'POST', query: { t: graceSeconds }, timeoutMs: graceSeconds * 1_000 + ENGINE_TIMEOUT_MS });
     } catch (error) {
-      if (!isStatus(error, 304) && !isStatus(error, 404)) throw error;
+      if (!isEngineStatus(error, 304) && !isEngineStatus(error, 404)) throw error;
     }
     try {
-      await container.remove({ force: true, v: true });
+      await this.engine.buffer(path, { method: 'DELETE', query: { force: true, v: true } });
     } catch (error) {
-      if (!isStatus(error, 404) && !isStatus(error, 409)) throw error;
+      if (!isEngineStatus(error, 404) && !isEngineStatus(error, 409)) throw error;
     }
   }
 
   /** Removes the networks Compose created for a project (after its containers are gone). */
   async removeComposeNetworks(projectName: string): Promise<void> {
-    const networks = await (await this.client()).listNetworks({ filters: { label: [`com.docker.compose.project=${projectName}`] } });
+    const networks = await this.engine.json<Array<{ Id: string }>>('/networks', {
+      query: { filters: { label: [`com.docker.compose.project=${projectName}`] } },
+    });
     for (const n of networks) {
       try {
-        await (await this.client()).getNetwork(n.Id).remove();
+        await this.engine.buffer(`/networks/${encodeURIComponent(n.Id)}`, { method: 'DELETE' });
       } catch (error) {
-        if (!isStatus(error, 404)) throw error;
+        if (!isEngineStatus(error, 404)) throw error;
       }
     }
   }
@@ -336,8 +352,12 @@ export class DockerObserver {
    * gateway), from the engine, else from the bridge interface; undefined when neither has it.
    */
   async hostGateway(): Promise<string | undefined> {
-    const network = (await (await this.client()).getNetwork('bridge').inspect()) as BridgeNetworkInspect;
+    const network = await this.engine.json<BridgeNetworkInspect>('/networks/bridge');
     return bridgeGateway(network, networkInterfaces(), await localAddresses());
+  }
+
+  private inspect(containerId: string): Promise<ContainerInspect> {
+    return this.engine.json<ContainerInspect>(`/containers/${encodeURIComponent(containerId)}/json`);
   }
 
   /** Ends the event subscription; in-flight API calls finish on their own. */
@@ -346,29 +366,6 @@ export class DockerObserver {
     this.stop.abort();
     this.eventStream?.destroy();
   }
-}
-
-/**
- * Turns Docker's multiplexed log stream (8-byte frame headers: stream, 0, 0, 0, big-endian
- * length) into text. A buffer that does not start with a valid header is a TTY log: kept as is.
- */
-export function demuxDockerLog(buffer: Buffer): string {
-  const parts: string[] = [];
-  let offset = 0;
-  while (offset + 8 <= buffer.length) {
-    const kind = buffer[offset];
-    if ((kind !== 0 && kind !== 1 && kind !== 2) || buffer[offset + 1] !== 0 || buffer[offset + 2] !== 0 || buffer[offset + 3] !== 0) {
-      return offset === 0 ? buffer.toString('utf8') : parts.join('') + buffer.subarray(offset).toString('utf8');
-    }
-    const length = buffer.readUInt32BE(offset + 4);
-    parts.push(buffer.subarray(offset + 8, offset + 8 + length).toString('utf8'));
-    offset += 8 + length;
-  }
-  return parts.join('');
-}
-
-function isStatus(error: unknown, status: number): boolean {
-  return typeof error === 'object' && error !== null && (error as { statusCode?: number }).statusCode === status;
 }
 
 function errorMessage(error: unknown): string {

@@ -66,7 +66,7 @@ export interface LocalRuntimeOptions {
   logger?: Logger;
   /** Any state or port changed, or Docker came or went: the daemon rebuilds its routing table. */
   onChange?: () => void;
-  /** DOCKER_HOST for dockerode and the Compose CLI; default DOCKER_HOST, else the system socket, else Docker Desktop's. */
+  /** DOCKER_HOST for the Engine API and the Compose CLI; default DOCKER_HOST, else the system socket, else Docker Desktop's. */
   dockerHost?: string;
   /** Default drain before stopping a service that left (ms); default 2000. */
   drainMs?: number;

@@ -1,15 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { staticPackages } from '../helpers/static-imports.js';
+import { reachablePackages, staticPackages } from '../helpers/static-imports.js';
 
 /**
  * Packages whose import the daemon's memory budget cannot pay at start (measured one at a time,
  * README "Performance" → "Memory"): each is loaded only where it is needed, or not by the daemon.
  * - `undici`: its index also loads fetch, WebSocket, caches and mocks; the proxy loads Pool's own module.
  * - `simple-git`: the daemon reads the worktree list with one `git` call; the CLI's `new`/`rm` keep it.
- * - `@peculiar/x509`: only when a CA or leaf must be minted; `dockerode`: only when Docker is asked;
- *   `@azure/identity`: only for a remote with Entra ID auth.
+ * - `@peculiar/x509`: only when a CA or leaf must be minted; `@azure/identity`: only for a remote
+ *   with Entra ID auth.
  */
-const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', 'dockerode', '@azure/identity'];
+const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/identity'];
+
+/**
+ * Packages the daemon never loads, not even lazily: dockerode (with docker-modem and ssh2, ~10 MiB
+ * resident) is replaced by runtime/docker-engine-api.ts, and Docker answers in every daemon.
+ */
+const NEVER_IN_DAEMON = ['dockerode', 'docker-modem'];
 
 describe('what the daemon loads at start', () => {
   it('reaches none of the packages it loads lazily through a static import', () => {
@@ -20,5 +26,19 @@ describe('what the daemon loads at start', () => {
   it('still sees those packages where they are imported statically (so the check above can fail)', () => {
     expect([...staticPackages('worktrees/feature-worktree.ts')]).toContain('simple-git');
     expect([...staticPackages('certs/authority.ts')]).toContain('@peculiar/x509');
+  });
+});
+
+describe('what the daemon ever loads', () => {
+  it('never reaches the packages it does without, through any import, lazy ones included', () => {
+    const reached = [...reachablePackages('daemon/main.ts')].filter((p) => NEVER_IN_DAEMON.includes(p));
+    expect(reached).toEqual([]);
+  });
+
+  it('follows lazy imports (so the check above can fail)', () => {
+    const reached = reachablePackages('daemon/main.ts');
+    expect(reached).toContain('@peculiar/x509');
+    expect(reached).toContain('@azure/identity');
+    expect([...reachablePackages('test/setup/docker-engine.ts')]).toContain('dockerode');
   });
 });

@@ -10,7 +10,6 @@ import {
   lastLines,
   type ComposeServicePlan,
 } from '../../runtime/compose.js';
-import { demuxDockerLog } from '../../runtime/docker-observer.js';
 
 const base = { repo: '/r', worktreePath: '/r.worktrees/feat', slug: 'feat' };
 
@@ -106,24 +105,6 @@ describe('composeProjectName', () => {
     ['_x', 'y', 'x-y'],
   ])('%s + %s → %s', (project, slug, expected) => {
     expect(composeProjectName(project, slug)).toBe(expected);
-  });
-});
-
-describe('demuxDockerLog', () => {
-  const frame = (stream: number, text: string): Buffer => {
-    const body = Buffer.from(text);
-    const header = Buffer.alloc(8);
-    header[0] = stream;
-    header.writeUInt32BE(body.length, 4);
-    return Buffer.concat([header, body]);
-  };
-
-  it('joins stdout and stderr frames in order', () => {
-    expect(demuxDockerLog(Buffer.concat([frame(1, 'out 1\n'), frame(2, 'err 1\n'), frame(1, 'out 2\n')]))).toBe('out 1\nerr 1\nout 2\n');
-  });
-
-  it('keeps TTY logs (no frame headers) as they are', () => {
-    expect(demuxDockerLog(Buffer.from('plain text\nmore\n'))).toBe('plain text\nmore\n');
   });
 });
 

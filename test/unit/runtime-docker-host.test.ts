@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { dockerConnectionOptions, resolveDockerHost } from '../../runtime/docker-observer.js';
+import { dockerConnectionOptions } from '../../runtime/docker-engine-api.js';
+import { resolveDockerHost } from '../../runtime/docker-observer.js';
 
 let dir: string;
 
