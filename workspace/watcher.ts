@@ -409,11 +409,12 @@ export class Workspace {
     w.reloading = (async () => {
       do {
         w.dirty = false;
+        // Taken before the read: a file replaced while it is read leaves the signature behind the
+        // file, so the settled check reads it again — while every read still applies at once, which
+        // a burst of writes that re-read in a loop here would hold back until the burst ended.
         w.signature = await fileSignature(w.git.path);
         const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
         const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
-        // Replaced while it was read: what was loaded may be either version, so read it again.
-        if ((await fileSignature(w.git.path)) !== w.signature) w.dirty = true;
         w.lastGood = { ...(loaded.config ? { config: loaded.config } : {}), ...(loaded.profile ? { profile: loaded.profile } : {}) };
         w.usesMainConfig = loaded.usesMainConfig;
         w.diagnostics = loaded.diagnostics;
