@@ -19,6 +19,16 @@ export interface PemPair {
   keyPem: string;
 }
 
+/**
+ * What mints certificates: this module itself where the process is short-lived (the CLI, tests
+ * run from the sources), or the worker thread that runs it (`mint-worker-client.ts`) in the daemon,
+ * whose main isolate must not keep this module's dependencies loaded.
+ */
+export interface Minter {
+  createCertificateAuthority(opts: { commonName: string; validityDays?: number }): Promise<PemPair>;
+  issueLeafCertificate(ca: PemPair, names: string[], opts?: { validityDays?: number; notBefore?: Date; notAfter?: Date }): Promise<PemPair>;
+}
+
 /** Default lifetime of the local CA: long, because re-trusting a new CA is a manual step. */
 export const CA_VALIDITY_DAYS = 3650;
 /** Default lifetime of a leaf: short, because leaves are re-minted silently. */

@@ -16,11 +16,7 @@ import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
 import type { Logger } from '../logger.js';
 import { normaliseServername } from '../hostname.js';
-import type { PemPair } from './authority.js';
-
-// The minting code (@peculiar/x509 and its polyfill, ~18 MiB of RSS) loads on the first CA or
-// leaf that must be minted: a daemon restarted with its CA and leaves on disk never needs it.
-const loadAuthority = () => import('./authority.js');
+import type { Minter, PemPair } from './authority.js';
 import { SERVER_TLS_POLICY } from './tls-policy.js';
 
 /** A leaf is re-issued when it has less than this left (and an expired one always is). */
@@ -71,11 +67,12 @@ export async function loadCertificateAuthority(home: string): Promise<PemPair | 
 }
 
 /**
- * Returns the CA under `home`, creating it on first use. Concurrent callers (daemon and CLI)
- * agree on one CA: creation runs under an exclusive lock directory and re-checks inside it.
+ * Returns the CA under `home`, creating it with `minter` on first use. Concurrent callers (daemon
+ * and CLI) agree on one CA: creation runs under an exclusive lock directory and re-checks inside it.
  */
 export async function ensureCertificateAuthority(
   home: string,
+  minter: Minter,
   opts: { commonName?: string } = {},
 ): Promise<{ ca: PemPair; created: boolean }> {
   const existing = await loadCertificateAuthority(home);
@@ -83,7 +80,7 @@ export async function ensureCertificateAuthority(
   return await withCaLock(home, async () => {
     const raced = await loadCertificateAuthority(home);
     if (raced !== undefined) return { ca: raced, created: false };
-    return { ca: await writeNewCa(home, opts.commonName), created: true };
+    return { ca: await writeNewCa(home, minter, opts.commonName), created: true };
   });
 }
 
@@ -93,18 +90,17 @@ export async function ensureCertificateAuthority(
  * that trusted the old CA stops trusting devproxy's certificates until the new one is trusted,
  * and a running store keeps serving from the old CA until its process restarts.
  */
-export async function regenerateCertificateAuthority(home: string, opts: { commonName?: string } = {}): Promise<PemPair> {
+export async function regenerateCertificateAuthority(home: string, minter: Minter, opts: { commonName?: string } = {}): Promise<PemPair> {
   return await withCaLock(home, async () => {
     await rm(homePaths(home).leaves, { recursive: true, force: true });
-    return await writeNewCa(home, opts.commonName);
+    return await writeNewCa(home, minter, opts.commonName);
   });
 }
 
-async function writeNewCa(home: string, commonName = defaultCaCommonName()): Promise<PemPair> {
+async function writeNewCa(home: string, minter: Minter, commonName = defaultCaCommonName()): Promise<PemPair> {
   const { certs: dir, caCert: certPath, caKey: keyPath } = homePaths(home);
   await makePrivateDir(dir);
-  const { createCertificateAuthority } = await loadAuthority();
-  const ca = await createCertificateAuthority({ commonName });
+  const ca = await minter.createCertificateAuthority({ commonName });
   // Key first: a crash in between leaves a key without cert, which load treats as "no CA yet".
   await writeFileAtomic(keyPath, ca.keyPem, { mode: 0o600 });
   await writeFileAtomic(certPath, ca.certPem, { mode: 0o644 });
@@ -195,6 +191,11 @@ export interface CertificateStoreOptions {
   /** `$DEVPROXY_HOME`; the CA and the leaf cache live in its `certs/` folder. */
   home: string;
   /**
+   * Mints the CA and the leaves: the daemon's worker (`mint-worker-client.ts`), so its main
+   * isolate never loads the minting code, or `authority.ts` itself in a short-lived process.
+   */
+  minter: Minter;
+  /**
    * True for hostnames devproxy routes (read from the live routing table). Only those get a
    * certificate: SNI for any other name fails the handshake. `localhost` and loopback
    * addresses are always served. `name` comes normalised by the hostname grammar (lower-case,
@@ -234,7 +235,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
   let caPromise: Promise<PemPair> | undefined;
 
   const getCertificateAuthority = (): Promise<PemPair> => {
-    caPromise ??= ensureCertificateAuthority(options.home).then(
+    caPromise ??= ensureCertificateAuthority(options.home, options.minter).then(
       ({ ca, created }) => {
         if (created) options.logger?.info(`created the devproxy CA ${paths.caCert}; trust it with \`devproxy trust\``);
         return ca;
@@ -256,8 +257,7 @@ export function createCertificateStore(options: CertificateStoreOptions): Certif
       if (entry !== undefined) return entry;
     }
     const started = performance.now();
-    const { issueLeafCertificate, LEAF_VALIDITY_DAYS } = await loadAuthority();
-    const pair = await issueLeafCertificate(ca, names, { validityDays: LEAF_VALIDITY_DAYS });
+    const pair = await options.minter.issueLeafCertificate(ca, names);
     await makePrivateDir(paths.leaves);
     await writeFileAtomic(file, pair.certPem + pair.keyPem, { mode: 0o600 });
     const entry = toEntry(pair);

@@ -13,6 +13,7 @@ import { DashboardFeed } from './dashboard-feed.js';
 import { homePaths } from '../home-paths.js';
 import { acquireLock, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../workspace/home.js';
 import { buildStatus, probeLocalHealth, type Health, type StatusReport } from '../workspace/status.js';
+import { createWorkerMinter } from '../certs/mint-worker-client.js';
 import { createCertificateStore, type CertificateStore } from '../certs/store.js';
 import { BridgeListeners } from './bridge-listeners.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
@@ -126,8 +127,11 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     closers.push(() => http.close());
     proxyOptions.httpPort = http.port;
     if (httpsPort !== null) {
+      const minter = createWorkerMinter({ logger });
+      closers.push(() => minter.close());
       const certificates = createCertificateStore({
         home: options.home,
+        minter,
         logger,
         isKnownName: (name) => workspace.getTable().routes.has(name),
       });

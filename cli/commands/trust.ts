@@ -1,4 +1,5 @@
 import { access } from 'node:fs/promises';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { ensureCertificateAuthority, regenerateCertificateAuthority } from '../../certs/store.js';
 import { homePaths } from '../../home-paths.js';
 import { installTrust, printTrust, uninstallTrust, type TrustStep } from '../../certs/trust.js';
@@ -38,11 +39,11 @@ export async function trust(opts: TrustCommandOptions): Promise<string> {
       () => false,
     );
     const untrusted = hadCa ? await uninstallTrust({ caPath, targets }) : [];
-    await regenerateCertificateAuthority(opts.home);
+    await regenerateCertificateAuthority(opts.home, inProcessMinter);
     created = true;
     steps = [...untrusted, ...(await installTrust({ caPath, targets }))];
   } else {
-    created = (await ensureCertificateAuthority(opts.home)).created;
+    created = (await ensureCertificateAuthority(opts.home, inProcessMinter)).created;
     if (!opts.print) steps = await installTrust({ caPath, targets });
   }
   const { nodeExtraCaCerts } = printTrust({ caPath });

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
@@ -57,7 +58,7 @@ export async function startHttpsTestProxy(table: RoutingTable, cleanups: Array<(
   const options: ProxyHandlerOptions = { getTable: () => table, httpPort: 0, httpsPort: 0 };
   const handler = createProxyHandler(options);
   cleanups.push(() => handler.close());
-  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
+  const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
   const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
   cleanups.push(() => server.close());
   options.httpsPort = server.port;

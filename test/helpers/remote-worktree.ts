@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
@@ -97,7 +98,7 @@ export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promi
   let secure: HttpsProxy | undefined;
   let httpsCaPem: string | undefined;
   if (options.https === true) {
-    const certificates = createCertificateStore({ home: join(dir, 'home'), isKnownName: (name) => table.routes.has(name) });
+    const certificates = createCertificateStore({ home: join(dir, 'home'), minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
     secure = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
     handlerOptions.httpsPort = secure.port;
     httpsCaPem = await readFile(certificates.caPath, 'utf8');

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
@@ -82,7 +83,7 @@ describe('headless Chromium through the HTTPS listener', () => {
       },
       close: () => handler.close(),
     };
-    const certificates = createCertificateStore({ home: devproxyHome, isKnownName: (name) => table.routes.has(name) });
+    const certificates = createCertificateStore({ home: devproxyHome, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
     const server = await startHttpsProxy({ handler: observed, port: 0, certificates });
     cleanups.push(() => server.close());
     options.httpsPort = server.port;

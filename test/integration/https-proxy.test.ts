@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore, ensureCertificateAuthority } from '../../certs/store.js';
 import { homePaths } from '../../home-paths.js';
 import { DevproxyError } from '../../errors.js';
@@ -80,7 +81,7 @@ async function start(): Promise<Fixture> {
   const options = { getTable: () => table, httpPort: 0, httpsPort: 0, logger };
   const handler = createProxyHandler(options);
   cleanups.push(() => handler.close());
-  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name), logger });
+  const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name), logger });
   const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates, logger });
   cleanups.push(() => server.close());
   options.httpsPort = server.port;
@@ -348,7 +349,7 @@ describe('startHttpsProxy', () => {
   it('reports a taken port as DEVPROXY_ERR_PORT_IN_USE naming --https-port', async () => {
     const handler = createProxyHandler({ getTable: () => tableOf(), httpPort: 0 });
     cleanups.push(() => handler.close());
-    const certificates = createCertificateStore({ home: fx.home, isKnownName: () => false });
+    const certificates = createCertificateStore({ home: fx.home, minter: inProcessMinter, isKnownName: () => false });
     const error = await startHttpsProxy({ handler, port: fx.port, hosts: ['127.0.0.1'], certificates }).then(
       () => undefined,
       (e: unknown) => e,
@@ -363,11 +364,11 @@ describe('a corrupted CA', () => {
   it('stops the HTTPS listener from starting with DEVPROXY_ERR_CA_CORRUPT and leaves the file alone', async () => {
     const home = await mkdtemp(join(tmpdir(), 'devproxy-https-bad-'));
     cleanups.push(() => rm(home, { recursive: true, force: true }));
-    await ensureCertificateAuthority(home);
+    await ensureCertificateAuthority(home, inProcessMinter);
     await writeFile(homePaths(home).caKey, 'not a key');
     const handler = createProxyHandler({ getTable: () => tableOf(), httpPort: 0 });
     cleanups.push(() => handler.close());
-    const certificates = createCertificateStore({ home, isKnownName: () => true });
+    const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: () => true });
     const error = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates }).then(
       () => undefined,
       (e: unknown) => e,

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { installTrust, uninstallTrust } from '../../certs/trust.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
@@ -43,7 +44,7 @@ async function httpsProxy(): Promise<{ port: number; caPath: string; caPem: stri
   const table = tableOf(route(API, local(upstream.port)));
   const handler = createProxyHandler({ getTable: () => table, httpPort: 0 });
   cleanups.push(() => handler.close());
-  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
+  const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
   const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
   cleanups.push(() => server.close());
   return { port: server.port, caPath: certificates.caPath, caPem: await readFile(certificates.caPath, 'utf8') };

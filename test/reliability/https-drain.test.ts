@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { connect } from 'node:net';
 import tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
@@ -39,7 +40,7 @@ async function start() {
   const options = { getTable: () => table, httpPort: 0, httpsPort: 0 };
   const handler = createProxyHandler(options);
   cleanups.push(() => handler.close());
-  const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
+  const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
   const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
   let closed = false;
   cleanups.push(() => (closed ? undefined : server.close()));
@@ -123,7 +124,7 @@ describe('HTTPS listener slow clients are cut', () => {
     const table = tableOf(route(API, local(api.port)));
     const handler = createProxyHandler({ getTable: () => table, httpPort: 0 });
     cleanups.push(() => handler.close());
-    const certificates = createCertificateStore({ home, isKnownName: (name) => table.routes.has(name) });
+    const certificates = createCertificateStore({ home, minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
     const server = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates, headersTimeoutMs: HEADERS_TIMEOUT_MS });
     cleanups.push(() => server.close());
     return { port: server.port, ca: await readFile(certificates.caPath, 'utf8') };

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
 import {
   createCertificateStore,
   ensureCertificateAuthority,
@@ -85,7 +86,7 @@ describe('leafNamesFor', () => {
 
 describe('the CA on disk', () => {
   it('is created on first use with a private key file and directory', async () => {
-    const { ca, created } = await ensureCertificateAuthority(home);
+    const { ca, created } = await ensureCertificateAuthority(home, inProcessMinter);
     expect(created).toBe(true);
     const { certs: dir, caCert: certPath, caKey: keyPath } = homePaths(home);
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
@@ -93,33 +94,33 @@ describe('the CA on disk', () => {
     expect(await readFile(certPath, 'utf8')).toBe(ca.certPem);
     expect(new X509Certificate(ca.certPem).subject).toMatch(/CN=devproxy local CA \(.+@.+\)/);
 
-    const again = await ensureCertificateAuthority(home);
+    const again = await ensureCertificateAuthority(home, inProcessMinter);
     expect(again.created).toBe(false);
     expect(again.ca.certPem).toBe(ca.certPem);
   });
 
   it('is created once when several callers race for it', async () => {
-    const results = await Promise.all(Array.from({ length: 6 }, () => ensureCertificateAuthority(home)));
+    const results = await Promise.all(Array.from({ length: 6 }, () => ensureCertificateAuthority(home, inProcessMinter)));
     expect(new Set(results.map((r) => r.ca.certPem)).size).toBe(1);
     expect(results.filter((r) => r.created)).toHaveLength(1);
   });
 
   it('refuses an unparseable CA file with DEVPROXY_ERR_CA_CORRUPT and leaves it untouched', async () => {
-    await ensureCertificateAuthority(home);
+    await ensureCertificateAuthority(home, inProcessMinter);
     const { caCert: certPath } = homePaths(home);
     await writeFile(certPath, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
-    const error = await expectCode(ensureCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
+    const error = await expectCode(ensureCertificateAuthority(home, inProcessMinter), 'DEVPROXY_ERR_CA_CORRUPT');
     expect(error.message).toContain('ca.pem is not a PEM certificate');
     expect(error.hint).toContain('devproxy trust --regenerate');
     expect(await readFile(certPath, 'utf8')).toContain('not base64 at all');
     // The store reports the same error to every TLS handshake instead of minting a new CA.
-    const store = createCertificateStore({ home, isKnownName });
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName });
     await expectCode(store.getLeaf('api.feature-x.localhost'), 'DEVPROXY_ERR_CA_CORRUPT');
     expect(await readFile(certPath, 'utf8')).toContain('not base64 at all');
   });
 
   it('refuses a key that does not belong to the cert', async () => {
-    const { ca } = await ensureCertificateAuthority(home);
+    const { ca } = await ensureCertificateAuthority(home, inProcessMinter);
     const other = await createCertificateAuthority({ commonName: 'other' });
     await writeFile(homePaths(home).caKey, other.keyPem);
     const error = await expectCode(loadCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
@@ -128,17 +129,17 @@ describe('the CA on disk', () => {
   });
 
   it('refuses a cert whose key file is missing', async () => {
-    await ensureCertificateAuthority(home);
+    await ensureCertificateAuthority(home, inProcessMinter);
     await rm(homePaths(home).caKey);
     await expectCode(loadCertificateAuthority(home), 'DEVPROXY_ERR_CA_CORRUPT');
   });
 
   it('is replaced by an explicit regenerate, which also drops the leaves it signed', async () => {
-    const { ca } = await ensureCertificateAuthority(home);
-    const store = createCertificateStore({ home, isKnownName });
+    const { ca } = await ensureCertificateAuthority(home, inProcessMinter);
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName });
     await store.getLeaf('api.feature-x.localhost');
     await writeFile(homePaths(home).caCert, 'garbage');
-    const fresh = await regenerateCertificateAuthority(home);
+    const fresh = await regenerateCertificateAuthority(home, inProcessMinter);
     expect(fresh.certPem).not.toBe(ca.certPem);
     expect((await loadCertificateAuthority(home))?.certPem).toBe(fresh.certPem);
     await expect(stat(homePaths(home).leaves)).rejects.toThrow(/ENOENT/);
@@ -148,7 +149,7 @@ describe('the CA on disk', () => {
 describe('createCertificateStore', () => {
   it('issues one wildcard leaf per worktree, shared by concurrent handshakes', async () => {
     const { messages, logger } = collectingLogger();
-    const store = createCertificateStore({ home, isKnownName, logger });
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName, logger });
     const entries = await Promise.all([
       ...Array.from({ length: 5 }, () => store.getLeaf('api.feature-x.localhost')),
       ...Array.from({ length: 5 }, () => store.getLeaf('UI.Feature-X.localhost.')),
@@ -168,7 +169,7 @@ describe('createCertificateStore', () => {
 
   it('prepares one leaf per worktree ahead of the first handshake, skipping unknown names', async () => {
     const { messages, logger } = collectingLogger();
-    const store = createCertificateStore({ home, isKnownName, logger });
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName, logger });
     await store.prepare(['api.feature-x.localhost', 'ui.feature-x.localhost', 'api.contoso.localhost', 'evil.example.com']);
     expect(messages.filter((m) => m.startsWith('issued certificate')).sort()).toEqual([
       expect.stringMatching(/^issued certificate for \*\.contoso\.localhost, contoso\.localhost in \d+ ms$/),
@@ -183,22 +184,22 @@ describe('createCertificateStore', () => {
   });
 
   it('gives localhost an exact certificate and never a *.localhost wildcard', async () => {
-    const store = createCertificateStore({ home, isKnownName: () => false });
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName: () => false });
     const cert = new X509Certificate((await store.getLeaf('localhost')).pair.certPem);
     expect(cert.subjectAltName).toBe('DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
   });
 
   it('refuses names devproxy does not route, and names that are not DNS names', async () => {
-    const store = createCertificateStore({ home, isKnownName });
+    const store = createCertificateStore({ home, minter: inProcessMinter, isKnownName });
     await expectCode(store.getLeaf('evil.example.com'), 'DEVPROXY_ERR_CERT_UNKNOWN_HOST');
     await expectCode(store.getLeaf('../../etc/passwd'), 'DEVPROXY_ERR_CERT_UNKNOWN_HOST');
     await expect(stat(homePaths(home).leaves)).rejects.toThrow(/ENOENT/);
   });
 
   it('reuses a valid leaf from disk after a restart', async () => {
-    const first = await createCertificateStore({ home, isKnownName }).getLeaf('api.contoso.localhost');
+    const first = await createCertificateStore({ home, minter: inProcessMinter, isKnownName }).getLeaf('api.contoso.localhost');
     const { messages, logger } = collectingLogger();
-    const second = await createCertificateStore({ home, isKnownName, logger }).getLeaf('api.contoso.localhost');
+    const second = await createCertificateStore({ home, minter: inProcessMinter, isKnownName, logger }).getLeaf('api.contoso.localhost');
     expect(second.pair.certPem).toBe(first.pair.certPem);
     expect(messages).toEqual([]);
   });
@@ -207,7 +208,7 @@ describe('createCertificateStore', () => {
     ['expired', -30, -1],
     ['due within 7 days', -80, 3],
   ])('renews a leaf on disk that is %s', async (_label, fromDays, toDays) => {
-    const { ca } = await ensureCertificateAuthority(home);
+    const { ca } = await ensureCertificateAuthority(home, inProcessMinter);
     const { names } = leafNamesFor('api.feature-x.localhost');
     const stale = await issueLeafCertificate(ca, names, {
       notBefore: new Date(Date.now() + fromDays * DAY_MS),
@@ -217,7 +218,7 @@ describe('createCertificateStore', () => {
     await mkdir(homePaths(home).leaves, { recursive: true });
     await writeFile(file, stale.certPem + stale.keyPem);
     const { messages, logger } = collectingLogger();
-    const entry = await createCertificateStore({ home, isKnownName, logger }).getLeaf('api.feature-x.localhost');
+    const entry = await createCertificateStore({ home, minter: inProcessMinter, isKnownName, logger }).getLeaf('api.feature-x.localhost');
     expect(entry.pair.certPem).not.toBe(stale.certPem);
     expect(entry.notAfter.getTime()).toBeGreaterThan(Date.now() + 80 * DAY_MS);
     expect(await readFile(file, 'utf8')).toBe(entry.pair.certPem + entry.pair.keyPem);
@@ -225,12 +226,12 @@ describe('createCertificateStore', () => {
   });
 
   it('re-issues a cached leaf signed by another CA', async () => {
-    await ensureCertificateAuthority(home);
+    await ensureCertificateAuthority(home, inProcessMinter);
     const stranger = await createCertificateAuthority({ commonName: 'stranger' });
     const foreign = await issueLeafCertificate(stranger, ['*.feature-x.localhost']);
     await mkdir(homePaths(home).leaves, { recursive: true });
     await writeFile(join(homePaths(home).leaves, '_wildcard_.feature-x.localhost.pem'), foreign.certPem + foreign.keyPem);
-    const entry = await createCertificateStore({ home, isKnownName }).getLeaf('api.feature-x.localhost');
+    const entry = await createCertificateStore({ home, minter: inProcessMinter, isKnownName }).getLeaf('api.feature-x.localhost');
     expect(entry.pair.certPem).not.toBe(foreign.certPem);
   });
 });

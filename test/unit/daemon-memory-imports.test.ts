@@ -6,8 +6,8 @@ import { reachablePackages, staticPackages } from '../helpers/static-imports.js'
  * README "Performance" → "Memory"): each is loaded only where it is needed, or not by the daemon.
  * - `undici`: its index also loads fetch, WebSocket, caches and mocks; the proxy loads Pool's own module.
  * - `simple-git`: the daemon reads the worktree list with one `git` call; the CLI's `new`/`rm` keep it.
- * - `@peculiar/x509`: only when a CA or leaf must be minted; `@azure/identity`: only for a remote
- *   with Entra ID auth.
+ * - `@peculiar/x509`: only in the worker thread that mints a CA or leaf; `@azure/identity`: only for
+ *   a remote with Entra ID auth.
  */
 const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/identity'];
 
@@ -16,6 +16,9 @@ const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/i
  * resident) is replaced by runtime/docker-engine-api.ts, and Docker answers in every daemon.
  */
 const NEVER_IN_DAEMON = ['dockerode', 'docker-modem'];
+
+/** The minting code: the daemon runs it in a short-lived worker thread (`certs/mint-worker-client.ts`). */
+const ONLY_IN_THE_MINT_WORKER = ['@peculiar/x509', 'reflect-metadata'];
 
 describe('what the daemon loads at start', () => {
   it('reaches none of the packages it loads lazily through a static import', () => {
@@ -35,10 +38,16 @@ describe('what the daemon ever loads', () => {
     expect(reached).toEqual([]);
   });
 
-  it('follows lazy imports (so the check above can fail)', () => {
-    const reached = reachablePackages('daemon/main.ts');
-    expect(reached).toContain('@peculiar/x509');
-    expect(reached).toContain('@azure/identity');
+  it('reaches the minting code through no import in its main thread, lazy ones included', () => {
+    const reached = [...reachablePackages('daemon/main.ts')].filter((p) => ONLY_IN_THE_MINT_WORKER.includes(p));
+    expect(reached).toEqual([]);
+  });
+
+  it('follows lazy imports (so the checks above can fail)', () => {
+    expect(reachablePackages('daemon/main.ts')).toContain('@azure/identity');
     expect([...reachablePackages('test/setup/docker-engine.ts')]).toContain('dockerode');
+    expect([...reachablePackages('certs/mint-worker.ts')]).toEqual(expect.arrayContaining(ONLY_IN_THE_MINT_WORKER));
+    expect([...reachablePackages('certs/in-process-minter.ts')]).toEqual(expect.arrayContaining(ONLY_IN_THE_MINT_WORKER));
+    expect([...staticPackages('certs/in-process-minter.ts')]).toEqual([]);
   });
 });
