@@ -1,0 +1,108 @@
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PemPair } from '../../certs/authority.js';
+import { inProcessMinter } from '../../certs/in-process-minter.js';
+import { createWorkerMinter, type WorkerMinter } from '../../certs/mint-worker-client.js';
+import { waitFor } from '../helpers/git-repo.js';
+
+/** The worker script as the product runs it: built in dist/ by the integration set-up. */
+const WORKER = new URL('../../dist/certs/mint-worker.js', import.meta.url);
+const IDLE_MS = 300;
+
+const cleanups: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function minterWithLog(workerUrl = WORKER): { minter: WorkerMinter; log: string[] } {
+  const log: string[] = [];
+  const logger = { info: (m: string) => log.push(`info ${m}`), warn: (m: string) => log.push(`warn ${m}`), error: (m: string) => log.push(`error ${m}`) };
+  const minter = createWorkerMinter({ workerUrl, idleMs: IDLE_MS, logger });
+  cleanups.push(() => minter.close());
+  return { minter, log };
+}
+
+const started = (log: string[]) => log.filter((line) => line === 'info certificate worker started').length;
+const stopped = (log: string[]) => log.filter((line) => line === `info certificate worker stopped after ${IDLE_MS} ms idle`).length;
+
+function expectSignedBy(leaf: PemPair, ca: PemPair, name: string): void {
+  const cert = new X509Certificate(leaf.certPem);
+  const caCert = new X509Certificate(ca.certPem);
+  expect(cert.checkIssued(caCert)).toBe(true);
+  expect(cert.verify(caCert.publicKey)).toBe(true);
+  expect(cert.checkHost(name)).toBe(name);
+}
+
+describe('minting in the certificate worker', () => {
+  it('mints a CA and a burst of leaves in one worker, which stops once idle; the next request starts another', async () => {
+    const { minter, log } = minterWithLog();
+    const ca = await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+    expect(new X509Certificate(ca.certPem).ca).toBe(true);
+    const names = ['api.feature-a.localhost', 'api.feature-b.localhost', 'api.feature-c.localhost', 'feature-d.localhost'];
+    const leaves = await Promise.all(names.map((name) => minter.issueLeafCertificate(ca, [name])));
+    names.forEach((name, i) => expectSignedBy(leaves[i]!, ca, name));
+    expect(started(log)).toBe(1);
+
+    await waitFor(() => (stopped(log) === 1 ? true : undefined), 10_000, 'the idle worker to stop');
+    const later = await minter.issueLeafCertificate(ca, ['ui.feature-e.localhost'], { validityDays: 2 });
+    expectSignedBy(later, ca, 'ui.feature-e.localhost');
+    expect(started(log)).toBe(2);
+    expect(log.filter((line) => !line.startsWith('info'))).toEqual([]);
+  });
+
+  it('rejects with the same error class and message as minting in-process', async () => {
+    const { minter } = minterWithLog();
+    const ca = await inProcessMinter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+    const rsaKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const failures: Array<(m: typeof minter | typeof inProcessMinter) => Promise<PemPair>> = [
+      (m) => m.issueLeafCertificate(ca, []),
+      (m) => m.issueLeafCertificate({ certPem: ca.certPem, keyPem: rsaKey }, ['api.feature-x.localhost']),
+      (m) => m.issueLeafCertificate({ certPem: ca.certPem, keyPem: 'not a key' }, ['api.feature-x.localhost']),
+    ];
+    for (const fail of failures) {
+      const inProcess = (await fail(inProcessMinter).catch((error: unknown) => error)) as Error;
+      const inWorker = (await fail(minter).catch((error: unknown) => error)) as Error;
+      expect(inProcess).toBeInstanceOf(Error);
+      expect(inWorker.constructor).toBe(inProcess.constructor);
+      expect({ name: inWorker.name, message: inWorker.message, code: (inWorker as { code?: string }).code }).toEqual({
+        name: inProcess.name,
+        message: inProcess.message,
+        code: (inProcess as { code?: string }).code,
+      });
+    }
+    // The worker survives its callers' mistakes.
+    expectSignedBy(await minter.issueLeafCertificate(ca, ['api.feature-x.localhost']), ca, 'api.feature-x.localhost');
+  });
+
+  it('fails the pending requests of a worker that dies with a clear error, and starts a new one for the next', async () => {
+    // The real worker, and a listener that kills the thread when asked for `crash.localhost`.
+    // (Imported statically: the worker's listener must be attached before the port starts.)
+    const dir = await mkdtemp(join(tmpdir(), 'devproxy-mint-crash-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const crashing = join(dir, 'crashing-worker.mjs');
+    await writeFile(
+      crashing,
+      `import { parentPort } from 'node:worker_threads';
+import ${JSON.stringify(WORKER.href)};
+parentPort.on('message', (request) => { if (request.names?.includes('crash.localhost')) process.exit(3); });
+`,
+    );
+    const { minter, log } = minterWithLog(pathToFileURL(crashing));
+    const ca = await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+    // Messages arrive in order: the thread dies on the first, before it can answer the second.
+    const results = await Promise.allSettled([minter.issueLeafCertificate(ca, ['crash.localhost']), minter.issueLeafCertificate(ca, ['api.feature-x.localhost'])]);
+    const died = { code: 'DEVPROXY_ERR_INTERNAL', message: 'the certificate worker stopped before answering (exit code 3); the next request starts a new one' };
+    expect(results).toMatchObject([
+      { status: 'rejected', reason: died },
+      { status: 'rejected', reason: died },
+    ]);
+    expect(log).toContain('warn certificate worker died with 2 request(s) pending: exit code 3');
+
+    expectSignedBy(await minter.issueLeafCertificate(ca, ['ui.feature-x.localhost']), ca, 'ui.feature-x.localhost');
+    expect(started(log)).toBe(2);
+  });
+});
