@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MINT_WORKER_IDLE_MS } from '../../certs/mint-worker-client.js';
-import { caPaths } from '../../certs/store.js';
+import { homePaths } from '../../home-paths.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
@@ -22,14 +22,14 @@ let env: NodeJS.ProcessEnv;
 let httpsPort: number;
 
 const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env });
-const daemonLog = () => readFile(join(home, 'logs', 'daemon.log'), 'utf8').catch(() => '');
+const daemonLog = () => readFile(homePaths(home).daemonLog, 'utf8').catch(() => '');
 const count = (text: string, line: string) => text.split('\n').filter((l) => l.endsWith(line)).length;
 const STARTED = 'info  certificate worker started';
 const STOPPED = `info  certificate worker stopped after ${MINT_WORKER_IDLE_MS} ms idle`;
 
 /** GET over HTTPS to the daemon with SNI `name`, verifying its certificate against the daemon's CA only. */
 async function httpsGet(name: string): Promise<{ status: number; body: string }> {
-  const ca = await readFile(caPaths(home).certPath, 'utf8');
+  const ca = await readFile(homePaths(home).caCert, 'utf8');
   return await new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', servername: name, port: httpsPort, path: '/', headers: { host: name }, ca, agent: false }, (res) => {
       const chunks: Buffer[] = [];
