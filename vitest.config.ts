@@ -25,13 +25,14 @@ const WITHOUT_DOCKER = [
 /**
  * One at a time, last: tests that assert latencies or count attempts within a time bound (the
  * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
- * deadlines, the dashboard's request within 1 s), and the engine restart, which stops the real
- * dockerd (CI only).
+ * deadlines, an idle or slowloris client cut within 10× the header timeout, the dashboard's
+ * request within 1 s), and the engine restart, which stops the real dockerd (CI only).
  */
 const ALONE = [
   'test/reliability/h2-floods.test.ts',
   'test/reliability/daemon-faults.test.ts',
   'test/reliability/committed-files.test.ts',
+  'test/reliability/hostile-input.test.ts',
   'test/reliability/https-drain.test.ts',
   'test/reliability/shutdown-drain.test.ts',
   'test/integration/remote-wake.test.ts',
