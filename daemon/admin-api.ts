@@ -1,11 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from '../workspace/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
-import { httpStatusOf } from '../errors.js';
+import { AdminRouter, type AdminReply } from './admin-router.js';
 
 export interface AdminApiOptions {
   /** Bearer token every API call must carry (from daemon.json, mode 0600). */
@@ -39,87 +38,108 @@ const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/']);
  * the loopback address (DNS rebinding) are refused before the token is even looked at.
  */
 export async function startAdminApi(options: AdminApiOptions, port = 0): Promise<{ port: number; close(): Promise<void> }> {
-  const app: FastifyInstance = Fastify({ logger: false });
   const expected = Buffer.from(`Bearer ${options.token}`);
   let boundPort = 0;
 
-  app.addHook('onRequest', async (request, reply) => {
+  const refuse = (res: ServerResponse, status: number, code: string, message: string): false => {
+    const text = JSON.stringify({ error: { code, message } });
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    return false;
+  };
+  const app = new AdminRouter((request: IncomingMessage, res: ServerResponse, routed: string | undefined) => {
     const host = request.headers.host ?? '';
     if (host !== `127.0.0.1:${boundPort}` && host !== `localhost:${boundPort}`) {
-      return reply.code(421).send({ error: { code: 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', message: 'the admin API answers only on its loopback address' } });
+      return refuse(res, 421, 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', 'the admin API answers only on its loopback address');
     }
     const origin = request.headers.origin;
     if (origin !== undefined && origin !== `http://${host}`) {
-      return reply.code(403).send({ error: { code: 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', message: 'cross-origin requests to the admin API are refused' } });
+      return refuse(res, 403, 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', 'cross-origin requests to the admin API are refused');
     }
-    // The route fastify matched, not the raw target: `/%61pi/status`, `//api/status` or the
-    // absolute form `http://127.0.0.1:<port>/api/status` all reach the `/api/status` handler.
-    const routed = request.routeOptions.url;
-    if (routed !== undefined && PUBLIC_ROUTES.has(routed) && (request.method === 'GET' || request.method === 'HEAD')) return;
+    // The route the router matched, not the raw target: `/%61pi/status` or the absolute form
+    // `http://127.0.0.1:<port>/api/status` reach the `/api/status` handler, `//api/status` none.
+    if (routed !== undefined && PUBLIC_ROUTES.has(routed) && (request.method === 'GET' || request.method === 'HEAD')) return true;
     const given = Buffer.from(request.headers.authorization ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      return reply.code(401).send({ error: { code: 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', message: 'missing or wrong admin token' } });
+      return refuse(res, 401, 'DEVPROXY_ERR_ADMIN_UNAUTHORIZED', 'missing or wrong admin token');
     }
+    return true;
   });
 
-  app.get('/', async (_request, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .header('cache-control', 'no-store')
-      .header('content-security-policy', DASHBOARD_CSP)
-      .header('referrer-policy', 'no-referrer')
-      .header('x-content-type-options', 'nosniff')
-      .send(DASHBOARD_HTML));
-  app.get('/api/status', async (request) => options.status((request.query as { probe?: string }).probe !== '0'));
+  app.get('/', (_request, reply) => {
+    reply.send(
+      200,
+      {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        'content-security-policy': DASHBOARD_CSP,
+        'referrer-policy': 'no-referrer',
+        'x-content-type-options': 'nosniff',
+      },
+      DASHBOARD_HTML,
+    );
+  });
+  app.get('/api/status', (request) => options.status(request.query('probe') !== '0'));
   app.post('/api/reload', async () => {
     await options.reload();
     return options.status(false);
   });
-  const knownPath = (path: string | undefined, reply: FastifyReply): path is string => {
+  const knownPath = (path: string | undefined, reply: AdminReply): path is string => {
     if (path && options.worktreePaths().includes(path)) return true;
-    void reply.code(404).send({ error: { code: 'DEVPROXY_ERR_UNKNOWN_WORKTREE', message: `devproxy routes no worktree at ${path ?? '(none given)'}` } });
+    reply.json(404, { error: { code: 'DEVPROXY_ERR_UNKNOWN_WORKTREE', message: `devproxy routes no worktree at ${path ?? '(none given)'}` } });
     return false;
   };
   app.post('/api/restart', async (request, reply) => {
     const { path, service } = (request.body ?? {}) as ServiceRequest;
-    if (!knownPath(path, reply)) return reply;
+    if (!knownPath(path, reply)) return;
     await options.runtime.restart(path, service ?? '');
     return { service, status: options.runtime.status(path).find((s) => s.service === service) ?? null };
   });
   app.post('/api/remove-worktree', async (request, reply) => {
     const { path } = (request.body ?? {}) as ServiceRequest;
-    if (!knownPath(path, reply)) return reply;
+    if (!knownPath(path, reply)) return;
     await options.runtime.removeWorktree(path);
     return { removed: path };
   });
   app.get('/api/logs', async (request, reply) => {
-    const query = request.query as ServiceRequest & { lines?: string; follow?: string };
-    if (!knownPath(query.path, reply)) return reply;
-    const lines = query.lines ? Number(query.lines) : 100;
-    if (query.follow !== '1') return reply.type('text/plain; charset=utf-8').send(await options.runtime.logs(query.path, query.service ?? '', { lines }));
+    const path = request.query('path');
+    if (!knownPath(path, reply)) return;
+    const service = request.query('service') ?? '';
+    const linesGiven = request.query('lines');
+    const lines = linesGiven ? Number(linesGiven) : 100;
+    if (request.query('follow') !== '1') {
+      reply.send(200, { 'content-type': 'text/plain; charset=utf-8' }, await options.runtime.logs(path, service, { lines }));
+      return;
+    }
     const abort = new AbortController();
     request.raw.once('close', () => abort.abort());
-    return reply.type('text/plain; charset=utf-8').send(Readable.from(options.runtime.followLogs(query.path, query.service ?? '', { lines, signal: abort.signal })));
-  });
-  app.setErrorHandler((error: Error & { code?: string; hint?: string; statusCode?: number }, _request, reply) => {
-    // A caller's mistake (unknown service, bad body) is 4xx with its code, never a 500.
-    void reply.code(error.statusCode && error.statusCode < 500 ? error.statusCode : httpStatusOf(error)).send({ error: { code: error.code ?? 'DEVPROXY_ERR_INTERNAL', message: error.message, hint: error.hint ?? null } });
+    reply.stream('text/plain; charset=utf-8', options.runtime.followLogs(path, service, { lines, signal: abort.signal }));
   });
   registerDashboardRoutes(app, options.dashboard);
-  app.post('/api/stop', async (_request, reply) => {
-    reply.raw.once('finish', () => options.stop());
+  app.post('/api/stop', (_request, reply) => {
+    reply.onSent(() => options.stop());
     return { stopping: true };
   });
 
-  await app.listen({ host: '127.0.0.1', port });
-  const address = app.server.address();
+  const server = createServer((request, res) => void app.handle(request, res));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: '127.0.0.1', port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
   boundPort = typeof address === 'object' && address ? address.port : port;
   return {
     port: boundPort,
     close: () => {
       // Open event streams would hold the listener forever; their clients reconnect to the next daemon.
       options.dashboard.feed.close();
-      return app.close();
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
     },
   };
 }

@@ -6,13 +6,13 @@
  * send the Authorization header (EventSource cannot), so no token or ticket ever sits in a URL.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
 import { DevproxyError } from '../errors.js';
 import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged, type ProfileChangeRequest } from '../workspace/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../profiles/schema.js';
 import type { RequestLog } from '../proxy/request-log.js';
 import type { WorktreeInput } from '../router/types.js';
 import { availableMemoryBytes, checkMemoryBudget } from '../runtime/memory.js';
+import type { AdminRouter } from './admin-router.js';
 import type { DashboardFeed, FeedTopic } from './dashboard-feed.js';
 
 export interface DashboardApiOptions {
@@ -40,30 +40,29 @@ function revisionOf(text: string | null): string {
 }
 
 /** Adds the dashboard's routes to the admin API. */
-export function registerDashboardRoutes(app: FastifyInstance, options: DashboardApiOptions): void {
+export function registerDashboardRoutes(app: AdminRouter, options: DashboardApiOptions): void {
   const { feed, requestLog } = options;
 
   app.get('/api/events', (request, reply) => {
-    const query = request.query as { topics?: string; after?: string };
-    const topics = new Set<FeedTopic>((query.topics ?? 'status,requests').split(',').filter((t): t is FeedTopic => t === 'status' || t === 'requests'));
-    reply.hijack();
-    feed.open(reply.raw, topics, Number(query.after) || 0);
+    const topics = new Set<FeedTopic>((request.query('topics') ?? 'status,requests').split(',').filter((t): t is FeedTopic => t === 'status' || t === 'requests'));
+    feed.open(reply.hijack(), topics, Number(request.query('after')) || 0);
   });
 
-  app.get('/api/requests', async (request) => {
-    const query = request.query as { after?: string; limit?: string };
-    const limit = Number(query.limit);
-    return { stats: requestLog.stats(), entries: requestLog.entries(Number(query.after) || 0, Number.isInteger(limit) && limit >= 0 ? limit : requestLog.capacity) };
+  app.get('/api/requests', (request) => {
+    const limit = Number(request.query('limit'));
+    return { stats: requestLog.stats(), entries: requestLog.entries(Number(request.query('after')) || 0, Number.isInteger(limit) && limit >= 0 ? limit : requestLog.capacity) };
   });
 
-  app.get('/api/requests/:seq', async (request, reply) => {
-    const seq = Number((request.params as { seq: string }).seq);
+  app.get('/api/requests/:seq', (request, reply) => {
+    const given = request.params.seq ?? '';
+    const seq = Number(given);
     const detail = Number.isInteger(seq) ? requestLog.detail(seq) : undefined;
     if (detail) return detail;
-    return reply.code(404).send({ error: { code: 'DEVPROXY_ERR_REQUEST_NOT_FOUND', message: `request ${String((request.params as { seq: string }).seq)} is no longer in the log` } });
+    reply.json(404, { error: { code: 'DEVPROXY_ERR_REQUEST_NOT_FOUND', message: `request ${given} is no longer in the log` } });
+    return undefined;
   });
 
-  app.put('/api/requests/recording', async (request) => {
+  app.put('/api/requests/recording', (request) => {
     const { recording } = (request.body ?? {}) as { recording?: unknown };
     if (typeof recording !== 'boolean') throw new DevproxyError('DEVPROXY_ERR_USAGE', 'send {"recording": true|false}');
     requestLog.recording = recording;
