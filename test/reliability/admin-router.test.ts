@@ -25,6 +25,9 @@ beforeAll(async () => {
 services:
   api:
     local: { port: ${local.port} }
+profiles:
+  standard: [api]
+default: standard
 `);
   expect((await d.cli(['init'])).code).toBe(0);
   const started = await d.cli(['proxy', 'start']);
