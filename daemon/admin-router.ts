@@ -126,7 +126,6 @@ export class AdminRouter {
     const method = req.method ?? 'GET';
     const target = parseTarget(req.url ?? '');
     const found = target.segments === undefined ? undefined : match(this.#routes, method, target.segments);
-    if (!this.gate(req, res, found?.route.pattern)) return;
     let answered = false;
     const reply: AdminReply = {
       json: (status, value) => {
@@ -151,6 +150,7 @@ export class AdminRouter {
       onSent: (callback) => res.once('finish', callback),
     };
     try {
+      if (!this.gate(req, res, found?.route.pattern)) return;
       if (target.malformed) throw clientError(400, `'${req.url ?? ''}' is not a valid url component`);
       if (!found) throw clientError(404, `no admin API route ${method} ${req.url ?? ''}`);
       const query = new URLSearchParams(target.query);
@@ -214,12 +214,13 @@ function readText(req: IncomingMessage): Promise<string> {
         chunks.push(chunk);
         return;
       }
-      req.off('data', onData).off('end', onEnd).off('error', reject);
+      req.off('data', onData).off('end', onEnd);
       req.resume();
       reject(clientError(413, `the request body is larger than ${ADMIN_BODY_LIMIT_BYTES} bytes`));
     };
     const onEnd = (): void => resolve(Buffer.concat(chunks).toString('utf8'));
-    req.on('data', onData).once('end', onEnd).once('error', reject);
+    // A client gone before the end: `close` without `end` (after `end` the rejection is a no-op).
+    req.on('data', onData).once('end', onEnd).once('error', reject).once('close', () => reject(new Error('the client went away before the body ended')));
   });
 }
 
