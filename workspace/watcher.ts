@@ -25,6 +25,12 @@ const GIT_RESCAN_DEBOUNCE_MS = 50;
  * before the check.
  */
 const SETTLE_MS = 150;
+/**
+ * While events keep coming (a burst of writes never leaves the quiet period the settled check
+ * waits for), the identity is also checked this often until SETTLE_MS after the last event, so a
+ * replacement whose own event was dropped applies within a flip's budget, not after the burst.
+ */
+const QUICK_CHECK_MS = 20;
 
 /** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
 export interface RuntimeView {
@@ -53,6 +59,9 @@ interface TrackedWorktree {
   signature: string;
   /** The identity check once the files are quiet (see SETTLE_MS). */
   settleTimer?: NodeJS.Timeout;
+  /** The identity checks while events come (see QUICK_CHECK_MS). */
+  quickTimer?: NodeJS.Timeout;
+  lastEventAt: number;
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
@@ -203,7 +212,10 @@ export class Workspace {
       clearTimeout(repo.rescanTimer);
       await repo.gitWatcher?.close();
     }
-    for (const w of this.worktrees.values()) clearTimeout(w.settleTimer);
+    for (const w of this.worktrees.values()) {
+      clearTimeout(w.settleTimer);
+      clearTimeout(w.quickTimer);
+    }
     await Promise.all([...this.worktrees.values()].map((w) => w.watcher.close()));
     this.repos.clear();
     this.worktrees.clear();
@@ -335,7 +347,7 @@ export class Workspace {
         return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE && !parts[0]!.startsWith(`.${CONFIG_FILE}.`);
       },
     });
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', dirty: false, loaded: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', dirty: false, loaded: false, lastEventAt: 0 };
     this.worktrees.set(root, tracked);
     this.fresh.add(root);
     watcher.on('all', (event, path) => {
@@ -350,6 +362,8 @@ export class Workspace {
       // check: when chokidar missed the file's own event, that check still sees the new file.
       if (isProfile || name === CONFIG_FILE || name === STATE_DIR) void this.reloadAndRebuild(tracked);
       this.checkWhenSettled(tracked);
+      tracked.lastEventAt = Date.now();
+      this.checkWhileEventsCome(tracked);
     });
     watcher.on('error', (error) => this.options.logger?.warn(`watcher ${root}: ${String(error)}`));
     await once(watcher, 'ready');
@@ -366,16 +380,34 @@ export class Workspace {
     w.settleTimer = setTimeout(() => void this.checkSettled(w), SETTLE_MS);
   }
 
+  private checkWhileEventsCome(w: TrackedWorktree): void {
+    w.quickTimer ??= setTimeout(() => {
+      w.quickTimer = undefined;
+      void this.checkIdentity(w);
+      if (!this.closed && this.worktrees.get(w.git.path) === w && Date.now() - w.lastEventAt < SETTLE_MS) this.checkWhileEventsCome(w);
+    }, QUICK_CHECK_MS);
+  }
+
   private async checkSettled(w: TrackedWorktree): Promise<void> {
     w.settleTimer = undefined;
-    // A reload still running starts a new quiet period when it ends.
-    if (this.closed || w.reloading || this.worktrees.get(w.git.path) !== w) return;
+    await this.checkIdentity(w);
+  }
+
+  private async checkIdentity(w: TrackedWorktree): Promise<void> {
+    if (this.closed || this.worktrees.get(w.git.path) !== w) return;
+    // A reload still running reads once more (it may have read before the missed replacement) and
+    // starts a new quiet period when it ends.
+    if (w.reloading) {
+      w.dirty = true;
+      return;
+    }
     if ((await fileSignature(w.git.path)) !== w.signature && !w.reloading) await this.reloadAndRebuild(w);
   }
 
   private async dropWorktree(path: string): Promise<void> {
     const w = this.worktrees.get(path);
     clearTimeout(w?.settleTimer);
+    clearTimeout(w?.quickTimer);
     this.worktrees.delete(path);
     await w?.watcher.close();
   }
