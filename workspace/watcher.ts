@@ -394,13 +394,9 @@ export class Workspace {
   }
 
   private async checkIdentity(w: TrackedWorktree): Promise<void> {
-    if (this.closed || this.worktrees.get(w.git.path) !== w) return;
-    // A reload still running reads once more (it may have read before the missed replacement) and
-    // starts a new quiet period when it ends.
-    if (w.reloading) {
-      w.dirty = true;
-      return;
-    }
+    // A reload still running starts a new quiet period when it ends (marking it dirty here instead
+    // would keep it reading, and the table unchanged, for as long as a burst of writes lasts).
+    if (this.closed || w.reloading || this.worktrees.get(w.git.path) !== w) return;
     if ((await fileSignature(w.git.path)) !== w.signature && !w.reloading) await this.reloadAndRebuild(w);
   }
 
