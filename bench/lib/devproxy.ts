@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { homePaths } from '../../home-paths.js';
-import type { DaemonInfo } from '../../workspace/home.js';
+import { isAlive, type DaemonInfo } from '../../workspace/home.js';
 import { httpGet, type Probe } from './http-get.js';
 import { isShuttingDown, onCleanup, runCommand, sleep, startProcess, waitForPort, type CommandResult } from './procs.js';
 
@@ -50,15 +50,6 @@ function readDaemonInfo(home: string): DaemonInfo | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Starts the daemon as a user does, `devproxy proxy start` (background), so the process measured
  * is the real daemon and not a CLI hosting it. With `cpuProfDir` it runs instead as
@@ -93,10 +84,10 @@ export async function startDaemon(cli: Cli, opts: { home: string; httpPort: numb
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      if (alive(daemonInfo.pid)) await runCli(cli, opts.home, ['proxy', 'stop'], undefined, 20_000);
+      if (isAlive(daemonInfo.pid)) await runCli(cli, opts.home, ['proxy', 'stop'], undefined, 20_000);
       // `proxy stop` kills after its own grace; this only covers a CLI that failed to run.
-      for (let i = 0; i < 50 && alive(daemonInfo.pid); i++) await sleep(100);
-      if (alive(daemonInfo.pid)) process.kill(daemonInfo.pid, 'SIGKILL');
+      for (let i = 0; i < 50 && isAlive(daemonInfo.pid); i++) await sleep(100);
+      if (isAlive(daemonInfo.pid)) process.kill(daemonInfo.pid, 'SIGKILL');
     })());
   onCleanup(stop);
   await waitForPort(daemonInfo.httpPort, 10_000, 'devproxy HTTP listener');

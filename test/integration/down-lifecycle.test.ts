@@ -13,6 +13,7 @@ import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { getRouted, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { isAlive } from '../../workspace/home.js';
 
 let docker: Docker;
 let home: string;
@@ -24,15 +25,6 @@ let alpha: string;
 const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 240_000 });
 
 const get = (host: string) => getRouted(httpPort, host);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface StatusJson {
   worktrees: Array<{ name: string; down: boolean; services: Array<{ name: string; route: string; desired: string; runtime?: { state: string; pid?: number; port?: number } }> }>;
@@ -93,7 +85,7 @@ describe('stopping everything', { timeout: 240_000 }, () => {
     expect(down.code, down.stderr).toBe(0);
     expect(down.stdout).toContain(`${alpha}: down; stopped ui, worker`);
     expect(await running()).toEqual([]);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     expect(await processes()).toEqual([]);
     expect(await readFile(join(alpha, '.devproxy', 'profile.yaml'), 'utf8')).toBe(profile);
     expect(await get('ui.alpha.localhost')).toMatchObject({ status: 200, route: 'remote', body: 'from DEV for alpha' });
@@ -124,7 +116,7 @@ describe('stopping everything', { timeout: 240_000 }, () => {
     expect(stop.stdout).toMatch(/devproxy stopped \(pid \d+\); 2 local instances stopped, every worktree is down until `devproxy up --all`/);
     expect(await running()).toEqual([]);
     expect(await docker.listContainers({ all: true, filters: { label: [`${LABEL_WORKTREE}=${alpha}`] } })).toEqual([]);
-    expect(alive(pid)).toBe(false);
+    expect(isAlive(pid)).toBe(false);
     expect(await processes()).toEqual([]);
     expect((await cli(['proxy', 'status'])).code).toBe(3);
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { isRunning, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { isAlive } from '../../workspace/home.js';
 import { rawExchange, statusCodes } from './raw-client.js';
 
 /**
@@ -73,7 +74,7 @@ function errorCode(answer: Answer): string | undefined {
 }
 
 async function daemonRuns(): Promise<void> {
-  expect(isRunning((await d.info())!.pid)).toBe(true);
+  expect(isAlive((await d.info())!.pid)).toBe(true);
 }
 
 describe('the public page', () => {

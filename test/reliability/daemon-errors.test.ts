@@ -8,7 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { freePort, isRunning, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { freePort, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { isAlive } from '../../workspace/home.js';
 import { tally } from './tally.js';
 
 /**
@@ -101,7 +102,7 @@ describe('the daemon log', () => {
     const statuses = new Set<number>();
     for (let i = 0; i < LOGGED_REQUESTS; i++) statuses.add(await del(d, `/full-${i}`));
     await disk.check(() => expect(statuses).toEqual(new Set([403])));
-    await disk.check(() => expect(isRunning(pid)).toBe(true));
+    await disk.check(() => expect(isAlive(pid)).toBe(true));
     await disk.check(async () => expect((await d.status()).daemon.running).toBe(true));
     await disk.check(async () => expect((await d.info())?.pid).toBe(pid));
     // Space again: the next line says how many were lost.

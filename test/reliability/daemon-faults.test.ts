@@ -8,7 +8,8 @@ import { validateConfig } from '../../profiles/validate-config.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { isRunning, openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
+import { openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
+import { isAlive } from '../../workspace/home.js';
 import { within } from './raw-client.js';
 import { tally } from './tally.js';
 
@@ -127,7 +128,7 @@ describe('SIGTERM drains', () => {
       const res = await within(inFlight, 8_000, 'the in-flight request during SIGTERM');
       expect(res).toEqual({ status: 200, body: 'A slow done' });
       await within(wsClosed, 8_000, 'the WebSocket to be closed');
-      await waitFor(() => (isRunning(pid) ? undefined : true), 8_000, 'the daemon to exit').catch(async (error: Error) => {
+      await waitFor(() => (isAlive(pid) ? undefined : true), 8_000, 'the daemon to exit').catch(async (error: Error) => {
         throw new Error(`${error.message}; daemon log:\n${(await readFile(join(d.home, 'logs', 'daemon.log'), 'utf8')).split('\n').slice(-15).join('\n')}`);
       });
       expect(await d.info()).toBeUndefined();
@@ -165,7 +166,7 @@ describe('SIGKILL and restart', () => {
       process.kill(pid, 'SIGKILL');
       const outcome = await within(inFlight, 5_000, 'the in-flight request during SIGKILL');
       expect(['ECONNRESET', 'socket hang up']).toContain(outcome);
-      await waitFor(() => (isRunning(pid) ? undefined : true), 5_000, 'the daemon to die');
+      await waitFor(() => (isAlive(pid) ? undefined : true), 5_000, 'the daemon to die');
 
       // daemon.json is left behind with a dead pid: the CLI must see through it.
       expect((await d.info())?.pid).toBe(pid);
@@ -411,7 +412,7 @@ describe('SIGTERM right after many flips', () => {
       for (let i = 0; i < 6; i++) await writeFileAtomic(profileFile, i % 2 === 0 ? PROFILE_REMOTE : PROFILE_LOCAL);
       await new Promise((r) => setTimeout(r, 300));
       process.kill(pid, 'SIGTERM');
-      await waitFor(() => (isRunning(pid) ? undefined : true), 8_000, 'the daemon to exit after SIGTERM');
+      await waitFor(() => (isAlive(pid) ? undefined : true), 8_000, 'the daemon to exit after SIGTERM');
       expect(await d.info()).toBeUndefined();
     });
   }, 20_000);

@@ -9,7 +9,7 @@ import http from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DaemonInfo } from '../../workspace/home.js';
+import { isAlive, type DaemonInfo } from '../../workspace/home.js';
 import type { StatusReport } from '../../workspace/status.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
@@ -83,22 +83,12 @@ export async function prepareDaemon(config: string, extraFiles: Record<string, s
     async cleanup() {
       const published = await info();
       await cli(['proxy', 'stop', '--all']);
-      if (published && isRunning(published.pid)) process.kill(published.pid, 'SIGKILL');
+      if (published && isAlive(published.pid)) process.kill(published.pid, 'SIGKILL');
       await repo.cleanup();
       await rm(home, { recursive: true, force: true });
     },
   };
   return self;
-}
-
-/** True while `pid` exists. */
-export function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Open file descriptors of a process (Linux /proc). */

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { isRunning, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { isAlive } from '../../workspace/home.js';
 import { rawExchange, statusCodes, within } from './raw-client.js';
 import { tally } from './tally.js';
 
@@ -129,7 +130,7 @@ describe('the admin API wants its token under every spelling of a path', () => {
         expect(res.status, res.data).toBe(401);
         expect(res.data).not.toContain('"worktrees"');
         expect(res.data).not.toContain('stopping');
-        expect(isRunning((await d.info())!.pid)).toBe(true);
+        expect(isAlive((await d.info())!.pid)).toBe(true);
       });
     });
   }
@@ -143,7 +144,7 @@ describe('the admin API wants its token under every spelling of a path', () => {
       const api = await raw(adminPort, `GET /api/status?probe=0 HTTP/1.1\r\nHost: 127.0.0.1:${adminPort}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`);
       expect(api.status).toBe(200);
       expect(api.data).toContain('"worktrees"');
-      expect(isRunning((await d.info())!.pid)).toBe(true);
+      expect(isAlive((await d.info())!.pid)).toBe(true);
     });
   });
 });
