@@ -1,22 +1,20 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
+import { ensureTool } from '../helpers/tools.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 /**
  * The dashboard as a user meets it: the real daemon and CLI as subprocesses, a real git
  * repository with worktrees, real upstreams, and Debian's Chromium driving the page.
  */
-const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
-const ENSURE_CHROMIUM = join(import.meta.dirname, '..', 'setup', 'ensure-chromium.sh');
 /** Where the screenshot is kept (git-ignored). */
 const OUTPUT = join(import.meta.dirname, '..', 'output', 'dashboard');
 /** The issue's bound: a request shows up in the list within 1 s. */
@@ -45,11 +43,7 @@ async function startDaemon(): Promise<number> {
 }
 
 beforeAll(async () => {
-  try {
-    await run('sh', [ENSURE_CHROMIUM], { timeout: 600_000 });
-  } catch (error) {
-    unavailable = `chromium not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
-  }
+  unavailable = await ensureTool('ensure-chromium.sh', 'chromium');
   home = await mkdtemp(join(tmpdir(), 'devproxy-dashboard-home-'));
   for (const name of ['ui local', 'api local', 'ui remote', 'api remote']) upstreams.push(await startHttpUpstream((_req, res) => res.end(name)));
   const [uiLocal, apiLocal, uiRemote, apiRemote] = upstreams as [Upstream, Upstream, Upstream, Upstream];

@@ -7,20 +7,17 @@
  * by HMR without a full reload, and the page's API calls keep succeeding across `use` flips
  * between the local Express and an HTTPS stand-in of the DEV remote.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { ensureTool } from '../helpers/tools.js';
 import { createTestTls, startHttpsUpstream, type Upstream } from '../helpers/upstreams.js';
 
-const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
-const ENSURE_CHROMIUM = join(import.meta.dirname, '..', 'setup', 'ensure-chromium.sh');
 /** This project's node_modules: vite 8 and express 5 are its devDependencies. */
 const NODE_MODULES = join(import.meta.dirname, '..', '..', 'node_modules');
 /** How many times the API is flipped local → remote → local. */
@@ -85,12 +82,8 @@ let browser: Browser | undefined;
 const cli = (args: string[], cwd = repo.main, extraEnv: NodeJS.ProcessEnv = {}) => runCli(args, { cwd, env: { ...env, ...extraEnv }, timeoutMs: 180_000 });
 
 beforeAll(async () => {
-  try {
-    await run('sh', [ENSURE_CHROMIUM], { timeout: 600_000 });
-  } catch (error) {
-    unavailable = `chromium/certutil not available: ${String((error as { stderr?: string }).stderr ?? error)}`;
-    return;
-  }
+  unavailable = await ensureTool('ensure-chromium.sh', 'chromium/certutil');
+  if (unavailable !== undefined) return;
   home = await mkdtemp(join(tmpdir(), 'devproxy-apps-home-'));
   browserHome = await mkdtemp(join(tmpdir(), 'devproxy-apps-browser-'));
   const tls = await createTestTls(['api-dev.localhost']);
