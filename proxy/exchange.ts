@@ -6,13 +6,13 @@
  * a client that goes away aborts the upstream request, and a failure becomes an error page. One
  * handler object per request, no closures.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
 import { answeredCors, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
 import { renderWakingPage } from './error-pages.js';
-import { buildClientHeaders, flattenHeaders, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
+import { buildClientHeaders, flattenHeaders, h2HeaderObject, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, type ClientResponse } from './own-answers.js';
 import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
@@ -307,17 +307,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
 function respondH2(res: Http2ServerResponse, status: number, flat: readonly string[]): void {
   const stream = res.stream;
   if (stream.destroyed || stream.closed) return;
-  const headers: OutgoingHttpHeaders = { ':status': status };
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = (flat[i] as string).toLowerCase();
-    const value = flat[i + 1] as string;
-    const prior = headers[name];
-    if (prior === undefined) headers[name] = value;
-    else if (Array.isArray(prior)) prior.push(value);
-    else headers[name] = [String(prior), value];
-  }
   res.statusCode = status;
-  stream.respond(headers, { waitForTrailers: true });
+  stream.respond(h2HeaderObject(flat, status), { waitForTrailers: true });
 }
 
 function retryExchange(exchange: ForwardExchange): void {

@@ -4,6 +4,7 @@
  * path never builds header objects.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http2';
 
 /**
  * Hop-by-hop headers: they describe one connection, not the message, so a proxy must not pass
@@ -208,4 +209,18 @@ export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], rou
   if (listed !== undefined) out = withoutListed(out, listed);
   out.push(ROUTE_HEADER, route);
   return out;
+}
+
+/** Flat header pairs as an h2 header object with `:status` (repeated names become arrays, as for Set-Cookie). */
+export function h2HeaderObject(flat: readonly string[], status: number): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ':status': status };
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = (flat[i] as string).toLowerCase();
+    const value = flat[i + 1] as string;
+    const prior = headers[name];
+    if (prior === undefined) headers[name] = value;
+    else if (Array.isArray(prior)) prior.push(value);
+    else headers[name] = [String(prior), value];
+  }
+  return headers;
 }

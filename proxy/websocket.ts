@@ -14,7 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { buildClientHeaders, buildUpstreamHeaders, HOP_BY_HOP_HEADERS, ROUTE_HEADER } from './forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, h2HeaderObject, HOP_BY_HOP_HEADERS, ROUTE_HEADER } from './forward-headers.js';
 import { profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { refusalOf, resolveRequest } from './request-context.js';
 import { HopRefusal, lendsCredentials, refusedWrite } from './remote-hop.js';
@@ -100,18 +100,6 @@ class UpgradedSocket implements ClientEnd {
         body,
     );
   }
-}
-
-/** Flat header pairs as an h2 header object (repeated names become arrays, as for Set-Cookie). */
-function h2HeaderObject(flat: readonly string[], status: number): H2Headers {
-  const headers: H2Headers = { ':status': status };
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = (flat[i] as string).toLowerCase();
-    const value = flat[i + 1] as string;
-    const previous = headers[name];
-    headers[name] = previous === undefined ? value : ([] as string[]).concat(previous as string | string[], value);
-  }
-  return headers;
 }
 
 /**
