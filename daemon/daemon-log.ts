@@ -10,10 +10,8 @@ export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 /** After a failed write (disk full), writes are retried at most this often; lines meanwhile are dropped and counted. */
 const RETRY_AFTER_FAILURE_MS = 2_000;
 
-/** The daemon's logger writing to its own file, and what it could not write. */
+/** The daemon's logger writing to its own file. */
 export interface DaemonLog extends Logger {
-  /** Lines dropped because the file system refused them (ENOSPC, EDQUOT, EIO…), since start. */
-  readonly dropped: number;
   close(): void;
 }
 
@@ -26,7 +24,6 @@ export interface DaemonLog extends Logger {
 export function openDaemonLog(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES): DaemonLog {
   let fd: number | undefined;
   let size = 0;
-  let dropped = 0;
   let unreported = 0;
   let retryAt = 0;
 
@@ -46,7 +43,6 @@ export function openDaemonLog(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES): D
   const write = (level: string, message: string): void => {
     const now = Date.now();
     if (unreported > 0 && now < retryAt) {
-      dropped++;
       unreported++;
       return;
     }
@@ -60,7 +56,6 @@ export function openDaemonLog(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES): D
       unreported = 0;
     } catch {
       // Degraded logging: the daemon keeps routing; the loss is reported once writes succeed.
-      dropped++;
       unreported++;
       retryAt = now + RETRY_AFTER_FAILURE_MS;
       closeFd();
@@ -70,9 +65,6 @@ export function openDaemonLog(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES): D
     info: (m) => write('info ', m),
     warn: (m) => write('warn ', m),
     error: (m) => write('error', m),
-    get dropped() {
-      return dropped;
-    },
     close: () => {
       try {
         closeFd();

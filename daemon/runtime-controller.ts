@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
-import { desiredLocalServices, localServices } from '../router/profile-resolution.js';
+import { desiredLocalServices } from '../router/profile-resolution.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
-import type { LocalRuntime, LocalServiceStatus, ReconcilePlan } from '../runtime/local-runtime.js';
+import type { LocalRuntime, LocalServiceStatus } from '../runtime/local-runtime.js';
 import type { RuntimeView } from '../workspace/watcher.js';
 
 /**
@@ -97,19 +97,9 @@ export class RuntimeController implements RuntimeView {
     }
   }
 
-  /** The plan a reconcile would execute, without changing anything (`use --dry-run`). */
-  plan(input: WorktreeInput, slug: string): Promise<ReconcilePlan> {
-    return this.runtime.reconcile({ repo: input.repo, path: input.path, slug, config: input.config!, local: localServices(input.config!, input.profile) }, { dryRun: true });
-  }
-
   /** Whether the daemon is still starting or stopping the worktree's local instances. */
   reconciling(worktreePath: string): boolean {
     return this.inFlight.has(worktreePath);
-  }
-
-  /** Resolves when every reconcile started so far has settled. */
-  async settled(): Promise<void> {
-    await Promise.allSettled([...this.inFlight.values()]);
   }
 
   private track(path: string, work: Promise<unknown>): void {

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
-import type { Diagnostic, ProjectConfig } from '../profiles/schema.js';
+import type { Diagnostic } from '../profiles/schema.js';
 import type { Logger } from '../logger.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
@@ -455,11 +455,6 @@ export class Workspace {
       if (!this.closed && this.worktrees.get(w.git.path) === w) this.checkWhenSettled(w);
     })();
     return w.reloading;
-  }
-
-  /** The config in force for a worktree path (last good), for callers such as the runtime. */
-  configOf(path: string): ProjectConfig | undefined {
-    return this.worktrees.get(path)?.lastGood.config;
   }
 }
 
