@@ -17,6 +17,7 @@ import { createWorkerMinter } from '../certs/mint-worker-client.js';
 import { createCertificateStore, type CertificateStore } from '../certs/store.js';
 import { BridgeListeners } from './bridge-listeners.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
+import { isRunningState } from '../runtime/instance.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
 import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
@@ -203,7 +204,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
           const slug = workspace.getTable().worktrees.find((w) => w.path === path)?.slug;
           return input && slug !== undefined ? { input, slug } : undefined;
         },
-        running: (path) => runtime.status(path).filter((s) => RUNNING_STATES.has(s.state)).map((s) => s.service),
+        running: (path) => runtime.status(path).filter((s) => isRunningState(s.state)).map((s) => s.service),
       },
     };
     // The last daemon's port and token: a dashboard left open reconnects to this daemon by itself.
@@ -227,9 +228,6 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     throw error;
   }
 }
-
-/** Local instance states that count as running for a plan (what a change would stop or keep). */
-const RUNNING_STATES: ReadonlySet<string> = new Set(['starting', 'healthy', 'unhealthy']);
 
 function runtimeFacts(status: LocalServiceStatus | undefined): Record<string, unknown> | undefined {
   if (!status) return undefined;

@@ -64,11 +64,16 @@ export interface Instance {
 }
 
 /** States in which an instance is up or coming up (it holds its port, it is watched). */
-const RUNNING_STATES: ReadonlySet<LocalServiceState> = new Set(['starting', 'healthy', 'unhealthy']);
+const RUNNING_STATES: ReadonlySet<string> = new Set<LocalServiceState>(['starting', 'healthy', 'unhealthy']);
+
+/** Whether an instance in this state is up or coming up (what a profile change would stop or keep). */
+export function isRunningState(state: string): boolean {
+  return RUNNING_STATES.has(state);
+}
 
 /** Whether the instance is up or coming up. */
 export function isRunning(inst: Instance): boolean {
-  return RUNNING_STATES.has(inst.state);
+  return isRunningState(inst.state);
 }
 
 /** The status view of an instance (a copy: callers may keep it). */

@@ -3,6 +3,7 @@ import { DevproxyError } from '../../errors.js';
 import { nextProfile, planProfileChange, readProfileText, writeProfileUnlessChanged } from '../../workspace/profile-change.js';
 import type { ProfileFile, ProjectConfig, RouteMode } from '../../profiles/schema.js';
 import { localServices } from '../../router/profile-resolution.js';
+import { isRunningState } from '../../runtime/instance.js';
 import { availableMemoryBytes, checkMemoryBudget, formatMemory } from '../../runtime/memory.js';
 import { updateDownWorktrees } from '../../workspace/down-state.js';
 import { callDaemon, home, requireConfig, selectWorktree, type WorktreeSelection } from '../context.js';
@@ -156,7 +157,7 @@ export async function switchProfile(profileName: string | undefined, opts: UseOp
 async function plan(config: ProjectConfig, path: string, slug: string, current: ProfileFile | undefined, next: ProfileFile): Promise<UsePlan> {
   const report = await callDaemon<StatusReport>('/api/status?probe=0');
   const services = report?.worktrees.find((w) => w.path === path)?.services;
-  const running = services?.filter((s) => s.runtime && ['starting', 'healthy', 'unhealthy'].includes(String(s.runtime.state))).map((s) => s.name);
+  const running = services?.filter((s) => s.runtime && isRunningState(String(s.runtime.state))).map((s) => s.name);
   const { start, stop, keep, routes } = planProfileChange(config, current, next, running);
   return { worktree: slug, dryRun: true, start, stop, keep, routes };
 }
