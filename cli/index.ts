@@ -230,8 +230,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** Codes of a file system that refuses a write: a situation to explain, not a bug to report. */
-const NOT_WRITABLE_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT']);
+/** Codes of a file system that refuses a write (a situation to explain, not a bug to report), and why. */
 const NOT_WRITABLE_REASONS: Record<string, string> = { EACCES: 'permission denied', EPERM: 'operation not permitted', EROFS: 'read-only file system', ENOSPC: 'no space left on the device', EDQUOT: 'disk quota exceeded' };
 
 /** A read-only, full or denied `$DEVPROXY_HOME` (or repository) as a devproxy error naming the path. */
@@ -240,7 +239,7 @@ function fileSystemError(error: unknown): DevproxyError | undefined {
   let { code } = error as NodeJS.ErrnoException;
   // `mkdir -p` on a read-only file system reports ENOENT: ask the nearest existing folder why.
   if (code === 'ENOENT' && syscall === 'mkdir' && path) code = writeRefusal(path);
-  if (!code || !NOT_WRITABLE_CODES.has(code)) return undefined;
+  if (!code || !Object.hasOwn(NOT_WRITABLE_REASONS, code)) return undefined;
   const home = devproxyHome();
   const where = path ?? home;
   const inHome = where === home || where.startsWith(`${home}/`);
