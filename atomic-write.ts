@@ -9,16 +9,8 @@ import { basename, dirname, join } from 'node:path';
  * applies to the new file (default 0o644; secrets pass 0o600).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx', options.mode ?? 0o644);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const temp = await tempBeside(path);
+  await writeSynced(temp, data, options.mode ?? 0o644);
   try {
     await rename(temp, path);
   } catch (error) {
@@ -34,21 +26,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
  * half-written file behind. True when it created the file, false when something existed.
  */
 export async function createFileIfAbsent(path: string, content: { data: string | Uint8Array } | { copyOf: string }): Promise<boolean> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const temp = await tempBeside(path);
   try {
-    if ('copyOf' in content) {
-      await copyFile(content.copyOf, temp, constants.COPYFILE_EXCL);
-    } else {
-      const handle = await open(temp, 'wx', 0o644);
-      try {
-        await handle.writeFile(content.data);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
+    if ('copyOf' in content) await copyFile(content.copyOf, temp, constants.COPYFILE_EXCL);
+    else await writeSynced(temp, content.data, 0o644);
     await link(temp, path);
     return true;
   } catch (error) {
@@ -56,5 +37,23 @@ export async function createFileIfAbsent(path: string, content: { data: string |
     throw error;
   } finally {
     await rm(temp, { force: true });
+  }
+}
+
+/** A fresh temp path in `path`'s directory (created if missing), so a rename or link stays on one file system. */
+async function tempBeside(path: string): Promise<string> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  return join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Writes a new file (never an existing one) and flushes it to disk before it is published. */
+async function writeSynced(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const handle = await open(path, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
