@@ -4,7 +4,7 @@ import type { LocalRuntime } from '../runtime/local-runtime.js';
 import type { StatusReport } from '../workspace/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
-import { AdminRouter, type AdminReply } from './admin-router.js';
+import { AdminRouter, writeJson, type AdminReply } from './admin-router.js';
 
 export interface AdminApiOptions {
   /** Bearer token every API call must carry (from daemon.json, mode 0600). */
@@ -42,9 +42,7 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
   let boundPort = 0;
 
   const refuse = (res: ServerResponse, status: number, code: string, message: string): false => {
-    const text = JSON.stringify({ error: { code, message } });
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    writeJson(res, status, { error: { code, message } });
     return false;
   };
   const app = new AdminRouter((request: IncomingMessage, res: ServerResponse, routed: string | undefined) => {

@@ -130,9 +130,7 @@ export class AdminRouter {
     const reply: AdminReply = {
       json: (status, value) => {
         answered = true;
-        const text = JSON.stringify(value) ?? 'null';
-        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
+        writeJson(res, status, value);
       },
       send: (status, headers, body) => {
         answered = true;
@@ -244,11 +242,15 @@ function streamReply(res: ServerResponse, contentType: string, chunks: AsyncIter
       return;
     }
     res.removeHeader('content-type');
-    const [status, body] = errorReply(error);
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
+    writeJson(res, ...errorReply(error));
   });
   res.once('close', () => source.destroy());
   source.pipe(res);
+}
+
+/** Answers with `value` as JSON. */
+export function writeJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value) ?? 'null';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
 }
