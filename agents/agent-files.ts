@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 
@@ -63,14 +63,10 @@ function checksum(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
-async function writeGenerated(path: string, text: string): Promise<AgentFileChange> {
+function writeGenerated(path: string, text: string): Promise<AgentFileChange> {
   const wanted = withChecksum(text);
-  const current = await readFile(path, 'utf8').catch(() => undefined);
-  if (current === wanted) return { path, action: 'unchanged' };
-  if (current !== undefined && !isUnedited(current)) return { path, action: 'kept' };
-  await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, wanted);
-  return { path, action: current === undefined ? 'created' : 'updated' };
+  // A file the user edited (its checksum no longer matches) is kept.
+  return writeIfChanged(path, (current) => (current === undefined || current === wanted || isUnedited(current) ? wanted : undefined));
 }
 
 async function writeIfChanged(path: string, next: (current: string | undefined) => string | undefined): Promise<AgentFileChange> {
