@@ -91,9 +91,7 @@ export async function checkFeatureRemoval(opts: { main: string; path: string; fo
     if (opts.deleteBranch && entry.branch) {
       const merged = (await simpleGit({ baseDir: opts.main }).raw(['branch', '--merged', 'HEAD', '--list', entry.branch])).trim();
       if (!merged) {
-        throw new DevproxyError('DEVPROXY_ERR_BRANCH_NOT_MERGED', `branch "${entry.branch}" is not merged into ${opts.main}'s HEAD; deleting it would lose its commits`, {
-          hint: 'merge it first, drop --delete-branch to keep it, or pass --force to delete it anyway',
-        });
+        throw new DevproxyError('DEVPROXY_ERR_BRANCH_NOT_MERGED', `branch "${entry.branch}" is not merged into ${opts.main}'s HEAD; deleting it would lose its commits`);
       }
     }
   }
