@@ -28,13 +28,21 @@ export interface DownOptions extends WorktreeSelection {
  * worktree stays down (across daemon restarts too) until `devproxy up` or `devproxy use`.
  */
 export async function down(opts: DownOptions): Promise<void> {
-  const paths = await targetPaths(opts);
-  await updateDownWorktrees(home(), (set) => paths.forEach((p) => set.add(p)));
-  const stopped = await stopInstances(paths);
+  const { paths, stopped } = await markDown(opts);
   if (opts.json) console.log(JSON.stringify({ down: paths, stopped }, null, 2));
   else {
     for (const path of paths) console.log(`${path}: down; ${stopped[path]?.length ? `stopped ${stopped[path]!.join(', ')}` : 'nothing was running'}; every route is remote until \`devproxy up\``);
   }
+}
+
+/**
+ * Marks the selected worktrees down (down.json) and stops their instances; answers the paths and,
+ * per path, the services that were running.
+ */
+export async function markDown(opts: DownOptions): Promise<{ paths: string[]; stopped: Record<string, string[]> }> {
+  const paths = await targetPaths(opts);
+  await updateDownWorktrees(home(), (set) => paths.forEach((p) => set.add(p)));
+  return { paths, stopped: await stopInstances(paths) };
 }
 
 /**
@@ -87,7 +95,7 @@ export async function up(opts: DownOptions): Promise<void> {
 }
 
 /** The selected worktree, or with `all` every worktree of every registered repository. */
-export async function targetPaths(opts: DownOptions): Promise<string[]> {
+async function targetPaths(opts: DownOptions): Promise<string[]> {
   if (!opts.all) return [(await selectWorktree(opts)).worktree.path];
   const inputs = (await Promise.all((await readRepos(home())).map((repo) => loadRepoInputs(repo).catch(() => [])))).flat();
   return buildRoutingTable(inputs).worktrees.map((w) => w.path);

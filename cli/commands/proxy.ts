@@ -3,7 +3,6 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { updateDownWorktrees } from '../../workspace/down-state.js';
 import { homePaths } from '../../home-paths.js';
 import { isAlive, readDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
 import { defaultHostsPath } from '../../environment/hosts-file.js';
@@ -114,10 +113,8 @@ export async function proxyStop(opts: { json?: boolean; all?: boolean }): Promis
   const dir = home();
   const info = await readDaemonInfo(dir);
   if (opts.all) {
-    const { stopInstances, targetPaths } = await import('./down.js');
-    const paths = await targetPaths({ all: true });
-    await updateDownWorktrees(dir, (down) => paths.forEach((p) => down.add(p)));
-    const stopped = await stopInstances(paths);
+    const { markDown, stopInstances } = await import('./down.js');
+    const { paths, stopped } = await markDown({ all: true });
     // After the daemon is gone: sweep what it did not track (left by an earlier daemon).
     if (info) await stopDaemon(info);
     if (info) await stopInstances(paths);
