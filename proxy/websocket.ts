@@ -14,7 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { buildClientHeaders, buildUpstreamHeaders, h2HeaderObject, HOP_BY_HOP_HEADERS, ROUTE_HEADER } from './forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, h2HeaderObject, ROUTE_HEADER } from './forward-headers.js';
 import { profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { refusalOf, resolveRequest } from './request-context.js';
 import { HopRefusal, lendsCredentials, refusedWrite } from './remote-hop.js';
@@ -75,12 +75,8 @@ class UpgradedSocket implements ClientEnd {
 
   relay(response: IncomingMessage, route: Route): void {
     // Close-delimited: the hop-by-hop framing is gone, so the end of the connection ends the body.
-    const raw = response.rawHeaders;
-    const kept: string[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      if (!HOP_BY_HOP_HEADERS.has((raw[i] as string).toLowerCase())) kept.push(raw[i] as string, raw[i + 1] as string);
-    }
-    this.channel.write(rawHead(response.statusCode ?? 502, response.statusMessage, kept, [ROUTE_HEADER, route.mode, 'Connection', 'close']));
+    const headers = buildClientHeaders(response.rawHeaders, route.mode, undefined);
+    this.channel.write(rawHead(response.statusCode ?? 502, response.statusMessage, headers, ['Connection', 'close']));
     response.pipe(this.channel);
   }
 

@@ -173,6 +173,21 @@ describe('proxy WebSocket upgrades', () => {
     expect(answer).toContain('no sockets for you');
   });
 
+  it('relays a refused upgrade with the same header rules as any answer: no Connection-listed header, one x-devproxy-route', async () => {
+    const up = await startHttpUpstream((_req, res) => {
+      res.writeHead(403, { 'content-type': 'text/plain', connection: 'x-upstream-hop', 'x-upstream-hop': 'for-the-hop-only', 'x-devproxy-route': 'spoofed' });
+      res.end('no sockets for you');
+    });
+    cleanups.push(() => up.close());
+    const port = await proxy(tableOf(route(API, local(up.port))));
+    const answer = await rawUpgrade(port, API);
+    const head = answer.slice(0, answer.indexOf('\r\n\r\n')).toLowerCase();
+    expect(head).toMatch(/^http\/1\.1 403 forbidden\r\n/);
+    expect(head).not.toContain('x-upstream-hop');
+    expect(head.match(/^x-devproxy-route: .*$/gm)).toEqual(['x-devproxy-route: local']);
+    expect(answer).toContain('no sockets for you');
+  });
+
   it('answers unknown hosts with 404 and foreign hosts with 421 on the raw socket', async () => {
     const up = await wsEcho();
     const port = await proxy(tableOf(route(API, local(up.port))));
