@@ -57,9 +57,10 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
     if (!input.config) continue;
 
     // A down worktree routes every service remote; one whose set-up is pending still shows what it will run.
-    const local = new Set(input.down ? [] : localServices(input.config, input.profile));
+    const profileLocal = localServices(input.config, input.profile);
+    const local = new Set(input.down ? [] : profileLocal);
     const declared = (names: Iterable<string>) => [...names].reduce((sum, name) => sum + (input.config!.services.get(name)?.memoryBytes ?? 0), 0);
-    state.memory = { profileBytes: declared(localServices(input.config, input.profile)), fullBytes: declared(input.config.services.keys()) };
+    state.memory = { profileBytes: declared(profileLocal), fullBytes: declared(input.config.services.keys()) };
     const built: Route[] = [];
     for (const service of input.config.services.values()) {
       const route = routeFor(input, input.config, service, slug, local.has(service.name));
@@ -67,8 +68,9 @@ export function buildRoutingTable(inputs: readonly WorktreeInput[]): RoutingTabl
       state.hosts.push(route.host);
       built.push(route);
     }
-    attachCors(built, input.config);
-    attachRemoteHops(built, input.config, input.profile);
+    const worktreeHosts: ReadonlySet<string> = new Set(built.map((route) => route.host));
+    attachCors(built, worktreeHosts, input.config);
+    attachRemoteHops(built, worktreeHosts, input.config, input.profile);
   }
   return { routes, worktrees, diagnostics };
 }
@@ -135,9 +137,8 @@ function remoteTarget(repo: string, config: ProjectConfig, service: ServiceConfi
 }
 
 /** Lets every route of the worktree, local or remote, answer CORS for the worktree's origins unless its service says `cors: false`. */
-function attachCors(routes: readonly Route[], config: ProjectConfig): void {
-  const corsHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
-  for (const route of routes) if (config.services.get(route.service)?.cors !== false) route.corsHosts = corsHosts;
+function attachCors(routes: readonly Route[], worktreeHosts: ReadonlySet<string>, config: ProjectConfig): void {
+  for (const route of routes) if (config.services.get(route.service)?.cors !== false) route.corsHosts = worktreeHosts;
 }
 
 /**
@@ -145,7 +146,7 @@ function attachCors(routes: readonly Route[], config: ProjectConfig): void {
  * effective write policy (the profile file's `writes:` over the config's), wake
  * timeout and worktree header, and the worktree's remote services for redirect rewriting.
  */
-function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profile: ProfileFile | undefined): void {
+function attachRemoteHops(routes: readonly Route[], worktreeHosts: ReadonlySet<string>, config: ProjectConfig, profile: ProfileFile | undefined): void {
   const siblings: RemoteSibling[] = [];
   for (const route of routes) {
     if (route.target?.kind !== 'remote') continue;
@@ -153,7 +154,6 @@ function attachRemoteHops(routes: readonly Route[], config: ProjectConfig, profi
     siblings.push({ host: route.host, hostname: hostname.toLowerCase(), authority: authority.toLowerCase(), basePath });
   }
   if (siblings.length === 0) return;
-  const worktreeHosts: ReadonlySet<string> = new Set(routes.map((route) => route.host));
   const worktreeHeader = config.worktreeHeader === undefined ? DEFAULT_WORKTREE_HEADER : config.worktreeHeader;
   for (const route of routes) {
     if (route.target?.kind !== 'remote') continue;
