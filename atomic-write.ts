@@ -47,9 +47,9 @@ async function tempBeside(path: string): Promise<string> {
   return join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
-/** Writes a new file (never an existing one) and flushes it to disk before it is published. */
-async function writeSynced(path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const handle = await open(path, 'wx', mode);
+/** Writes a new temp file (never an existing one) and flushes it to disk before it is published. */
+async function writeSynced(temp: string, data: string | Uint8Array, mode: number): Promise<void> {
+  const handle = await open(temp, 'wx', mode);
   try {
     await handle.writeFile(data);
     await handle.sync();
