@@ -9,7 +9,7 @@ import { ERROR_HINTS } from '../errors.js';
 import { resolve, type Resolution, type TlsConnection } from '../router/resolve.js';
 import type { Route, RoutingTable } from '../router/types.js';
 import type { HostEntry } from './error-pages.js';
-import { readHops } from './forward-headers.js';
+import { buildUpstreamHeaders, readHops } from './forward-headers.js';
 import { requestAuthority, stableOriginFor, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { stableOriginUrl } from './response-rewrite.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
@@ -27,6 +27,24 @@ export interface RequestContext {
   /** The routing table the request was resolved against: pages list the same routes. */
   readonly table: RoutingTable;
   readonly outcome: Resolution;
+}
+
+/**
+ * The request's headers for its upstream at `host` (see `buildUpstreamHeaders`), with the
+ * forwarded fields this context knows: the client's address, the authority it addressed, its
+ * scheme and the hop count. `extra` and `upgrade` are the remote hop's headers and a WebSocket's
+ * protocol. Only for a routed request, which always named a host.
+ */
+export function upstreamHeadersFor(req: ClientRequest, context: RequestContext, host: string, extra?: readonly string[], upgrade?: string): string[] {
+  return buildUpstreamHeaders(req.rawHeaders, {
+    host,
+    forwardedFor: req.socket?.remoteAddress ?? '',
+    forwardedHost: context.authority as string,
+    forwardedProto: context.https ? 'https' : 'http',
+    hops: context.hops,
+    extra,
+    upgrade,
+  });
 }
 
 /** An outcome devproxy answers with an error page. */

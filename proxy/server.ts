@@ -12,7 +12,7 @@ import { AzureTokenCache } from './azure-token.js';
 import { isPreflight, isWorktreeOrigin, preflightHeaders } from './cors.js';
 import { renderLandingPage, wantsHtml } from './error-pages.js';
 import { forwardExchange, hasBody, type Preflight } from './exchange.js';
-import { buildUpstreamHeaders, type ResponseHeaderRewriter } from './forward-headers.js';
+import type { ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, type ClientResponse } from './own-answers.js';
 import {
   stableOriginFor,
@@ -22,7 +22,7 @@ import {
   type ProxyCore,
   type ProxyHandlerOptions,
 } from './proxy-core.js';
-import { landingEntries, refusalOf, resolveRequest, type RequestContext } from './request-context.js';
+import { landingEntries, refusalOf, resolveRequest, upstreamHeadersFor, type RequestContext } from './request-context.js';
 import { hopFailure, lendsCredentials, refusedWrite, RemoteHopHeaders, wakePlanFor } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { recordExchange } from './request-log.js';
@@ -93,7 +93,7 @@ function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): st
 }
 
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, context: RequestContext): void {
-  const { https, hops } = context;
+  const { https } = context;
   const authority = context.authority as string;
   const corsOrigin = worktreeOriginOf(core, req, route);
   let preflight: Preflight | undefined;
@@ -122,13 +122,7 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     upstreamHost = target.authority;
     rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, https));
   }
-  const headers = buildUpstreamHeaders(req.rawHeaders, {
-    host: upstreamHost,
-    forwardedFor: req.socket?.remoteAddress ?? '',
-    forwardedHost: authority,
-    forwardedProto: https ? 'https' : 'http',
-    hops,
-  });
+  const headers = upstreamHeadersFor(req, context, upstreamHost);
   forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, preflight });
 }
 
@@ -153,7 +147,7 @@ function forwardRemoteHop(
   corsOrigin: string | undefined,
 ): void {
   const method = req.method as string;
-  const { https, hops } = context;
+  const { https } = context;
   const authority = context.authority as string;
   const refused = refusedWrite(route, target, hop, method, context.url, worktreePathOf(core, route));
   if (refused !== undefined) {
@@ -166,14 +160,7 @@ function forwardRemoteHop(
   const wake = wakePlanFor(hop, method, req.headers.accept, hasBody(req));
   const path = upstreamPath(method, context.url, target.basePath);
   const send = (extra: readonly string[]): void => {
-    const headers = buildUpstreamHeaders(req.rawHeaders, {
-      host: target.authority,
-      forwardedFor: req.socket?.remoteAddress ?? '',
-      forwardedHost: authority,
-      forwardedProto: https ? 'https' : 'http',
-      hops,
-      extra,
-    });
+    const headers = upstreamHeadersFor(req, context, target.authority, extra);
     forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, wake });
   };
   let extra: string[] | Promise<string[]>;

@@ -14,9 +14,9 @@ import type { Duplex, Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import type { Route, Target } from '../router/types.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
-import { buildClientHeaders, buildUpstreamHeaders, h2HeaderObject, ROUTE_HEADER } from './forward-headers.js';
+import { buildClientHeaders, h2HeaderObject, ROUTE_HEADER } from './forward-headers.js';
 import { profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
-import { refusalOf, resolveRequest } from './request-context.js';
+import { refusalOf, resolveRequest, upstreamHeadersFor } from './request-context.js';
 import { HopRefusal, lendsCredentials, refusedWrite } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
@@ -223,15 +223,8 @@ function forwardWebSocket(core: ProxyCore, req: ClientRequest, client: ClientEnd
   // A route was found, so the request named a host.
   const authority = context.authority as string;
   const send = (extra: readonly string[]): void => {
-    const headers = buildUpstreamHeaders(req.rawHeaders, {
-      host: target.kind === 'remote' ? target.authority : authority,
-      forwardedFor: req.socket?.remoteAddress ?? '',
-      forwardedHost: authority,
-      forwardedProto: context.https ? 'https' : 'http',
-      hops: context.hops,
-      extra: client.added.length === 0 ? extra : [...client.added, ...extra],
-      upgrade,
-    });
+    const added = client.added.length === 0 ? extra : [...client.added, ...extra];
+    const headers = upstreamHeadersFor(req, context, target.kind === 'remote' ? target.authority : authority, added, upgrade);
     openTunnel(core, client, head, context.url, route, target, headers);
   };
   if (target.kind !== 'remote' || target.hop === undefined) {
