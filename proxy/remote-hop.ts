@@ -175,6 +175,39 @@ export function lendsCredentials(core: ProxyCore, req: ClientRequest, route: Rou
   return lend;
 }
 
+/**
+ * The remote hop's headers for one request ({@link RemoteHopHeaders.headersFor}, credentials only
+ * as {@link lendsCredentials} allows), handed to `send`: at once when they are ready, else once
+ * the token came — unless `gone()` says the client left meanwhile. A failure, thrown or
+ * rejected, goes to `fail`. The one step plain requests and WebSockets share.
+ */
+export function sendWithHopHeaders(
+  core: ProxyCore,
+  req: ClientRequest,
+  route: Route,
+  target: RemoteTarget,
+  hop: RemoteHop,
+  authority: string,
+  send: (extra: readonly string[]) => void,
+  fail: (error: unknown) => void,
+  gone: () => boolean,
+): void {
+  let extra: string[] | Promise<string[]>;
+  try {
+    extra = core.hopHeaders.headersFor(route, target, hop, authority, lendsCredentials(core, req, route, hop));
+  } catch (error) {
+    fail(error);
+    return;
+  }
+  if (Array.isArray(extra)) {
+    send(extra);
+    return;
+  }
+  extra.then((resolved) => {
+    if (!gone()) send(resolved);
+  }, fail);
+}
+
 /** A refusal carrying the page to show (unset variable, failed token). */
 export class HopRefusal extends Error {
   constructor(readonly info: ProxyErrorInfo) {

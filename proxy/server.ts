@@ -23,7 +23,7 @@ import {
   type ProxyHandlerOptions,
 } from './proxy-core.js';
 import { landingEntries, refusalOf, resolveRequest, upstreamHeadersFor, type RequestContext } from './request-context.js';
-import { hopFailure, lendsCredentials, refusedWrite, RemoteHopHeaders, wakePlanFor } from './remote-hop.js';
+import { hopFailure, refusedWrite, RemoteHopHeaders, sendWithHopHeaders, wakePlanFor } from './remote-hop.js';
 import { rewriteLocation, rewriteSetCookie, rewriteSiblingLocation, type RemoteAuthority, type SiblingRemote, type StableOrigin } from './response-rewrite.js';
 import { recordExchange } from './request-log.js';
 import type { ProxyHandler } from './types.js';
@@ -147,15 +147,13 @@ function forwardRemoteHop(
   corsOrigin: string | undefined,
 ): void {
   const method = req.method as string;
-  const { https } = context;
-  const authority = context.authority as string;
   const refused = refusedWrite(route, target, hop, method, context.url, worktreePathOf(core, route));
   if (refused !== undefined) {
     core.logger?.info(`${route.host}: ${method} refused (${refused.why})`);
     refuse(core, req, res, refused.info, route, corsOrigin);
     return;
   }
-  const stable = stableOriginFor(core, route.host, https);
+  const stable = stableOriginFor(core, route.host, context.https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
   const wake = wakePlanFor(hop, method, req.headers.accept, hasBody(req));
   const path = upstreamPath(method, context.url, target.basePath);
@@ -163,22 +161,16 @@ function forwardRemoteHop(
     const headers = upstreamHeadersFor(req, context, target.authority, extra);
     forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, wake });
   };
-  let extra: string[] | Promise<string[]>;
-  try {
-    extra = core.hopHeaders.headersFor(route, target, hop, authority, lendsCredentials(core, req, route, hop));
-  } catch (error) {
-    hopFailed(core, req, res, route, error, corsOrigin);
-    return;
-  }
-  if (Array.isArray(extra)) {
-    send(extra);
-    return;
-  }
-  extra.then(
-    (resolved) => {
-      if (!clientGone(res)) send(resolved);
-    },
-    (error: unknown) => hopFailed(core, req, res, route, error, corsOrigin),
+  sendWithHopHeaders(
+    core,
+    req,
+    route,
+    target,
+    hop,
+    context.authority as string,
+    send,
+    (error) => hopFailed(core, req, res, route, error, corsOrigin),
+    () => clientGone(res),
   );
 }
 

@@ -17,7 +17,7 @@ import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { buildClientHeaders, h2HeaderObject, ROUTE_HEADER } from './forward-headers.js';
 import { profileOf, requestPath, worktreePathOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { refusalOf, resolveRequest, upstreamHeadersFor } from './request-context.js';
-import { HopRefusal, lendsCredentials, refusedWrite } from './remote-hop.js';
+import { HopRefusal, refusedWrite, sendWithHopHeaders } from './remote-hop.js';
 import { mapUpstreamError, type ProxyErrorInfo } from './upstream-errors.js';
 import { loopbackLookup } from './upstream-pools.js';
 
@@ -239,23 +239,17 @@ function forwardWebSocket(core: ProxyCore, req: ClientRequest, client: ClientEnd
     client.page(refused.info, route);
     return;
   }
-  let extra: string[] | Promise<string[]>;
-  try {
-    extra = core.hopHeaders.headersFor(route, target, target.hop, authority, lendsCredentials(core, req, route, target.hop));
-  } catch (error) {
-    refuseWebSocket(core, client, route, error);
-    return;
-  }
-  if (Array.isArray(extra)) {
-    send(extra);
-  } else {
-    extra.then(
-      (resolvedExtra) => {
-        if (!client.channel.destroyed) send(resolvedExtra);
-      },
-      (error: unknown) => refuseWebSocket(core, client, route, error),
-    );
-  }
+  sendWithHopHeaders(
+    core,
+    req,
+    route,
+    target,
+    target.hop,
+    authority,
+    send,
+    (error) => refuseWebSocket(core, client, route, error),
+    () => client.channel.destroyed,
+  );
 }
 
 function refuseWebSocket(core: ProxyCore, client: ClientEnd, route: Route, error: unknown): void {

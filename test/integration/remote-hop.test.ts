@@ -391,6 +391,52 @@ describe('WebSocket upgrades to a remote', () => {
     expect(seen[0]?.['x-original-host']).toBe(`api.x.localhost:${wt.port}`);
     expect(wt.logs.join('\n')).not.toContain(SECRET);
   });
+
+  it('answer a 502 naming the unset variable instead of opening the remote without its key', async () => {
+    const tls = await remoteTls();
+    let upgrades = 0;
+    const server = https.createServer({ cert: tls.certPem, key: tls.keyPem });
+    server.on('upgrade', (_req: IncomingMessage, socket) => {
+      upgrades++;
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }));
+    const port = (server.address() as AddressInfo).port;
+    const wt = await worktree({
+      services: `  api:
+    remote: https://contoso-api-dev.localhost:${port}
+    auth: { headers: { ocp-apim-subscription-key: "\${env:APIM_KEY}" } }`,
+      upstreams: {},
+      proxy: { env: {} },
+    });
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port: wt.port,
+        path: '/socket',
+        headers: { host: `api.x.localhost:${wt.port}`, accept: 'application/json', connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+        agent: false,
+      });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        resolve({ status: res.statusCode ?? 0, body: '' });
+      });
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(answer.status).toBe(502);
+    const { error } = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    expect(error.code).toBe('DEVPROXY_ERR_ENV_UNSET');
+    expect(error.message).toContain('APIM_KEY');
+    expect(upgrades).toBe(0);
+  });
 });
 
 describe('remote hops over HTTPS and HTTP/2', () => {
