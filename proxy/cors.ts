@@ -32,6 +32,12 @@ const NOT_EXPOSED: ReadonlySet<string> = new Set([
   'set-cookie2',
 ]);
 
+/** A CORS preflight: the method and headers the page asked for. */
+export interface Preflight {
+  method: string;
+  headers: string | undefined;
+}
+
 /** How devproxy treats the CORS headers already in a response. */
 export type CorsMode =
   /** Remote routes: the remote's allow-origin/credentials are replaced for the worktree's origin. */

@@ -10,10 +10,10 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
-import { answeredCors, preflightHeaders, withCorsHeaders, type CorsMode } from './cors.js';
+import { answeredCors, withCorsHeaders, type CorsMode, type Preflight } from './cors.js';
 import { renderWakingPage } from './error-pages.js';
 import { buildClientHeaders, flattenHeaders, h2HeaderObject, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
-import { sendError, type ClientResponse } from './own-answers.js';
+import { sendError, sendPreflight, type ClientResponse } from './own-answers.js';
 import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import { isWakingStatus, mayRetryWake, WAKE_PAGE_RETRY_S, wakeDelayMs, wakeErrorCode, type WakePlan } from './remote-hop.js';
@@ -23,12 +23,6 @@ import { openUpstream } from './websocket.js';
 
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
-
-/** A CORS preflight: the method and headers the page asked for. */
-export interface Preflight {
-  method: string;
-  headers: string | undefined;
-}
 
 /** What the request entry decided for one exchange: where it goes and how its answer is shaped. */
 export interface ExchangePlan {
@@ -176,10 +170,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
         // gets the same preflight answer it gets while the service is remote.
         this.#replaced = true;
         this.#done = true;
-        const answer = preflightHeaders(corsOrigin, plan.preflight.method, plan.preflight.headers, kind);
-        (res as ServerResponse).writeHead(204, answer);
-        res.end();
-        recordExchange(this.core.options.requestLog, this.req, plan.route, kind, 204, 0, answer, this.#begun);
+        sendPreflight(this.core, this.req, res, plan.route, corsOrigin, plan.preflight, kind, kind, this.#begun);
         return;
       }
       const mode: CorsMode = kind === 'local' ? 'unless-answered' : 'replace';

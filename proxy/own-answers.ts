@@ -1,15 +1,15 @@
 /**
  * The answers devproxy writes itself instead of an upstream's: error pages, the landing page,
- * the waking page. Each one is written in one `writeHead` + `end` and recorded in the request log.
+ * the waking page, CORS preflights. Each one is written in one `writeHead` + `end` and recorded in the request log.
  */
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Route } from '../router/types.js';
-import { withCorsHeaders } from './cors.js';
+import { preflightHeaders, withCorsHeaders, type Preflight } from './cors.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { ERROR_CODE_HEADER, ROUTE_HEADER } from './forward-headers.js';
 import type { ClientRequest, ProxyCore } from './proxy-core.js';
-import { recordExchange } from './request-log.js';
+import { recordExchange, type RecordedRoute } from './request-log.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
 /** The response of either listener. */
@@ -43,4 +43,15 @@ export function sendPage(core: ProxyCore, req: ClientRequest, res: ClientRespons
 export function sendError(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string, begun = 0): void {
   const html = wantsHtml(req.headers.accept);
   sendPage(core, req, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code, begun);
+}
+
+/**
+ * Answers the worktree `origin`'s CORS `preflight` itself with a 204 (`x-devproxy-route: <route>`),
+ * recorded as answered by `answeredBy`.
+ */
+export function sendPreflight(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, origin: string, preflight: Preflight, mode: 'local' | 'remote', answeredBy: RecordedRoute, begun = 0): void {
+  const answer = preflightHeaders(origin, preflight.method, preflight.headers, mode);
+  (res as ServerResponse).writeHead(204, answer);
+  res.end();
+  recordExchange(core.options.requestLog, req, route, answeredBy, 204, 0, answer, begun);
 }

@@ -9,11 +9,11 @@ import type { Http2ServerResponse } from 'node:http2';
 import { ERROR_HINTS } from '../errors.js';
 import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
-import { isPreflight, isWorktreeOrigin, preflightHeaders } from './cors.js';
+import { isPreflight, isWorktreeOrigin, type Preflight } from './cors.js';
 import { renderLandingPage, wantsHtml } from './error-pages.js';
-import { forwardExchange, hasBody, type Preflight } from './exchange.js';
+import { forwardExchange, hasBody } from './exchange.js';
 import type { ResponseHeaderRewriter } from './forward-headers.js';
-import { sendError, sendPage, type ClientResponse } from './own-answers.js';
+import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
 import {
   stableOriginFor,
   upstreamPath,
@@ -93,7 +93,6 @@ function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): st
 }
 
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, context: RequestContext): void {
-  const { https } = context;
   const authority = context.authority as string;
   const corsOrigin = worktreeOriginOf(core, req, route);
   let preflight: Preflight | undefined;
@@ -103,11 +102,8 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     preflight = { method: requestMethod, headers: requestHeaders };
     // A remote's CORS list knows only its cloud UI: devproxy answers for the worktree's origins.
     if (target.kind === 'remote') {
-      const answer = preflightHeaders(corsOrigin, requestMethod, requestHeaders, 'remote');
-      (res as ServerResponse).writeHead(204, answer);
-      res.end();
+      sendPreflight(core, req, res, route, corsOrigin, preflight, 'remote', 'devproxy');
       req.resume();
-      recordExchange(core.options.requestLog, req, route, 'devproxy', 204, 0, answer, 0);
       return;
     }
   }
@@ -120,7 +116,7 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
   let upstreamHost = authority;
   if (target.kind === 'remote') {
     upstreamHost = target.authority;
-    rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, https));
+    rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, context.https));
   }
   const headers = upstreamHeadersFor(req, context, upstreamHost);
   forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, preflight });
