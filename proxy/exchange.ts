@@ -12,8 +12,8 @@ import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
 import { answeredCors, withCorsHeaders, type CorsMode, type Preflight } from './cors.js';
 import { renderWakingPage } from './error-pages.js';
-import { buildClientHeaders, flattenHeaders, h2HeaderObject, ROUTE_HEADER, type ResponseHeaderRewriter } from './forward-headers.js';
-import { sendError, sendPreflight, type ClientResponse } from './own-answers.js';
+import { buildClientHeaders, flattenHeaders, h2HeaderObject, type ResponseHeaderRewriter } from './forward-headers.js';
+import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
 import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import { isWakingStatus, mayRetryWake, WAKE_PAGE_RETRY_S, wakeDelayMs, wakeErrorCode, type WakePlan } from './remote-hop.js';
@@ -306,6 +306,9 @@ function retryExchange(exchange: ForwardExchange): void {
   exchange.retry();
 }
 
+/** The waking page reloads itself after this long; clients that retry read it here. */
+const WAKING_PAGE_HEADERS: readonly string[] = ['retry-after', String(WAKE_PAGE_RETRY_S)];
+
 function sendWakingPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, plan: ExchangePlan, answered: string, timeoutMs: number, begun: number): void {
   const { route } = plan;
   const body = renderWakingPage({
@@ -316,17 +319,7 @@ function sendWakingPage(core: ProxyCore, req: ClientRequest, res: ClientResponse
     timeoutMs,
     retryAfterSeconds: WAKE_PAGE_RETRY_S,
   });
-  const headers = [
-    'content-type', 'text/html; charset=utf-8',
-    'content-length', String(Buffer.byteLength(body)),
-    'cache-control', 'no-store',
-    'retry-after', String(WAKE_PAGE_RETRY_S),
-    ROUTE_HEADER, route.mode,
-  ];
-  (res as ServerResponse).writeHead(503, headers);
-  if (req.method === 'HEAD') res.end();
-  else res.end(body);
-  recordExchange(core.options.requestLog, req, route, 'devproxy', 503, req.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
+  sendPage(core, req, res, 503, body, false, route, undefined, undefined, begun, WAKING_PAGE_HEADERS);
 }
 
 /**

@@ -16,16 +16,30 @@ import type { ProxyErrorInfo } from './upstream-errors.js';
 export type ClientResponse = ServerResponse | Http2ServerResponse;
 
 /**
- * Answers with `body` (JSON or HTML), `x-devproxy-error: <code>` when given, the route's
- * `x-devproxy-route`, and CORS for a worktree origin so its page can read why; records it.
- * `begun` is when the exchange began (`exchangeStart`), 0 when devproxy answered at once.
+ * Answers with `body` (JSON or HTML), the flat `extra` headers (the waking page's `retry-after`),
+ * `x-devproxy-error: <code>` when given, the route's `x-devproxy-route`, and CORS for a worktree
+ * origin so its page can read why; records it. `begun` is when the exchange began
+ * (`exchangeStart`), 0 when devproxy answered at once.
  */
-export function sendPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, status: number, body: string, json: boolean, route?: Route, corsOrigin?: string, code?: string, begun = 0): void {
+export function sendPage(
+  core: ProxyCore,
+  req: ClientRequest,
+  res: ClientResponse,
+  status: number,
+  body: string,
+  json: boolean,
+  route?: Route,
+  corsOrigin?: string,
+  code?: string,
+  begun = 0,
+  extra?: readonly string[],
+): void {
   let headers = [
     'content-type', json ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8',
     'content-length', String(Buffer.byteLength(body)),
     'cache-control', 'no-store',
   ];
+  if (extra !== undefined) headers.push(...extra);
   // Readable without the body: HEAD answers have none, and SDKs surface response headers (the
   // Azure SDKs put them in RestError.details).
   if (code !== undefined) headers.push(ERROR_CODE_HEADER, code);
