@@ -158,17 +158,27 @@ export function leafNamesFor(name: string): { key: string; names: string[] } {
 }
 
 /**
- * True when the certificate served for SNI `servername` covers `host`; a connection without SNI
- * (`undefined`: an IP-literal client) got the localhost certificate. A wildcard covers one label.
+ * The certificate one TLS connection was served, as the misdirected check asks about it: `sni`
+ * as the client sent it (undefined without SNI: an IP-literal client got the localhost
+ * certificate), normalised and expanded to the leaf's names once per connection rather than on
+ * each of its requests.
  */
-export function leafCovers(servername: string | undefined, host: string): boolean {
-  const sni = servername === undefined ? 'localhost' : normaliseName(servername);
-  if (sni === undefined) return false;
-  const dot = host.indexOf('.');
-  for (const name of leafNamesFor(sni).names) {
-    if (name === host || (name.startsWith('*.') && dot > 0 && host.slice(dot + 1) === name.slice(2))) return true;
+export class ServedLeaf {
+  readonly #names: readonly string[];
+
+  constructor(readonly sni: string | undefined) {
+    const name = sni === undefined ? 'localhost' : normaliseName(sni);
+    this.#names = name === undefined ? [] : leafNamesFor(name).names;
   }
-  return false;
+
+  /** True when the leaf covers `host` (lower-case, no root dot); a wildcard covers one label. */
+  certificateCovers(host: string): boolean {
+    const dot = host.indexOf('.');
+    for (const name of this.#names) {
+      if (name === host || (name.startsWith('*.') && dot > 0 && host.slice(dot + 1) === name.slice(2))) return true;
+    }
+    return false;
+  }
 }
 
 /**

@@ -3,10 +3,11 @@
  * resolved once ({@link resolveRequest}) into a context the rest of the request path reads, and
  * every outcome devproxy answers itself maps to its page here ({@link refusalOf}).
  */
+import type { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
-import { leafCovers } from '../certs/store.js';
+import { ServedLeaf } from '../certs/store.js';
 import { ERROR_HINTS } from '../errors.js';
-import { resolve, type Resolution, type TlsConnection } from '../router/resolve.js';
+import { resolve, type Resolution } from '../router/resolve.js';
 import type { Route, RoutingTable } from '../router/types.js';
 import type { HostEntry } from './error-pages.js';
 import { buildUpstreamHeaders, readHops } from './forward-headers.js';
@@ -50,6 +51,9 @@ export function upstreamHeadersFor(req: ClientRequest, context: RequestContext, 
 /** An outcome devproxy answers with an error page. */
 export type Refusal = Exclude<Resolution, { kind: 'route' } | { kind: 'landing' }>;
 
+/** The leaf each TLS connection was served, by its socket (HTTP/1.1) or session (HTTP/2). */
+const servedLeaves = new WeakMap<object, ServedLeaf>();
+
 /** Reads a request's authority, target, scheme, hop count and SNI once, and resolves it against the current table. */
 export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestContext {
   const authority = requestAuthority(req);
@@ -57,10 +61,17 @@ export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestCont
   const https = socket?.encrypted === true;
   const hops = readHops(req.rawHeaders);
   const table = core.options.getTable();
-  let tls: TlsConnection | undefined;
+  let tls: ServedLeaf | undefined;
   if (https) {
-    const servername = socket?.servername;
-    tls = { sni: typeof servername === 'string' && servername !== '' ? servername : undefined, certificateCovers: leafCovers };
+    // The SNI is the connection's: its leaf is worked out at the first request, not again on
+    // each. An h2 request's socket is a proxy made per stream, so its session stands for it.
+    const connection: object | undefined = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session : socket;
+    tls = connection === undefined ? undefined : servedLeaves.get(connection);
+    if (tls === undefined) {
+      const servername = socket.servername;
+      tls = new ServedLeaf(typeof servername === 'string' && servername !== '' ? servername : undefined);
+      if (connection !== undefined) servedLeaves.set(connection, tls);
+    }
   }
   return { authority, url: req.url ?? '/', https, hops, table, outcome: resolve(table, authority, hops, tls) };
 }

@@ -15,8 +15,8 @@ export const MAX_PROXY_HOPS = 5;
  * `certificateCovers` says whether the certificate served for that SNI covers a host.
  */
 export interface TlsConnection {
-  sni: string | undefined;
-  certificateCovers(sni: string | undefined, host: string): boolean;
+  readonly sni: string | undefined;
+  certificateCovers(host: string): boolean;
 }
 
 /** Where a request goes, or why devproxy answers it itself. */
@@ -55,7 +55,7 @@ export function resolve(table: RoutingTable, authority: string | undefined, hops
   }
   const host = parsed.host;
   if (!isLocalhostName(host)) return { kind: 'misdirected', why: 'not-localhost', name: host };
-  if (tls !== undefined && !tls.certificateCovers(tls.sni, host)) return { kind: 'misdirected', why: 'other-certificate', name: host, sni: tls.sni };
+  if (tls !== undefined && !tls.certificateCovers(host)) return { kind: 'misdirected', why: 'other-certificate', name: host, sni: tls.sni };
   if (host === LOCAL_TLD) return { kind: 'landing' };
   const route = table.routes.get(host);
   if (route === undefined) return { kind: 'unknown', host };

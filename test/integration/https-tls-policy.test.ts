@@ -117,6 +117,31 @@ describe('421 Misdirected Request', () => {
     expect(upstream.requests).toHaveLength(2);
   });
 
+  it('checks each request of a kept-alive HTTP/1.1 connection against the certificate that connection was served', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const results: { status: number; reused: boolean }[] = [];
+    for (const host of [API, FOREIGN, UI, FOREIGN]) {
+      results.push(
+        await new Promise((resolve, reject) => {
+          const req = https.request({ host: '127.0.0.1', port, servername: UI, ca: caPem, path: '/', headers: { host: `${host}:${port}` }, agent }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
+          req.end();
+        }),
+      );
+    }
+    expect(results).toEqual([
+      { status: 200, reused: false },
+      { status: 421, reused: true },
+      { status: 200, reused: true },
+      { status: 421, reused: true },
+    ]);
+    expect(upstream.requests).toHaveLength(2);
+  });
+
   it('answers 421 over HTTP/2 for an :authority outside the certificate, on the same connection that serves names the wildcard covers', async () => {
     const [sibling, foreign, own] = await h2Gets(UI, [API, FOREIGN, UI]);
     expect(sibling?.status).toBe(200);

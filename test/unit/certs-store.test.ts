@@ -8,7 +8,7 @@ import { inProcessMinter } from '../../certs/in-process-minter.js';
 import {
   createCertificateStore,
   ensureCertificateAuthority,
-  leafCovers,
+  ServedLeaf,
   leafNamesFor,
   loadCertificateAuthority,
   regenerateCertificateAuthority,
@@ -48,7 +48,7 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Devp
   return error as DevproxyError;
 }
 
-describe('leafCovers', () => {
+describe('ServedLeaf', () => {
   it.each([
     ['ui.feature-x.localhost', 'api.feature-x.localhost', true],
     ['ui.feature-x.localhost', 'feature-x.localhost', true],
@@ -62,7 +62,7 @@ describe('leafCovers', () => {
     [undefined, 'api.feature-x.localhost', false],
     ['bad name/..', 'localhost', false],
   ] as const)('SNI %s covers %s: %s', (sni, host, covered) => {
-    expect(leafCovers(sni, host)).toBe(covered);
+    expect(new ServedLeaf(sni).certificateCovers(host)).toBe(covered);
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { leafCovers } from '../../certs/store.js';
+import { ServedLeaf } from '../../certs/store.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { buildRoutingTable } from '../../router/route-table.js';
 import { MAX_PROXY_HOPS, resolve, type Resolution, type TlsConnection } from '../../router/resolve.js';
@@ -31,7 +31,7 @@ const table: RoutingTable = buildRoutingTable([
   },
 ]);
 
-const tls = (sni: string | undefined): TlsConnection => ({ sni, certificateCovers: leafCovers });
+const tls = (sni: string | undefined): TlsConnection => new ServedLeaf(sni);
 
 /** The route outcome for `host`, as the table holds it. */
 function routeOf(host: string): Resolution {
