@@ -8,6 +8,7 @@
  * (a routing table change, a browser opening several worktrees) shares one worker.
  */
 import { Worker } from 'node:worker_threads';
+import { builtScriptUrl } from '../built-script.js';
 import { DevproxyError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Minter, PemPair } from './authority.js';
@@ -17,10 +18,7 @@ import { fromWireError, type MintRequest, type MintResponse } from './mint-messa
 export const MINT_WORKER_IDLE_MS = 3_000;
 
 export interface WorkerMinterOptions {
-  /**
-   * The worker's script. Default: `mint-worker.js` beside this module, as built in `dist/`.
-   * Code run from the TypeScript sources (tests) points it at the built script.
-   */
+  /** The worker's script. Default: the built `certs/mint-worker.js` ({@link builtScriptUrl}). */
   workerUrl?: URL;
   /** Idle time (ms) after which the worker stops; default {@link MINT_WORKER_IDLE_MS}. */
   idleMs?: number;
@@ -48,7 +46,7 @@ interface Running {
 
 /** Creates the minter; nothing starts until the first request. */
 export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMinter {
-  const workerUrl = options.workerUrl ?? new URL('./mint-worker.js', import.meta.url);
+  const workerUrl = options.workerUrl ?? builtScriptUrl('certs/mint-worker.js');
   const idleMs = options.idleMs ?? MINT_WORKER_IDLE_MS;
   let current: Running | undefined;
   let nextId = 0;

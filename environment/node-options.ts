@@ -1,9 +1,8 @@
+import { builtScriptUrl } from '../built-script.js';
 
 /** `file://…/dist/environment/localhost-preload.js`: a URL, so spaces and Windows drives need no quoting in NODE_OPTIONS. */
 export function localhostPreloadUrl(): string {
-  // Run from the TypeScript sources (the test suite), the compiled preload lives in dist/.
-  const relative = import.meta.url.endsWith('.ts') ? '../dist/environment/localhost-preload.js' : './localhost-preload.js';
-  return new URL(relative, import.meta.url).href;
+  return builtScriptUrl('environment/localhost-preload.js').href;
 }
 
 /** NODE_OPTIONS with the localhost preload appended to what the user already has (once). */

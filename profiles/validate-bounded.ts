@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { builtScriptUrl } from '../built-script.js';
 import { fileProblem } from './bounded-read.js';
 import type { Diagnostic, ProjectConfig } from './schema.js';
 import { validateConfig, type ConfigValidation } from './validate-config.js';
@@ -50,7 +51,7 @@ function validateInline(job: Job): ConfigValidation | ProfileValidation {
 
 function validateInWorker(job: Job): Promise<ConfigValidation | ProfileValidation> {
   return new Promise((resolve) => {
-    const worker = new Worker(workerUrl(), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    const worker = new Worker(builtScriptUrl('profiles/validate-worker.js'), { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     let settled = false;
     const finish = (result: ConfigValidation | ProfileValidation): void => {
       if (settled) return;
@@ -67,11 +68,6 @@ function validateInWorker(job: Job): Promise<ConfigValidation | ProfileValidatio
     );
     worker.once('exit', () => finish(failed('the file could not be parsed (the parser stopped)')));
   });
-}
-
-/** The compiled worker entry; under vitest this module runs from its .ts source and dist/ holds the build. */
-function workerUrl(): URL {
-  return import.meta.url.endsWith('.ts') ? new URL('../dist/profiles/validate-worker.js', import.meta.url) : new URL('./validate-worker.js', import.meta.url);
 }
 
 /** Lines plus commas: an upper bound on the mapping entries and list items YAML can make of the text. */

@@ -9,7 +9,7 @@ import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createWorkerMinter, type WorkerMinter } from '../../certs/mint-worker-client.js';
 import { waitFor } from '../helpers/git-repo.js';
 
-/** The worker script as the product runs it: built in dist/ by the integration set-up. */
+/** The worker script as the product runs it, built in dist/ by the integration set-up: the minter's default. */
 const WORKER = new URL('../../dist/certs/mint-worker.js', import.meta.url);
 const IDLE_MS = 300;
 
@@ -18,7 +18,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function minterWithLog(workerUrl = WORKER): { minter: WorkerMinter; log: string[] } {
+/** A minter on its default worker script, or on `workerUrl`. */
+function minterWithLog(workerUrl?: URL): { minter: WorkerMinter; log: string[] } {
   const log: string[] = [];
   const logger = { info: (m: string) => log.push(`info ${m}`), warn: (m: string) => log.push(`warn ${m}`), error: (m: string) => log.push(`error ${m}`) };
   const minter = createWorkerMinter({ workerUrl, idleMs: IDLE_MS, logger });
