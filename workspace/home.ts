@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
+import { readJsonState } from '../runtime/json-state.js';
 
 /** Default plain HTTP port of the proxy (`--port`, `DEVPROXY_PORT`). */
 export const DEFAULT_HTTP_PORT = 7080;
@@ -34,12 +35,9 @@ export interface AdminIdentity {
 
 /** The last daemon's admin port and token, when a valid admin.json exists. */
 export async function readAdminIdentity(home: string): Promise<AdminIdentity | undefined> {
-  try {
-    const parsed = JSON.parse(await readFile(homePaths(home).admin, 'utf8')) as Partial<AdminIdentity>;
-    if (Number.isInteger(parsed.port) && typeof parsed.token === 'string' && /^[0-9a-f]{48}$/.test(parsed.token)) return parsed as AdminIdentity;
-  } catch {
-    // None yet, or damaged: a new one is made.
-  }
+  // None yet, or damaged: a new one is made.
+  const parsed = await readJsonState<Partial<AdminIdentity>>(homePaths(home).admin, {});
+  if (Number.isInteger(parsed.port) && typeof parsed.token === 'string' && /^[0-9a-f]{48}$/.test(parsed.token)) return parsed as AdminIdentity;
   return undefined;
 }
 
@@ -50,13 +48,8 @@ export async function writeAdminIdentity(home: string, identity: AdminIdentity):
 
 /** The daemon's published info, or undefined when no daemon.json exists or its pid is gone. */
 export async function readDaemonInfo(home: string): Promise<DaemonInfo | undefined> {
-  let info: DaemonInfo;
-  try {
-    info = JSON.parse(await readFile(homePaths(home).daemon, 'utf8')) as DaemonInfo;
-  } catch {
-    return undefined;
-  }
-  return isAlive(info.pid) ? info : undefined;
+  const info = await readJsonState<DaemonInfo | undefined>(homePaths(home).daemon, undefined);
+  return info !== undefined && isAlive(info.pid) ? info : undefined;
 }
 
 export async function writeDaemonInfo(home: string, info: DaemonInfo): Promise<void> {
