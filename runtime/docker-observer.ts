@@ -117,6 +117,11 @@ export class DockerObserver {
   private watching = false;
   private eventStream: Readable | undefined;
   private readonly stop = new AbortController();
+  /**
+   * The bridge gateway looked up since the engine last (re)connected: the runtime asks on every
+   * change, and only a new engine (a restart may renumber its bridge) can move it.
+   */
+  private gateway: Promise<string | undefined> | undefined;
 
   constructor(opts: DockerObserverOptions = {}) {
     this.opts = opts;
@@ -224,6 +229,7 @@ export class DockerObserver {
   private setAvailable(available: boolean): void {
     if (this.availableState === available) return;
     this.availableState = available;
+    this.gateway = undefined;
     this.opts.onAvailability?.(available);
   }
 
@@ -350,8 +356,23 @@ export class DockerObserver {
   /**
    * The address containers reach the host by (Docker's `host-gateway`: the default bridge's
    * gateway), from the engine, else from the bridge interface; undefined when neither has it.
+   * Looked up once per engine connection (again after the engine went away and came back).
    */
-  async hostGateway(): Promise<string | undefined> {
+  hostGateway(): Promise<string | undefined> {
+    if (this.gateway !== undefined) return this.gateway;
+    const lookup = this.lookUpGateway();
+    this.gateway = lookup;
+    // Only an address is kept: a failed or empty answer is asked again next time, as before.
+    const forget = (): void => {
+      if (this.gateway === lookup) this.gateway = undefined;
+    };
+    lookup.then((address) => {
+      if (address === undefined) forget();
+    }, forget);
+    return lookup;
+  }
+
+  private async lookUpGateway(): Promise<string | undefined> {
     const network = await this.engine.json<BridgeNetworkInspect>('/networks/bridge');
     return bridgeGateway(network, networkInterfaces(), await localAddresses());
   }

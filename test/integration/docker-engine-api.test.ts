@@ -223,4 +223,58 @@ describe('the observer on the Engine API', { timeout: 180_000 }, () => {
     expect(await docker.listNetworks({ filters: { label: [`com.docker.compose.project=${project}`] } })).toEqual([]);
     expect(await observer.hostGateway()).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
   });
+
+  it('looks the bridge gateway up once per engine connection, and again after the engine came back', async () => {
+    // A relay to the real engine that counts the lookups and can cut every connection, as an
+    // engine restart does (the engine itself is never restarted here).
+    const open: Socket[] = [];
+    let lookups = 0;
+    const relay = createServer((client) => {
+      const engine = connect(socketPath);
+      open.push(client, engine);
+      client.on('data', (chunk: Buffer) => {
+        lookups += chunk.toString('latin1').split('GET /networks/bridge ').length - 1;
+      });
+      client.pipe(engine).pipe(client);
+      client.on('error', () => engine.destroy());
+      engine.on('error', () => client.destroy());
+    });
+    const path = join(dir, 'counting-relay.sock');
+    await listen(relay, path);
+    cleanups.push(() => {
+      for (const socket of open) socket.destroy();
+      return new Promise<void>((resolve) => relay.close(() => resolve()));
+    });
+    const changes: boolean[] = [];
+    let changed: (() => void) | undefined;
+    const observer = new DockerObserver({
+      dockerHost: `unix://${path}`,
+      onAvailability: (available) => {
+        changes.push(available);
+        changed?.();
+      },
+    });
+    cleanups.push(() => observer.close());
+    const availability = (count: number): Promise<void> =>
+      new Promise((resolve) => {
+        changed = () => {
+          if (changes.length >= count) resolve();
+        };
+        changed();
+      });
+    observer.watch();
+    await availability(1);
+
+    const [first, second] = await Promise.all([observer.hostGateway(), observer.hostGateway()]);
+    const third = await observer.hostGateway();
+    expect(first).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect([second, third]).toEqual([first, first]);
+    expect(lookups).toBe(1);
+
+    for (const socket of open.splice(0)) socket.destroy();
+    await availability(3);
+    expect(changes).toEqual([true, false, true]);
+    expect(await observer.hostGateway()).toBe(first);
+    expect(lookups).toBe(2);
+  });
 });
