@@ -89,6 +89,7 @@ const CLIENT_ERROR_STATUS: Partial<Record<ErrorCode, number>> = {
   DEVPROXY_ERR_COMPOSE_FILE_NOT_FOUND: 400,
   DEVPROXY_ERR_ENV_UNSET: 400,
   DEVPROXY_ERR_LOCKED: 409,
+  DEVPROXY_ERR_PROFILE_CHANGED: 409,
 };
 
 /** The HTTP status an API answers for `error`: 4xx for a caller's mistake, 503 for Docker away, else 500. */

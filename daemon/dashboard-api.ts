@@ -72,17 +72,18 @@ export function registerDashboardRoutes(app: AdminRouter, options: DashboardApiO
   const prepare = async (body: ProfileBody) => {
     const found = body.path === undefined ? undefined : options.worktree(body.path);
     if (!found || body.path === undefined) {
-      throw Object.assign(new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `devproxy routes no worktree at ${body.path ?? '(none given)'}`), { statusCode: 404 });
+      throw new DevproxyError('DEVPROXY_ERR_UNKNOWN_WORKTREE', `devproxy routes no worktree at ${body.path ?? '(none given)'}`);
     }
     const { input, slug } = found;
     const config: ProjectConfig | undefined = input.config;
     if (!config) {
+      // The request is right; the worktree's state is what stands in the way (the catalogue's 400 is for a bad file sent).
       throw Object.assign(new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', `worktree ${slug} has no valid devproxy.yaml: fix the problems shown first`), { statusCode: 409 });
     }
     const change: ProfileChangeRequest = {
       ...(body.profile ? { profile: body.profile } : {}),
       services: Object.entries(body.services ?? {}).map(([service, mode]) => {
-        if (mode !== 'local' && mode !== 'remote') throw Object.assign(new DevproxyError('DEVPROXY_ERR_USAGE', `service ${service}: "${mode}" is not local or remote`), { statusCode: 400 });
+        if (mode !== 'local' && mode !== 'remote') throw new DevproxyError('DEVPROXY_ERR_USAGE', `service ${service}: "${mode}" is not local or remote`);
         return [service, mode as RouteMode] as const;
       }),
     };
@@ -100,7 +101,7 @@ export function registerDashboardRoutes(app: AdminRouter, options: DashboardApiO
     const body = (request.body ?? {}) as ProfileBody;
     const prepared = await prepare(body);
     if (body.revision !== undefined && body.revision !== prepared.response.revision) {
-      throw Object.assign(new DevproxyError('DEVPROXY_ERR_PROFILE_CHANGED', `the profile of ${prepared.slug} changed since the plan was shown; nothing was written`), { statusCode: 409 });
+      throw new DevproxyError('DEVPROXY_ERR_PROFILE_CHANGED', `the profile of ${prepared.slug} changed since the plan was shown; nothing was written`);
     }
     const file = await writeProfileUnlessChanged(prepared.path, prepared.next, prepared.seen);
     feed.changed();
@@ -108,7 +109,10 @@ export function registerDashboardRoutes(app: AdminRouter, options: DashboardApiO
   });
 }
 
-/** Runs `fn`, giving its usage errors (unknown profile or service) a 400 instead of a 500. */
+/**
+ * Runs `fn`, giving its usage errors a 400: a profile or service named in the body that does not
+ * exist is a bad request body here, not the catalogue's 404 for a name the caller addresses.
+ */
 function withStatus<T>(fn: () => T): T {
   try {
     return fn();

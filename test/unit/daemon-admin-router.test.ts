@@ -120,8 +120,13 @@ describe('errorReply', () => {
     expect(body.error.hint).toContain('devproxy.yaml');
   });
 
+  it('answers a profile changed by someone else meanwhile with 409, as a conflict the caller resolves, never a 500', () => {
+    expect(errorReply(new DevproxyError('DEVPROXY_ERR_PROFILE_CHANGED', 'moved'))[0]).toBe(409);
+  });
+
   it('keeps a 4xx status set on the error, and takes any other status from the catalogue', () => {
     expect(errorReply(Object.assign(new DevproxyError('DEVPROXY_ERR_PROFILE_CHANGED', 'moved'), { statusCode: 409 }))[0]).toBe(409);
+    expect(errorReply(Object.assign(new DevproxyError('DEVPROXY_ERR_CONFIG_INVALID', 'no valid devproxy.yaml'), { statusCode: 409 }))[0]).toBe(409);
     expect(errorReply(Object.assign(new DevproxyError('DEVPROXY_ERR_USAGE', 'x'), { statusCode: 502 }))[0]).toBe(400);
     expect(errorReply(new DevproxyError('DEVPROXY_ERR_DOCKER_UNAVAILABLE', 'away'))[0]).toBe(503);
   });
