@@ -3,26 +3,26 @@
  * the real CLI and daemon, with a real compose container (busybox httpd) and a real process in a
  * real git worktree. Afterwards no process and no container of the repository may be left.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_REPO, LABEL_WORKTREE } from '../../runtime/compose.js';
-import { runCli } from '../helpers/cli.js';
-import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { getRouted, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { waitFor } from '../helpers/git-repo.js';
+import { startLifecycle, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
+import { getRouted } from '../helpers/upstreams.js';
+import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 import { isAlive } from '../../workspace/home.js';
 
+/** The project's name, and so its Compose project `<name>-alpha`: this run's own on the shared engine. */
+const PROJECT = runScoped('downlife');
+
 let docker: Docker;
+let fixture: LifecycleFixture | undefined;
 let home: string;
-let repo: TempRepo;
-let remote: Upstream;
-let env: NodeJS.ProcessEnv;
 let httpPort: number;
 let alpha: string;
-const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 240_000 });
+const cli = (args: string[], cwd?: string) => fixture!.cli(args, cwd);
 
 const get = (host: string) => getRouted(httpPort, host);
 
@@ -30,45 +30,40 @@ interface StatusJson {
   worktrees: Array<{ name: string; down: boolean; services: Array<{ name: string; route: string; desired: string; runtime?: { state: string; pid?: number; port?: number } }> }>;
 }
 const alphaStatus = async () => (JSON.parse((await cli(['status', '--json', '--no-probe'])).stdout) as StatusJson).worktrees.find((w) => w.name === 'alpha')!;
-const running = async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })).filter((c) => c.State === 'running');
+const running = async () => (await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${fixture!.repo.main}`] } })).filter((c) => c.State === 'running');
 const processes = async () => (JSON.parse(await readFile(join(home, 'processes.json'), 'utf8').catch(() => '{"processes": []}')) as { processes: Array<{ pid: number }> }).processes;
 
 beforeAll(async () => {
   const engine = await ensureDockerEngine();
   docker = new Docker({ socketPath: engine.socketPath });
-  home = await mkdtemp(join(tmpdir(), 'devproxy-down-home-'));
-  remote = await startHttpUpstream((req, res) => res.end(`from DEV for ${req.headers['x-devproxy-worktree'] ?? '?'}`));
-  const remoteUrl = `http://dev.localhost:${remote.port}`;
-  repo = await createTempRepo({
-    'compose.yaml': JSON.stringify({ version: '2.4', services: { web: { image: TEST_IMAGE, ports: ['3000:3000'], command: ['sh', '-c', 'mkdir -p /www && echo web > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } } }),
-    'devproxy.yaml': JSON.stringify({
-      name: 'downlife',
-      services: {
-        ui: { local: { compose: 'web', port: 3000 }, remote: remoteUrl, health: '/' },
-        worker: { local: { command: `node -e "require('http').createServer((q, s) => s.end('worker ' + process.pid + ' ' + process.env.PORT)).listen(process.env.PORT)"` }, remote: remoteUrl },
-      },
-      profiles: { minimal: [], full: ['ui', 'worker'] },
-      default: 'minimal',
+  fixture = await startLifecycle({
+    homePrefix: 'devproxy-down-home-',
+    remoteHost: 'dev.localhost',
+    files: (remoteUrl) => ({
+      'compose.yaml': JSON.stringify({ version: '2.4', services: { web: { image: TEST_IMAGE, ports: ['3000:3000'], command: ['sh', '-c', 'mkdir -p /www && echo web > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } } }),
+      'devproxy.yaml': JSON.stringify({
+        name: PROJECT,
+        services: {
+          ui: { local: { compose: 'web', port: 3000 }, remote: remoteUrl, health: '/' },
+          worker: { local: { command: `node -e "require('http').createServer((q, s) => s.end('worker ' + process.pid + ' ' + process.env.PORT)).listen(process.env.PORT)"` }, remote: remoteUrl },
+        },
+        profiles: { minimal: [], full: ['ui', 'worker'] },
+        default: 'minimal',
+      }),
     }),
+    profile: 'full',
+    timeoutMs: 240_000,
   });
-  // Local ports come from this worker's own range (DEVPROXY_LOCAL_PORTS, test/setup/worker-ports.ts).
-  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
-  const started = await cli(['proxy', 'start', '--json']);
-  expect(started.code, started.stderr).toBe(0);
-  httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
-  const created = await cli(['new', 'feature/alpha', '--profile', 'full']);
-  expect(created.code, created.stderr + created.stdout).toBe(0);
-  alpha = join(`${repo.main}.worktrees`, 'alpha');
+  ({ home, httpPort, alpha } = fixture);
 }, 900_000);
 
 afterAll(async () => {
-  await cli(['rm', 'alpha', '--force']);
-  await cli(['proxy', 'stop', '--all']);
-  await remote?.close();
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
-  await repo?.cleanup();
-  await rm(`${repo.main}.worktrees`, { recursive: true, force: true });
-  await rm(home, { recursive: true, force: true });
+  if (fixture === undefined) return;
+  const main = fixture.repo.main;
+  await fixture.close();
+  // Whatever a failed test left: this run's containers (by repository) and its project's networks, nothing else.
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+  await removeScopedNetworks(docker, PROJECT);
 }, 300_000);
 
 describe('stopping everything', { timeout: 240_000 }, () => {

@@ -10,7 +10,10 @@ import { DockerObserver } from '../../runtime/docker-observer.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { send, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
+
+/** The project's name, which names its main worktree and so its Compose project: this run's own on the shared engine. */
+const PROJECT = runScoped('contoso');
 
 /**
  * A container calling a worktree service by its stable URL on a real Docker engine, with the
@@ -47,7 +50,7 @@ interface StatusJson {
 /** The page the caller container serves, read on its host port (from `status`). */
 async function callerPage(): Promise<string | undefined> {
   const status = JSON.parse((await cli(['status', '--json', '--no-probe'])).stdout) as StatusJson;
-  const target = status.worktrees.find((w) => w.name === 'contoso')?.services.find((s) => s.name === 'caller');
+  const target = status.worktrees.find((w) => w.name === PROJECT)?.services.find((s) => s.name === 'caller');
   if (target?.route !== 'local' || !target.target) return undefined;
   const port = Number(target.target.split(':')[1]);
   return (await send(port, `127.0.0.1:${port}`)).body.trim();
@@ -62,7 +65,7 @@ beforeAll(async () => {
   repo = await createTempRepo({
     'docker-compose.yml': JSON.stringify({ services: { caller: { image: TEST_IMAGE, command: ['sh', '-c', CALLER_SCRIPT] } } }),
     'devproxy.yaml': JSON.stringify({
-      name: 'contoso',
+      name: PROJECT,
       services: {
         api: { local: { port: localApi.port }, remote: `http://127.0.0.1:${remoteApi.port}` },
         caller: { local: { compose: 'caller', port: 3000 } },
@@ -82,6 +85,7 @@ afterAll(async () => {
   if (docker && repo) {
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } });
     await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await removeScopedNetworks(docker, PROJECT);
   }
   await Promise.all([localApi?.close(), remoteApi?.close()]);
   await repo?.cleanup();

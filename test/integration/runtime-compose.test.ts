@@ -13,9 +13,11 @@ import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO, LABEL_WORKTREE } from '../../runtime/compose.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
-import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 const MB = 1024 * 1024;
+/** The project's name, so its Compose projects are `<name>-<slug>`: this run's own on the shared engine. */
+const NAME = runScoped('rt-test');
 
 /** A compose service running busybox httpd on `port`, answering `<name> <hostname>` at `/`. */
 function httpd(name: string, port: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -46,7 +48,7 @@ const COMPOSE = {
 /** The project's devproxy.yaml (JSON is YAML), through the real validator. */
 function config(): ProjectConfig {
   const text = JSON.stringify({
-    name: 'rt-test',
+    name: NAME,
     services: {
       ui: { local: { compose: 'web', port: 3000 }, health: '/', memory: '64MB' },
       api: { local: { compose: 'api', port: 4000 }, memory: '32MB' },
@@ -129,8 +131,7 @@ afterAll(async () => {
   if (!docker) return;
   const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo}`] } });
   await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-  const networks = await docker.listNetworks({ filters: { label: ['com.docker.compose.project'] } });
-  for (const n of networks.filter((n) => n.Name.startsWith('rt-test-'))) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  await removeScopedNetworks(docker, NAME);
   for (const path of [...worktrees, repo]) if (path) await rm(path, { recursive: true, force: true });
 }, 120_000);
 
@@ -210,8 +211,8 @@ describe('LocalRuntime with compose services on a real engine', () => {
     const [idB] = await containersOf(b.path);
     expect(bodyA.body).toBe(`web ${idA!.Id.slice(0, 12)}\n`);
     expect(bodyB.body).toBe(`web ${idB!.Id.slice(0, 12)}\n`);
-    expect(idA!.Labels['com.docker.compose.project']).toBe('rt-test-twin-a');
-    expect(idB!.Labels['com.docker.compose.project']).toBe('rt-test-twin-b');
+    expect(idA!.Labels['com.docker.compose.project']).toBe(`${NAME}-twin-a`);
+    expect(idB!.Labels['com.docker.compose.project']).toBe(`${NAME}-twin-b`);
   }, 180_000);
 
   it('removeWorktree leaves no container and no network behind', async () => {
@@ -221,7 +222,7 @@ describe('LocalRuntime with compose services on a real engine', () => {
     expect(await containersOf(w.path)).toHaveLength(2);
     await rt.removeWorktree(w.path);
     expect(await containersOf(w.path)).toEqual([]);
-    expect(await docker.listNetworks({ filters: { label: ['com.docker.compose.project=rt-test-remove-me'] } })).toEqual([]);
+    expect(await docker.listNetworks({ filters: { label: [`com.docker.compose.project=${NAME}-remove-me`] } })).toEqual([]);
     expect(rt.status(w.path)).toEqual([]);
     expect(rt.worktreePaths()).not.toContain(w.path);
   }, 180_000);
@@ -329,7 +330,7 @@ describe('LocalRuntime with compose services on a real engine', () => {
     await mkdir(join(w.path, 'public'));
     await writeFile(join(w.path, 'public', 'index.html'), 'from the worktree\n');
     await writeFile(join(w.path, '.env'), 'SITE_DIR=./public\n');
-    const validated = validateConfig(JSON.stringify({ name: 'rt-test', services: { site: { local: { compose: 'site', port: 3000 }, health: '/' } } }), 'devproxy.yaml');
+    const validated = validateConfig(JSON.stringify({ name: NAME, services: { site: { local: { compose: 'site', port: 3000 }, health: '/' } } }), 'devproxy.yaml');
     await rt.reconcile({ ...w, config: validated.config!, local: ['site'] });
     const port = rt.healthyPorts(w.path).get('site');
     expect((await get(port!)).body).toBe('from the worktree\n');

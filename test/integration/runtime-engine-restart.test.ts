@@ -17,7 +17,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO } from '../../runtime/compose.js';
 import { LocalRuntime } from '../../runtime/local-runtime.js';
-import { DEFAULT_SOCKET_PATH, dockerSocketPath, ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { DEFAULT_SOCKET_PATH, dockerSocketPath, ensureDockerEngine, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 const PID_FILE = '/var/run/docker.pid';
 
@@ -68,7 +68,7 @@ it.skipIf(!allowed || ourDockerdPid() === undefined)(
         services: { web: { image: TEST_IMAGE, command: ['sh', '-c', 'mkdir -p /www && echo up > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } },
       }),
     );
-    const validated = validateConfig(JSON.stringify({ name: 'engine-restart', services: { ui: { local: { compose: 'web', port: 3000 } } } }), 'devproxy.yaml');
+    const validated = validateConfig(JSON.stringify({ name: runScoped('engine-restart'), services: { ui: { local: { compose: 'web', port: 3000 } } } }), 'devproxy.yaml');
     const config = validated.config!;
     expect(validated.errors).toEqual([]);
     const availability: boolean[] = [];

@@ -3,13 +3,11 @@
  * folding, through the real CLI and a real daemon, with real process services in real git
  * worktrees (issue 12, items 4, 5 and 7).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
-import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { getRouted, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { waitFor, type TempRepo } from '../helpers/git-repo.js';
+import { startLifecycle, type LifecycleFixture } from '../helpers/lifecycle-fixture.js';
 
 /** The local api answers only after this delay, so that a `use` that does not wait is caught. */
 const API_LISTEN_DELAY_MS = 1_500;
@@ -22,15 +20,13 @@ setTimeout(() => {
 }, ${API_LISTEN_DELAY_MS});
 `;
 
+let fixture: LifecycleFixture | undefined;
 let home: string;
 let repo: TempRepo;
-let remote: Upstream;
-let env: NodeJS.ProcessEnv;
-let httpPort: number;
 let alpha: string;
-const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeoutMs: 120_000 });
+const cli = (args: string[], cwd?: string) => fixture!.cli(args, cwd);
 
-const get = (host: string) => getRouted(httpPort, host);
+const get = (host: string) => fixture!.get(host);
 
 interface StatusJson {
   worktrees: Array<{ name: string; reconciling: boolean; services: Array<{ name: string; route: string; desired: string; problem: { message: string } | null; runtime?: { state: string; port?: number } }> }>;
@@ -45,39 +41,30 @@ async function daemonStatusOf(worktree: string): Promise<StatusJson['worktrees']
 }
 
 beforeAll(async () => {
-  home = await mkdtemp(join(tmpdir(), 'devproxy-use-home-'));
-  remote = await startHttpUpstream((req, res) => res.end(`from DEV for ${req.headers['x-devproxy-worktree'] ?? '?'}`));
-  const remoteUrl = `http://api-dev.localhost:${remote.port}`;
-  repo = await createTempRepo({
-    'api.js': API_JS,
-    'broken.js': "console.error('broken: reading config');\nconsole.error('Error: missing key DB_URL');\nconsole.error('    at main (broken.js:2)');\nprocess.exit(3);\n",
-    'devproxy.yaml': JSON.stringify({
-      name: 'uselife',
-      services: {
-        api: { local: { command: 'node api.js' }, remote: remoteUrl },
-        broken: { local: { command: 'node broken.js' }, remote: remoteUrl },
-      },
-      profiles: { minimal: [], standard: ['api'], broken: ['broken'] },
-      default: 'minimal',
+  fixture = await startLifecycle({
+    homePrefix: 'devproxy-use-home-',
+    remoteHost: 'api-dev.localhost',
+    files: (remoteUrl) => ({
+      'api.js': API_JS,
+      'broken.js': "console.error('broken: reading config');\nconsole.error('Error: missing key DB_URL');\nconsole.error('    at main (broken.js:2)');\nprocess.exit(3);\n",
+      'devproxy.yaml': JSON.stringify({
+        name: 'uselife',
+        services: {
+          api: { local: { command: 'node api.js' }, remote: remoteUrl },
+          broken: { local: { command: 'node broken.js' }, remote: remoteUrl },
+        },
+        profiles: { minimal: [], standard: ['api'], broken: ['broken'] },
+        default: 'minimal',
+      }),
     }),
+    profile: 'minimal',
+    timeoutMs: 120_000,
   });
-  // Local ports come from this worker's own range (DEVPROXY_LOCAL_PORTS, test/setup/worker-ports.ts).
-  env = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: '0', DEVPROXY_HTTPS_PORT: '0' };
-  const started = await cli(['proxy', 'start', '--json']);
-  expect(started.code, started.stderr).toBe(0);
-  httpPort = (JSON.parse(started.stdout) as { httpPort: number }).httpPort;
-  const created = await cli(['new', 'feature/alpha', '--profile', 'minimal']);
-  expect(created.code, created.stderr + created.stdout).toBe(0);
-  alpha = join(`${repo.main}.worktrees`, 'alpha');
+  ({ home, repo, alpha } = fixture);
 }, 120_000);
 
 afterAll(async () => {
-  await cli(['rm', 'alpha', '--force']);
-  await cli(['proxy', 'stop', '--all']);
-  await remote?.close();
-  await repo?.cleanup();
-  await rm(`${repo.main}.worktrees`, { recursive: true, force: true });
-  await rm(home, { recursive: true, force: true });
+  await fixture?.close();
 }, 120_000);
 
 describe('use waits for the flip', { timeout: 120_000 }, () => {

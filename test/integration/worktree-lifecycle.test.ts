@@ -13,7 +13,10 @@ import { LABEL_REPO, LABEL_SERVICE, LABEL_WORKTREE } from '../../runtime/compose
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { ensureDockerEngine, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
+
+/** The project's name, and so its Compose projects `<name>-<worktree>`: this run's own on the shared engine. */
+const PROJECT = runScoped('life');
 
 let docker: Docker;
 let home: string;
@@ -56,7 +59,7 @@ beforeAll(async () => {
   repo = await createTempRepo({
     'compose.yaml': JSON.stringify({ version: '2.4', services: { web: httpd('web', 3000), api: httpd('api', 4000) } }),
     'devproxy.yaml': JSON.stringify({
-      name: 'life',
+      name: PROJECT,
       services: {
         ui: { local: { compose: 'web', port: 3000 }, health: '/', memory: '64MB' },
         api: { local: { compose: 'api', port: 4000 }, remote: `http://api-dev.localhost:${remote.port}`, memory: '32MB' },
@@ -78,6 +81,7 @@ afterAll(async () => {
   await remote?.close();
   // Whatever a failed test left behind.
   for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+  await removeScopedNetworks(docker, PROJECT);
   await repo?.cleanup();
   await rm(home, { recursive: true, force: true });
 }, 300_000);

@@ -9,6 +9,7 @@
  * and image name as JSON, progress on stderr.
  */
 import { execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, copyFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +22,31 @@ const execFileAsync = promisify(execFile);
 
 /** The image every runtime test container runs: busybox alone, imported without a registry. */
 export const TEST_IMAGE = 'devproxy-test-busybox:latest';
+
+/**
+ * Unique to this test process (its pid, and a few random bytes against a reused pid): a Compose
+ * project name, and so its containers and networks, is global on a shared engine, so two suites
+ * on one machine must never use the same one, nor remove each other's.
+ */
+const RUN_SUFFIX = `${process.pid.toString(36)}${randomBytes(2).toString('hex')}`;
+
+/** `base` made unique to this test run, for a name the Docker engine sees (a project's `name:`). */
+export function runScoped(base: string): string {
+  return `${base}-${RUN_SUFFIX}`;
+}
+
+/**
+ * Removes the Compose networks of the projects a devproxy project named `scoped` (a
+ * {@link runScoped} name) made, `<scoped>-<worktree>`: this run's, and no one else's. devproxy
+ * removes a worktree's networks with the worktree, but `proxy stop --all` leaves the main
+ * checkout's.
+ */
+export async function removeScopedNetworks(docker: Docker, scoped: string): Promise<void> {
+  const networks = await docker.listNetworks({ filters: { label: ['com.docker.compose.project'] } });
+  for (const n of networks) {
+    if (n.Labels?.['com.docker.compose.project']?.startsWith(`${scoped}-`)) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+  }
+}
 
 /** Where dockerd listens unless DOCKER_HOST says otherwise. */
 export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
