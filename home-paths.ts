@@ -83,7 +83,10 @@ export function setupLogPath(home: string, slug: string): string {
   return join(homePaths(home).logs, `${slug}-setup.log`);
 }
 
+/** Ending of a derived Compose file's name, after its project's name. */
+export const COMPOSE_FILE_SUFFIX = '.compose.yaml';
+
 /** The Compose file devproxy derives for one Compose project. */
 export function composeFilePath(home: string, projectName: string): string {
-  return join(homePaths(home).compose, `${projectName}.compose.yaml`);
+  return join(homePaths(home).compose, `${projectName}${COMPOSE_FILE_SUFFIX}`);
 }

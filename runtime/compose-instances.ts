@@ -15,6 +15,7 @@ import {
   composeProjectDirectory,
   composeUp,
   deriveComposeDocument,
+  derivedProjectsOf,
   findComposeFile,
   readComposeFile,
   usesHostNetwork,
@@ -226,6 +227,8 @@ export class ComposeInstances {
       const containers = await observer.listOwned({ worktreePath });
       const projects = new Set(containers.map((c) => c.composeProject).filter((p): p is string => p !== undefined));
       if (projectName !== undefined) projects.add(projectName);
+      // A process that never ran the worktree, after a daemon stopped every container, knows its projects only from here.
+      for (const project of await derivedProjectsOf(this.opts.home, worktreePath)) projects.add(project);
       await Promise.all(containers.map((c) => observer.stopAndRemove(c.id, this.graceSeconds())));
       for (const project of projects) {
         await observer.removeComposeNetworks(project);

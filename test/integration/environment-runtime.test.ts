@@ -40,8 +40,6 @@ function config(services: Record<string, unknown>): ProjectConfig {
   return result.config;
 }
 
-/** The compiled preload (the test runs from sources; the daemon runs from dist). */
-
 /** An app server on $PORT that answers with what it fetched from API_URL. */
 const CALLER = `
 import { createServer } from 'node:http';

@@ -38,8 +38,8 @@ export function runScoped(base: string): string {
 /**
  * Removes the Compose networks of the projects a devproxy project named `scoped` (a
  * {@link runScoped} name) made, `<scoped>-<worktree>`: this run's, and no one else's. devproxy
- * removes a worktree's networks with the worktree, but `proxy stop --all` leaves the main
- * checkout's.
+ * removes them itself (`rm`, `proxy stop --all`; test/integration/stop-networks.test.ts): this
+ * is for what a failed test left.
  */
 export async function removeScopedNetworks(docker: Docker, scoped: string): Promise<void> {
   const networks = await docker.listNetworks({ filters: { label: ['com.docker.compose.project'] } });

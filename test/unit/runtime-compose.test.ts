@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import {
   LABEL_REPO,
   LABEL_SERVICE,
@@ -7,6 +8,7 @@ import {
   composeProjectName,
   containerPortOf,
   deriveComposeDocument,
+  isDerivedFor,
   lastLines,
   type ComposeServicePlan,
 } from '../../runtime/compose.js';
@@ -95,6 +97,26 @@ describe('deriveComposeDocument', () => {
     expect(out.networks).toEqual({ n: {} });
     expect((out.services as Record<string, Record<string, unknown>>).a!.command).toEqual(['sh', '-c', 'echo $$HOME']);
     expect(doc.services.a).not.toHaveProperty('labels');
+  });
+});
+
+describe('isDerivedFor', () => {
+  // As the sweep reads it: the derived document written to YAML and parsed back.
+  const written = (managed: Record<string, ComposeServicePlan>): unknown =>
+    parse(stringify(deriveComposeDocument({ services: { web: { image: 'x' }, db: { image: 'y' } } }, { ...base, managed: new Map(Object.entries(managed)) })));
+
+  it('names the worktree whose services it labels, and no other (not the main checkout it lies under)', () => {
+    const doc = written({ web: { service: 'ui', containerPort: 3000 } });
+    expect(isDerivedFor(doc, base.worktreePath)).toBe(true);
+    expect(isDerivedFor(doc, base.repo)).toBe(false);
+    expect(isDerivedFor(doc, `${base.worktreePath}-2`)).toBe(false);
+  });
+
+  it('names no worktree when no service is managed, or when the file is no compose document', () => {
+    expect(isDerivedFor(written({}), base.worktreePath)).toBe(false);
+    expect(isDerivedFor(null, base.worktreePath)).toBe(false);
+    expect(isDerivedFor({ services: ['web'] }, base.worktreePath)).toBe(false);
+    expect(isDerivedFor({ services: { web: { labels: [`${LABEL_WORKTREE}=${base.worktreePath}`] } } }, base.worktreePath)).toBe(true);
   });
 });
 
