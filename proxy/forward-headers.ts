@@ -88,6 +88,9 @@ export function readHops(rawHeaders: readonly string[]): number {
  * already hop-by-hop) to `listed`; returns it, or undefined while there are none, the usual case.
  */
 function addConnectionListed(value: string, listed: Set<string> | undefined): Set<string> | undefined {
+  // Nearly every message says just one of these: no split, no Set.
+  const lower = value.length <= 10 ? value.toLowerCase() : '';
+  if (lower === 'keep-alive' || lower === 'close' || lower === 'upgrade') return listed;
   for (const token of value.split(',')) {
     const name = token.trim().toLowerCase();
     if (name === '' || name === 'close' || name === 'keep-alive' || name === 'upgrade') continue;
@@ -177,6 +180,16 @@ export function flattenHeaders(headers: IncomingHttpHeaders): string[] {
   return out;
 }
 
+/**
+ * A header field as node:http writes it back: one character per byte, so any byte of the
+ * upstream's value (UTF-8 in a filename, opaque bytes) leaves exactly as it came, and decoding
+ * costs no UTF-8 scan. Rewritten Location/Set-Cookie values are read as UTF-8 instead: they go
+ * through URL parsing, which percent-encodes characters as UTF-8.
+ */
+function latin1(field: Buffer | string): string {
+  return typeof field === 'string' ? field : field.toString('latin1');
+}
+
 /** Rewrites applied to upstream response headers (remote routes only). */
 export interface ResponseHeaderRewriter {
   location(value: string): string;
@@ -193,17 +206,17 @@ export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], rou
   let out: string[] = [];
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = String(rawHeaders[i]);
+    const name = latin1(rawHeaders[i] as Buffer | string);
     const lower = name.toLowerCase();
     if (HOP_BY_HOP_HEADERS.has(lower) || lower === ROUTE_HEADER) {
-      if (lower === 'connection') listed = addConnectionListed(String(rawHeaders[i + 1]), listed);
+      if (lower === 'connection') listed = addConnectionListed(latin1(rawHeaders[i + 1] as Buffer | string), listed);
       continue;
     }
-    let value = String(rawHeaders[i + 1]);
-    if (rewriter !== undefined) {
-      if (lower === 'location') value = rewriter.location(value);
-      else if (lower === 'set-cookie') value = rewriter.setCookie(value);
-    }
+    const raw = rawHeaders[i + 1] as Buffer | string;
+    let value: string;
+    if (rewriter !== undefined && lower === 'location') value = rewriter.location(String(raw));
+    else if (rewriter !== undefined && lower === 'set-cookie') value = rewriter.setCookie(String(raw));
+    else value = latin1(raw);
     out.push(name, value);
   }
   if (listed !== undefined) out = withoutListed(out, listed);

@@ -132,6 +132,19 @@ describe('proxy forwarding to local targets', () => {
     expect(res.headers['x-devproxy-route']).toBe('local');
   });
 
+  it('relays upstream header bytes outside ASCII exactly as sent (a UTF-8 filename)', async () => {
+    const utf8 = 'attachment; filename="café €.txt"';
+    const up = await upstream((_req, res) => {
+      // node:http writes header strings one byte per character: this sends the UTF-8 bytes.
+      res.setHeader('content-disposition', Buffer.from(utf8).toString('latin1'));
+      res.end('ok');
+    });
+    const p = await proxy(tableOf(route(API, local(up.port))));
+    const text = await rawExchange(p.port, `GET / HTTP/1.1\r\nHost: ${API}:${p.port}\r\nConnection: close\r\n\r\n`);
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(text).toContain(`content-disposition: ${utf8}\r\n`);
+  });
+
   it('strips Expect: 100-continue (curl) before forwarding', async () => {
     const up = await upstream((req, res) => res.end(JSON.stringify({ expect: req.headers.expect ?? null })));
     const p = await proxy(tableOf(route(API, local(up.port))));
