@@ -99,6 +99,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   #queued = false;
   /** Dispatched and not yet completed or failed (undici will call back). */
   #dispatched = false;
+  /** The client's `drain` resumes the upstream (listened for once the client first filled up). */
+  #awaitsDrain = false;
 
   constructor(
     private readonly core: ProxyCore,
@@ -107,7 +109,6 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     private readonly plan: ExchangePlan,
   ) {
     res[kForward] = this;
-    res.on('drain', onClientDrain);
     res.on('close', onClientClose);
     if (plan.wake !== undefined) this.#startedAt = Date.now();
     this.#begun = exchangeStart(core.options.requestLog);
@@ -184,8 +185,15 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#dropping !== undefined || this.#replaced) return;
     this.#bytes += chunk.length;
-    // Paused until the client drains (back-pressure, no buffering).
-    if (!(this.res as ServerResponse).write(chunk)) controller.pause();
+    // Paused until the client drains (back-pressure, no buffering). Most answers never fill the
+    // client's buffer, so the drain listener is added only the first time one does.
+    if (!(this.res as ServerResponse).write(chunk)) {
+      controller.pause();
+      if (!this.#awaitsDrain) {
+        this.#awaitsDrain = true;
+        this.res.on('drain', onClientDrain);
+      }
+    }
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
