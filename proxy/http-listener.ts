@@ -2,7 +2,7 @@
  * The plain-HTTP listener: HTTP/1.1 on each loopback address, WebSocket upgrades, a bare 400/431
  * for malformed requests, and a draining close.
  */
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionBudget } from './connection-limits.js';
@@ -45,9 +45,9 @@ const BAD_REQUEST_RESPONSE =
 const HEADERS_TOO_LARGE_RESPONSE =
   'HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n';
 
-/** The first request arrived: from here node's own header and keep-alive timeouts apply. */
+/** The first request arrived: from here node's own header and keep-alive timeouts apply (node resets the socket's to 0 before each later one). */
 function clearSocketTimeout(req: IncomingMessage): void {
-  req.socket.setTimeout(0);
+  if (req.socket.timeout !== 0) req.socket.setTimeout(0);
 }
 
 function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
@@ -116,8 +116,11 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
       // nothing would hold its socket forever. Idle until the first request → cut.
       socket.setTimeout(headersTimeout);
     });
-    server.on('request', clearSocketTimeout);
-    server.on('request', handler.handleRequest);
+    // One listener: node clones the listener array of an event that has several, on every request.
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      clearSocketTimeout(req);
+      handler.handleRequest(req, res);
+    });
     serveUpgrades(
       server,
       handler,
