@@ -1,8 +1,8 @@
 /**
  * The recent-requests log: a fixed ring of preallocated slots the proxy fills as each exchange
  * ends, read by the dashboard and `devproxy requests`. Recording assigns fields of the next slot
- * and keeps references to header arrays the exchange built anyway: no allocation, no closure,
- * no timer unless someone listens. Redaction and JSON shaping happen only on the read side.
+ * and keeps each side's headers as one joined string: no closure, no timer unless someone
+ * listens. Redaction and JSON shaping happen only on the read side.
  */
 import type { Route } from '../router/types.js';
 import { requestAuthority, type ClientRequest } from './proxy-core.js';
@@ -24,6 +24,11 @@ const REDACTED_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-a
 export const REDACTED = '[redacted]';
 
 const NO_HEADERS: readonly string[] = [];
+/**
+ * Joins a slot's header fields. Neither side can hold a line feed (HTTP/1.1 ends a field at it,
+ * HTTP/2 and node's writeHead refuse it); the read side still checks the field count.
+ */
+const FIELD_SEPARATOR = '\n';
 
 /** How an exchange was answered: by the route's target, or by devproxy itself (error pages, refusals, redirects). */
 export type RecordedRoute = 'local' | 'remote' | 'devproxy';
@@ -51,8 +56,17 @@ interface Slot extends ExchangeFacts {
   begun: number;
   /** performance.now() when it ended. */
   ended: number;
-  requestHeaders: readonly string[];
-  responseHeaders: readonly string[];
+  /**
+   * The client's raw headers joined by {@link FIELD_SEPARATOR}. One string per side instead of the
+   * arrays and their dozen strings: each object a slot holds lives through ~1,000 exchanges, so it
+   * is copied by young-generation GCs and then promoted, a cost paid per request on every field.
+   */
+  requestHeaders: string;
+  /** How many fields `requestHeaders` joins. */
+  requestFields: number;
+  /** devproxy's answer headers, joined like `requestHeaders`. */
+  responseHeaders: string;
+  responseFields: number;
   /** The route the exchange took (names the headers its remote hop injected). */
   routeRef: Route | undefined;
   /** Characters kept by this slot's headers and path. */
@@ -115,7 +129,7 @@ export class RequestLog {
     for (let i = 0; i < capacity; i++) {
       this.#slots[i] = {
         seq: 0, begun: 0, ended: 0, host: '', worktree: '', service: '', method: '', path: '', status: 0, route: 'devproxy', bytes: 0,
-        requestHeaders: NO_HEADERS, responseHeaders: NO_HEADERS, routeRef: undefined, chars: 0, headersOmitted: false,
+        requestHeaders: '', requestFields: 0, responseHeaders: '', responseFields: 0, routeRef: undefined, chars: 0, headersOmitted: false,
       };
     }
   }
@@ -123,7 +137,7 @@ export class RequestLog {
   /**
    * Records one finished exchange into the next slot. `begun` is `performance.now()` at its
    * start (0 when devproxy answered at once); `requestHeaders` is the client's rawHeaders and
-   * `responseHeaders` the flat array devproxy wrote (both kept by reference, never copied).
+   * `responseHeaders` the flat array devproxy wrote (kept joined, see {@link Slot.requestHeaders}).
    */
   record(
     begun: number,
@@ -154,17 +168,22 @@ export class RequestLog {
     slot.status = status;
     slot.bytes = bytes;
     const response = responseHeaders ?? NO_HEADERS;
-    let chars = host.length + method.length;
+    // One separator per field, as the joined strings hold them.
+    let chars = host.length + method.length + requestHeaders.length + response.length;
     for (let i = 0; i < requestHeaders.length; i++) chars += (requestHeaders[i] as string).length;
     for (let i = 0; i < response.length; i++) chars += (response[i] as string).length;
     if (chars + Math.min(path.length, MAX_PATH_CHARS) > MAX_ENTRY_CHARS) {
-      slot.requestHeaders = NO_HEADERS;
-      slot.responseHeaders = NO_HEADERS;
+      slot.requestHeaders = '';
+      slot.requestFields = 0;
+      slot.responseHeaders = '';
+      slot.responseFields = 0;
       slot.headersOmitted = true;
       chars = host.length + method.length;
     } else {
-      slot.requestHeaders = requestHeaders;
-      slot.responseHeaders = response;
+      slot.requestHeaders = requestHeaders.join(FIELD_SEPARATOR);
+      slot.requestFields = requestHeaders.length;
+      slot.responseHeaders = response.join(FIELD_SEPARATOR);
+      slot.responseFields = response.length;
       slot.headersOmitted = false;
     }
     slot.path = path.length > MAX_PATH_CHARS ? `${path.slice(0, MAX_PATH_CHARS)}…` : path;
@@ -195,9 +214,9 @@ export class RequestLog {
     for (const name of injected) secret.add(name);
     return {
       ...this.#summary(slot),
-      requestHeaders: redactedPairs(slot.requestHeaders, secret),
+      requestHeaders: redactedPairs(splitFields(slot.requestHeaders, slot.requestFields), secret),
       injectedHeaders: injected.map((name) => [name, REDACTED]),
-      responseHeaders: redactedPairs(slot.responseHeaders, secret),
+      responseHeaders: redactedPairs(splitFields(slot.responseHeaders, slot.responseFields), secret),
       headersOmitted: slot.headersOmitted,
     };
   }
@@ -283,6 +302,16 @@ function injectedHeaderNames(route: Route | undefined): string[] {
   const names = [...auth.headers.keys()];
   if (auth.azure !== undefined && !names.includes('authorization')) names.push('authorization');
   return names;
+}
+
+/**
+ * A slot's joined header fields as the flat list they came from; none when the count does not
+ * match, so a field that held the separator can never shift a secret value into a name's place.
+ */
+function splitFields(joined: string, count: number): readonly string[] {
+  if (count === 0) return NO_HEADERS;
+  const fields = joined.split(FIELD_SEPARATOR);
+  return fields.length === count ? fields : NO_HEADERS;
 }
 
 function redactedPairs(flat: readonly string[], secret: ReadonlySet<string>): Array<[string, string]> {

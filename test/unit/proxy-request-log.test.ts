@@ -48,6 +48,28 @@ describe('RequestLog', () => {
     expect(JSON.stringify(detail)).not.toMatch(/secret|sid=|client-sent/);
   });
 
+  it('keeps its own copy of the headers: arrays the exchange reuses or changes later do not alter the entry', () => {
+    const log = new RequestLog(4);
+    const requestHeaders = ['Host', 'api.feature-x.localhost', 'Accept', 'text/html'];
+    const responseHeaders = ['content-type', 'text/plain', 'x-devproxy-route', 'local'];
+    recordOne(log, '/a', 200, { requestHeaders, responseHeaders });
+    requestHeaders[3] = 'changed';
+    responseHeaders.length = 0;
+    expect(log.detail(1)).toMatchObject({
+      requestHeaders: [['Host', 'api.feature-x.localhost'], ['Accept', 'text/html']],
+      responseHeaders: [['content-type', 'text/plain'], ['x-devproxy-route', 'local']],
+    });
+  });
+
+  it('shows no headers rather than misaligned ones if a field held a line feed (a secret never lands in a name)', () => {
+    const log = new RequestLog(4);
+    recordOne(log, '/a', 200, { requestHeaders: ['X-Odd', 'a\nCookie', 'Cookie', 'sid=1'], responseHeaders: ['content-type', 'text/plain'] });
+    const detail = log.detail(1)!;
+    expect(detail.requestHeaders).toEqual([]);
+    expect(detail.responseHeaders).toEqual([['content-type', 'text/plain']]);
+    expect(JSON.stringify(detail)).not.toContain('sid=1');
+  });
+
   it('stays within its memory bound however large the headers and paths are', () => {
     const log = new RequestLog(100);
     const huge = 'x'.repeat(64 * 1024);
