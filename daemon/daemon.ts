@@ -146,6 +146,18 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     }
 
     const listening = [...http.addresses];
+    let publishing: Promise<void> = Promise.resolve();
+    /**
+     * Writes daemon.json naming every address listened on now. Writes run one after another, each
+     * reading the list when it runs: a bridge listener added while the first write was under way
+     * would otherwise be missing from the file that landed last.
+     */
+    const publish = (info: DaemonInfo): Promise<void> => {
+      published = info;
+      const write = publishing.then(() => writeDaemonInfo(options.home, { ...info, listen: [...listening] }));
+      publishing = write.catch((error: unknown) => logger.warn(`could not write daemon.json: ${(error as Error).message}`));
+      return write;
+    };
     const certificates = httpsCertificates;
     bridges = new BridgeListeners({
       gateway: () => runtime.hostGateway(),
@@ -162,7 +174,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       },
       onAdded: (address) => {
         listening.push(address);
-        if (published) void writeDaemonInfo(options.home, { ...published, listen: [...listening] });
+        if (published) void publish(published).catch(() => undefined);
       },
       logger,
     });
@@ -216,8 +228,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     await writeAdminIdentity(options.home, { port: admin.port, token });
 
     const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION, listen: [...listening] };
-    await writeDaemonInfo(options.home, info);
-    published = info;
+    await publish(info);
     // Docker may already be in use by the reconciles started above.
     void bridges.check();
     closers.push(() => removeDaemonInfo(options.home));
