@@ -59,6 +59,7 @@ export const ERROR_HINTS = {
   DEVPROXY_ERR_NOT_WRITABLE: 'make the folder named writable, or point DEVPROXY_HOME at a writable folder',
   DEVPROXY_ERR_NOT_APPLIED: 'fix the problem the daemon reports (`devproxy status`); the file is written and applies once it is fixed',
   DEVPROXY_ERR_RUN_FAILED: 'check the command name and that it is on PATH (`devproxy run -- <command> [args…]`)',
+  DEVPROXY_ERR_WATCH_LIMIT: 'raise the limit: `sudo sysctl fs.inotify.max_user_watches=524288` (add it to /etc/sysctl.d/ to keep it); devproxy watches again by itself once it can',
   DEVPROXY_ERR_REQUEST_NOT_FOUND: 'the request log keeps the last 1,000 exchanges; pick a recent one from `devproxy requests`',
 } as const;
 

@@ -87,6 +87,20 @@ export interface RepoLocation {
 
 /** Finds the worktree, main checkout and common git dir for `dir`; a clear error outside git. */
 export async function locateRepo(dir: string): Promise<RepoLocation> {
+  const { worktree, commonDir } = await revParse(dir);
+  const main = (await listWorktrees(dir))[0]?.path ?? worktree;
+  return { worktree: await realpath(worktree), main: await realpath(main), commonDir };
+}
+
+/**
+ * The shared `.git` directory of the repository that contains `dir`, without listing its
+ * worktrees (the daemon lists them right after, on its own).
+ */
+export async function gitCommonDir(dir: string): Promise<string> {
+  return (await revParse(dir)).commonDir;
+}
+
+async function revParse(dir: string): Promise<{ worktree: string; commonDir: string }> {
   let worktree: string;
   let commonDir: string;
   try {
@@ -94,7 +108,5 @@ export async function locateRepo(dir: string): Promise<RepoLocation> {
   } catch (error) {
     throw new DevproxyError('DEVPROXY_ERR_NOT_A_REPO', `${dir} is not inside a git repository`, { cause: error });
   }
-  const absoluteCommon = await realpath(isAbsolute(commonDir) ? commonDir : resolve(dir, commonDir));
-  const main = (await listWorktrees(dir))[0]?.path ?? worktree;
-  return { worktree: await realpath(worktree), main: await realpath(main), commonDir: absoluteCommon };
+  return { worktree, commonDir: await realpath(isAbsolute(commonDir) ? commonDir : resolve(dir, commonDir)) };
 }

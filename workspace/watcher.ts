@@ -1,36 +1,31 @@
-import { watch, type FSWatcher } from 'chokidar';
-import { stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { basename, join, sep } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic } from '../profiles/schema.js';
 import type { Logger } from '../logger.js';
 import { buildRoutingTable } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
-import { locateRepo, readWorktreeList, type GitWorktree } from './git-worktrees.js';
-import type { DevproxyError } from '../errors.js';
+import { gitCommonDir, readWorktreeList, type GitWorktree } from './git-worktrees.js';
+import { isDevproxyError, type DevproxyError } from '../errors.js';
 import { readDownWorktrees } from './down-state.js';
 import { homePaths } from '../home-paths.js';
 import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
+import { dirState, watchDir, type DirWatch } from './dir-watch.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
 /**
- * chokidar drops, rather than delays, events inside its throttle windows (a second `change` of
- * a path within 50 ms, a second `unlink` within 100 ms, an unlink+add within 100 ms under
- * `atomic`), and its watch of a file replaced by a rename can miss the next replacement, so a
- * quick second edit would be lost. Once a worktree's files have been quiet this long (no event
- * and no reload running) their identity is checked against what was loaded, and they are read
- * again when it differs. Longer than chokidar's longest window, so a dropped event always falls
- * before the check.
+ * While a directory cannot be watched (the inotify limit reached, a watch that failed), watching
+ * it is tried again this often, and the files of its worktree are compared with what was loaded
+ * (inode, size, mtime), so an edit still applies within about a second.
  */
-const SETTLE_MS = 150;
+const UNWATCHED_POLL_MS = 1000;
 /**
- * While events keep coming (a burst of writes never leaves the quiet period the settled check
- * waits for), the identity is also checked this often until SETTLE_MS after the last event, so a
- * replacement whose own event was dropped applies within a flip's budget, not after the burst.
+ * Entries of `<git common dir>/worktrees/<name>/` that change what devproxy routes: the branch,
+ * the set-up lock (see SETUP_PENDING_LOCK) and the folder `git worktree move` points to.
  */
-const QUICK_CHECK_MS = 20;
+const GIT_ENTRY_FILES = new Set(['HEAD', 'locked', 'gitdir']);
 
 /** What the local runtime tells the workspace (kept narrow so tests can pass a real one or none). */
 export interface RuntimeView {
@@ -54,14 +49,14 @@ interface TrackedWorktree {
   lastGood: LastGood;
   usesMainConfig: boolean;
   diagnostics: Diagnostic[];
-  watcher: FSWatcher;
-  /** Identity (inode, size, mtime) of the files last loaded; a check that finds the same skips work. */
+  /** The worktree's folder: devproxy.yaml, and `.devproxy/` coming and going. */
+  rootWatch?: DirWatch;
+  /** `.devproxy/` while it exists: profile.yaml. */
+  stateWatch?: DirWatch;
+  /** Serialises the (re)starts of the two watches, so two at once cannot leak one. */
+  watching?: Promise<void>;
+  /** Identity (inode, size, mtime) of the files last loaded, for the check while unwatched. */
   signature: string;
-  /** The identity check once the files are quiet (see SETTLE_MS). */
-  settleTimer?: NodeJS.Timeout;
-  /** The identity checks while events come (see QUICK_CHECK_MS). */
-  quickTimer?: NodeJS.Timeout;
-  lastEventAt: number;
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
@@ -71,7 +66,17 @@ interface TrackedWorktree {
 
 interface TrackedRepo {
   main: string;
-  gitWatcher?: FSWatcher;
+  /** The shared `.git` directory, once found. */
+  commonDir?: string;
+  /** `<commonDir>` itself: git creates `worktrees/` with the first linked worktree and removes it with the last. */
+  commonWatch?: DirWatch;
+  /** `<commonDir>/worktrees/`: a worktree added or removed. */
+  listWatch?: DirWatch;
+  /** `<commonDir>/worktrees/<name>/` by name: HEAD, `locked`, `gitdir` (see GIT_ENTRY_FILES). */
+  entryWatches: Map<string, DirWatch>;
+  /** Directories reported created or deleted since the last (re)start of the watches: renewed. */
+  stale: Set<string>;
+  watching?: Promise<void>;
   rescanTimer?: NodeJS.Timeout;
   /** The last rescan queued; rescans of one repository run one after another. */
   rescanning?: Promise<void>;
@@ -82,24 +87,27 @@ interface TrackedRepo {
  * Owns the watchers: the registry (repos.json), each repository's git worktree list and each
  * worktree's devproxy.yaml and profile file. It reloads only what changed, keeps the last good
  * files of a worktree when an edit is broken, and swaps the routing table in one assignment.
- * Directories are watched rather than files: a watcher on a file follows its inode and misses
- * every change after an editor's atomic replace.
+ * Directories are watched through the OS (see {@link watchDir}), never files: a watch on a file
+ * follows its inode and misses every change after an editor's atomic replace, while a watch on
+ * its folder sees the replacement itself, at once.
  */
 export class Workspace {
   private table: RoutingTable = { routes: new Map(), worktrees: [], diagnostics: [] };
   private readonly repos = new Map<string, TrackedRepo>();
   /** Why repos.json could not be read; the repositories already tracked stay meanwhile. */
   private registryDiagnostics: Diagnostic[] = [];
-  private registryRecheck?: NodeJS.Timeout;
   private readonly worktrees = new Map<string, TrackedWorktree>();
-  private homeWatcher?: FSWatcher;
+  /** `$DEVPROXY_HOME`: repos.json and down.json. */
+  private homeWatch?: DirWatch;
+  /** Directories that should be watched and cannot be, by path, with why (shown as diagnostics). */
+  private readonly unwatched = new Map<string, Diagnostic>();
+  private pollTimer?: NodeJS.Timeout;
   private syncing: Promise<void> = Promise.resolve();
   /** Worktrees tracked since the last rebuild: reported as changed so the runtime reconciles them. */
   private readonly fresh = new Set<string>();
   /** Worktrees `devproxy down` stopped (down.json): their services route remote. */
   private down = new Set<string>();
   private downSync: Promise<void> = Promise.resolve();
-  private downRecheck?: NodeJS.Timeout;
   private closed = false;
   private rebuildQueued = false;
 
@@ -110,34 +118,19 @@ export class Workspace {
 
   /** Loads every registered repository and starts watching. */
   async start(): Promise<void> {
-    const paths = homePaths(this.options.home);
-    this.homeWatcher = watch(this.options.home, { depth: 0, ignoreInitial: true });
-    this.homeWatcher.on('all', (_event, path) => {
-      if (path === paths.down) {
-        void this.syncDown();
-        // The same throttle as for repos.json: a quick second write would be missed.
-        clearTimeout(this.downRecheck);
-        this.downRecheck = setTimeout(() => void this.syncDown(), SETTLE_MS);
-      }
-      if (path !== paths.repos) return;
-      void this.syncRepos();
-      // chokidar drops a second event for the same path inside its throttle window, so a quick
-      // fix right after a bad write would be missed: read the registry once more after it.
-      clearTimeout(this.registryRecheck);
-      this.registryRecheck = setTimeout(() => void this.syncRepos(), SETTLE_MS);
-    });
-    this.homeWatcher.on('error', (error) => this.options.logger?.warn(`watcher: ${String(error)}`));
-    await once(this.homeWatcher, 'ready');
+    await this.watchHome();
     this.down = await readDownWorktrees(this.options.home);
     await this.syncRepos();
   }
 
-  /** Re-reads everything from disk (the admin API's reload). */
+  /** Re-reads everything from disk (the admin API's reload); a watch that failed is tried again. */
   async reload(): Promise<void> {
+    await this.watchHome();
     await this.syncDown();
     await this.syncRepos();
+    await Promise.all([...this.repos.values()].map((repo) => this.watchRepo(repo, true)));
     await Promise.all([...this.repos.keys()].map((repo) => this.rescanRepo(repo)));
-    await Promise.all([...this.worktrees.values()].map((w) => this.reloadWorktree(w)));
+    await Promise.all([...this.worktrees.values()].map((w) => this.watchWorktree(w).then(() => this.reloadWorktree(w))));
     this.rebuild();
   }
 
@@ -153,8 +146,8 @@ export class Workspace {
       for (const path of [...this.fresh]) if (isLoaded(path)) this.fresh.delete(path);
     }
     this.table = buildRoutingTable(inputs);
-    const repoDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics)];
-    if (repoDiagnostics.length > 0) this.table.diagnostics.push(...repoDiagnostics);
+    const workspaceDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics), ...this.unwatched.values()];
+    if (workspaceDiagnostics.length > 0) this.table.diagnostics.push(...workspaceDiagnostics);
     this.options.onChange?.(this.table, changed);
   }
 
@@ -205,20 +198,86 @@ export class Workspace {
 
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.registryRecheck);
-    clearTimeout(this.downRecheck);
-    await this.homeWatcher?.close();
-    for (const repo of this.repos.values()) {
-      clearTimeout(repo.rescanTimer);
-      await repo.gitWatcher?.close();
-    }
-    for (const w of this.worktrees.values()) {
-      clearTimeout(w.settleTimer);
-      clearTimeout(w.quickTimer);
-    }
-    await Promise.all([...this.worktrees.values()].map((w) => w.watcher.close()));
+    clearTimeout(this.pollTimer);
+    this.homeWatch?.close();
+    for (const repo of this.repos.values()) this.unwatchRepo(repo);
+    for (const w of this.worktrees.values()) this.unwatchWorktree(w);
     this.repos.clear();
     this.worktrees.clear();
+  }
+
+  private async watchHome(): Promise<void> {
+    const { home, repos, down } = homePaths(this.options.home);
+    this.homeWatch = await this.ensureWatch(this.homeWatch, home, () => !this.closed, (name) => {
+      // Every write arrives (no throttling), so one read per event is never a stale one.
+      if (name === undefined || join(home, name) === down) void this.syncDown();
+      if (name === undefined || join(home, name) === repos) void this.syncRepos();
+    });
+  }
+
+  /**
+   * Makes `current` watch the directory standing at `path` now: kept while it is the same
+   * directory, closed when it is gone (or no longer `wanted`), replaced when another stands there
+   * or when `renew` says it may have been deleted and made again (its inode number can be reused,
+   * and the old watch went deaf with the old directory). `root` lets a symbolic link lead to a
+   * directory inside it (see {@link dirState}).
+   */
+  private async ensureWatch(current: DirWatch | undefined, path: string, wanted: () => boolean, onEvent: (name: string | undefined) => void, options: { root?: string; renew?: boolean } = {}): Promise<DirWatch | undefined> {
+    const dir = await dirState(path, options.root);
+    if (!options.renew && current?.open && dir && current.path === dir.path && current.ino === dir.ino && wanted()) return current;
+    current?.close();
+    if (dir && wanted()) {
+      try {
+        const watch = watchDir(dir, onEvent, (error) => this.watchFailed(path, error));
+        this.unwatched.delete(path);
+        return watch;
+      } catch (error) {
+        this.watchFailed(path, error as Error);
+        return undefined;
+      }
+    }
+    this.unwatched.delete(path);
+    return undefined;
+  }
+
+  /** A directory that cannot be watched: named (once in the log), and polled until it can. */
+  private watchFailed(path: string, error: Error): void {
+    if (this.closed) return;
+    const hint = isDevproxyError(error) ? error.hint : 'devproxy tries again every second and reads its files meanwhile; `devproxy proxy stop` and `proxy start` if it persists';
+    if (!this.unwatched.has(path)) this.options.logger?.warn(`${error.message} — ${hint}`);
+    this.unwatched.set(path, { file: path, line: 0, column: 0, message: error.message, hint });
+    this.rebuildSoon();
+    this.pollUnwatchedSoon();
+  }
+
+  private pollUnwatchedSoon(): void {
+    if (this.pollTimer || this.closed || this.unwatched.size === 0) return;
+    this.pollTimer = setTimeout(() => void this.pollUnwatched(), UNWATCHED_POLL_MS);
+  }
+
+  /** Tries the failed watches again, and reads what they should have reported. */
+  private async pollUnwatched(): Promise<void> {
+    const home = this.options.home;
+    if (this.unwatched.has(home)) {
+      await this.watchHome();
+      await this.syncDown();
+      await this.syncRepos();
+    }
+    for (const repo of [...this.repos.values()]) {
+      const dir = repo.commonDir;
+      if (dir === undefined || ![...this.unwatched.keys()].some((path) => path === dir || path.startsWith(`${dir}${sep}`))) continue;
+      await this.watchRepo(repo, true);
+      await this.rescanRepo(repo.main);
+      this.rebuild();
+    }
+    for (const w of [...this.worktrees.values()]) {
+      if (!this.unwatched.has(w.git.path) && !this.unwatched.has(join(w.git.path, STATE_DIR))) continue;
+      await this.watchWorktree(w);
+      await this.checkIdentity(w);
+    }
+    this.pollTimer = undefined;
+    this.rebuildSoon();
+    this.pollUnwatchedSoon();
   }
 
   private syncRepos(): Promise<void> {
@@ -243,41 +302,81 @@ export class Workspace {
   }
 
   private async addRepo(main: string): Promise<void> {
-    const repo: TrackedRepo = { main, diagnostics: [] };
+    const repo: TrackedRepo = { main, entryWatches: new Map(), stale: new Set(), diagnostics: [] };
     this.repos.set(main, repo);
     try {
-      const location = await locateRepo(main);
-      // Only the worktree list and each worktree's HEAD matter; everything else in .git churns.
-      const worktreesDir = join(location.commonDir, 'worktrees');
-      repo.gitWatcher = watch(location.commonDir, {
-        depth: 2,
-        ignoreInitial: true,
-        ignored: (path) => {
-          const rel = relative(location.commonDir, path);
-          if (rel === '') return false;
-          const parts = rel.split(sep);
-          // `locked` comes and goes with devproxy's set-up lock (see SETUP_PENDING_LOCK).
-          return parts[0] !== 'worktrees' || (parts.length === 3 && parts[2] !== 'HEAD' && parts[2] !== 'locked');
-        },
-      });
-      repo.gitWatcher.on('all', (_event, path) => {
-        if (!path.startsWith(worktreesDir)) return;
-        clearTimeout(repo.rescanTimer);
-        repo.rescanTimer = setTimeout(() => void this.rescanRepo(main).then(() => this.rebuild()), GIT_RESCAN_DEBOUNCE_MS);
-      });
-      await once(repo.gitWatcher, 'ready');
+      repo.commonDir = await gitCommonDir(main);
     } catch (error) {
       repo.diagnostics = [{ file: main, line: 0, column: 0, message: `cannot read the repository: ${(error as Error).message}`, hint: 'check that the folder still exists and is a git repository, or `devproxy init --unregister` it' }];
       return;
     }
+    // Watching first, then reading: a worktree added in between is seen either way.
+    await this.watchRepo(repo, true);
     await this.rescanRepo(main);
+  }
+
+  /**
+   * (Re)starts the watches of a repository's git data: only the worktree list and each worktree's
+   * entries matter, everything else in `.git` churns. `listChanged` also lists `worktrees/` again.
+   */
+  private watchRepo(repo: TrackedRepo, listChanged: boolean): Promise<void> {
+    const next = (repo.watching ?? Promise.resolve()).then(async () => {
+      const commonDir = repo.commonDir;
+      if (commonDir === undefined) return;
+      const wanted = () => !this.closed && this.repos.get(repo.main) === repo;
+      const list = join(commonDir, 'worktrees');
+      const renew = (path: string) => repo.stale.delete(path);
+      repo.commonWatch = await this.ensureWatch(repo.commonWatch, commonDir, wanted, (name) => {
+        if (name === 'worktrees') this.gitChanged(repo, list);
+      });
+      repo.listWatch = await this.ensureWatch(repo.listWatch, list, wanted, (name) => this.gitChanged(repo, name === undefined ? list : join(list, name)), { renew: renew(list) });
+      if (!listChanged) return;
+      const names = new Set(repo.listWatch ? await readdir(list).catch(() => []) : []);
+      for (const [name, watch] of [...repo.entryWatches]) {
+        if (names.has(name)) continue;
+        watch.close();
+        repo.entryWatches.delete(name);
+        this.unwatched.delete(join(list, name));
+      }
+      for (const name of names) {
+        const watch = await this.ensureWatch(repo.entryWatches.get(name), join(list, name), wanted, (file) => {
+          if (file === undefined || GIT_ENTRY_FILES.has(file)) this.gitChanged(repo);
+        }, { renew: renew(join(list, name)) });
+        if (watch) repo.entryWatches.set(name, watch);
+        else repo.entryWatches.delete(name);
+      }
+    });
+    repo.watching = next;
+    return next;
+  }
+
+  /** Rescans the repository once git is done; `created` is a directory that came or went there. */
+  private gitChanged(repo: TrackedRepo, created?: string): void {
+    if (created !== undefined) repo.stale.add(created);
+    clearTimeout(repo.rescanTimer);
+    repo.rescanTimer = setTimeout(() => {
+      void this.watchRepo(repo, repo.stale.size > 0 || repo.listWatch === undefined)
+        .then(() => this.rescanRepo(repo.main))
+        .then(() => {
+          if (!this.closed) this.rebuild();
+        });
+    }, GIT_RESCAN_DEBOUNCE_MS);
+  }
+
+  private unwatchRepo(repo: TrackedRepo): void {
+    clearTimeout(repo.rescanTimer);
+    repo.commonWatch?.close();
+    repo.listWatch?.close();
+    for (const watch of repo.entryWatches.values()) watch.close();
+    for (const path of [...this.unwatched.keys()]) {
+      if (repo.commonDir !== undefined && (path === repo.commonDir || path.startsWith(`${repo.commonDir}${sep}`))) this.unwatched.delete(path);
+    }
   }
 
   private async dropRepo(main: string): Promise<void> {
     const repo = this.repos.get(main);
     this.repos.delete(main);
-    clearTimeout(repo?.rescanTimer);
-    await repo?.gitWatcher?.close();
+    if (repo) this.unwatchRepo(repo);
     for (const [path, w] of [...this.worktrees]) {
       if (w.repo === main) await this.dropWorktree(path);
     }
@@ -328,6 +427,8 @@ export class Workspace {
         // The end of a set-up lock changes what the worktree runs: reconcile it.
         if (known.git.setupPending !== git.setupPending) this.fresh.add(git.path);
         known.git = git;
+        // Its watch failed, or went deaf with a folder deleted and made again under the same path.
+        if (!known.rootWatch?.open) await this.watchWorktree(known).then(() => this.reloadWorktree(known));
         continue;
       }
       await this.trackWorktree(main, git);
@@ -335,77 +436,57 @@ export class Workspace {
   }
 
   private async trackWorktree(repo: string, git: GitWorktree): Promise<void> {
-    const root = git.path;
-    const watcher = watch(root, {
-      depth: 1,
-      ignoreInitial: true,
-      ignored: (path) => {
-        const rel = relative(root, path);
-        if (rel === '') return false;
-        const parts = rel.split(sep);
-        // devproxy.yaml's own temp files (writeFileAtomic) also mark a change of it.
-        return parts[0] !== STATE_DIR && parts[0] !== CONFIG_FILE && !parts[0]!.startsWith(`.${CONFIG_FILE}.`);
-      },
-    });
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], watcher, signature: '', dirty: false, loaded: false, lastEventAt: 0 };
-    this.worktrees.set(root, tracked);
-    this.fresh.add(root);
-    watcher.on('all', (event, path) => {
-      // The folder itself deleted (`rm -rf`): git does not notice until a rescan asks it.
-      if (event === 'unlinkDir' && path === root) {
-        void this.rescanRepo(repo).then(() => this.rebuild());
-        return;
-      }
-      const name = basename(path);
-      const isProfile = name === PROFILE_FILE && basename(dirname(path)) === STATE_DIR;
-      // Any other event (a temp file of an atomic write, .gitignore) only asks for the identity
-      // check: when chokidar missed the file's own event, that check still sees the new file.
-      if (isProfile || name === CONFIG_FILE || name === STATE_DIR) void this.reloadAndRebuild(tracked);
-      this.checkWhenSettled(tracked);
-      tracked.lastEventAt = Date.now();
-      this.checkWhileEventsCome(tracked);
-    });
-    watcher.on('error', (error) => this.options.logger?.warn(`watcher ${root}: ${String(error)}`));
-    await once(watcher, 'ready');
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], signature: '', dirty: false, loaded: false };
+    this.worktrees.set(git.path, tracked);
+    this.fresh.add(git.path);
+    // Watching first, then reading: a write in between is seen either way.
+    await this.watchWorktree(tracked);
     await this.reloadWorktree(tracked);
   }
 
   /**
-   * (Re)starts the quiet period after which the worktree's files are compared with what was
-   * loaded. Restarted by every event and by the end of every reload, so the check always runs
-   * after the last change and the last read, however long a reload took.
+   * (Re)starts a worktree's two watches: its folder, and `.devproxy/` when that is a directory
+   * (or a symbolic link to one inside the worktree: a hostile branch's `.devproxy` → `/` is not
+   * watched, and its files are refused by the loader).
    */
-  private checkWhenSettled(w: TrackedWorktree): void {
-    clearTimeout(w.settleTimer);
-    w.settleTimer = setTimeout(() => void this.checkSettled(w), SETTLE_MS);
+  private watchWorktree(w: TrackedWorktree, renew: { root?: boolean; state?: boolean } = {}): Promise<void> {
+    const root = w.git.path;
+    const wanted = () => !this.closed && this.worktrees.get(root) === w;
+    const next = (w.watching ?? Promise.resolve()).then(async () => {
+      w.rootWatch = await this.ensureWatch(w.rootWatch, root, wanted, (name) => {
+        if (name === CONFIG_FILE) void this.reloadAndRebuild(w);
+        // `.devproxy` came or went; the folder's own name: it was itself deleted or moved
+        // (reloadAndRebuild then asks git).
+        else if (name === undefined || name === STATE_DIR || name === basename(root)) {
+          void this.watchWorktree(w, { root: name !== STATE_DIR, state: true }).then(() => this.reloadAndRebuild(w));
+        }
+      }, { renew: renew.root === true });
+      w.stateWatch = await this.ensureWatch(w.stateWatch, join(root, STATE_DIR), wanted, (name) => {
+        // Its own deletion is reported on the folder's watch too, which starts the next one.
+        if (name === undefined || name === PROFILE_FILE) void this.reloadAndRebuild(w);
+      }, { root, renew: renew.state === true });
+    });
+    w.watching = next;
+    return next;
   }
 
-  private checkWhileEventsCome(w: TrackedWorktree): void {
-    w.quickTimer ??= setTimeout(() => {
-      w.quickTimer = undefined;
-      void this.checkIdentity(w);
-      if (!this.closed && this.worktrees.get(w.git.path) === w && Date.now() - w.lastEventAt < SETTLE_MS) this.checkWhileEventsCome(w);
-    }, QUICK_CHECK_MS);
+  private unwatchWorktree(w: TrackedWorktree): void {
+    w.rootWatch?.close();
+    w.stateWatch?.close();
+    this.unwatched.delete(w.git.path);
+    this.unwatched.delete(join(w.git.path, STATE_DIR));
   }
 
-  private async checkSettled(w: TrackedWorktree): Promise<void> {
-    w.settleTimer = undefined;
-    await this.checkIdentity(w);
-  }
-
+  /** Reads the worktree's files again when they are not what was loaded (the net while unwatched). */
   private async checkIdentity(w: TrackedWorktree): Promise<void> {
-    // A reload still running starts a new quiet period when it ends (marking it dirty here instead
-    // would keep it reading, and the table unchanged, for as long as a burst of writes lasts).
     if (this.closed || w.reloading || this.worktrees.get(w.git.path) !== w) return;
     if ((await fileSignature(w.git.path)) !== w.signature && !w.reloading) await this.reloadAndRebuild(w);
   }
 
   private async dropWorktree(path: string): Promise<void> {
     const w = this.worktrees.get(path);
-    clearTimeout(w?.settleTimer);
-    clearTimeout(w?.quickTimer);
     this.worktrees.delete(path);
-    await w?.watcher.close();
+    if (w) this.unwatchWorktree(w);
   }
 
   private async reloadAndRebuild(w: TrackedWorktree): Promise<void> {
@@ -438,8 +519,7 @@ export class Workspace {
       do {
         w.dirty = false;
         // Taken before the read: a file replaced while it is read leaves the signature behind the
-        // file, so the settled check reads it again — while every read still applies at once, which
-        // a burst of writes that re-read in a loop here would hold back until the burst ended.
+        // file (its event then reads it again, and so does the check while unwatched).
         w.signature = await fileSignature(w.git.path);
         const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
         const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
@@ -452,7 +532,6 @@ export class Workspace {
       } while (w.dirty);
       w.loaded = true;
       w.reloading = undefined;
-      if (!this.closed && this.worktrees.get(w.git.path) === w) this.checkWhenSettled(w);
     })();
     return w.reloading;
   }
@@ -473,8 +552,4 @@ function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-function once(watcher: FSWatcher, event: 'ready'): Promise<void> {
-  return new Promise((resolve) => watcher.once(event, () => resolve()));
 }

@@ -1,0 +1,86 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { lstat, realpath } from 'node:fs/promises';
+import { relative, isAbsolute, sep } from 'node:path';
+import { DevproxyError } from '../errors.js';
+
+/**
+ * One directory watched through the OS (inotify on Linux): every entry created, written, renamed
+ * over or deleted in it is reported by name, at once and without throttling. A directory, not a
+ * file, is watched: a watch on a file follows its inode and goes deaf after an atomic replace.
+ */
+export interface DirWatch {
+  /** The directory watched (resolved: a symbolic link is never watched through). */
+  readonly path: string;
+  /** Its inode when the watch began: another inode at the same path means it was replaced. */
+  readonly ino: number;
+  /** False once closed, by {@link DirWatch.close} or after an error. */
+  readonly open: boolean;
+  close(): void;
+}
+
+/** Where a directory stands: a real directory (its resolved path and inode), or none to watch. */
+export type DirState = { path: string; ino: number } | undefined;
+
+/**
+ * Finds the directory to watch at `path`. A symbolic link is followed only to a directory
+ * inside `root` (a branch may commit `.devproxy` → `/`, and devproxy must not watch, nor later
+ * read, outside the worktree; the loader refuses such files by the same rule).
+ */
+export async function dirState(path: string, root?: string): Promise<DirState> {
+  try {
+    const link = await lstat(path);
+    if (link.isDirectory()) return { path, ino: link.ino };
+    if (!link.isSymbolicLink() || root === undefined) return undefined;
+    const [resolved, realRoot] = await Promise.all([realpath(path), realpath(root)]);
+    const rel = relative(realRoot, resolved);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return undefined;
+    const target = await lstat(resolved);
+    return target.isDirectory() ? { path: resolved, ino: target.ino } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches `dir` (from {@link dirState}); `onEvent` gets the name of the entry that changed, or the
+ * directory's own name when it was itself deleted or moved. A watch that fails later is closed
+ * and handed to `onError` (never thrown: a watcher must not take the daemon down). Undefined when
+ * the directory vanished since {@link dirState}; throws, mapped by {@link watchFailure}, when the
+ * watch cannot start.
+ */
+export function watchDir(dir: NonNullable<DirState>, onEvent: (name: string | undefined) => void, onError: (error: Error) => void): DirWatch | undefined {
+  let watcher: FSWatcher;
+  try {
+    watcher = watch(dir.path, { persistent: true }, (_event, name) => onEvent(name ?? undefined));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw watchFailure(dir.path, error);
+  }
+  const handle = {
+    path: dir.path,
+    ino: dir.ino,
+    open: true,
+    close() {
+      handle.open = false;
+      watcher.close();
+    },
+  };
+  watcher.on('error', (error) => {
+    handle.close();
+    onError(watchFailure(dir.path, error));
+  });
+  return handle;
+}
+
+/**
+ * What a failed watch means for a person: the inotify limit (ENOSPC: watches
+ * are counted per user, across every program) becomes `DEVPROXY_ERR_WATCH_LIMIT`, naming the sysctl to raise; anything else keeps its own message.
+ */
+export function watchFailure(path: string, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC') {
+    return new DevproxyError('DEVPROXY_ERR_WATCH_LIMIT', `cannot watch ${path}: the system's limit of inotify watches is reached (ENOSPC); edits there are found by polling once a second meanwhile`, { cause: error });
+  }
+  return new Error(`cannot watch ${path}: ${(error as Error).message}`, { cause: error });
+}
