@@ -14,9 +14,11 @@ const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/i
 /**
  * Packages the daemon never loads, not even lazily: dockerode (with docker-modem and ssh2, ~10 MiB
  * resident) is replaced by runtime/docker-engine-api.ts, and Docker answers in every daemon;
- * fastify (~7 MiB at start) by the admin API's own router on node's `http` (daemon/admin-router.ts).
+ * fastify (~7 MiB at start) by the admin API's own router on node's `http` (daemon/admin-router.ts);
+ * chokidar (one watcher object per worktree, and throttling that dropped quick replacements) by
+ * `fs.watch` on directories (workspace/dir-watch.ts).
  */
-const NEVER_IN_DAEMON = ['dockerode', 'docker-modem', 'fastify'];
+const NEVER_IN_DAEMON = ['dockerode', 'docker-modem', 'fastify', 'chokidar'];
 
 /** The minting code: the daemon runs it in a short-lived worker thread (`certs/mint-worker-client.ts`). */
 const ONLY_IN_THE_MINT_WORKER = ['@peculiar/x509', 'reflect-metadata'];
