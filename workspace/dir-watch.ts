@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
-import { relative, isAbsolute, sep } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { DevproxyError } from '../errors.js';
 
 /**
@@ -32,8 +32,7 @@ export async function dirState(path: string, root?: string): Promise<DirState> {
     if (link.isDirectory()) return { path, ino: link.ino };
     if (!link.isSymbolicLink() || root === undefined) return undefined;
     const [resolved, realRoot] = await Promise.all([realpath(path), realpath(root)]);
-    const rel = relative(realRoot, resolved);
-    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return undefined;
+    if (!isWithin(realRoot, resolved)) return undefined;
     const target = await lstat(resolved);
     return target.isDirectory() ? { path: resolved, ino: target.ino } : undefined;
   } catch {
@@ -83,4 +82,10 @@ export function watchFailure(path: string, error: unknown): Error {
     return new DevproxyError('DEVPROXY_ERR_WATCH_LIMIT', `cannot watch ${path}: the system's limit of inotify watches is reached (ENOSPC); edits there are found by polling once a second meanwhile`, { cause: error });
   }
   return new Error(`cannot watch ${path}: ${(error as Error).message}`, { cause: error });
+}
+
+/** True when `path` is `dir` or lies below it (both absolute and resolved alike). */
+export function isWithin(dir: string, path: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }

@@ -1,5 +1,5 @@
 import { readdir, stat } from 'node:fs/promises';
-import { basename, join, sep } from 'node:path';
+import { basename, join } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic } from '../profiles/schema.js';
 import type { Logger } from '../logger.js';
@@ -11,7 +11,7 @@ import { readDownWorktrees } from './down-state.js';
 import { homePaths } from '../home-paths.js';
 import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
-import { dirState, watchDir, type DirWatch } from './dir-watch.js';
+import { dirState, isWithin, watchDir, type DirWatch } from './dir-watch.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
@@ -99,6 +99,7 @@ export class Workspace {
   private readonly worktrees = new Map<string, TrackedWorktree>();
   /** `$DEVPROXY_HOME`: repos.json and down.json. */
   private homeWatch?: DirWatch;
+  private homeWatching: Promise<void> = Promise.resolve();
   /** Directories that should be watched and cannot be, by path, with why (shown as diagnostics). */
   private readonly unwatched = new Map<string, Diagnostic>();
   private pollTimer?: NodeJS.Timeout;
@@ -206,13 +207,16 @@ export class Workspace {
     this.worktrees.clear();
   }
 
-  private async watchHome(): Promise<void> {
+  private watchHome(): Promise<void> {
     const { home, repos, down } = homePaths(this.options.home);
-    this.homeWatch = await this.ensureWatch(this.homeWatch, home, () => !this.closed, (name) => {
-      // Every write arrives (no throttling), so one read per event is never a stale one.
-      if (name === undefined || join(home, name) === down) void this.syncDown();
-      if (name === undefined || join(home, name) === repos) void this.syncRepos();
+    this.homeWatching = this.homeWatching.then(async () => {
+      this.homeWatch = await this.ensureWatch(this.homeWatch, home, () => !this.closed, (name) => {
+        // Every write arrives (no throttling), so one read per event is never a stale one.
+        if (name === undefined || join(home, name) === down) void this.syncDown();
+        if (name === undefined || join(home, name) === repos) void this.syncRepos();
+      });
     });
+    return this.homeWatching;
   }
 
   /**
@@ -265,7 +269,7 @@ export class Workspace {
     }
     for (const repo of [...this.repos.values()]) {
       const dir = repo.commonDir;
-      if (dir === undefined || ![...this.unwatched.keys()].some((path) => path === dir || path.startsWith(`${dir}${sep}`))) continue;
+      if (dir === undefined || ![...this.unwatched.keys()].some((path) => isWithin(dir, path))) continue;
       await this.watchRepo(repo, true);
       await this.rescanRepo(repo.main);
       this.rebuild();
@@ -368,9 +372,8 @@ export class Workspace {
     repo.commonWatch?.close();
     repo.listWatch?.close();
     for (const watch of repo.entryWatches.values()) watch.close();
-    for (const path of [...this.unwatched.keys()]) {
-      if (repo.commonDir !== undefined && (path === repo.commonDir || path.startsWith(`${repo.commonDir}${sep}`))) this.unwatched.delete(path);
-    }
+    const dir = repo.commonDir;
+    if (dir !== undefined) for (const path of [...this.unwatched.keys()]) if (isWithin(dir, path)) this.unwatched.delete(path);
   }
 
   private async dropRepo(main: string): Promise<void> {
