@@ -22,13 +22,12 @@ export type BoundedRead = { text: string; missing?: undefined; diagnostic?: unde
 export async function readBoundedFile(path: string, root: string): Promise<BoundedRead> {
   let target = path;
   try {
-    const link = await lstat(path);
-    if (link.isDirectory()) return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
+    // Asked together: each answer costs the daemon an event-loop turn, and a flip waits for them.
     // Resolved whole, so that a linked parent folder (`.devproxy` → /somewhere) counts too.
-    const resolved = await realpath(path).catch(() => undefined);
+    const [link, resolved, realRoot] = await Promise.all([lstat(path), realpath(path).catch(() => undefined), realpath(root).catch(() => undefined)]);
+    if (link.isDirectory()) return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
     if (resolved === undefined) return { diagnostic: fileProblem(path, 'the file is a symbolic link to nothing (its target does not exist)', 'replace the link with the file itself') };
-    const inside = await realpath(root).then((r) => isInside(r, resolved), () => false);
-    if (!inside) {
+    if (realRoot === undefined || !isInside(realRoot, resolved)) {
       const what = link.isSymbolicLink() ? 'the file is a symbolic link' : 'the file is reached through a symbolic link';
       return { diagnostic: fileProblem(path, `${what} to ${resolved}, outside the worktree; devproxy does not follow it`, 'replace the link with a regular file inside the worktree (`git rm` it if a branch committed it)') };
     }
@@ -42,14 +41,23 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
       const stats = await handle.stat();
       if (!stats.isFile()) return { diagnostic: notRegular(path, kindOf(stats), '') };
       if (stats.size > MAX_FILE_BYTES) return { diagnostic: tooLarge(path, stats.size) };
-      // The size may grow between fstat and read: read one byte more than allowed to notice.
-      const buffer = Buffer.alloc(MAX_FILE_BYTES + 1);
+      // Sized by the file, not by the cap (a 1 MiB buffer per read, two reads per worktree, made a
+      // start with 200 worktrees churn through 400 MiB). One byte more than the size, to notice a
+      // file that grew since fstat; the buffer then grows with it, up to one byte over the cap.
+      let buffer = Buffer.alloc(Math.min(stats.size, MAX_FILE_BYTES) + 1);
       let length = 0;
       for (;;) {
-        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, length);
-        if (bytesRead === 0) break;
+        if (length === buffer.length) {
+          const grown = Buffer.alloc(Math.min(buffer.length * 2, MAX_FILE_BYTES + 1));
+          buffer.copy(grown);
+          buffer = grown;
+        }
+        const wanted = buffer.length - length;
+        const { bytesRead } = await handle.read(buffer, length, wanted, length);
         length += bytesRead;
         if (length > MAX_FILE_BYTES) return { diagnostic: tooLarge(path, length) };
+        // A regular file reads short only at its end: no further read is needed to find it.
+        if (bytesRead < wanted) break;
       }
       const bytes = buffer.subarray(0, length);
       if (bytes.includes(0)) {

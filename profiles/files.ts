@@ -33,9 +33,10 @@ export async function loadConfig(path: string, root = dirname(path)): Promise<Co
 /**
  * Reads and validates a worktree's profile file. A missing file is not an error: the
  * worktree then runs the config's default profile (`profile` is undefined, no errors).
+ * `reading` is the file's read already under way (started while the config loaded).
  */
-export async function loadProfile(path: string, config: ProjectConfig, root = dirname(dirname(path))): Promise<ProfileValidation> {
-  const read = await readBoundedFile(path, root);
+export async function loadProfile(path: string, config: ProjectConfig, root = dirname(dirname(path)), reading = readBoundedFile(path, root)): Promise<ProfileValidation> {
+  const read = await reading;
   if (read.missing) return { errors: [], warnings: [] };
   if (read.diagnostic) return { errors: [read.diagnostic], warnings: [] };
   return validateBounded({ kind: 'profile', text: read.text, file: path, config });

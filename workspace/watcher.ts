@@ -55,7 +55,7 @@ interface TrackedWorktree {
   stateWatch?: DirWatch;
   /** Serialises the (re)starts of the two watches, so two at once cannot leak one. */
   watching?: Promise<void>;
-  /** Identity (inode, size, mtime) of the files last loaded, for the check while unwatched. */
+  /** Identity (inode, size, mtime) of the files last loaded while unwatched ('' while watched). */
   signature: string;
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
@@ -275,7 +275,7 @@ export class Workspace {
       this.rebuild();
     }
     for (const w of [...this.worktrees.values()]) {
-      if (!this.unwatched.has(w.git.path) && !this.unwatched.has(join(w.git.path, STATE_DIR))) continue;
+      if (!this.isUnwatched(w)) continue;
       await this.watchWorktree(w);
       await this.checkIdentity(w);
     }
@@ -480,6 +480,10 @@ export class Workspace {
     this.unwatched.delete(join(w.git.path, STATE_DIR));
   }
 
+  private isUnwatched(w: TrackedWorktree): boolean {
+    return this.unwatched.has(w.git.path) || this.unwatched.has(join(w.git.path, STATE_DIR));
+  }
+
   /** Reads the worktree's files again when they are not what was loaded (the net while unwatched). */
   private async checkIdentity(w: TrackedWorktree): Promise<void> {
     if (this.closed || w.reloading || this.worktrees.get(w.git.path) !== w) return;
@@ -493,13 +497,14 @@ export class Workspace {
   }
 
   private async reloadAndRebuild(w: TrackedWorktree): Promise<void> {
-    if (!(await exists(w.git.path))) {
+    // Asked alongside the read rather than before it: a flip waits for every step.
+    const [present] = await Promise.all([exists(w.git.path), this.reloadWorktree(w)]);
+    if (!present) {
       // Its files vanished with the folder: ask git again instead of routing the main config.
       await this.rescanRepo(w.repo);
       if (!this.closed) this.rebuild();
       return;
     }
-    await this.reloadWorktree(w);
     const changed = [this.inputOf(w.git.path, w)];
     // A new main config also applies to every worktree that follows it.
     if (w.git.isMain) {
@@ -521,9 +526,10 @@ export class Workspace {
     w.reloading = (async () => {
       do {
         w.dirty = false;
-        // Taken before the read: a file replaced while it is read leaves the signature behind the
-        // file (its event then reads it again, and so does the check while unwatched).
-        w.signature = await fileSignature(w.git.path);
+        // Only the check while unwatched uses it. Taken before the read: a file replaced while it
+        // is read leaves the signature behind the file, so the next check reads it again. Watched,
+        // the replacement's event does that, and a first check once unwatched always reads.
+        w.signature = this.isUnwatched(w) ? await fileSignature(w.git.path) : '';
         const mainConfig = w.git.isMain ? undefined : this.worktrees.get(w.repo)?.lastGood.config;
         const loaded = await loadWorktree(w.git.path, mainConfig, w.lastGood);
         w.lastGood = { ...(loaded.config ? { config: loaded.config } : {}), ...(loaded.profile ? { profile: loaded.profile } : {}) };

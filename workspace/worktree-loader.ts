@@ -1,3 +1,4 @@
+import { readBoundedFile } from '../profiles/bounded-read.js';
 import { configPath, loadConfig, loadProfile, profilePath } from '../profiles/files.js';
 import type { Diagnostic, ProfileFile, ProjectConfig } from '../profiles/schema.js';
 import type { WorktreeInput } from '../router/types.js';
@@ -22,6 +23,8 @@ export interface LoadedWorktree extends LastGood {
  */
 export async function loadWorktree(path: string, mainConfig: ProjectConfig | undefined, lastGood: LastGood): Promise<LoadedWorktree> {
   const diagnostics: Diagnostic[] = [];
+  // The profile is read while the config loads: a flip waits for both.
+  const profileRead = readBoundedFile(profilePath(path), path);
   const configResult = await loadConfig(configPath(path));
   let config: ProjectConfig | undefined;
   let usesMainConfig = false;
@@ -37,7 +40,7 @@ export async function loadWorktree(path: string, mainConfig: ProjectConfig | und
   diagnostics.push(...asWarnings(configResult.warnings));
   if (!config) return { usesMainConfig, diagnostics };
 
-  const profileResult = await loadProfile(profilePath(path), config);
+  const profileResult = await loadProfile(profilePath(path), config, path, profileRead);
   diagnostics.push(...profileResult.errors, ...asWarnings(profileResult.warnings));
   let profile = profileResult.profile;
   if (profileResult.errors.length > 0 && lastGood.profile && config.profiles.has(lastGood.profile.profile)) {
