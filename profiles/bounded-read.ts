@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
-import { relative, isAbsolute, sep } from 'node:path';
+import { dirname, relative, isAbsolute, sep } from 'node:path';
 import type { Diagnostic } from './schema.js';
 
 /**
@@ -69,12 +69,25 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { missing: true, diagnostic: fileProblem(path, 'the file does not exist', 'create it (`devproxy init` scaffolds devproxy.yaml)') };
+    if (code === 'ENOENT') {
+      // Missing behind a folder that links out (`.devproxy` → /elsewhere) is refused all the same:
+      // the daemon does not watch outside the worktree, so a file written there later would go unseen.
+      const away = await linkedAway(path, root);
+      if (away !== undefined) return { diagnostic: fileProblem(path, `the file's folder is a symbolic link to ${away}, outside the worktree; devproxy does not follow it`, 'replace the link with a folder inside the worktree (`git rm` it if a branch committed it)') };
+      return { missing: true, diagnostic: fileProblem(path, 'the file does not exist', 'create it (`devproxy init` scaffolds devproxy.yaml)') };
+    }
     if (code === 'EISDIR') return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
     if (code === 'EACCES' || code === 'EPERM') return { diagnostic: fileProblem(path, 'permission denied reading the file', `make it readable: chmod u+r ${path}`) };
     if (code === 'ELOOP') return { diagnostic: fileProblem(path, 'the file was replaced by a symbolic link while devproxy read it', 'replace the link with a regular file inside the worktree') };
     return { diagnostic: fileProblem(path, `cannot read the file (${code ?? String(error)})`, 'check the path and its permissions') };
   }
+}
+
+/** Where the folder of `path` leads when a symbolic link takes it out of `root`; undefined inside. */
+async function linkedAway(path: string, root: string): Promise<string | undefined> {
+  const [folder, realRoot] = await Promise.all([realpath(dirname(path)).catch(() => undefined), realpath(root).catch(() => undefined)]);
+  if (folder === undefined || realRoot === undefined || folder === realRoot || isInside(realRoot, folder)) return undefined;
+  return folder;
 }
 
 function isInside(root: string, path: string): boolean {
