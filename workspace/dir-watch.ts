@@ -9,7 +9,7 @@ import { DevproxyError } from '../errors.js';
  * file, is watched: a watch on a file follows its inode and goes deaf after an atomic replace.
  */
 export interface DirWatch {
-  /** The directory watched (resolved: a symbolic link is never watched through). */
+  /** The directory watched (a symbolic link resolved to it). */
   readonly path: string;
   /** Its inode when the watch began: another inode at the same path means it was replaced. */
   readonly ino: number;
@@ -22,17 +22,17 @@ export interface DirWatch {
 export type DirState = { path: string; ino: number } | undefined;
 
 /**
- * Finds the directory to watch at `path`. A symbolic link is followed only to a directory
- * inside `root` (a branch may commit `.devproxy` → `/`, and devproxy must not watch, nor later
- * read, outside the worktree; the loader refuses such files by the same rule).
+ * Finds the directory to watch at `path`, following a symbolic link (a `$DEVPROXY_HOME` kept
+ * elsewhere). Given `root`, only to a directory inside it: a branch may commit `.devproxy` → `/`,
+ * and devproxy must not watch, nor read, outside the worktree (the loader refuses by that rule).
  */
 export async function dirState(path: string, root?: string): Promise<DirState> {
   try {
     const link = await lstat(path);
     if (link.isDirectory()) return { path, ino: link.ino };
-    if (!link.isSymbolicLink() || root === undefined) return undefined;
-    const [resolved, realRoot] = await Promise.all([realpath(path), realpath(root)]);
-    if (!isWithin(realRoot, resolved)) return undefined;
+    if (!link.isSymbolicLink()) return undefined;
+    const resolved = await realpath(path);
+    if (root !== undefined && !isWithin(await realpath(root), resolved)) return undefined;
     const target = await lstat(resolved);
     return target.isDirectory() ? { path: resolved, ino: target.ino } : undefined;
   } catch {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -285,6 +285,20 @@ describe('watching directories', () => {
       expect((await watchedInodes()).has(await inodeOf(join(wt, '.devproxy')))).toBe(true);
     } finally {
       await rm(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('follows a $DEVPROXY_HOME that is a symbolic link to the real folder', async () => {
+    const link = join(await mkdtemp(join(tmpdir(), 'devproxy-home-link-')), 'home');
+    await symlink(home, link);
+    const linked = new Workspace({ home: link });
+    try {
+      await linked.start();
+      await updateRepos(link, (list) => [...list, repo.main]);
+      await waitFor(() => (linked.getTable().routes.has('ui.contoso.localhost') ? true : undefined), 5_000, 'repository registered through the link');
+    } finally {
+      await linked.close();
+      await rm(dirname(link), { recursive: true, force: true });
     }
   });
 
