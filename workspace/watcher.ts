@@ -500,9 +500,10 @@ export class Workspace {
     // Asked alongside the read rather than before it: a flip waits for every step.
     const [present] = await Promise.all([exists(w.git.path), this.reloadWorktree(w)]);
     if (!present) {
-      // Its files vanished with the folder: ask git again instead of routing the main config.
-      await this.rescanRepo(w.repo);
-      if (!this.closed) this.rebuild();
+      // Its files vanished with the folder: ask git again instead of routing the main config,
+      // once for the whole `rm -rf` (each entry deleted is an event of its own).
+      const repo = this.repos.get(w.repo);
+      if (repo && !this.closed) this.gitChanged(repo);
       return;
     }
     const changed = [this.inputOf(w.git.path, w)];
