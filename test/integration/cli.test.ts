@@ -107,6 +107,12 @@ describe('devproxy CLI end to end', () => {
     expect(httpPort).toBeGreaterThan(0);
     expect((await stat(join(home, 'daemon.json'))).mode & 0o777).toBe(0o600);
 
+    // The background daemon runs with its memory settings (README "Performance" → "Memory").
+    const cmdline = (await readFile(`/proc/${info.pid}/cmdline`, 'utf8')).split('\0');
+    expect(cmdline).toContain('--max-semi-space-size=1');
+    const environ = (await readFile(`/proc/${info.pid}/environ`, 'utf8')).split('\0');
+    expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+
     const again = await cli(['proxy', 'start']);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`devproxy is already running (pid ${info.pid}) on http://127.0.0.1:${httpPort}`);
