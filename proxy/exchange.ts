@@ -10,6 +10,7 @@ import http, { type IncomingHttpHeaders, type IncomingMessage, type ServerRespon
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
+import { paceLongBody } from './body-gc-pacer.js';
 import { answeredCors, withCorsHeaders, type CorsMode, type Preflight } from './cors.js';
 import { renderWakingPage } from './error-pages.js';
 import { buildClientHeaders, flattenHeaders, h2HeaderObject, type ResponseHeaderRewriter } from './forward-headers.js';
@@ -348,6 +349,8 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
   // (Azure front ends, Node, dev servers) frame HEAD answers correctly.
   if (request.method === 'HEAD') request.reset = false;
+  // A long body's 64 KiB socket buffers are freed only by a collection: see body-gc-pacer.ts.
+  if (request.body) paceLongBody(req);
   // undici sends only origin-form and absolute-form targets; `OPTIONS *` goes out by node:http.
   exchange.start(plan.path === '*' ? new AsteriskDispatcher(core, plan.target) : pool, request);
 }
