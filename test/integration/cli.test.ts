@@ -109,7 +109,7 @@ describe('devproxy CLI end to end', () => {
 
     // The background daemon runs with its memory settings (README "Performance" → "Memory").
     const cmdline = (await readFile(`/proc/${info.pid}/cmdline`, 'utf8')).split('\0');
-    expect(cmdline).toContain('--max-semi-space-size=1');
+    expect(cmdline).toContain('--max-semi-space-size=2');
     const environ = (await readFile(`/proc/${info.pid}/environ`, 'utf8')).split('\0');
     expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
 
