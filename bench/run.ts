@@ -21,7 +21,7 @@ import type { ProbeResult, ProbeSpec } from './latency-probe.js';
 import { findPeers, startCaddy, startNginxProxy, startNginxUpstream, startPortless, PORTLESS_VERSION } from './lib/peers.js';
 import { cleanupAll, freePort, isShuttingDown, runCommand, sleep, startProcess, waitForPort } from './lib/procs.js';
 import { cpuSeconds, rssBytes, treeCpuSeconds, treeRssBytes } from './lib/proc-stats.js';
-import { finishRow, judgeTargets, renderTable, type BenchResults, type RoundResult, type ThroughputRow } from './lib/report.js';
+import { finishRow, judgeTargets, renderTable, SETTLED_IDLE_S, type BenchResults, type RoundResult, type ThroughputRow } from './lib/report.js';
 import { measureRemoteTls } from './lib/remote-tls.js';
 import { measureRouteBuild } from './lib/route-build.js';
 import { median } from './lib/stats.js';
@@ -199,6 +199,8 @@ async function main(): Promise<void> {
     const pid = daemon.info.pid;
     await sleep(SETTLE_MS);
     results.memory.idle1Bytes = rssBytes(pid);
+    await sleep(SETTLED_IDLE_S * 1000 - SETTLE_MS);
+    (results.memory.settled ??= {}).idle1Bytes = rssBytes(pid);
     if (profile) results.notes.push('daemon ran under --cpu-prof: its figures carry the profiler overhead');
   }
 
@@ -254,6 +256,10 @@ async function main(): Promise<void> {
       await sleep(SETTLE_MS);
       if (caddy?.child.pid !== undefined) results.memory.caddyIdleBytes = treeRssBytes(caddy.child.pid);
       if (portlessPid !== undefined && portlessOk === undefined) results.memory.portlessIdleBytes = treeRssBytes(portlessPid);
+      await sleep(SETTLED_IDLE_S * 1000 - SETTLE_MS);
+      const settled = (results.memory.settled ??= {});
+      if (caddy?.child.pid !== undefined) settled.caddyIdleBytes = treeRssBytes(caddy.child.pid);
+      if (portlessPid !== undefined && portlessOk === undefined) settled.portlessIdleBytes = treeRssBytes(portlessPid);
     });
   }
 
@@ -406,6 +412,8 @@ async function main(): Promise<void> {
       const window = (performance.now() - w0) / 1000;
       results.scale.idleCpuPct = ((cpuSeconds(d.info.pid) - cpu0) / window) * 100;
       results.scale.idleCpuWindowS = Math.round(window * 10) / 10;
+      await sleep(Math.max(0, SETTLED_IDLE_S * 1000 - SETTLE_MS - window * 1000));
+      (results.memory.settled ??= {}).idleScaleBytes = rssBytes(d.info.pid);
       await d.stop();
     });
   }
