@@ -431,7 +431,11 @@ export class Workspace {
         if (known.git.setupPending !== git.setupPending) this.fresh.add(git.path);
         known.git = git;
         // Its watch failed, or went deaf with a folder deleted and made again under the same path.
-        if (!known.rootWatch?.open) await this.watchWorktree(known).then(() => this.reloadWorktree(known));
+        // Still unwatched (the inotify limit): the once-a-second identity check reads it when it changes.
+        if (!known.rootWatch?.open) {
+          await this.watchWorktree(known);
+          if (known.rootWatch?.open) await this.reloadWorktree(known);
+        }
         continue;
       }
       await this.trackWorktree(main, git);
@@ -456,13 +460,15 @@ export class Workspace {
     const root = w.git.path;
     const wanted = () => !this.closed && this.worktrees.get(root) === w;
     const next = (w.watching ?? Promise.resolve()).then(async () => {
+      const renewAndReload = (renewRoot: boolean) => void this.watchWorktree(w, { root: renewRoot, state: true }).then(() => this.reloadAndRebuild(w));
       w.rootWatch = await this.ensureWatch(w.rootWatch, root, wanted, (name) => {
         if (name === CONFIG_FILE) void this.reloadAndRebuild(w);
-        // `.devproxy` came or went; the folder's own name: it was itself deleted or moved
-        // (reloadAndRebuild then asks git).
-        else if (name === undefined || name === STATE_DIR || name === basename(root)) {
-          void this.watchWorktree(w, { root: name !== STATE_DIR, state: true }).then(() => this.reloadAndRebuild(w));
-        }
+        // `.devproxy` came or went.
+        else if (name === undefined || name === STATE_DIR) renewAndReload(name === undefined);
+        // The folder's own name: it was itself deleted or moved (reloadAndRebuild then asks git)
+        // — unless an entry of that name inside it changed (`go build` in `app/` writes `app/app`),
+        // which node reports alike.
+        else if (name === basename(root)) void exists(join(root, name)).then((child) => child || renewAndReload(true));
       }, { renew: renew.root === true });
       w.stateWatch = await this.ensureWatch(w.stateWatch, join(root, STATE_DIR), wanted, (name) => {
         // Its own deletion is reported on the folder's watch too, which starts the next one.

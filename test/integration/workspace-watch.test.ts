@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -214,6 +214,24 @@ describe('watching directories', () => {
       await replaceProfile(wt!, 'standard', `c${round}`);
       await until('api.x.localhost', 'local', `replacement in the renamed .devproxy, round ${round}`);
     }
+  });
+
+  it('takes a file named like the worktree folder (a build output) for a file, not for the folder going', async () => {
+    await workspace.close();
+    let rebuilds = 0;
+    workspace = new Workspace({ home, onChange: () => rebuilds++ });
+    const [wt] = await startWith('feature/x');
+    await writeProfile(wt!, { profile: 'minimal' });
+    await until('api.x.localhost', 'remote', 'first profile');
+    rebuilds = 0;
+    // node reports a change of `<folder>/<folder's name>` by the same name as the folder's own deletion.
+    for (let i = 0; i < 20; i++) await writeFile(join(wt!, basename(wt!)), `build ${i}\n`);
+    await replaceProfile(wt!, 'standard', 'after-build');
+    await until('api.x.localhost', 'local', 'profile after the builds');
+    await replaceProfile(wt!, 'minimal', 'after-build-2');
+    await until('api.x.localhost', 'remote', 'second profile after the builds');
+    // Two flips, one or two rebuilds each; the 20 writes of the build output none.
+    expect(rebuilds).toBeLessThanOrEqual(4);
   });
 
   it('applies the second of two replacements made back to back: the last one wins', async () => {
