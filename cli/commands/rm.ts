@@ -88,8 +88,11 @@ export async function removeFeature(feature: string, opts: RmOptions): Promise<R
   }
   // Unmarked once the daemon forgot the worktree: a path that comes back (`new` with the same
   // name) must not start down, and unmarked earlier the worktree would come up before it went.
-  await waitUntilUntracked(worktree.path);
-  await updateDownWorktrees(home(), (down) => down.delete(worktree.path));
+  try {
+    await waitUntilUntracked(worktree.path);
+  } finally {
+    await updateDownWorktrees(home(), (down) => down.delete(worktree.path));
+  }
   const { branch } = removal;
   return { removed: worktree.path, worktree: worktree.slug, branchDeleted: opts.deleteBranch === true && branch !== undefined ? branch : null, branch: branch ?? null };
 }
