@@ -1,3 +1,4 @@
+import { dropDaemonSpawnEnv } from '../daemon-env.js';
 import { isDevproxyError } from '../errors.js';
 import { parsePortRange } from '../runtime/ports.js';
 import { startDaemon } from './daemon.js';
@@ -63,6 +64,7 @@ if (isEntryPoint) {
   // stdout/stderr are the log file of a background daemon: a full disk makes their writes fail,
   // which must not take the daemon down (its own log degrades instead, see openDaemonLog).
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  dropDaemonSpawnEnv(process.env);
   runDaemon(process.argv.slice(2)).then(
     () => process.exit(0),
     (error: unknown) => {

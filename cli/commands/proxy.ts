@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { daemonSpawnEnv } from '../../daemon-env.js';
 import { homePaths } from '../../home-paths.js';
 import { isAlive, readDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
 import { defaultHostsPath } from '../../environment/hosts-file.js';
@@ -22,15 +23,6 @@ const STOP_TIMEOUT_MS = 10_000;
  * starts, so this cannot be set from inside the daemon.
  */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2'];
-/**
- * glibc malloc settings of the background daemon, unless the user's environment sets them. Setting
- * the mmap threshold (to glibc's own initial 128 KiB) turns off its dynamic raising: once V8 freed
- * one large block (its optimizing compiler's work memory when undici's HTTP parser tiers up), glibc
- * would serve blocks up to 32 MiB from its arenas and keep ~10 MiB of them resident for good. 64 KiB
- * socket reads stay under the threshold, so the request path allocates as before. Ignored by other C
- * libraries.
- */
-const DAEMON_MALLOC_ENV: Record<string, string> = { MALLOC_MMAP_THRESHOLD_: '131072' };
 
 export interface ProxyStartOptions {
   foreground?: boolean;
@@ -80,7 +72,7 @@ export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo>
   await mkdir(paths.logs, { recursive: true });
   const log = await open(paths.daemonLog, 'a');
   const logStart = (await log.stat()).size;
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, ...args, '--log-file', paths.daemonLog], { detached: true, stdio: ['ignore', log.fd, log.fd], env: { ...DAEMON_MALLOC_ENV, ...process.env } });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, ...args, '--log-file', paths.daemonLog], { detached: true, stdio: ['ignore', log.fd, log.fd], env: daemonSpawnEnv(process.env) });
   child.unref();
   await log.close();
   return waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);
