@@ -183,8 +183,9 @@ export function flattenHeaders(headers: IncomingHttpHeaders): string[] {
 /**
  * A header field as node:http writes it back: one character per byte, so any byte of the
  * upstream's value (UTF-8 in a filename, opaque bytes) leaves exactly as it came, and decoding
- * costs no UTF-8 scan. Rewritten Location/Set-Cookie values are read as UTF-8 instead: they go
- * through URL parsing, which percent-encodes characters as UTF-8.
+ * costs no UTF-8 scan. A Location the rewriter changes is read as UTF-8 instead: it goes through
+ * URL parsing, which percent-encodes characters as UTF-8; one it leaves alone, and every Set-Cookie
+ * (whose rewrite touches only ASCII attributes), keep their bytes.
  */
 function latin1(field: Buffer | string): string {
   return typeof field === 'string' ? field : field.toString('latin1');
@@ -214,8 +215,11 @@ export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], rou
     }
     const raw = rawHeaders[i + 1] as Buffer | string;
     let value: string;
-    if (rewriter !== undefined && lower === 'location') value = rewriter.location(String(raw));
-    else if (rewriter !== undefined && lower === 'set-cookie') value = rewriter.setCookie(String(raw));
+    if (rewriter !== undefined && lower === 'location') {
+      const decoded = String(raw);
+      const rewritten = rewriter.location(decoded);
+      value = rewritten === decoded ? latin1(raw) : rewritten;
+    } else if (rewriter !== undefined && lower === 'set-cookie') value = rewriter.setCookie(latin1(raw));
     else value = latin1(raw);
     out.push(name, value);
   }

@@ -55,6 +55,15 @@ describe('buildClientHeaders', () => {
     expect(buildClientHeaders(raw, 'local', undefined)).toEqual(['Location', 'https://r/x', 'Set-Cookie', 'a=1', 'x-devproxy-route', 'local']);
   });
 
+  it('keeps the bytes of a remote Set-Cookie and of a Location the rewriter leaves alone; a rewritten Location is read as UTF-8', () => {
+    const raw = [Buffer.from('Set-Cookie'), Buffer.from('n=café; Path=/'), Buffer.from('Location'), Buffer.from('https://other.example/€')];
+    const latin1 = (text: string) => Buffer.from(text).toString('latin1');
+    const unchanged = { location: (v: string) => v, setCookie: (v: string) => v };
+    expect(buildClientHeaders(raw, 'remote', unchanged)).toEqual(['Set-Cookie', latin1('n=café; Path=/'), 'Location', latin1('https://other.example/€'), 'x-devproxy-route', 'remote']);
+    const rewriting = { location: (v: string) => new URL(v.replace('other.example', 'api.x.localhost')).href, setCookie: (v: string) => v };
+    expect(buildClientHeaders(raw, 'remote', rewriting)[3]).toBe('https://api.x.localhost/%E2%82%AC');
+  });
+
   it('drops a field named by a Connection header that comes after it', () => {
     expect(buildClientHeaders(['X-Hop', '1', 'Etag', '"a"', 'Connection', 'close, X-Hop'], 'local', undefined)).toEqual(['Etag', '"a"', 'x-devproxy-route', 'local']);
   });
