@@ -15,17 +15,22 @@ export const BODY_GC_INTERVAL_MS = 25;
 /** Bodies from this size on (or of unknown size) are paced; shorter ones end before it would matter. */
 export const LONG_BODY_BYTES = 1024 * 1024;
 
-/** The request side the pacer needs: its framing headers and its end. */
+/** The request side the pacer needs: its framing headers, its connection and its end. */
 export interface PacedBody {
   headers: { 'content-length'?: string | undefined };
+  /** Its connection's byte count tells whether the body still flows. */
+  readonly socket?: { readonly bytesRead: number } | null;
   once(event: 'end' | 'close', listener: () => void): unknown;
 }
 
 type Gc = (options: { type: 'minor' | 'major' }) => void;
 
 let collect: Gc | undefined;
-let streaming = 0;
+const paced = new Set<PacedBody>();
 let timer: NodeJS.Timeout | undefined;
+/** What the paced bodies' connections had read at the last tick. */
+let lastBytesRead = -1;
+let collections = 0;
 
 /**
  * V8's `gc` without `--expose-gc` on the command line (a foreground daemon runs in the CLI's
@@ -39,6 +44,16 @@ function minorGc(): void {
   collect({ type: 'minor' });
 }
 
+/** A collection when the paced bodies moved bytes since the last tick: a stalled body costs none. */
+function tick(): void {
+  let bytesRead = 0;
+  for (const body of paced) bytesRead += body.socket?.bytesRead ?? 0;
+  if (bytesRead === lastBytesRead) return;
+  lastBytesRead = bytesRead;
+  collections++;
+  minorGc();
+}
+
 /** True when `body` is long enough (or of unknown length) to be paced. */
 export function isLongBody(body: PacedBody): boolean {
   const length = body.headers['content-length'];
@@ -47,29 +62,32 @@ export function isLongBody(body: PacedBody): boolean {
 
 /**
  * Runs minor collections every BODY_GC_INTERVAL_MS from now until `body` ends or closes (one timer
- * for all bodies in flight). Returns false, and does nothing, for a short body.
+ * for all bodies in flight), skipping the ticks in which no paced body's connection read a byte. Returns false, and does nothing, for a short body.
  */
 export function paceLongBody(body: PacedBody): boolean {
   if (!isLongBody(body)) return false;
-  let ended = false;
   const end = (): void => {
-    if (ended) return;
-    ended = true;
-    if (--streaming === 0) {
-      clearInterval(timer);
-      timer = undefined;
-    }
+    if (!paced.delete(body) || paced.size > 0) return;
+    clearInterval(timer);
+    timer = undefined;
   };
   body.once('end', end);
   body.once('close', end);
-  if (streaming++ === 0) {
-    timer = setInterval(minorGc, BODY_GC_INTERVAL_MS);
+  paced.add(body);
+  if (paced.size === 1) {
+    lastBytesRead = -1;
+    timer = setInterval(tick, BODY_GC_INTERVAL_MS);
     timer.unref();
   }
   return true;
 }
 
+/** How many collections the pacer ran since the process started (for tests). */
+export function pacerCollections(): number {
+  return collections;
+}
+
 /** How many paced bodies are streaming now (for tests). */
 export function pacedBodies(): number {
-  return streaming;
+  return paced.size;
 }

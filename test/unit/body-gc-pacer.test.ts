@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import { isLongBody, LONG_BODY_BYTES, paceLongBody, pacedBodies } from '../../proxy/body-gc-pacer.js';
+import { BODY_GC_INTERVAL_MS, isLongBody, LONG_BODY_BYTES, paceLongBody, pacedBodies, pacerCollections } from '../../proxy/body-gc-pacer.js';
 
 /** A request body as the pacer sees it: framing headers and its end events. */
 function body(contentLength?: string): EventEmitter & { headers: { 'content-length'?: string } } {
@@ -49,6 +49,28 @@ describe('body GC pacer', () => {
     a.emit('close');
     expect(pacedBodies()).toBe(1);
     b.emit('close');
+    expect(pacedBodies()).toBe(0);
+  });
+
+  it('collects only in ticks in which a paced body read bytes: a stalled body costs nothing', async () => {
+    const socket = { bytesRead: 0 };
+    const flowing = Object.assign(body(), { socket });
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** Resolves once the pacer ran more than `count` collections (bounded by the test timeout). */
+    const collectedBeyond = async (count: number) => {
+      while (pacerCollections() <= count) await pause(BODY_GC_INTERVAL_MS);
+      return pacerCollections();
+    };
+    const before = pacerCollections();
+    paceLongBody(flowing);
+    const afterFirst = await collectedBeyond(before);
+    // Stalled: ten ticks' time, no byte read, no collection.
+    await pause(10 * BODY_GC_INTERVAL_MS);
+    expect(pacerCollections()).toBe(afterFirst);
+    // Flowing again: a later tick collects.
+    socket.bytesRead += 65536;
+    await collectedBeyond(afterFirst);
+    flowing.emit('close');
     expect(pacedBodies()).toBe(0);
   });
 });
