@@ -212,12 +212,15 @@ export class RequestLog {
     const injected = slot.route === 'remote' ? injectedHeaderNames(slot.routeRef) : [];
     const secret = new Set(REDACTED_HEADERS);
     for (const name of injected) secret.add(name);
+    const request = splitFields(slot.requestHeaders, slot.requestFields);
+    const response = splitFields(slot.responseHeaders, slot.responseFields);
     return {
       ...this.#summary(slot),
-      requestHeaders: redactedPairs(splitFields(slot.requestHeaders, slot.requestFields), secret),
+      requestHeaders: redactedPairs(request ?? NO_HEADERS, secret),
       injectedHeaders: injected.map((name) => [name, REDACTED]),
-      responseHeaders: redactedPairs(splitFields(slot.responseHeaders, slot.responseFields), secret),
-      headersOmitted: slot.headersOmitted,
+      responseHeaders: redactedPairs(response ?? NO_HEADERS, secret),
+      // Fields that could not be split back are shown as omitted, not as an empty list.
+      headersOmitted: slot.headersOmitted || request === undefined || response === undefined,
     };
   }
 
@@ -305,13 +308,13 @@ function injectedHeaderNames(route: Route | undefined): string[] {
 }
 
 /**
- * A slot's joined header fields as the flat list they came from; none when the count does not
+ * A slot's joined header fields as the flat list they came from; undefined when the count does not
  * match, so a field that held the separator can never shift a secret value into a name's place.
  */
-function splitFields(joined: string, count: number): readonly string[] {
+function splitFields(joined: string, count: number): readonly string[] | undefined {
   if (count === 0) return NO_HEADERS;
   const fields = joined.split(FIELD_SEPARATOR);
-  return fields.length === count ? fields : NO_HEADERS;
+  return fields.length === count ? fields : undefined;
 }
 
 function redactedPairs(flat: readonly string[], secret: ReadonlySet<string>): Array<[string, string]> {

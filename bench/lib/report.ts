@@ -123,7 +123,6 @@ const signed = (n: number): string => (Number.isFinite(n) && n >= 0 ? `+${us(n)}
 const ms = (n: number | undefined): string => (n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(1)} ms`);
 const x = (n: number): string => (Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a');
 
-/** `Caddy 34.1 MiB, portless 52.0 MiB idle` from the same run; undefined when neither ran. */
 /** How long each process sits idle before its settled RSS is read (V8's memory reducer runs ~8 s after the last activity). */
 export const SETTLED_IDLE_S = 30;
 
@@ -131,6 +130,7 @@ function mibOrNa(bytes: number | undefined): string {
   return bytes === undefined ? 'n/a' : `${mib(bytes)} MiB`;
 }
 
+/** `Caddy 34.1 MiB, portless 52.0 MiB idle` from the same run (their settled readings with `settled`); undefined when neither ran. */
 function peerIdleRss(results: BenchResults, settled = false): string | undefined {
   const { caddyIdleBytes, portlessIdleBytes } = settled ? (results.memory.settled ?? {}) : results.memory;
   const parts = [

@@ -61,12 +61,13 @@ describe('RequestLog', () => {
     });
   });
 
-  it('shows no headers rather than misaligned ones if a field held a line feed (a secret never lands in a name)', () => {
+  it('shows no headers, marked omitted, rather than misaligned ones if a field held a line feed (a secret never lands in a name)', () => {
     const log = new RequestLog(4);
     recordOne(log, '/a', 200, { requestHeaders: ['X-Odd', 'a\nCookie', 'Cookie', 'sid=1'], responseHeaders: ['content-type', 'text/plain'] });
     const detail = log.detail(1)!;
     expect(detail.requestHeaders).toEqual([]);
     expect(detail.responseHeaders).toEqual([['content-type', 'text/plain']]);
+    expect(detail.headersOmitted).toBe(true);
     expect(JSON.stringify(detail)).not.toContain('sid=1');
   });
 
