@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
-import { dirname, relative, isAbsolute, sep } from 'node:path';
+import { dirname } from 'node:path';
+import { isWithin } from '../path-within.js';
 import type { Diagnostic } from './schema.js';
 
 /**
@@ -27,7 +28,7 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
     const [link, resolved, realRoot] = await Promise.all([lstat(path), realpath(path).catch(() => undefined), realpath(root).catch(() => undefined)]);
     if (link.isDirectory()) return { diagnostic: fileProblem(path, 'a directory stands where the file should be', 'remove the directory and write the file') };
     if (resolved === undefined) return { diagnostic: fileProblem(path, 'the file is a symbolic link to nothing (its target does not exist)', 'replace the link with the file itself') };
-    if (realRoot === undefined || !isInside(realRoot, resolved)) {
+    if (realRoot === undefined || resolved === realRoot || !isWithin(realRoot, resolved)) {
       const what = link.isSymbolicLink() ? 'the file is a symbolic link' : 'the file is reached through a symbolic link';
       return { diagnostic: fileProblem(path, `${what} to ${resolved}, outside the worktree; devproxy does not follow it`, 'replace the link with a regular file inside the worktree (`git rm` it if a branch committed it)') };
     }
@@ -86,13 +87,8 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
 /** Where the folder of `path` leads when a symbolic link takes it out of `root`; undefined inside. */
 async function linkedAway(path: string, root: string): Promise<string | undefined> {
   const [folder, realRoot] = await Promise.all([realpath(dirname(path)).catch(() => undefined), realpath(root).catch(() => undefined)]);
-  if (folder === undefined || realRoot === undefined || folder === realRoot || isInside(realRoot, folder)) return undefined;
+  if (folder === undefined || realRoot === undefined || isWithin(realRoot, folder)) return undefined;
   return folder;
-}
-
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
 }
 
 type Kind = { isFIFO(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean; isSocket(): boolean; isDirectory(): boolean };

@@ -1,7 +1,7 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
-import { isAbsolute, relative, sep } from 'node:path';
 import { DevproxyError } from '../errors.js';
+import { isWithin } from '../path-within.js';
 
 /**
  * One directory watched through the OS (inotify on Linux): every entry created, written, renamed
@@ -13,7 +13,10 @@ export interface DirWatch {
   readonly path: string;
   /** Its inode when the watch began: another inode at the same path means it was replaced. */
   readonly ino: number;
-  /** False once closed, by {@link DirWatch.close} or after an error. */
+  /**
+   * False once closed, by {@link DirWatch.close} or after an error. A watch whose directory was
+   * deleted stays true though deaf: its owner renews it on the event that reports the deletion.
+   */
   readonly open: boolean;
   close(): void;
 }
@@ -84,8 +87,3 @@ export function watchFailure(path: string, error: unknown): Error {
   return new Error(`cannot watch ${path}: ${(error as Error).message}`, { cause: error });
 }
 
-/** True when `path` is `dir` or lies below it (both absolute and resolved alike). */
-export function isWithin(dir: string, path: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
-}

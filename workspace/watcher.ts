@@ -11,7 +11,8 @@ import { readDownWorktrees } from './down-state.js';
 import { homePaths } from '../home-paths.js';
 import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
-import { dirState, isWithin, watchDir, type DirWatch } from './dir-watch.js';
+import { isWithin } from '../path-within.js';
+import { dirState, watchDir, type DirWatch } from './dir-watch.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
