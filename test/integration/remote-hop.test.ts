@@ -362,6 +362,31 @@ async function upgradingRemote(seen: IncomingMessage['headers'][]): Promise<numb
   return (server.address() as AddressInfo).port;
 }
 
+/** Asks `api.x.localhost` on `port` for a WebSocket upgrade; answers the status and, when refused, the body. */
+function upgrade(port: number, extra: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      path: '/socket',
+      headers: { host: `api.x.localhost:${port}`, ...extra, connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+      agent: false,
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 0, body: '' });
+    });
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('WebSocket upgrades to a remote', () => {
   it('carry the auth and worktree headers too', async () => {
     const seen: IncomingMessage['headers'][] = [];
@@ -374,22 +399,7 @@ describe('WebSocket upgrades to a remote', () => {
       upstreams: {},
       proxy: { env: { API_FUNCTIONS_KEY: SECRET } },
     });
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({
-        host: '127.0.0.1',
-        port: wt.port,
-        path: '/socket',
-        headers: { host: `api.x.localhost:${wt.port}`, connection: 'upgrade', upgrade: 'websocket', 'x-devproxy-worktree': 'spoofed', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-        agent: false,
-      });
-      req.on('upgrade', (res, socket) => {
-        socket.destroy();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('response', (res) => resolve(res.statusCode ?? 0));
-      req.on('error', reject);
-      req.end();
-    });
+    const { status } = await upgrade(wt.port, { 'x-devproxy-worktree': 'spoofed' });
     expect(status).toBe(101);
     expect(seen[0]?.['x-functions-key']).toBe(SECRET);
     expect(seen[0]?.['x-devproxy-worktree']).toBe('x');
@@ -407,27 +417,7 @@ describe('WebSocket upgrades to a remote', () => {
       upstreams: {},
       proxy: { env: {} },
     });
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({
-        host: '127.0.0.1',
-        port: wt.port,
-        path: '/socket',
-        headers: { host: `api.x.localhost:${wt.port}`, accept: 'application/json', connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-        agent: false,
-      });
-      req.on('upgrade', (res, socket) => {
-        socket.destroy();
-        resolve({ status: res.statusCode ?? 0, body: '' });
-      });
-      req.on('response', (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const answer = await upgrade(wt.port, { accept: 'application/json' });
     expect(answer.status).toBe(502);
     const { error } = JSON.parse(answer.body) as { error: { code: string; message: string } };
     expect(error.code).toBe('DEVPROXY_ERR_ENV_UNSET');

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
 import { isAlive } from '../../workspace/home.js';
 import { rawExchange, statusCodes } from './raw-client.js';
 
@@ -30,9 +30,7 @@ profiles:
   standard: [api]
 default: standard
 `);
-  expect((await d.cli(['init'])).code).toBe(0);
-  const started = await d.cli(['proxy', 'start']);
-  expect(started.code, started.stderr + started.stdout).toBe(0);
+  await initAndStart(d);
   await waitFor(async () => ((await d.get(API)).status === 200 ? true : undefined), 5_000, 'api routed');
   const info = (await d.info())!;
   port = info.adminPort;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusReport } from '../../workspace/status.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
+import { initAndStart, openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
 import { tally } from './tally.js';
 
 /**
@@ -53,9 +53,7 @@ profiles:
   standard: [api]
 default: remote
 `);
-  expect((await d.cli(['init'])).code).toBe(0);
-  const started = await d.cli(['proxy', 'start']);
-  expect(started.code, started.stderr + started.stdout).toBe(0);
+  await initAndStart(d);
   await waitFor(async () => ((await d.get(MAIN)).body === 'MAIN' ? true : undefined), 10_000, 'main route');
   // Warm the daemon's and this client's code paths before measuring anything.
   const warm = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -8,7 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { freePort, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { freePort, initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
 import { isAlive } from '../../workspace/home.js';
 import { tally } from './tally.js';
 
@@ -65,9 +65,7 @@ afterEach(async () => {
 
 async function startDaemon(d: DaemonUnderTest): Promise<void> {
   cleanups.push(() => d.cleanup());
-  expect((await d.cli(['init'])).code).toBe(0);
-  const started = await d.cli(['proxy', 'start']);
-  expect(started.code, started.stderr + started.stdout).toBe(0);
+  await initAndStart(d);
   await waitFor(async () => ((await d.get('api.contoso.localhost')).body === 'REMOTE' ? true : undefined), 10_000, 'api routed to its remote');
 }
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive, type DaemonInfo } from '../../workspace/home.js';
 import type { StatusReport } from '../../workspace/status.js';
+import { expect } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
 
@@ -39,7 +40,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Creates the repository and home; the daemon is not started (call `cli(['proxy', 'start'])`). */
+/** Registers the repository and starts the daemon in the background; fails the test with the CLI's output when either fails. */
+export async function initAndStart(d: DaemonUnderTest): Promise<void> {
+  expect((await d.cli(['init'])).code).toBe(0);
+  const started = await d.cli(['proxy', 'start']);
+  expect(started.code, started.stderr + started.stdout).toBe(0);
+}
+
+/** Creates the repository and home; the daemon is not started (call `initAndStart`, or `cli(['proxy', 'start'])`). */
 export async function prepareDaemon(config: string, extraFiles: Record<string, string> = {}): Promise<DaemonUnderTest> {
   const home = await mkdtemp(join(tmpdir(), 'devproxy-rel-home-'));
   const repo = await createTempRepo({ 'devproxy.yaml': config, ...extraFiles });

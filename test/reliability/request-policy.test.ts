@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
 import { isAlive } from '../../workspace/home.js';
 import { rawExchange, statusCodes, within } from './raw-client.js';
 import { tally } from './tally.js';
@@ -61,9 +61,7 @@ profiles:
 default: standard
 `);
   d.env.DEVPROXY_REL_SECRET = SECRET;
-  expect((await d.cli(['init'])).code).toBe(0);
-  const started = await d.cli(['proxy', 'start']);
-  expect(started.code, started.stderr + started.stdout).toBe(0);
+  await initAndStart(d);
   await waitFor(async () => ((await d.get(API)).status === 200 ? true : undefined), 5_000, 'api routed');
   const info = (await d.info())!;
   adminPort = info.adminPort;
