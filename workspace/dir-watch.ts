@@ -1,5 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, readlink, realpath } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { DevproxyError } from '../errors.js';
 import { isWithin } from '../path-within.js';
 
@@ -41,6 +42,44 @@ export async function dirState(path: string, root?: string): Promise<DirState> {
   } catch {
     return undefined;
   }
+}
+
+/** Symbolic links followed to find where a directory is made; a loop of links ends there. */
+const MAX_LINK_HOPS = 8;
+
+/** Where a directory is made and deleted: an entry's name in the folder that holds it. */
+export interface DirApproach {
+  /** The folder to watch (from {@link dirState}). */
+  dir: NonNullable<DirState>;
+  /** The name of the entry there that is, or leads to, the directory. */
+  name: string;
+}
+
+/**
+ * Where the directory at `path` is made and deleted: the nearest existing folder on the way to
+ * it, and the name of the entry there leading to it. A symbolic link is followed to its target,
+ * dangling or not: a watch on the target itself goes deaf when it is deleted, and a watch on the
+ * folder holding the link never hears of it. Given `root`, only a folder inside it (see
+ * {@link dirState}); undefined when there is none to watch.
+ */
+export async function dirApproach(path: string, root?: string): Promise<DirApproach | undefined> {
+  try {
+    let target = path;
+    for (let hop = 0; hop < MAX_LINK_HOPS; hop++) {
+      const entry = await lstat(target).catch(() => undefined);
+      if (!entry?.isSymbolicLink()) break;
+      target = resolve(dirname(target), await readlink(target));
+    }
+    for (let name = basename(target), folder = dirname(target); name !== ''; name = basename(folder), folder = dirname(folder)) {
+      const dir = await dirState(folder);
+      if (dir === undefined) continue;
+      if (root !== undefined && !isWithin(await realpath(root), await realpath(dir.path))) return undefined;
+      return { dir, name };
+    }
+  } catch {
+    // Gone while followed: whoever asked asks again on the event that reported it.
+  }
+  return undefined;
 }
 
 /**

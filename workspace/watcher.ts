@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic } from '../profiles/schema.js';
@@ -12,7 +12,7 @@ import { homePaths } from '../home-paths.js';
 import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
 import { isWithin } from '../path-within.js';
-import { dirState, watchDir, type DirWatch } from './dir-watch.js';
+import { dirApproach, dirState, watchDir, type DirWatch } from './dir-watch.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
@@ -54,6 +54,12 @@ interface TrackedWorktree {
   rootWatch?: DirWatch;
   /** `.devproxy/` while it exists: profile.yaml. */
   stateWatch?: DirWatch;
+  /**
+   * While `.devproxy` is a symbolic link: the folder its target is made and deleted in, and the
+   * entry's name there (see {@link dirApproach}).
+   */
+  linkWatch?: DirWatch;
+  link?: { dir: string; name: string };
   /** Serialises the (re)starts of the two watches, so two at once cannot leak one. */
   watching?: Promise<void>;
   /** Identity (inode, size, mtime) of the files last loaded while unwatched ('' while watched). */
@@ -100,6 +106,9 @@ export class Workspace {
   private readonly worktrees = new Map<string, TrackedWorktree>();
   /** `$DEVPROXY_HOME`: repos.json and down.json. */
   private homeWatch?: DirWatch;
+  /** While `$DEVPROXY_HOME` is missing (`rm -rf ~/.devproxy`): the folder it will be made in. */
+  private homeApproach?: DirWatch;
+  private homeApproachDir?: string;
   private homeWatching: Promise<void> = Promise.resolve();
   /** Directories that should be watched and cannot be, by path, with why (shown as diagnostics). */
   private readonly unwatched = new Map<string, Diagnostic>();
@@ -202,22 +211,55 @@ export class Workspace {
     this.closed = true;
     clearTimeout(this.pollTimer);
     this.homeWatch?.close();
+    this.homeApproach?.close();
     for (const repo of this.repos.values()) this.unwatchRepo(repo);
     for (const w of this.worktrees.values()) this.unwatchWorktree(w);
     this.repos.clear();
     this.worktrees.clear();
   }
 
-  private watchHome(): Promise<void> {
+  /** (Re)starts the watch of `$DEVPROXY_HOME`; `renew` when it may have been deleted and made again. */
+  private watchHome(renew = false): Promise<void> {
     const { home, repos, down } = homePaths(this.options.home);
+    const wanted = () => !this.closed;
     this.homeWatching = this.homeWatching.then(async () => {
-      this.homeWatch = await this.ensureWatch(this.homeWatch, home, () => !this.closed, (name) => {
-        // Every write arrives (no throttling), so one read per event is never a stale one.
-        if (name === undefined || join(home, name) === down) void this.syncDown();
-        if (name === undefined || join(home, name) === repos) void this.syncRepos();
-      });
+      const watchItself = (renewIt: boolean) =>
+        this.ensureWatch(this.homeWatch, home, wanted, (name) => {
+          // Every write arrives (no throttling), so one read per event is never a stale one.
+          if (name === undefined || join(home, name) === down) void this.syncDown();
+          if (name === undefined || join(home, name) === repos) void this.syncRepos();
+          // Its own name: the folder itself deleted (`rm -rf ~/.devproxy`), or an entry named alike.
+          const path = this.homeWatch?.path;
+          if (path !== undefined && name === basename(path)) void exists(join(path, name)).then((child) => child || this.homeRemade());
+        }, { renew: renewIt });
+      this.homeWatch = await watchItself(renew);
+      if (!this.homeWatch && !this.unwatched.has(home)) {
+        // Missing: the folder it will be made in is watched until it is, then the home again
+        // (made before that watch began, it sends no event).
+        const approach = await dirApproach(home);
+        if (approach) {
+          this.homeApproachDir = approach.dir.path;
+          this.homeApproach = await this.ensureWatch(this.homeApproach, approach.dir.path, wanted, (name) => {
+            if (name === approach.name) this.homeRemade();
+          });
+        }
+        this.homeWatch = await watchItself(true);
+      }
+      if (this.homeWatch && this.homeApproachDir !== undefined) {
+        this.homeApproach?.close();
+        this.homeApproach = undefined;
+        this.unwatched.delete(this.homeApproachDir);
+        this.homeApproachDir = undefined;
+      }
+      // A watch opened as close() ran is closed now: close is final.
+      if (!wanted()) for (const watch of [this.homeWatch, this.homeApproach]) watch?.close();
     });
     return this.homeWatching;
+  }
+
+  /** `$DEVPROXY_HOME` deleted, or made again: watched anew and its files read (missing, none). */
+  private homeRemade(): void {
+    void this.watchHome(true).then(() => Promise.all([this.syncDown(), this.syncRepos()]));
   }
 
   /**
@@ -263,7 +305,7 @@ export class Workspace {
   /** Tries the failed watches again, and reads what they should have reported. */
   private async pollUnwatched(): Promise<void> {
     const home = this.options.home;
-    if (this.unwatched.has(home)) {
+    if (this.unwatched.has(home) || (this.homeApproachDir !== undefined && this.unwatched.has(this.homeApproachDir))) {
       await this.watchHome();
       await this.syncDown();
       await this.syncRepos();
@@ -325,10 +367,10 @@ export class Workspace {
    * entries matter, everything else in `.git` churns. `listChanged` also lists `worktrees/` again.
    */
   private watchRepo(repo: TrackedRepo, listChanged: boolean): Promise<void> {
+    const wanted = () => !this.closed && this.repos.get(repo.main) === repo;
     const next = (repo.watching ?? Promise.resolve()).then(async () => {
       const commonDir = repo.commonDir;
       if (commonDir === undefined) return;
-      const wanted = () => !this.closed && this.repos.get(repo.main) === repo;
       const list = join(commonDir, 'worktrees');
       const renew = (path: string) => repo.stale.delete(path);
       repo.commonWatch = await this.ensureWatch(repo.commonWatch, commonDir, wanted, (name) => {
@@ -350,6 +392,9 @@ export class Workspace {
         if (watch) repo.entryWatches.set(name, watch);
         else repo.entryWatches.delete(name);
       }
+    }).finally(() => {
+      // A watch opened as close() or the repository's removal ran is closed now: close is final.
+      if (!wanted()) for (const watch of [repo.commonWatch, repo.listWatch, ...repo.entryWatches.values()]) watch?.close();
     });
     repo.watching = next;
     return next;
@@ -471,10 +516,29 @@ export class Workspace {
         // which node reports alike.
         else if (name === basename(root)) void exists(join(root, name)).then((child) => child || renewAndReload(true));
       }, { renew: renew.root === true });
+      // A link's target is made and deleted in a folder of its own, which no other watch sees:
+      // watched before the target is looked at, so a target made meanwhile is seen either way.
+      const approach = (await isLink(join(root, STATE_DIR))) ? await dirApproach(join(root, STATE_DIR), root) : undefined;
+      if (w.link && w.link.dir !== approach?.dir.path && w.link.dir !== root) this.unwatched.delete(w.link.dir);
+      w.link = approach && { dir: approach.dir.path, name: approach.name };
+      if (approach) {
+        const dir = approach.dir.path;
+        w.linkWatch = await this.ensureWatch(w.linkWatch, dir, wanted, (name) => {
+          // A watch kept across a renewal keeps its first handler: the entry's name is read anew.
+          if (name === undefined || name === w.link?.name) renewAndReload(false);
+          // Its own name: the folder itself deleted or moved, unless an entry named alike changed.
+          else if (name === basename(dir)) void exists(join(dir, name)).then((child) => child || renewAndReload(false));
+        }, { renew: renew.state === true });
+      } else {
+        w.linkWatch?.close();
+        w.linkWatch = undefined;
+      }
       w.stateWatch = await this.ensureWatch(w.stateWatch, join(root, STATE_DIR), wanted, (name) => {
-        // Its own deletion is reported on the folder's watch too, which starts the next one.
+        // Its own deletion is reported on the folder's watch too (or the link's), which starts the next one.
         if (name === undefined || name === PROFILE_FILE) void this.reloadAndRebuild(w);
       }, { root, renew: renew.state === true });
+      // A watch opened as close() or the worktree's removal ran is closed now: close is final.
+      if (!wanted()) for (const watch of [w.rootWatch, w.linkWatch, w.stateWatch]) watch?.close();
     });
     w.watching = next;
     return next;
@@ -482,13 +546,15 @@ export class Workspace {
 
   private unwatchWorktree(w: TrackedWorktree): void {
     w.rootWatch?.close();
+    w.linkWatch?.close();
     w.stateWatch?.close();
     this.unwatched.delete(w.git.path);
     this.unwatched.delete(join(w.git.path, STATE_DIR));
+    if (w.link) this.unwatched.delete(w.link.dir);
   }
 
   private isUnwatched(w: TrackedWorktree): boolean {
-    return this.unwatched.has(w.git.path) || this.unwatched.has(join(w.git.path, STATE_DIR));
+    return this.unwatched.has(w.git.path) || this.unwatched.has(join(w.git.path, STATE_DIR)) || (w.link !== undefined && this.unwatched.has(w.link.dir));
   }
 
   /** Reads the worktree's files again when they are not what was loaded (the net while unwatched). */
@@ -562,6 +628,13 @@ async function fileSignature(worktree: string): Promise<string> {
       (error: NodeJS.ErrnoException) => error.code ?? 'error',
     );
   return `${await one(configPath(worktree))}|${await one(profilePath(worktree))}`;
+}
+
+function isLink(path: string): Promise<boolean> {
+  return lstat(path).then(
+    (entry) => entry.isSymbolicLink(),
+    () => false,
+  );
 }
 
 function exists(path: string): Promise<boolean> {

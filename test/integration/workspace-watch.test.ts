@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -320,6 +321,69 @@ describe('watching directories', () => {
     }
   });
 
+  it('follows the target of a .devproxy symbolic link inside the worktree deleted and made again', async () => {
+    const [wt] = await startWith('feature/x');
+    // Nested, and dangling when linked: the target comes later.
+    for (const target of ['state', join('conf', 'devproxy')]) {
+      await rm(join(wt!, '.devproxy'), { recursive: true, force: true });
+      await symlink(target, join(wt!, '.devproxy'));
+      await mkdir(join(wt!, target), { recursive: true });
+      await replaceProfile(wt!, 'standard', `${basename(target)}-first`);
+      await until('api.x.localhost', 'local', `profile through the link to ${target}`);
+      for (let round = 0; round < 3; round++) {
+        // The target deleted with its folder (round 1: the nested target's parent too), then made again.
+        await rm(join(wt!, round === 1 ? target.split('/')[0]! : target), { recursive: true });
+        await until('api.x.localhost', 'remote', `${target} deleted, round ${round}`);
+        await mkdir(join(wt!, target), { recursive: true });
+        await replaceProfile(wt!, 'standard', `${basename(target)}-a${round}`);
+        await until('api.x.localhost', 'local', `${target} made again, round ${round}`);
+        // A folder renamed over the target, written before and inside after.
+        const staged = join(wt!, `staged-${round}`);
+        await mkdir(staged);
+        await writeFile(join(staged, 'profile.yaml'), 'profile: minimal\n');
+        await rm(join(wt!, target), { recursive: true });
+        await rename(staged, join(wt!, target));
+        await until('api.x.localhost', 'remote', `folder renamed over ${target}, round ${round}`);
+        await replaceProfile(wt!, 'standard', `${basename(target)}-b${round}`);
+        await until('api.x.localhost', 'local', `replacement in the renamed ${target}, round ${round}`);
+      }
+    }
+  });
+
+  it('follows $DEVPROXY_HOME deleted and made again (rm -rf ~/.devproxy, then devproxy init)', async () => {
+    await startWith();
+    const link = join(await mkdtemp(join(tmpdir(), 'devproxy-home-link-')), 'home');
+    try {
+      for (let round = 0; round < 3; round++) {
+        await until('ui.contoso.localhost', 'local', `registered, round ${round}`);
+        await rm(home, { recursive: true });
+        // Its files are the desired state: no registry, no routes.
+        await until('ui.contoso.localhost', undefined, `home deleted, round ${round}`);
+        await updateRepos(home, () => [repo.main]);
+      }
+      await until('ui.contoso.localhost', 'local', 'registered again');
+      // Deleted and made again before the daemon hears of it.
+      await rm(home, { recursive: true });
+      await mkdir(home);
+      await updateRepos(home, () => []);
+      await until('ui.contoso.localhost', undefined, 'unregistered in a home made again at once');
+      await updateRepos(home, () => [repo.main]);
+      await until('ui.contoso.localhost', 'local', 'registered in a home made again at once');
+      // A home that is a symbolic link: its target deleted and made again.
+      await workspace.close();
+      await symlink(home, link);
+      workspace = new Workspace({ home: link });
+      await workspace.start();
+      await until('ui.contoso.localhost', 'local', 'through the link');
+      await rm(home, { recursive: true });
+      await until('ui.contoso.localhost', undefined, 'link target deleted');
+      await updateRepos(home, () => [repo.main]);
+      await until('ui.contoso.localhost', 'local', 'link target made again');
+    } finally {
+      await rm(dirname(link), { recursive: true, force: true });
+    }
+  });
+
   it('releases every watch on close()', async () => {
     const before = fsWatchHandles();
     const [wt] = await startWith('feature/x', 'feature/y');
@@ -334,6 +398,39 @@ describe('watching directories', () => {
     await waitFor(() => (fsWatchHandles() === before ? true : undefined), 5_000, 'every fs.watch handle released');
     const after = await watchedInodes();
     for (const dir of dirs) expect(after.has(await inodeOf(dir)), dir).toBe(false);
+  });
+
+  it('close() is final: a watch opening while it runs is closed at once, whichever watch it is', async () => {
+    const before = fsWatchHandles();
+    const wt = repo.addWorktree('feature/x');
+    await updateRepos(home, () => [repo.main]);
+    await mkdir(join(wt, 'state'));
+    await symlink('state', join(wt, '.devproxy'));
+    // A start opens a watch per folder it follows; close() is called as the nth of them opens,
+    // before the Workspace has it in hand (the microtask after fs.watch returns).
+    let opened = 0;
+    let closeAt = 0;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'FSEVENTWRAP' && ++opened === closeAt && (console.log('HOOK', closeAt, new Error().stack?.split('\n').filter((l) => l.includes('watcher.ts')).slice(0, 2).join(' / ')), true)) queueMicrotask(() => void workspace.close());
+      },
+    });
+    hook.enable();
+    try {
+      for (closeAt = 1; ; closeAt++) {
+        opened = 0;
+        workspace = new Workspace({ home });
+        await workspace.start();
+        // Closed once only: a second close() would release what the first one missed.
+        if (opened < closeAt) await workspace.close();
+        await waitFor(() => (fsWatchHandles() === before ? true : undefined), 5_000, `every fs.watch handle released after close() at the opening of watch ${closeAt} of ${opened}`);
+        if (closeAt > opened) break;
+      }
+    } finally {
+      hook.disable();
+    }
+    // home, the git dir, worktrees/, its entry, two worktree folders, the link's folder and its target.
+    expect(closeAt).toBeGreaterThanOrEqual(8);
   });
 });
 
