@@ -406,6 +406,7 @@ describe('watching directories', () => {
     await updateRepos(home, () => [repo.main]);
     await mkdir(join(wt, 'state'));
     await symlink('state', join(wt, '.devproxy'));
+    const dirs = [home, repo.main, join(repo.main, '.git', 'worktrees'), wt, join(wt, 'state')];
     // A start opens a watch per folder it follows; close() is called as the nth of them opens,
     // before the Workspace has it in hand (the microtask after fs.watch returns).
     let opened = 0;
@@ -424,6 +425,9 @@ describe('watching directories', () => {
         // Closed once only: a second close() would release what the first one missed.
         if (opened < closeAt) await workspace.close();
         await waitFor(() => (fsWatchHandles() === before ? true : undefined), 5_000, `every fs.watch handle released after close() at the opening of watch ${closeAt} of ${opened}`);
+        // And the kernel agrees: none of those folders is watched any more.
+        const watched = await watchedInodes();
+        for (const dir of dirs) expect(watched.has(await inodeOf(dir)), `${dir} after close() at watch ${closeAt}`).toBe(false);
         if (closeAt > opened) break;
       }
     } finally {
