@@ -60,7 +60,7 @@ interface TrackedWorktree {
    */
   linkWatch?: DirWatch;
   link?: { dir: string; name: string };
-  /** Serialises the (re)starts of the two watches, so two at once cannot leak one. */
+  /** Serialises the (re)starts of its watches, so two at once cannot leak one. */
   watching?: Promise<void>;
   /** Identity (inode, size, mtime) of the files last loaded while unwatched ('' while watched). */
   signature: string;

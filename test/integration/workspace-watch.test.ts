@@ -296,6 +296,12 @@ describe('watching directories', () => {
       const watched = await watchedInodes();
       expect(watched.has(await inodeOf(wt))).toBe(true);
       expect(watched.has(await inodeOf(outside))).toBe(false);
+      // Nor the folder its target is made in, the link dangling or not.
+      expect(watched.has(await inodeOf(dirname(outside)))).toBe(false);
+      await rm(join(wt, '.devproxy'));
+      await symlink(join(outside, 'gone', 'deeper'), join(wt, '.devproxy'));
+      await workspace.reload();
+      expect((await watchedInodes()).has(await inodeOf(outside))).toBe(false);
       // The link replaced by a real folder: watched and read.
       await rm(join(wt, '.devproxy'));
       await mkdir(join(wt, '.devproxy'));
