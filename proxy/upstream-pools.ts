@@ -1,7 +1,7 @@
 /**
- * Upstream connection pools: one undici `Pool` per local origin, one per remote origin + TLS
- * settings, reused across requests (keep-alive). Also owns the CA set trusted for remotes, shared
- * with WebSocket upgrades so both verify the same way.
+ * Upstream connection pools, reused across requests (keep-alive): devproxy's own HTTP/1.1 client
+ * (`h1-upstream.ts`) per local origin, an undici `Pool` per remote origin + TLS settings. Also owns
+ * the CA set trusted for remotes, shared with WebSocket upgrades so both verify the same way.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { readFileSync } from 'node:fs';
@@ -11,14 +11,26 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import type { Pool as UndiciPool } from 'undici';
 import { isLocalhostName } from '../hostname.js';
 import type { Target } from '../router/types.js';
+import { H1Pool } from './h1-upstream.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
 
-// undici's index also loads fetch, WebSocket, caches, mocks and interceptors (~9 MiB of the
-// daemon's RSS); the proxy needs only Pool and its `dispatch`, so it loads Pool's own module.
-// undici has no `exports` map, so the path is public; `test/unit/proxy-upstream-pools.test.ts` checks
-// that it is the same class the index exports.
-type Pool = UndiciPool;
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+/** The pool of one upstream origin: both kinds take undici's `dispatch(options, handler)`. */
+export type UpstreamPool = H1Pool | UndiciPool;
+
+/** undici's Pool, once a remote route needs it. */
+let undiciPool: typeof UndiciPool | undefined;
+
+/**
+ * undici's Pool class, loaded on first use: a daemon serving only local routes never loads undici
+ * (~1.3 MiB at start, and ~10 MiB its WebAssembly parser's optimising compile used to leave in
+ * malloc). undici's index also loads fetch, WebSocket, caches, mocks and interceptors (~9 MiB
+ * more), so Pool's own module is loaded; undici has no `exports` map, so the path is public, and
+ * `test/unit/proxy-upstream-pools.test.ts` checks that it is the class the index exports.
+ */
+function loadUndiciPool(): typeof UndiciPool {
+  undiciPool ??= createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+  return undiciPool;
+}
 
 /** Upstream timeouts, all in milliseconds. */
 export interface UpstreamTimeouts {
@@ -87,7 +99,7 @@ function readPemBundle(file: string): string[] {
 export class UpstreamPools {
   readonly #timeouts: UpstreamTimeouts;
   readonly #extraCaFiles: readonly string[];
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, UpstreamPool>();
   readonly #tls = new Map<string, RemoteTlsOptions>();
   /** Secure contexts by CA set (the CA file list; `insecure` for unverified remotes). */
   readonly #contexts = new Map<string, SecureContext>();
@@ -99,7 +111,7 @@ export class UpstreamPools {
   }
 
   /** The pool for a target, created on first use. Throws when a CA file cannot be read. */
-  poolFor(target: Target): Pool {
+  poolFor(target: Target): UpstreamPool {
     const key = target.kind === 'local' ? target.origin : remoteKey(target);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
@@ -157,19 +169,15 @@ export class UpstreamPools {
     return this.#systemCas;
   }
 
-  #createPool(target: Target): Pool {
+  #createPool(target: Target): UpstreamPool {
     const timeouts = this.#timeouts;
-    const common = {
+    if (target.kind === 'local') return new H1Pool(target.origin, { connections: MAX_CONNECTIONS_PER_ORIGIN, ...timeouts });
+    const tls = this.tlsFor(target);
+    const Pool = loadUndiciPool();
+    return new Pool(target.origin, {
       connections: MAX_CONNECTIONS_PER_ORIGIN,
       headersTimeout: timeouts.headersTimeoutMs,
       bodyTimeout: timeouts.bodyTimeoutMs,
-    };
-    if (target.kind === 'local') {
-      return new Pool(target.origin, { ...common, connect: { timeout: timeouts.connectTimeoutMs } });
-    }
-    const tls = this.tlsFor(target);
-    return new Pool(target.origin, {
-      ...common,
       connect: {
         timeout: timeouts.connectTimeoutMs,
         // The origin may be an address (tests, private endpoints) while SNI must be the remote's name.
@@ -185,7 +193,7 @@ export class UpstreamPools {
 /** How long `close()` lets in-flight upstream requests finish before destroying them. */
 export const CLOSE_GRACE_MS = 5_000;
 
-async function closeWithGrace(pool: Pool): Promise<void> {
+async function closeWithGrace(pool: UpstreamPool): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const graceOver = new Promise<'grace-over'>((resolve) => {
     timer = setTimeout(resolve, CLOSE_GRACE_MS, 'grace-over');
