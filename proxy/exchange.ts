@@ -1,8 +1,9 @@
 /**
- * The forwarding exchange: one request sent to its upstream through an undici pool and the
- * answer streamed back into the client's response (HTTP/1.1 or HTTP/2 compat alike), on undici's
- * dispatch handler API (`onRequestStart` … `onResponseEnd`). Back-pressure runs both ways
- * (undici pauses the request body; the exchange pauses the upstream while the client is full),
+ * The forwarding exchange: one request sent to its upstream through its pool (devproxy's own
+ * HTTP/1.1 client for a local origin, an undici Pool for a remote) and the answer streamed back
+ * into the client's response (HTTP/1.1 or HTTP/2 compat alike), on undici's dispatch handler API
+ * (`onRequestStart` … `onResponseEnd`), which both pools drive. Back-pressure runs both ways
+ * (the pool pauses the request body; the exchange pauses the upstream while the client is full),
  * a client that goes away aborts the upstream request, and a failure becomes an error page. One
  * handler object per request, no closures.
  */
@@ -55,7 +56,7 @@ function onClientClose(this: ExchangeResponse): void {
   this[kForward]?.clientClosed();
 }
 
-/** What an exchange sends through: an undici pool, or the asterisk-form sender. */
+/** What an exchange sends through: an upstream pool, or the asterisk-form sender. */
 type Dispatches = Pick<Dispatcher, 'dispatch'>;
 
 /** The client connection a request came on: its h2 session, or its HTTP/1.1 socket. */
@@ -347,11 +348,12 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
   const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: hasBody(req) ? (req as IncomingMessage) : null };
   // undici closes the connection after every HEAD (against servers that send a body anyway), so
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
-  // (Azure front ends, Node, dev servers) frame HEAD answers correctly.
+  // (Azure front ends, Node, dev servers) frame HEAD answers correctly. (The local client keeps
+  // the connection after a well-framed HEAD answer by itself.)
   if (request.method === 'HEAD') request.reset = false;
   // A long body's 64 KiB socket buffers are freed only by a collection: see body-gc-pacer.ts.
   if (request.body) paceLongBody(req);
-  // undici sends only origin-form and absolute-form targets; `OPTIONS *` goes out by node:http.
+  // The pools send only origin-form (and undici absolute-form) targets; `OPTIONS *` goes out by node:http.
   exchange.start(plan.path === '*' ? new AsteriskDispatcher(core, plan.target) : pool, request);
 }
 

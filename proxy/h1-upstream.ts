@@ -51,6 +51,7 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const LINE_BREAKING = /[\0\r\n]/;
 /** A request target: visible ASCII only. */
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+const DIGITS = /^[0-9]{1,15}$/;
 
 /** The exchange reads `controller.rawHeaders`; this path builds no parsed header object. */
 const NO_PARSED_HEADERS: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;
@@ -87,6 +88,32 @@ function trailerObject(flat: readonly string[]): IncomingHttpHeaders {
 }
 
 /**
+ * The request head as written upstream, and the body's Content-Length (-1: chunked or none); an
+ * error when a field, the method or the target would break the head's lines (defence in depth:
+ * node's parsers already refuse such client input).
+ */
+function requestHead(method: string, path: string, headers: readonly string[], hasBody: boolean): { head: string; length: number } | Error {
+  if (!TOKEN.test(method) || !TARGET.test(path)) return upstreamError('UND_ERR_INVALID_ARG', 'the request target or method cannot be written in HTTP/1.1');
+  let head = `${method} ${path} HTTP/1.1\r\n`;
+  let length = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    const value = headers[i + 1] as string;
+    if (!TOKEN.test(name) || LINE_BREAKING.test(value)) return upstreamError('UND_ERR_INVALID_ARG', `the request header ${JSON.stringify(name)} cannot be written in HTTP/1.1`);
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      // One length, in digits: the body is framed by it.
+      if (length !== -1 || !DIGITS.test(value)) return upstreamError('UND_ERR_INVALID_ARG', 'the request has a malformed or repeated Content-Length');
+      length = Number(value);
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  if (hasBody) {
+    if (length === -1) head += 'transfer-encoding: chunked\r\n';
+  } else if (length === -1 && EXPECTS_PAYLOAD.has(method)) head += 'content-length: 0\r\n';
+  return { head: `${head}\r\n`, length };
+}
+
+/**
  * One request through the pool, and the controller its handler holds: `pause`/`resume` the
  * response, `abort` the request.
  */
@@ -96,6 +123,8 @@ class H1Request implements Dispatcher.DispatchController {
   connection: H1Connection | undefined;
   /** Bytes of body sent so far. */
   sent = 0;
+  /** The request line and header fields, ready to write. */
+  head = '';
   /** The Content-Length announced, or -1 for a chunked body. */
   length = -1;
   /** The request (head and body) is written in full. */
@@ -111,8 +140,6 @@ class H1Request implements Dispatcher.DispatchController {
   constructor(
     readonly pool: H1Pool,
     readonly method: string,
-    readonly path: string,
-    readonly headers: readonly string[],
     readonly body: RequestBody | null,
     readonly handler: Dispatcher.DispatchHandler,
   ) {}
@@ -283,33 +310,12 @@ class H1Connection implements ResponseSink {
     this.#parser.expect(request.method === 'HEAD');
     this.socket.ref();
     if (this.#connected) this.refreshHeadersDeadline();
-    const headers = request.headers;
     const body = request.body;
-    if (!TARGET.test(request.path) || !TOKEN.test(request.method)) {
-      this.fail(upstreamError('UND_ERR_INVALID_ARG', 'the request target or method cannot be written in HTTP/1.1'));
-      return;
-    }
-    let head = `${request.method} ${request.path} HTTP/1.1\r\n`;
-    let length = -1;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i] as string;
-      const value = headers[i + 1] as string;
-      if (!TOKEN.test(name) || LINE_BREAKING.test(value)) {
-        this.fail(upstreamError('UND_ERR_INVALID_ARG', `the request header ${JSON.stringify(name)} cannot be written in HTTP/1.1`));
-        return;
-      }
-      if (name.length === 14 && name.toLowerCase() === 'content-length') length = Number(value);
-      head += `${name}: ${value}\r\n`;
-    }
+    this.socket.write(request.head, 'latin1');
     if (body === null) {
-      if (length === -1 && EXPECTS_PAYLOAD.has(request.method)) head += 'content-length: 0\r\n';
       request.written = true;
-      this.socket.write(`${head}\r\n`, 'latin1');
       return;
     }
-    request.length = length;
-    if (length === -1) head += 'transfer-encoding: chunked\r\n';
-    this.socket.write(`${head}\r\n`, 'latin1');
     body[kRequest] = request;
     body.on('data', onBodyData).on('end', onBodyEnd).on('error', onBodyError).on('close', onBodyClose);
     body.resume();
@@ -424,7 +430,8 @@ class H1Connection implements ResponseSink {
     if (status >= 200) {
       this.deadlineKind = BODY;
       this.deadline = request.paused ? Number.POSITIVE_INFINITY : Date.now() + this.pool.options.bodyTimeoutMs;
-      if (this.#parser.keepAliveSeconds >= 0) this.#keepAliveMs = Math.min(this.#parser.keepAliveSeconds * 1000 - KEEP_ALIVE_MARGIN_MS, KEEP_ALIVE_MAX_MS);
+      const hint = this.#parser.keepAliveSeconds;
+      this.#keepAliveMs = hint < 0 ? KEEP_ALIVE_DEFAULT_MS : Math.min(hint * 1000 - KEEP_ALIVE_MARGIN_MS, KEEP_ALIVE_MAX_MS);
     }
     request.handler.onResponseStart?.(request, status, NO_PARSED_HEADERS, reason);
   }
@@ -503,11 +510,19 @@ export class H1Pool {
 
   /** Sends a request and reports its answer to `handler` (undici's dispatch handler API). */
   dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const request = new H1Request(this, options.method, options.path, (options.headers ?? []) as string[], (options.body ?? null) as RequestBody | null, handler);
+    const body = (options.body ?? null) as RequestBody | null;
+    const request = new H1Request(this, options.method, body, handler);
     if (this.#closing) {
       request.fail(upstreamError('UND_ERR_CLOSED', 'the upstream pool is closed'));
       return false;
     }
+    const head = requestHead(options.method, options.path, (options.headers ?? []) as string[], body !== null);
+    if (head instanceof Error) {
+      request.fail(head);
+      return false;
+    }
+    request.head = head.head;
+    request.length = head.length;
     handler.onRequestStart?.(request, {});
     if (!request.done) this.assign(request);
     return true;
