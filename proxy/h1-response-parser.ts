@@ -191,8 +191,9 @@ export class H1ResponseParser {
       this.#pending = Buffer.from(data.subarray(start));
       return buf.length;
     }
+    // `end` indexes `data`: `buf` itself from `at` on, or the kept bytes followed by `buf` from `at` on.
+    const consumed = this.#pending === undefined ? end + 4 : at + end + 4 - pendingLength;
     this.#pending = undefined;
-    const consumed = at + end + 4 - pendingLength;
     this.#parseHead(data.toString('latin1', start, end));
     return consumed;
   }

@@ -77,10 +77,12 @@ describe('H1ResponseParser: what it accepts', () => {
   });
 
   it('reports interim answers (103 Early Hints) before the final one', () => {
-    const out = parse('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', { step: 4 });
-    expect(out.heads.map((h) => h.status)).toEqual([103, 200]);
-    expect(out.heads[0]?.raw).toEqual(['Link', '</a.css>; rel=preload']);
-    expect(out.body).toBe('ok');
+    for (const step of [0, 1, 4]) {
+      const out = parse('HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', { step });
+      expect(out.heads.map((h) => h.status)).toEqual([103, 200]);
+      expect(out.heads[0]?.raw).toEqual(['Link', '</a.css>; rel=preload']);
+      expect(out.body).toBe('ok');
+    }
   });
 
   it('accepts a status line without reason phrase, and an empty one', () => {

@@ -1,0 +1,310 @@
+import { createServer, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { H1Pool } from '../../proxy/h1-upstream.js';
+import { DEFAULT_UPSTREAM_TIMEOUTS } from '../../proxy/upstream-pools.js';
+import { waitFor } from '../helpers/git-repo.js';
+
+/**
+ * devproxy's HTTP/1.1 client against raw TCP upstreams that script their bytes exactly: framing,
+ * keep-alive reuse, stale sockets, truncation and aborts, over real sockets.
+ */
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface RawUpstream {
+  origin: string;
+  /** Every connection accepted so far, in order. */
+  sockets: Socket[];
+  /** What each connection received, as latin1 text. */
+  received: string[];
+}
+
+/**
+ * A TCP upstream: `onRequest(socket, index, text)` runs once per complete request head (and body,
+ * when it has a Content-Length or is chunked) received on a connection; `index` counts requests on it.
+ */
+async function rawUpstream(onRequest: (socket: Socket, index: number, request: string, connection: number) => void): Promise<RawUpstream> {
+  const up: RawUpstream = { origin: '', sockets: [], received: [] };
+  const server = createServer((socket) => {
+    const connection = up.sockets.push(socket) - 1;
+    up.received[connection] = '';
+    let buffered = '';
+    let index = 0;
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('latin1');
+      up.received[connection] += text;
+      buffered += text;
+      for (;;) {
+        const end = requestEnd(buffered);
+        if (end === -1) return;
+        const request = buffered.slice(0, end);
+        buffered = buffered.slice(end);
+        onRequest(socket, index++, request, connection);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  up.origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of up.sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return up;
+}
+
+/** Where the first complete request in `text` ends, or -1. */
+function requestEnd(text: string): number {
+  const head = text.indexOf('\r\n\r\n');
+  if (head === -1) return -1;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, head));
+  if (length !== null) return text.length >= head + 4 + Number(length[1]) ? head + 4 + Number(length[1]) : -1;
+  if (/\r\ntransfer-encoding: *chunked/i.test(text.slice(0, head))) {
+    const last = text.indexOf('\r\n0\r\n\r\n', head);
+    return last === -1 ? -1 : last + 7;
+  }
+  return head + 4;
+}
+
+interface Outcome {
+  heads: { status: number; raw: string[] }[];
+  body: string;
+  trailers?: Record<string, unknown>;
+  error?: string;
+  how?: 'end' | 'error';
+}
+
+/** Sends one request through `pool`, resolving with what the handler saw; bounded so a hang fails. */
+function send(pool: H1Pool, options: Partial<Dispatcher.DispatchOptions> & { onStart?: (c: Dispatcher.DispatchController) => void; onData?: (c: Dispatcher.DispatchController) => void } = {}): Promise<Outcome> {
+  const out: Outcome = { heads: [], body: '' };
+  return new Promise<Outcome>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5_000);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve(out);
+    };
+    pool.dispatch(
+      { method: 'GET', path: '/', headers: ['host', 'app.localhost'], ...options } as Dispatcher.DispatchOptions,
+      {
+        onRequestStart: (controller) => options.onStart?.(controller),
+        onResponseStart: (controller, status) => void out.heads.push({ status, raw: [...(controller.rawHeaders as string[])] }),
+        onResponseData: (controller, chunk) => {
+          out.body += chunk.toString('latin1');
+          options.onData?.(controller);
+        },
+        onResponseEnd: (_c, trailers) => {
+          out.how = 'end';
+          out.trailers = trailers;
+          done();
+        },
+        onResponseError: (_c, error) => {
+          out.how = 'error';
+          out.error = (error as NodeJS.ErrnoException).code ?? error.message;
+          done();
+        },
+      },
+    );
+  });
+}
+
+function pool(origin: string, overrides: Partial<ConstructorParameters<typeof H1Pool>[1]> = {}): H1Pool {
+  const p = new H1Pool(origin, { connections: 256, ...DEFAULT_UPSTREAM_TIMEOUTS, ...overrides });
+  cleanups.push(() => p.destroy());
+  return p;
+}
+
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+
+describe('H1Pool: keep-alive and framing', () => {
+  it('reuses one socket for sequential requests and relays raw header names, order and repeats', async () => {
+    const up = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nX-Mixed-Case: v\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok'));
+    const p = pool(up.origin);
+    for (let i = 0; i < 3; i++) {
+      const out = await send(p);
+      expect(out).toMatchObject({ how: 'end', body: 'ok' });
+      expect(out.heads).toEqual([{ status: 200, raw: ['Set-Cookie', 'a=1', 'X-Mixed-Case', 'v', 'Set-Cookie', 'b=2', 'Content-Length', '2'] }]);
+    }
+    expect(up.sockets).toHaveLength(1);
+    expect(up.received[0]).toBe('GET / HTTP/1.1\r\nhost: app.localhost\r\n\r\n'.repeat(3));
+  });
+
+  it('opens a new socket after Connection: close, an HTTP/1.0 answer, or a body delimited by close', async () => {
+    const answers = [
+      'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\n\r\nok',
+    ];
+    for (const answer of answers) {
+      const up = await rawUpstream((s) => {
+        s.write(answer);
+        if (!answer.includes('Content-Length')) s.end();
+      });
+      const p = pool(up.origin);
+      expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+      expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+      expect(up.sockets).toHaveLength(2);
+    }
+  });
+
+  it('drops a socket that sent more than its answer, so the extra bytes never answer the next request', async () => {
+    const up = await rawUpstream((s, _i, _r, connection) => s.write(connection === 0 ? `${OK}HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged` : 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal'));
+    const p = pool(up.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'real' });
+    expect(up.sockets).toHaveLength(2);
+  });
+
+  it('fails an answer whose framing is in doubt (Content-Length with Transfer-Encoding) and closes that socket', async () => {
+    const up = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'));
+    const p = pool(up.origin);
+    expect(await send(p)).toMatchObject({ how: 'error', error: 'HPE_UNEXPECTED_CONTENT_LENGTH' });
+    await waitFor(() => (up.sockets[0]?.readableEnded === true || up.sockets[0]?.destroyed === true) || undefined, 5_000);
+  });
+
+  it('reads no body after HEAD and keeps the socket; relays trailers of a chunked answer', async () => {
+    const up = await rawUpstream((s, index) =>
+      s.write(index === 0 ? 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' : 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nServer-Timing: app;dur=1\r\n\r\n'),
+    );
+    const p = pool(up.origin);
+    expect(await send(p, { method: 'HEAD' })).toMatchObject({ how: 'end', body: '' });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok', trailers: { 'server-timing': 'app;dur=1' } });
+    expect(up.sockets).toHaveLength(1);
+  });
+
+  it('passes 103 Early Hints on as an interim answer and fails an unasked 100 Continue, as undici did', async () => {
+    const early = await rawUpstream((s) => s.write(`HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n${OK}`));
+    const out = await send(pool(early.origin));
+    expect(out.heads.map((h) => h.status)).toEqual([103, 200]);
+    expect(out).toMatchObject({ how: 'end', body: 'ok' });
+    const cont = await rawUpstream((s) => s.write(`HTTP/1.1 100 Continue\r\n\r\n${OK}`));
+    expect(await send(pool(cont.origin))).toMatchObject({ how: 'error', error: 'UND_ERR_SOCKET' });
+  });
+});
+
+describe('H1Pool: connections that go away', () => {
+  it('an upstream closing mid-body gives an error after the data, never a clean end', async () => {
+    for (const answer of ['HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n']) {
+      const up = await rawUpstream((s) => s.end(answer));
+      const out = await send(pool(up.origin));
+      expect(out).toMatchObject({ how: 'error', error: 'UND_ERR_SOCKET', body: 'half' });
+    }
+  });
+
+  it('sends a bodiless GET once more when the reused socket turns out closed, but not a POST, and only once', async () => {
+    // Each connection answers its first request and closes when a second one comes: the keep-alive race.
+    const up = await rawUpstream((s, index) => (index === 0 ? s.write(OK) : s.destroy()));
+    const p = pool(up.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(2);
+    expect(await send(p, { method: 'POST', headers: ['host', 'app.localhost', 'content-length', '0'] })).toMatchObject({ how: 'error' });
+    expect(up.sockets).toHaveLength(2);
+
+    const never = await rawUpstream((s, index, _r, connection) => (index === 0 && connection === 0 ? s.write(OK) : s.destroy()));
+    const q = pool(never.origin);
+    await send(q);
+    expect(await send(q)).toMatchObject({ how: 'error' });
+    expect(never.sockets).toHaveLength(2);
+  });
+
+  it('forgets an idle socket the upstream closed, and the next request opens a new one', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    await send(p);
+    up.sockets[0]?.end();
+    await waitFor(() => (up.sockets[0]?.closed === true) || undefined, 5_000);
+    expect(await send(p, { method: 'POST', headers: ['host', 'app.localhost', 'content-length', '0'] })).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(2);
+  });
+
+  it('an abort mid-answer closes the upstream socket; the next request gets a fresh one', async () => {
+    const up = await rawUpstream((s, _i, _r, connection) => s.write(connection === 0 ? 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst' : OK));
+    const p = pool(up.origin);
+    const out = await send(p, { onData: (c) => c.abort(Object.assign(new Error('client gone'), { code: 'DEVPROXY_CLIENT_ABORTED' })) });
+    expect(out).toMatchObject({ how: 'error', error: 'DEVPROXY_CLIENT_ABORTED', body: 'first' });
+    await waitFor(() => (up.sockets[0]?.readableEnded === true || up.sockets[0]?.destroyed === true) || undefined, 5_000);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(2);
+  });
+
+  it('maps an answer that never comes to UND_ERR_HEADERS_TIMEOUT and a stalled body to UND_ERR_BODY_TIMEOUT', async () => {
+    const silent = await rawUpstream(() => {});
+    expect(await send(pool(silent.origin, { headersTimeoutMs: 100 }))).toMatchObject({ how: 'error', error: 'UND_ERR_HEADERS_TIMEOUT' });
+    const stalled = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf'));
+    expect(await send(pool(stalled.origin, { bodyTimeoutMs: 100 }))).toMatchObject({ how: 'error', error: 'UND_ERR_BODY_TIMEOUT', body: 'half' });
+  });
+
+  it('reports ECONNREFUSED when nothing listens', async () => {
+    const up = await rawUpstream(() => {});
+    const origin = up.origin;
+    await cleanups.pop()?.();
+    expect(await send(pool(origin))).toMatchObject({ how: 'error', error: 'ECONNREFUSED' });
+  });
+});
+
+describe('H1Pool: request bodies and bounds', () => {
+  it('streams a body by its Content-Length, or chunked without one; sends content-length: 0 for a bodiless POST', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    const sized = new PassThrough();
+    const sizedDone = send(p, { method: 'PUT', headers: ['host', 'a', 'Content-Length', '10'], body: sized });
+    sized.write('hello');
+    sized.end('world');
+    expect(await sizedDone).toMatchObject({ how: 'end' });
+    const streamed = new PassThrough();
+    const streamedDone = send(p, { method: 'POST', headers: ['host', 'a'], body: streamed });
+    streamed.write('hello');
+    streamed.end('!');
+    expect(await streamedDone).toMatchObject({ how: 'end' });
+    expect(await send(p, { method: 'POST', headers: ['host', 'a'] })).toMatchObject({ how: 'end' });
+    expect(up.received[0]).toBe(
+      'PUT / HTTP/1.1\r\nhost: a\r\nContent-Length: 10\r\n\r\nhelloworld' +
+        'POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n' +
+        'POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n',
+    );
+  });
+
+  it('fails a body longer or shorter than its Content-Length instead of mis-framing the upstream connection', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    const long = new PassThrough();
+    const longDone = send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', '3'], body: long });
+    long.end('toolong');
+    expect(await longDone).toMatchObject({ how: 'error', error: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' });
+    const short = new PassThrough();
+    const shortDone = send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', '30'], body: short });
+    short.end('short');
+    expect(await shortDone).toMatchObject({ how: 'error', error: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' });
+  });
+
+  it('refuses to write a header value or target that would break the request line', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    expect(await send(p, { headers: ['host', 'a', 'x-evil', 'v\r\nInjected: 1'] })).toMatchObject({ how: 'error', error: 'UND_ERR_INVALID_ARG' });
+    expect(await send(p, { path: '/ HTTP/1.1\r\nX: y' })).toMatchObject({ how: 'error', error: 'UND_ERR_INVALID_ARG' });
+    expect(up.received.join('')).not.toContain('Injected');
+  });
+
+  it('opens at most `connections` sockets; requests beyond wait and are served in turn', async () => {
+    const held: Socket[] = [];
+    const up = await rawUpstream((s) => held.push(s));
+    const p = pool(up.origin, { connections: 2 });
+    const answers = Array.from({ length: 5 }, () => send(p));
+    await waitFor(() => (held.length === 2) || undefined, 5_000);
+    // Answer one at a time; each answer frees a socket for the next queued request.
+    for (let served = 0; served < 5; served++) {
+      await waitFor(() => (held.length > served) || undefined, 5_000);
+      (held[served] as Socket).write(OK);
+    }
+    for (const answer of answers) expect(await answer).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(2);
+  });
+});
