@@ -530,7 +530,10 @@ export class H1Pool {
 
   /** Gives `request` a socket: an idle one, a new one within the bound, or a place in the queue. */
   assign(request: H1Request): void {
-    const idle = this.#idle.pop();
+    let idle = this.#idle.pop();
+    // A socket closed this turn (idle timeout, the upstream's FIN) stays listed until its `close`
+    // event: one tick can close many, so each is skipped here, or a retry would meet one again.
+    while (idle !== undefined && idle.socket.destroyed) idle = this.#idle.pop();
     if (idle !== undefined) idle.send(request);
     else if (this.#connections.size < this.options.connections) this.#open().send(request);
     else this.#queue.push(request);
