@@ -195,6 +195,24 @@ describe('upstream faults', () => {
     });
   });
 
+  it('an upstream that frames an answer two ways (Content-Length and chunked) gets a 502 naming it, and the next request is answered on a fresh connection', async () => {
+    await faults.check(async () => {
+      let connections = 0;
+      const up = await tcpUpstream((socket) => {
+        const first = connections++ === 0;
+        socket.on('data', () =>
+          socket.write(first ? 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged' : 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext'),
+        );
+      });
+      const port = await proxy(tableOf(route(HOST, local(up.port))));
+      const refused = await send(port, HOST, { headers: { accept: 'application/json' } });
+      expect(refused.status).toBe(502);
+      expect(refused.body).toContain('HPE_UNEXPECTED_CONTENT_LENGTH');
+      expect((await send(port, HOST)).body).toBe('next');
+      expect(connections).toBe(2);
+    });
+  });
+
   it('an upstream that closes every connection at accept gets a 502 or 504, never a hang', async () => {
     await faults.check(async () => {
       const up = await tcpUpstream((socket) => socket.destroy());

@@ -4,7 +4,8 @@ import { reachablePackages, staticPackages } from '../helpers/static-imports.js'
 /**
  * Packages whose import the daemon's memory budget cannot pay at start (measured one at a time,
  * README "Performance" → "Memory"): each is loaded only where it is needed, or not by the daemon.
- * - `undici`: its index also loads fetch, WebSocket, caches and mocks; the proxy loads Pool's own module.
+ * - `undici`: its index also loads fetch, WebSocket, caches and mocks; the proxy loads Pool's own module,
+ *   and only for the first remote route (local upstreams go through `proxy/h1-upstream.ts`).
  * - `simple-git`: the daemon reads the worktree list with one `git` call; the CLI's `new`/`rm` keep it.
  * - `@peculiar/x509`: only in the worker thread that mints a CA or leaf; `@azure/identity`: only for
  *   a remote with Entra ID auth.
