@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic } from '../profiles/schema.js';
 import type { Logger } from '../logger.js';
-import { buildRoutingTable } from '../router/route-table.js';
+import { updateRoutingTable, type RoutingBuild } from '../router/route-table.js';
 import type { RouteProblem, RoutingTable, WorktreeInput } from '../router/types.js';
 import { gitCommonDir, readWorktreeList, type GitWorktree } from './git-worktrees.js';
 import { isDevproxyError, type DevproxyError } from '../errors.js';
@@ -100,6 +100,8 @@ interface TrackedRepo {
  */
 export class Workspace {
   private table: RoutingTable = { routes: new Map(), worktrees: [], diagnostics: [] };
+  /** The router's last build, before the workspace's own diagnostics join it: the next rebuild starts from it. */
+  private built?: RoutingBuild;
   private readonly repos = new Map<string, TrackedRepo>();
   /** Why repos.json could not be read; the repositories already tracked stay meanwhile. */
   private registryDiagnostics: Diagnostic[] = [];
@@ -156,9 +158,10 @@ export class Workspace {
       changed = [...changed, ...inputs.filter((i) => this.fresh.has(i.path) && isLoaded(i.path) && !changed.some((c) => c.path === i.path))];
       for (const path of [...this.fresh]) if (isLoaded(path)) this.fresh.delete(path);
     }
-    this.table = buildRoutingTable(inputs);
+    // Only the worktrees whose input changed are built again (a flip rebuilds one of hundreds).
+    this.built = updateRoutingTable(this.built, inputs);
     const workspaceDiagnostics = [...this.registryDiagnostics, ...[...this.repos.values()].flatMap((r) => r.diagnostics), ...this.unwatched.values()];
-    if (workspaceDiagnostics.length > 0) this.table.diagnostics.push(...workspaceDiagnostics);
+    this.table = { ...this.built.table, diagnostics: [...this.built.table.diagnostics, ...workspaceDiagnostics] };
     this.options.onChange?.(this.table, changed);
   }
 
