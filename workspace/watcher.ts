@@ -67,6 +67,8 @@ interface TrackedWorktree {
   /** Serialises reloads: a change during a reload triggers exactly one more. */
   reloading?: Promise<void>;
   dirty: boolean;
+  /** A reload finished whose files no rebuild of {@link Workspace.reloadAndRebuild} has taken yet. */
+  unbuilt: boolean;
   /** Its files were read once; until then it is not handed to the runtime. */
   loaded: boolean;
 }
@@ -492,7 +494,7 @@ export class Workspace {
   }
 
   private async trackWorktree(repo: string, git: GitWorktree): Promise<void> {
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], signature: '', dirty: false, loaded: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], signature: '', dirty: false, unbuilt: false, loaded: false };
     this.worktrees.set(git.path, tracked);
     this.fresh.add(git.path);
     // Watching first, then reading: a write in between is seen either way.
@@ -582,6 +584,10 @@ export class Workspace {
       if (repo && !this.closed) this.gitChanged(repo);
       return;
     }
+    // Events that came while the reload ran joined it (`echo x >` is a truncate, then a write):
+    // the first of their callers here rebuilds for all of them, at once, without waiting for more.
+    if (!w.unbuilt) return;
+    w.unbuilt = false;
     const changed = [this.inputOf(w.git.path, w)];
     // A new main config also applies to every worktree that follows it.
     if (w.git.isMain) {
@@ -617,6 +623,7 @@ export class Workspace {
         }
       } while (w.dirty);
       w.loaded = true;
+      w.unbuilt = true;
       w.reloading = undefined;
     })();
     return w.reloading;

@@ -1,5 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -233,6 +234,30 @@ describe('watching directories', () => {
     await until('api.x.localhost', 'remote', 'second profile after the builds');
     // Two flips, one or two rebuilds each; the 20 writes of the build output none.
     expect(rebuilds).toBeLessThanOrEqual(4);
+  });
+
+  it('rebuilds once for a file truncated and then written (`echo x > devproxy.yaml`), though each is an event', async () => {
+    await workspace.close();
+    let rebuilds = 0;
+    workspace = new Workspace({ home, onChange: () => rebuilds++ });
+    const [wt] = await startWith('feature/x');
+    await writeProfile(wt!, { profile: 'standard' });
+    await until('api.x.localhost', 'local', 'first profile');
+    rebuilds = 0;
+    // The shell's `>`: open with O_TRUNC, then write. One turn of the event loop in between lets
+    // the truncation's event arrive on its own (back to back, inotify merges the two).
+    const fd = openSync(join(wt!, 'devproxy.yaml'), 'w');
+    await new Promise((resolve) => setImmediate(resolve));
+    writeSync(fd, CONFIG.replace('  api:', '  docs: { local: { port: 4001 } }\n  api:'));
+    closeSync(fd);
+    await waitFor(() => (workspace.getTable().routes.has('docs.x.localhost') ? true : undefined), 5_000, 'devproxy.yaml written');
+    // The same for the profile file, in place; its rebuild also proves none is left of the first.
+    const profile = openSync(profilePath(wt!), 'w');
+    await new Promise((resolve) => setImmediate(resolve));
+    writeSync(profile, 'profile: minimal\n');
+    closeSync(profile);
+    await until('api.x.localhost', 'remote', 'profile written in place');
+    expect(rebuilds).toBe(2);
   });
 
   it('applies the second of two replacements made back to back: the last one wins', async () => {
