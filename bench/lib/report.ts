@@ -283,7 +283,7 @@ export function renderTable(r: BenchResults): string {
   const s = r.scale;
   const rb = s.routeBuild;
   out.push(
-    `5. Scale: buildRoutingTable for ${rb ? `${rb.worktrees} worktrees (${rb.routes} routes) p50 ${ms(rb.ms.p50)}, p99 ${ms(rb.ms.p99)} over ${rb.iterations} builds` : 'n/a'}; daemon idle CPU with ${s.worktrees} worktrees watched ${s.idleCpuPct === undefined ? 'n/a' : `${s.idleCpuPct.toFixed(2)} % of one core over ${s.idleCpuWindowS} s`}`,
+    `5. Scale: buildRoutingTable for ${rb ? `${rb.worktrees} worktrees (${rb.routes} routes) p50 ${ms(rb.ms.p50)}, p99 ${ms(rb.ms.p99)} over ${rb.iterations} builds; after one worktree's flip, updateRoutingTable p50 ${ms(rb.flipMs.p50)}, p99 ${ms(rb.flipMs.p99)}` : 'n/a'}; daemon idle CPU with ${s.worktrees} worktrees watched ${s.idleCpuPct === undefined ? 'n/a' : `${s.idleCpuPct.toFixed(2)} % of one core over ${s.idleCpuWindowS} s`}`,
   );
   if (r.websocket) {
     out.push(`6. WebSocket echo, 1 connection, 64 in flight: direct ${fmt(r.websocket.direct)} msg/s, devproxy ${fmt(r.websocket.devproxy)} msg/s (${x(r.websocket.ratio)} direct)`);
