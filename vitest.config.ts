@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * Test files run side by side: integration time is mostly waiting on spawned daemons, git,
@@ -40,6 +41,46 @@ const ALONE = [
   'test/integration/runtime-engine-restart.test.ts',
 ];
 
+/**
+ * The files that take 30 s or more (a 2-core run: testssl.sh's scan, Docker start-ups, the CLI's
+ * 15 s admin timeout), longest first. Without vitest's results cache (a clean clone, as in CI)
+ * files start largest first, and a small file that runs for a minute, started last, kept one
+ * worker busy for a minute after the others had run out of files.
+ */
+const LONGEST_FIRST = [
+  'test/integration/testssl.test.ts',
+  'test/reliability/daemon-errors.test.ts',
+  'test/integration/runtime-compose.test.ts',
+  'test/integration/worktree-lifecycle.test.ts',
+  'test/integration/package-install.test.ts',
+  'test/integration/down-lifecycle.test.ts',
+  'test/integration/json-schemas.test.ts',
+  'test/integration/worktree-setup.test.ts',
+  'test/integration/stop-networks.test.ts',
+  'test/integration/use-lifecycle.test.ts',
+  'test/integration/real-apps-browser.test.ts',
+];
+
+/**
+ * vitest's order (groups, then projects, then by the cached durations or else file size), with
+ * the {@link LONGEST_FIRST} files moved to the front of their project: a group ends when its last
+ * file does, so the long ones must not start last.
+ */
+class LongestFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const position = new Map(sorted.map((spec, i) => [spec, i]));
+    const rank = (spec: TestSpecification): number => {
+      const i = LONGEST_FIRST.findIndex((file) => spec.moduleId.endsWith(`/${file}`));
+      return i === -1 ? LONGEST_FIRST.length : i;
+    };
+    return sorted.sort((a, b) => {
+      if (a.project !== b.project) return position.get(a)! - position.get(b)!;
+      return rank(a) - rank(b) || position.get(a)! - position.get(b)!;
+    });
+  }
+}
+
 /** The integration projects: they run the real CLI/daemon/demo from dist/, so they emit product + demo first. */
 function integration(name: string, include: string[], group: { order: number; workers: number; exclude?: string[] }): TestProjectInlineConfiguration {
   return {
@@ -61,6 +102,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     maxWorkers: WORKERS,
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       // Pure logic, imported as TypeScript: nothing is compiled first.
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
