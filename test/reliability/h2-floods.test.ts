@@ -217,7 +217,9 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
     await upstream?.close();
   });
 
-  it('200 h2 sessions idle after their first request are closed by the daemon', async () => {
+  // The three idle cases run at once: each waits out the daemon's keep-alive timeout, and
+  // none of them loads the daemon enough to move another's deadline.
+  it.concurrent('200 h2 sessions idle after their first request are closed by the daemon', async () => {
     const sampler = sampleResources(pid);
     const sessions: ClientHttp2Session[] = [];
     try {
@@ -237,7 +239,7 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
     }
   }, 60_000);
 
-  it('HTTP/1.1-over-TLS keep-alive connections idle after their first request are closed by the daemon', async () => {
+  it.concurrent('HTTP/1.1-over-TLS keep-alive connections idle after their first request are closed by the daemon', async () => {
     const sockets: TLSSocket[] = [];
     try {
       for (let i = 0; i < 50; i++) {
@@ -268,7 +270,7 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
     }
   }, 60_000);
 
-  it('an h2 session whose streams are busy is not cut for idleness', async () => {
+  it.concurrent('an h2 session whose streams are busy is not cut for idleness', async () => {
     await idle.check(async () => {
       const session = await h2Session(httpsPort, API);
       try {
