@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
@@ -57,14 +58,33 @@ export async function writeDaemonInfo(home: string, info: DaemonInfo): Promise<v
   await writeFileAtomic(homePaths(home).daemon, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
 }
 
-/** True while a process with that pid exists (signal 0 probes without touching it). */
+/**
+ * True while a process with that pid runs (signal 0 probes without touching it). A process that
+ * exited but is not reaped yet (a zombie) does not run: the daemon's parent is init once `proxy
+ * start` has exited, and an init that reaps late (seconds in some sandboxes) or never (a container
+ * without one) kept `proxy stop` waiting on a daemon that had already exited.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return !exitedUnreaped(pid);
+}
+
+/** Linux: the process state in /proc/<pid>/stat is zombie or dead. Elsewhere (no /proc) false. */
+function exitedUnreaped(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch (error) {
+    // Reaped between the probe and the read; without /proc nothing more is known.
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux';
+  }
+  // The state follows the command name, which is in parentheses and may hold any character.
+  const state = stat[stat.lastIndexOf(')') + 2];
+  return state === 'Z' || state === 'X';
 }
 
 /**

@@ -1,9 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { homePaths } from '../../home-paths.js';
-import { readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
+import { waitFor } from '../helpers/git-repo.js';
+import { isAlive, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
 
 let home: string;
 beforeEach(async () => {
@@ -44,6 +45,22 @@ describe('daemon.json', () => {
     for (const text of ['{"pid": ', 'null', '{}']) {
       await writeFile(homePaths(home).daemon, text);
       expect(await readDaemonInfo(home), text).toBeUndefined();
+    }
+  });
+
+  it.runIf(process.platform === 'linux')('names no daemon whose process exited but is not reaped yet (a zombie)', async () => {
+    // The shell starts a child that exits at once, then becomes a `sleep` that never reaps it.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+      // Asserted on a zombie, not on a process still exiting.
+      await waitFor(async () => ((await readFile(`/proc/${zombie}/stat`, 'latin1')).match(/\) (\S)/)?.[1] === 'Z' ? true : undefined), 10_000, 'the child to turn zombie');
+      expect(isAlive(zombie)).toBe(false);
+      expect(isAlive(parent.pid!)).toBe(true);
+      await writeDaemonInfo(home, info(zombie));
+      expect(await readDaemonInfo(home)).toBeUndefined();
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 });
