@@ -63,7 +63,8 @@ beforeAll(async () => {
   localApi = await startHttpUpstream((_req, res) => res.end('api local'));
   remoteApi = await startHttpUpstream((_req, res) => res.end('api remote'));
   repo = await createTempRepo({
-    'docker-compose.yml': JSON.stringify({ services: { caller: { image: TEST_IMAGE, command: ['sh', '-c', CALLER_SCRIPT] } } }),
+    // stop_signal: busybox as PID 1 ignores SIGTERM, so each stop waited out the 5 s grace, then killed it anyway.
+    'docker-compose.yml': JSON.stringify({ services: { caller: { image: TEST_IMAGE, stop_signal: 'SIGKILL', command: ['sh', '-c', CALLER_SCRIPT] } } }),
     'devproxy.yaml': JSON.stringify({
       name: PROJECT,
       services: {

@@ -19,10 +19,17 @@ const MB = 1024 * 1024;
 /** The project's name, so its Compose projects are `<name>-<slug>`: this run's own on the shared engine. */
 const NAME = runScoped('rt-test');
 
+/**
+ * Busybox as a container's PID 1 ignores SIGTERM, so each stop waited out the grace period and
+ * then killed it anyway: the test containers stop by SIGKILL at once, to the same end state.
+ */
+const STOP_AT_ONCE = { stop_signal: 'SIGKILL' };
+
 /** A compose service running busybox httpd on `port`, answering `<name> <hostname>` at `/`. */
 function httpd(name: string, port: number, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     image: TEST_IMAGE,
+    ...STOP_AT_ONCE,
     command: ['sh', '-c', `echo "${name} starting"; mkdir -p /www && echo "${name} $$HOSTNAME" > /www/index.html && exec busybox httpd -f -p ${port} -h /www`],
     ...extra,
   };
@@ -35,13 +42,14 @@ const COMPOSE = {
     api: httpd('api', 4000, { ports: ['4000'] }),
     hostnet: {
       image: TEST_IMAGE,
+      ...STOP_AT_ONCE,
       network_mode: 'host',
       command: ['sh', '-c', 'mkdir -p /www && echo "hostnet $$PORT" > /www/index.html && exec busybox httpd -f -p $$PORT -h /www'],
     },
     crasher: { image: TEST_IMAGE, command: ['sh', '-c', 'echo "crasher: cannot open config"; exit 3'] },
     // Reads 200 MB into a shell variable: far over its 16 MB budget.
-    hog: { image: TEST_IMAGE, command: ['sh', '-c', 'echo "hog: loading model"; x=$$(head -c 200000000 /dev/zero | busybox tr "\\0" a); echo "$${#x}"; sleep 600'] },
-    ticker: { image: TEST_IMAGE, command: ['sh', '-c', 'i=0; while true; do echo "tick $$i"; i=$$((i+1)); sleep 0.1; done'] },
+    hog: { image: TEST_IMAGE, ...STOP_AT_ONCE, command: ['sh', '-c', 'echo "hog: loading model"; x=$$(head -c 200000000 /dev/zero | busybox tr "\\0" a); echo "$${#x}"; sleep 600'] },
+    ticker: { image: TEST_IMAGE, ...STOP_AT_ONCE, command: ['sh', '-c', 'i=0; while true; do echo "tick $$i"; i=$$((i+1)); sleep 0.1; done'] },
   },
 };
 
@@ -320,6 +328,7 @@ describe('LocalRuntime with compose services on a real engine', () => {
       services: {
         site: {
           image: TEST_IMAGE,
+          ...STOP_AT_ONCE,
           command: ['busybox', 'httpd', '-f', '-p', '3000', '-h', '/www'],
           volumes: ['${SITE_DIR}:/www:ro'],
           ports: ['3000:3000'],

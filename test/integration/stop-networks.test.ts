@@ -40,7 +40,8 @@ beforeAll(async () => {
   docker = new Docker({ socketPath: engine.socketPath });
   home = await mkdtemp(join(tmpdir(), 'devproxy-stopnet-home-'));
   repo = await createTempRepo({
-    'compose.yaml': JSON.stringify({ version: '2.4', services: { web: { image: TEST_IMAGE, ports: ['3000:3000'], command: ['sh', '-c', 'mkdir -p /www && echo web > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } } }),
+    // stop_signal: busybox as PID 1 ignores SIGTERM, so each stop waited out the 5 s grace, then killed it anyway.
+    'compose.yaml': JSON.stringify({ version: '2.4', services: { web: { image: TEST_IMAGE, stop_signal: 'SIGKILL', ports: ['3000:3000'], command: ['sh', '-c', 'mkdir -p /www && echo web > /www/index.html && exec busybox httpd -f -p 3000 -h /www'] } } }),
     'devproxy.yaml': JSON.stringify({
       name: PROJECT,
       services: { ui: { local: { compose: 'web', port: 3000 }, health: '/' } },

@@ -29,6 +29,8 @@ const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env, timeou
 function httpd(name: string, port: number): Record<string, unknown> {
   return {
     image: TEST_IMAGE,
+    // Busybox as PID 1 ignores SIGTERM: each stop waited out the 5 s grace, then killed it anyway.
+    stop_signal: 'SIGKILL',
     ports: [`${port}:${port}`],
     command: ['sh', '-c', `echo "${name} booting"; mkdir -p /www && echo "${name} from $$HOSTNAME" > /www/index.html && exec busybox httpd -f -p ${port} -h /www`],
   };
