@@ -180,7 +180,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       out = withCorsHeaders(out, corsOrigin, mode);
     }
     this.#responseHeaders = out;
-    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out);
+    // HTTP/1.1 carries trailers only after a chunked body.
+    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out, headers['transfer-encoding'] !== undefined);
     else (res as ServerResponse).writeHead(statusCode, out);
   }
 
@@ -302,14 +303,16 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
 /**
  * Starts an HTTP/2 answer on the stream with one header object: the compat `writeHead` trims,
  * lower-cases and validates each field twice over, for fields `buildClientHeaders` already
- * filtered. Compat keeps writing the body and sends the trailers, which `waitForTrailers` (as its
- * own writeHead sets) waits for.
+ * filtered. Compat keeps writing the body. Only an answer that may end in trailers waits for
+ * them (`waitForTrailers`, which compat's own writeHead always sets): the wait holds END_STREAM
+ * back until compat sends the trailers, an empty DATA frame when there are none, so every other
+ * answer would cost a second TLS write, a JS round trip and a read stop/start on the socket.
  */
-function respondH2(res: Http2ServerResponse, status: number, flat: readonly string[]): void {
+function respondH2(res: Http2ServerResponse, status: number, flat: readonly string[], mayHaveTrailers: boolean): void {
   const stream = res.stream;
   if (stream.destroyed || stream.closed) return;
   res.statusCode = status;
-  stream.respond(h2HeaderObject(flat, status), { waitForTrailers: true });
+  stream.respond(h2HeaderObject(flat, status), { waitForTrailers: mayHaveTrailers });
 }
 
 function retryExchange(exchange: ForwardExchange): void {
