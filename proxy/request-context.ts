@@ -23,6 +23,8 @@ export interface RequestContext {
   readonly url: string;
   /** The client reached devproxy over TLS. */
   readonly https: boolean;
+  /** The client socket's address ('' once it is gone), for X-Forwarded-For. */
+  readonly clientAddress: string;
   /** Times the request already went through devproxy (`x-devproxy-hops`). */
   readonly hops: number;
   /** The routing table the request was resolved against: pages list the same routes. */
@@ -39,7 +41,7 @@ export interface RequestContext {
 export function upstreamHeadersFor(req: ClientRequest, context: RequestContext, host: string, extra?: readonly string[], upgrade?: string): string[] {
   return buildUpstreamHeaders(req.rawHeaders, {
     host,
-    forwardedFor: req.socket?.remoteAddress ?? '',
+    forwardedFor: context.clientAddress,
     forwardedHost: context.authority as string,
     forwardedProto: context.https ? 'https' : 'http',
     hops: context.hops,
@@ -51,29 +53,66 @@ export function upstreamHeadersFor(req: ClientRequest, context: RequestContext, 
 /** An outcome devproxy answers with an error page. */
 export type Refusal = Exclude<Resolution, { kind: 'route' } | { kind: 'landing' }>;
 
-/** The leaf each TLS connection was served, by its socket (HTTP/1.1) or session (HTTP/2). */
+/** The leaf each HTTP/1.1 TLS connection was served, by its socket. */
 const servedLeaves = new WeakMap<object, ServedLeaf>();
 
-/** Reads a request's authority, target, scheme, hop count and SNI once, and resolves it against the current table. */
+/** What every stream of one h2 session shares: its transport, address and leaf. */
+interface SessionFacts {
+  readonly https: boolean;
+  readonly address: string;
+  readonly tls: ServedLeaf | undefined;
+}
+
+/** By h2 session: an h2 request's `socket` is a Proxy made per stream whose every read is a trap, so they are read once per session. */
+const sessionFacts = new WeakMap<object, SessionFacts>();
+
+type ClientSocket = (TLSSocket & { servername?: string | false }) | null;
+
+/** The leaf a TLS connection was served: the SNI is the connection's, worked out at its first request. */
+function servedLeaf(socket: NonNullable<ClientSocket>): ServedLeaf {
+  const servername = socket.servername;
+  return new ServedLeaf(typeof servername === 'string' && servername !== '' ? servername : undefined);
+}
+
+function factsOf(socket: ClientSocket): SessionFacts {
+  const https = socket?.encrypted === true;
+  return { https, address: socket?.remoteAddress ?? '', tls: https ? servedLeaf(socket as NonNullable<ClientSocket>) : undefined };
+}
+
+function h2FactsOf(req: Http2ServerRequest): SessionFacts {
+  const session: object | undefined = req.stream.session;
+  if (session === undefined) return factsOf(req.socket as unknown as ClientSocket);
+  let facts = sessionFacts.get(session);
+  if (facts === undefined) {
+    facts = factsOf(req.socket as unknown as ClientSocket);
+    sessionFacts.set(session, facts);
+  }
+  return facts;
+}
+
+/** Reads a request's authority, target, scheme, client address, hop count and SNI once, and resolves it against the current table. */
 export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestContext {
   const authority = requestAuthority(req);
-  const socket = req.socket as (TLSSocket & { servername?: string | false }) | null;
-  const https = socket?.encrypted === true;
   const hops = readHops(req.rawHeaders);
   const table = core.options.getTable();
+  let https: boolean;
+  let clientAddress: string;
   let tls: ServedLeaf | undefined;
-  if (https) {
-    // The SNI is the connection's: its leaf is worked out at the first request, not again on
-    // each. An h2 request's socket is a proxy made per stream, so its session stands for it.
-    const connection: object | undefined = req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session : socket;
-    tls = connection === undefined ? undefined : servedLeaves.get(connection);
-    if (tls === undefined) {
-      const servername = socket.servername;
-      tls = new ServedLeaf(typeof servername === 'string' && servername !== '' ? servername : undefined);
-      if (connection !== undefined) servedLeaves.set(connection, tls);
+  if (req.httpVersionMajor === 2) {
+    ({ https, address: clientAddress, tls } = h2FactsOf(req as Http2ServerRequest));
+  } else {
+    const socket = req.socket as ClientSocket;
+    https = socket?.encrypted === true;
+    clientAddress = socket?.remoteAddress ?? '';
+    if (https) {
+      tls = servedLeaves.get(socket as object);
+      if (tls === undefined) {
+        tls = servedLeaf(socket as NonNullable<ClientSocket>);
+        servedLeaves.set(socket as object, tls);
+      }
     }
   }
-  return { authority, url: req.url ?? '/', https, hops, table, outcome: resolve(table, authority, hops, tls) };
+  return { authority, url: req.url ?? '/', https, clientAddress, hops, table, outcome: resolve(table, authority, hops, tls) };
 }
 
 /** The page devproxy answers for a refused request, and the route it concerns (for `x-devproxy-route`). */

@@ -188,6 +188,17 @@ describe('HTTPS listener with Node clients', () => {
     });
   });
 
+  it('forwards each stream of one h2 session with the client address and scheme (read once per session)', async () => {
+    const session = await h2Session(API);
+    for (const path of ['/first', '/second', '/third']) {
+      const { status, body } = await h2Get(session, path);
+      expect(status).toBe(200);
+      const seen = (JSON.parse(body) as { headers: Record<string, string> }).headers;
+      expect(seen['x-forwarded-for']).toBe('127.0.0.1');
+      expect(seen['x-forwarded-proto']).toBe('https');
+    }
+  });
+
   it('relays an h2 answer whole: status, repeated Set-Cookie, trailers, HEAD, and a body of many windows', async () => {
     const session = await h2Session(RICH);
     const exchange = (headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; bytes: number; text: string }> =>
