@@ -14,7 +14,7 @@ import type { Route, Target } from '../router/types.js';
 import { paceLongBody } from './body-gc-pacer.js';
 import { answeredCors, withCorsHeaders, type CorsMode, type Preflight } from './cors.js';
 import { renderWakingPage } from './error-pages.js';
-import { buildClientHeaders, flattenHeaders, h2HeaderObject, type ResponseHeaderRewriter } from './forward-headers.js';
+import { buildClientHeaders, flattenHeaders, h2HeaderObject, mayCarryTrailers, type ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
 import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
@@ -180,8 +180,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       out = withCorsHeaders(out, corsOrigin, mode);
     }
     this.#responseHeaders = out;
-    // HTTP/1.1 carries trailers only after a chunked body.
-    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out, headers['transfer-encoding'] !== undefined);
+    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out, mayCarryTrailers(raw));
     else (res as ServerResponse).writeHead(statusCode, out);
   }
 

@@ -228,6 +228,18 @@ export function buildClientHeaders(rawHeaders: readonly (Buffer | string)[], rou
   return out;
 }
 
+/**
+ * True when an HTTP/1.1 answer (flat raw headers) has a Transfer-Encoding, so a chunked body: the
+ * only framing after which trailers can come.
+ */
+export function mayCarryTrailers(rawHeaders: readonly (Buffer | string)[]): boolean {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as Buffer | string;
+    if (name.length === 17 && String(name).toLowerCase() === 'transfer-encoding') return true;
+  }
+  return false;
+}
+
 /** Flat header pairs as an h2 header object with `:status` (repeated names become arrays, as for Set-Cookie). */
 export function h2HeaderObject(flat: readonly string[], status: number): OutgoingHttpHeaders {
   const headers: OutgoingHttpHeaders = { ':status': status };

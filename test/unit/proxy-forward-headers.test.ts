@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildClientHeaders, buildUpstreamHeaders, flattenHeaders, readHops } from '../../proxy/forward-headers.js';
+import { buildClientHeaders, buildUpstreamHeaders, flattenHeaders, mayCarryTrailers, readHops } from '../../proxy/forward-headers.js';
 
 const context = { host: 'api.wt.localhost:8080', forwardedFor: '127.0.0.1', forwardedHost: 'api.wt.localhost:8080', forwardedProto: 'http' as const, hops: 0 };
 
@@ -84,5 +84,14 @@ describe('readHops', () => {
     [['x-devproxy-hops', '-4'], 0],
   ])('%j → %d', (raw, hops) => {
     expect(readHops(raw as string[])).toBe(hops);
+  });
+});
+
+describe('mayCarryTrailers', () => {
+  it('is true only for an answer with a Transfer-Encoding (any case, string or Buffer names)', () => {
+    expect(mayCarryTrailers(['Content-Type', 'text/plain', 'Transfer-Encoding', 'chunked'])).toBe(true);
+    expect(mayCarryTrailers([Buffer.from('transfer-encoding'), Buffer.from('chunked')])).toBe(true);
+    expect(mayCarryTrailers(['Content-Length', '2', 'Trailer', 'x-checksum'])).toBe(false);
+    expect(mayCarryTrailers([])).toBe(false);
   });
 });
