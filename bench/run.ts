@@ -51,8 +51,8 @@ interface Plan {
   neighbourRequests: number;
 }
 
-const FULL: Plan = { durationS: 3, rounds: 5, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 1, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000, remoteTlsPairs: 1000, neighbourRequests: 2000 };
-const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 1, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000, remoteTlsPairs: 200, neighbourRequests: 400 };
+const FULL: Plan = { durationS: 3, rounds: 5, latencyDurationS: 3, latencyRequests: 20_000, warmupS: 5, flips: 60, useFlips: 50, uploadBytes: 1024 ** 3, worktrees: 200, idleCpuS: 10, wsMessages: 200_000, remoteTlsPairs: 1000, neighbourRequests: 2000 };
+const QUICK: Plan = { durationS: 2, rounds: 1, latencyDurationS: 1, latencyRequests: 3000, warmupS: 2, flips: 20, useFlips: 6, uploadBytes: 128 * 1024 ** 2, worktrees: 20, idleCpuS: 3, wsMessages: 50_000, remoteTlsPairs: 200, neighbourRequests: 400 };
 
 /** Bound of each half of the remote TLS phase. */
 const REMOTE_TLS_MAX_MS = 60_000;
