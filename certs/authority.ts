@@ -21,7 +21,7 @@ export interface PemPair {
 
 /**
  * What mints certificates: this module itself where the process is short-lived (the CLI, tests
- * run from the sources), or the worker thread that runs it (`mint-worker-client.ts`) in the daemon,
+ * run from the sources), or the worker process that runs it (`mint-worker-client.ts`) in the daemon,
  * whose main isolate must not keep this module's dependencies loaded.
  */
 export interface Minter {

@@ -1,8 +1,8 @@
 /**
  * The messages between the daemon and its certificate worker (`mint-worker.ts`), and the error
- * shape that crosses the thread boundary. Pure: no thread, no crypto.
+ * shape that crosses the process boundary. Pure: no process, no crypto.
  *
- * Structured clone keeps an error's message but not its class or extra fields (`code`, `hint`),
+ * Structured clone (the IPC channel's `advanced` serialization) keeps an error's message but not its class or extra fields (`code`, `hint`),
  * so errors travel as {@link WireError} and are rebuilt on the daemon's side as the same
  * `DevproxyError` (code, message, hint) or the same built-in error class the caller would have
  * met minting in-process.

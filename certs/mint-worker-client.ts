@@ -1,13 +1,17 @@
 /**
- * Certificate minting in a short-lived worker thread: the daemon's {@link Minter}.
+ * Certificate minting in a short-lived child process: the daemon's {@link Minter}.
  *
  * Minting needs @peculiar/x509 and its polyfill (~13 MiB of RSS in the daemon) and happens
  * rarely: a new `$DEVPROXY_HOME` (the CA), a new worktree or a renewal (a leaf). Loaded in the
- * daemon's own isolate that code would stay for the daemon's life; in a worker it leaves with the
- * worker, which stops once no request came for {@link MINT_WORKER_IDLE_MS}, so a burst of new names
- * (a routing table change, a browser opening several worktrees) shares one worker.
+ * daemon's own isolate that code would stay for the daemon's life. A worker thread was not enough:
+ * what its isolate allocated through malloc stayed in the thread's glibc arena after it stopped
+ * (a fresh home's daemon idled 5–6 MiB higher, which `malloc_trim` gave back), while a process
+ * returns all of it when it exits. The worker stops once no request came for
+ * {@link MINT_WORKER_IDLE_MS}, so a burst of new names (a routing table change, a browser opening
+ * several worktrees) shares one worker.
  */
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { builtScriptUrl } from '../built-script.js';
 import { DevproxyError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -18,7 +22,7 @@ import { fromWireError, type MintRequest, type MintResponse } from './mint-messa
 export const MINT_WORKER_IDLE_MS = 3_000;
 
 export interface WorkerMinterOptions {
-  /** The worker's script. Default: the built `certs/mint-worker.js` ({@link builtScriptUrl}). */
+  /** The worker's script, run by this Node binary. Default: the built `certs/mint-worker.js` ({@link builtScriptUrl}). */
   workerUrl?: URL;
   /** Idle time (ms) after which the worker stops; default {@link MINT_WORKER_IDLE_MS}. */
   idleMs?: number;
@@ -26,7 +30,7 @@ export interface WorkerMinterOptions {
   logger?: Logger;
 }
 
-/** A {@link Minter} backed by a worker thread started on demand. */
+/** A {@link Minter} backed by a worker process started on demand. */
 export interface WorkerMinter extends Minter {
   /** Stops the worker, if one runs; requests still pending fail. The next request starts a new one. */
   close(): Promise<void>;
@@ -39,7 +43,7 @@ interface Waiter {
 
 /** One running worker and the requests it has not answered yet. */
 interface Running {
-  thread: Worker;
+  child: ChildProcess;
   waiting: Map<number, Waiter>;
   idleTimer?: NodeJS.Timeout;
 }
@@ -57,10 +61,27 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
   };
 
   const start = (): Running => {
-    const running: Running = { thread: new Worker(workerUrl), waiting: new Map() };
+    // No inherited flags (the daemon's heap settings, a test runner's loaders): the worker is
+    // plain node running one script; stderr stays the daemon's, so a crash's trace reaches its log.
+    const child = fork(fileURLToPath(workerUrl), [], { execArgv: [], serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    const running: Running = { child, waiting: new Map() };
     let idleStop = false;
     let failure: Error | undefined;
-    running.thread.on('message', (response: MintResponse) => {
+    let ended = false;
+    const end = (why: string): void => {
+      if (ended) return;
+      ended = true;
+      retire(running);
+      if (idleStop) options.logger?.info(`certificate worker stopped after ${idleMs} ms idle`);
+      if (running.waiting.size === 0) return;
+      options.logger?.warn(`certificate worker died with ${running.waiting.size} request(s) pending: ${why}`);
+      const error = new DevproxyError('DEVPROXY_ERR_INTERNAL', `the certificate worker stopped before answering (${why}); the next request starts a new one`, {
+        cause: failure,
+      });
+      for (const waiter of running.waiting.values()) waiter.reject(error);
+      running.waiting.clear();
+    };
+    child.on('message', (response: MintResponse) => {
       const waiter = running.waiting.get(response.id);
       if (waiter === undefined) return;
       running.waiting.delete(response.id);
@@ -68,29 +89,19 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
       else waiter.reject(fromWireError(response.error));
       if (running.waiting.size > 0) return;
       // Idle: the worker must not keep a CLI process alive, and stops unless asked again soon.
-      running.thread.unref();
+      unrefChild(child);
       running.idleTimer = setTimeout(() => {
         idleStop = true;
         retire(running);
-        void running.thread.terminate();
+        child.kill();
       }, idleMs).unref();
     });
-    // An uncaught exception in the worker (or a script that does not load); 'exit' follows.
-    running.thread.on('error', (error) => {
+    // A process that could not be started never exits: its 'error' is its end.
+    child.on('error', (error) => {
       failure = error;
+      if (child.pid === undefined) end(error.message);
     });
-    running.thread.on('exit', (code) => {
-      retire(running);
-      if (idleStop) options.logger?.info(`certificate worker stopped after ${idleMs} ms idle`);
-      if (running.waiting.size === 0) return;
-      const why = failure?.message ?? `exit code ${code}`;
-      options.logger?.warn(`certificate worker died with ${running.waiting.size} request(s) pending: ${why}`);
-      const error = new DevproxyError('DEVPROXY_ERR_INTERNAL', `the certificate worker stopped before answering (${why}); the next request starts a new one`, {
-        cause: failure,
-      });
-      for (const waiter of running.waiting.values()) waiter.reject(error);
-      running.waiting.clear();
-    });
+    child.on('exit', (code, signal) => end(code === null ? `signal ${signal}` : `exit code ${code}`));
     options.logger?.info('certificate worker started');
     return running;
   };
@@ -99,11 +110,15 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
     current ??= start();
     const running = current;
     clearTimeout(running.idleTimer);
-    running.thread.ref();
+    running.child.ref();
+    running.child.channel?.ref();
     const id = nextId++;
     return new Promise<PemPair>((resolve, reject) => {
       running.waiting.set(id, { resolve, reject });
-      running.thread.postMessage(request(id));
+      // A worker that died meanwhile fails this request through its 'exit'.
+      running.child.send(request(id), (error) => {
+        if (error !== null) options.logger?.warn(`certificate worker: request not sent (${error.message})`);
+      });
     });
   };
 
@@ -114,7 +129,19 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
       const running = current;
       if (running === undefined) return;
       retire(running);
-      await running.thread.terminate();
+      if (running.child.exitCode !== null || running.child.signalCode !== null) return;
+      const exited = new Promise((resolve) => running.child.once('exit', resolve));
+      // An idle worker is unreferenced: without this, a process with nothing else to do would
+      // end while it waits for the worker's exit.
+      running.child.ref();
+      running.child.kill();
+      await exited;
     },
   };
+}
+
+/** Lets the process exit while the idle worker still runs (its IPC channel is a handle too). */
+function unrefChild(child: ChildProcess): void {
+  child.unref();
+  child.channel?.unref();
 }

@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,6 +31,19 @@ function minterWithLog(workerUrl?: URL): { minter: WorkerMinter; log: string[] }
 const started = (log: string[]) => log.filter((line) => line === 'info certificate worker started').length;
 const stopped = (log: string[]) => log.filter((line) => line === `info certificate worker stopped after ${IDLE_MS} ms idle`).length;
 
+/** The pids of this process's children running the worker script (read from /proc). */
+async function workerProcesses(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    const [stat, cmdline] = await Promise.all([readFile(`/proc/${entry}/stat`, 'utf8'), readFile(`/proc/${entry}/cmdline`, 'utf8')]).catch(() => ['', '']);
+    // `pid (comm) state ppid …`: the comm may hold spaces, so the fields are counted after its ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === process.pid && cmdline.includes('mint-worker.js')) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 function expectSignedBy(leaf: PemPair, ca: PemPair, name: string): void {
   const cert = new X509Certificate(leaf.certPem);
   const caCert = new X509Certificate(ca.certPem);
@@ -53,6 +67,35 @@ describe('minting in the certificate worker', () => {
     expectSignedBy(later, ca, 'ui.feature-e.localhost');
     expect(started(log)).toBe(2);
     expect(log.filter((line) => !line.startsWith('info'))).toEqual([]);
+  });
+
+  it('mints in a process of its own, which exits once idle (so what minting allocated leaves with it)', async () => {
+    const { minter, log } = minterWithLog();
+    const ca = await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+    const running = await workerProcesses();
+    expect(running).toHaveLength(1);
+    expect(running[0]).not.toBe(process.pid);
+    await waitFor(() => (stopped(log) === 1 ? true : undefined), 10_000, 'the idle worker to stop');
+    await waitFor(async () => ((await workerProcesses()).length === 0 ? true : undefined), 10_000, 'the worker process to be gone');
+    expectSignedBy(await minter.issueLeafCertificate(ca, ['api.feature-f.localhost']), ca, 'api.feature-f.localhost');
+  });
+
+  it('closes an idle worker in a process that has nothing else to do (its shutdown waits for the exit)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'devproxy-mint-close-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const script = join(dir, 'close-idle.mjs');
+    const client = new URL('../../dist/certs/mint-worker-client.js', import.meta.url);
+    await writeFile(
+      script,
+      `import { createWorkerMinter } from ${JSON.stringify(client.href)};
+const minter = createWorkerMinter({});
+await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+await minter.close();
+console.log('closed');
+`,
+    );
+    const run = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 30_000 });
+    expect({ status: run.status, stdout: run.stdout.trim() }).toEqual({ status: 0, stdout: 'closed' });
   });
 
   it('rejects with the same error class and message as minting in-process', async () => {
@@ -80,21 +123,19 @@ describe('minting in the certificate worker', () => {
   });
 
   it('fails the pending requests of a worker that dies with a clear error, and starts a new one for the next', async () => {
-    // The real worker, and a listener that kills the thread when asked for `crash.localhost`.
-    // (Imported statically: the worker's listener must be attached before the port starts.)
+    // The real worker, and a listener that ends the process when asked for `crash.localhost`.
     const dir = await mkdtemp(join(tmpdir(), 'devproxy-mint-crash-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const crashing = join(dir, 'crashing-worker.mjs');
     await writeFile(
       crashing,
-      `import { parentPort } from 'node:worker_threads';
-import ${JSON.stringify(WORKER.href)};
-parentPort.on('message', (request) => { if (request.names?.includes('crash.localhost')) process.exit(3); });
+      `import ${JSON.stringify(WORKER.href)};
+process.on('message', (request) => { if (request.names?.includes('crash.localhost')) process.exit(3); });
 `,
     );
     const { minter, log } = minterWithLog(pathToFileURL(crashing));
     const ca = await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
-    // Messages arrive in order: the thread dies on the first, before it can answer the second.
+    // Messages arrive in order: the process dies on the first, before it can answer the second.
     const results = await Promise.allSettled([minter.issueLeafCertificate(ca, ['crash.localhost']), minter.issueLeafCertificate(ca, ['api.feature-x.localhost'])]);
     const died = { code: 'DEVPROXY_ERR_INTERNAL', message: 'the certificate worker stopped before answering (exit code 3); the next request starts a new one' };
     expect(results).toMatchObject([

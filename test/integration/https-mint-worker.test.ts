@@ -10,7 +10,7 @@ import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 /**
- * A real daemon (from dist/) minting its certificates in the worker thread: new names are served
+ * A real daemon (from dist/) minting its certificates in the worker process: new names are served
  * over HTTPS with leaves the client verifies against the daemon's CA, and the worker stops once
  * idle (the daemon log says so) and starts again for the next new name.
  */
@@ -76,7 +76,7 @@ afterAll(async () => {
   await rm(home, { recursive: true, force: true });
 });
 
-describe('the daemon mints its certificates in a worker thread', () => {
+describe('the daemon mints its certificates in a worker process', () => {
   it('serves HTTPS for new names with leaves signed by its CA, and the worker stops once idle', async () => {
     // The HTTPS listener's localhost leaf (and the CA before it) were minted at start.
     expect(await daemonLog()).toContain('created the devproxy CA');

@@ -21,7 +21,7 @@ const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/i
  */
 const NEVER_IN_DAEMON = ['dockerode', 'docker-modem', 'fastify', 'chokidar'];
 
-/** The minting code: the daemon runs it in a short-lived worker thread (`certs/mint-worker-client.ts`). */
+/** The minting code: the daemon runs it in a short-lived worker process (`certs/mint-worker-client.ts`). */
 const ONLY_IN_THE_MINT_WORKER = ['@peculiar/x509', 'reflect-metadata'];
 
 describe('what the daemon loads at start', () => {
