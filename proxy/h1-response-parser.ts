@@ -256,7 +256,10 @@ export class H1ResponseParser {
       chunked = true;
     }
     const bodiless = this.#head || code === 204 || code === 304;
-    this.keepAlive = !close && (http11 || keepAliveToken) && (bodiless || chunked || length !== -1);
+    // A 204 or 304 that declares a body may send it anyway, after the socket went to the next
+    // request: such a socket is closed, not reused.
+    const declaresBody = !this.#head && bodiless && (chunked || length > 0);
+    this.keepAlive = !close && !declaresBody && (http11 || keepAliveToken) && (bodiless || chunked || length !== -1);
     this.keepAliveSeconds = keepAliveSeconds;
     if (bodiless || length === 0) this.#state = DONE;
     else if (chunked) this.#state = CHUNK_SIZE;

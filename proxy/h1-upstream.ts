@@ -47,8 +47,12 @@ const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRAC
 
 /** A field name devproxy may write: an RFC 9110 token. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** What would end a line early in a request head (smuggling), in a value or the target. */
-const LINE_BREAKING = /[\0\r\n]/;
+/**
+ * A character a header value may not hold (as node:http and undici): anything but tab, visible
+ * ASCII and 0x80–0xff. Values are written as latin1, so a character above U+00FF would keep only
+ * its low byte (U+010D a CR, U+010A a LF): refused, like every control character.
+ */
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** A request target: visible ASCII only. */
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const DIGITS = /^[0-9]{1,15}$/;
@@ -99,7 +103,7 @@ function requestHead(method: string, path: string, headers: readonly string[], h
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
     const value = headers[i + 1] as string;
-    if (!TOKEN.test(name) || LINE_BREAKING.test(value)) return upstreamError('UND_ERR_INVALID_ARG', `the request header ${JSON.stringify(name)} cannot be written in HTTP/1.1`);
+    if (!TOKEN.test(name) || INVALID_VALUE.test(value)) return upstreamError('UND_ERR_INVALID_ARG', `the request header ${JSON.stringify(name)} cannot be written in HTTP/1.1`);
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
       // One length, in digits: the body is framed by it.
       if (length !== -1 || !DIGITS.test(value)) return upstreamError('UND_ERR_INVALID_ARG', 'the request has a malformed or repeated Content-Length');
@@ -109,6 +113,9 @@ function requestHead(method: string, path: string, headers: readonly string[], h
   }
   if (hasBody) {
     if (length === -1) head += 'transfer-encoding: chunked\r\n';
+  } else if (length > 0) {
+    // A length and no body to fill it: the next request's bytes would become this one's body.
+    return upstreamError('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'the request declares a Content-Length but has no body');
   } else if (length === -1 && EXPECTS_PAYLOAD.has(method)) head += 'content-length: 0\r\n';
   return { head: `${head}\r\n`, length };
 }
@@ -135,6 +142,8 @@ class H1Request implements Dispatcher.DispatchController {
   done = false;
   #paused = false;
   #aborted = false;
+  /** onResponseError was called: it is never called twice. */
+  #errorReported = false;
   #reason: Error | null = null;
 
   constructor(
@@ -182,7 +191,26 @@ class H1Request implements Dispatcher.DispatchController {
     this.done = true;
     this.connection = undefined;
     this.detachBody(false);
-    this.handler.onResponseError?.(this, error);
+    this.#errorReported = true;
+    this.call(this.handler.onResponseError, error);
+  }
+
+  /**
+   * Runs one handler callback. Every callback runs from a socket, stream or timer event, where a
+   * throw would crash the daemon: a throw ends the request instead, reported through
+   * onResponseError as undici does (once; a throw from onResponseError itself goes nowhere).
+   */
+  call<A extends unknown[]>(callback: ((controller: H1Request, ...args: A) => void) | undefined, ...args: A): void {
+    if (callback === undefined) return;
+    try {
+      callback.call(this.handler, this, ...args);
+    } catch (error) {
+      if (!this.done) this.abort(error as Error);
+      else if (!this.#errorReported) {
+        this.#errorReported = true;
+        this.call(this.handler.onResponseError, error as Error);
+      }
+    }
   }
 
   /** May go out once more: nothing of the answer came, no body to replay, not sent twice already. */
@@ -222,6 +250,8 @@ function onBodyData(this: RequestBody, chunk: Buffer): void {
     return;
   }
   const socket = connection.socket;
+  // An empty chunk would write `0\r\n\r\n`, the end of a chunked body.
+  if (chunk.length === 0) return;
   let flowing: boolean;
   if (request.length === -1) {
     socket.cork();
@@ -309,6 +339,8 @@ class H1Connection implements ResponseSink {
     this.#trailers = undefined;
     this.#parser.expect(request.method === 'HEAD');
     this.socket.ref();
+    // Paused while it waited for a socket.
+    if (request.paused) this.pause();
     if (this.#connected) this.refreshHeadersDeadline();
     const body = request.body;
     this.socket.write(request.head, 'latin1');
@@ -433,13 +465,13 @@ class H1Connection implements ResponseSink {
       const hint = this.#parser.keepAliveSeconds;
       this.#keepAliveMs = hint < 0 ? KEEP_ALIVE_DEFAULT_MS : Math.min(hint * 1000 - KEEP_ALIVE_MARGIN_MS, KEEP_ALIVE_MAX_MS);
     }
-    request.handler.onResponseStart?.(request, status, NO_PARSED_HEADERS, reason);
+    request.call(request.handler.onResponseStart, status, NO_PARSED_HEADERS, reason);
   }
 
   onResponseBody(chunk: Buffer): void {
     const request = this.request as H1Request;
     if (this.deadline !== Number.POSITIVE_INFINITY) this.deadline = Date.now() + this.pool.options.bodyTimeoutMs;
-    request.handler.onResponseData?.(request, chunk);
+    request.call(request.handler.onResponseData, chunk);
   }
 
   onResponseComplete(trailers: string[]): void {
@@ -461,7 +493,7 @@ class H1Connection implements ResponseSink {
     if (request.paused) this.socket.resume();
     if (this.#parser.keepAlive && request.written && !extraBytes && this.#keepAliveMs > 0) this.pool.release(this);
     else this.socket.destroy();
-    request.handler.onResponseEnd?.(request, trailers.length === 0 ? NO_PARSED_HEADERS : trailerObject(trailers));
+    request.call(request.handler.onResponseEnd, trailers.length === 0 ? NO_PARSED_HEADERS : trailerObject(trailers));
   }
 
   /** Parks the socket: no request, closed after its keep-alive time. */
@@ -495,6 +527,8 @@ export class H1Pool {
   readonly #tickMs: number;
   #ticker: NodeJS.Timeout | undefined;
   #closing = false;
+  /** Settled when the last socket closes: every close() and destroy() waits on it. */
+  #drained: Promise<void> | undefined;
   #onDrained: (() => void) | undefined;
 
   constructor(
@@ -523,7 +557,7 @@ export class H1Pool {
     }
     request.head = head.head;
     request.length = head.length;
-    handler.onRequestStart?.(request, {});
+    request.call(handler.onRequestStart, {});
     if (!request.done) this.assign(request);
     return true;
   }
@@ -567,6 +601,8 @@ export class H1Pool {
       clearInterval(this.#ticker);
       this.#ticker = undefined;
       this.#onDrained?.();
+      this.#onDrained = undefined;
+      this.#drained = undefined;
     }
   }
 
@@ -574,19 +610,22 @@ export class H1Pool {
   close(): Promise<void> {
     this.#closing = true;
     for (const connection of this.#idle.splice(0)) connection.socket.destroy();
-    if (this.#connections.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#onDrained = resolve;
-    });
+    return this.#whenDrained();
   }
 
   /** Closes every socket now; requests under way fail. */
   destroy(): Promise<void> {
     this.#closing = true;
-    const closed = this.#connections.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (this.#onDrained = resolve));
+    const closed = this.#whenDrained();
     for (const request of this.#queue.splice(0)) request.fail(upstreamError('UND_ERR_DESTROYED', 'the upstream pool was destroyed'));
     for (const connection of this.#connections) connection.fail(upstreamError('UND_ERR_DESTROYED', 'the upstream pool was destroyed'));
     return closed;
+  }
+
+  #whenDrained(): Promise<void> {
+    if (this.#connections.size === 0) return Promise.resolve();
+    this.#drained ??= new Promise<void>((resolve) => (this.#onDrained = resolve));
+    return this.#drained;
   }
 
   #open(): H1Connection {
