@@ -1,5 +1,5 @@
 import { createServer, type Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { H1Pool } from '../../proxy/h1-upstream.js';
@@ -314,5 +314,251 @@ describe('H1Pool: request bodies and bounds', () => {
     }
     for (const answer of answers) expect(await answer).toMatchObject({ how: 'end', body: 'ok' });
     expect(up.sockets).toHaveLength(2);
+  });
+});
+
+/** A TCP upstream handed each accepted socket as it is; closed after the test. */
+async function tcpUpstream(onConnection: (socket: Socket) => void): Promise<string> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+/** Rejects when `promise` has not settled within `ms`: a hang fails the test instead of stalling it. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)));
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+type Callback = 'onRequestStart' | 'onResponseStart' | 'onResponseData' | 'onResponseEnd' | 'onResponseError';
+
+/** Sends a GET whose handler throws from `thrower`; resolves with the callbacks it saw, in order, once it is over. */
+function sendThrowing(pool: H1Pool, thrower: Callback): Promise<{ calls: Callback[]; error?: Error }> {
+  const calls: Callback[] = [];
+  const out: { calls: Callback[]; error?: Error } = { calls };
+  return within(
+    new Promise((resolve) => {
+      const called = (name: Callback): void => {
+        calls.push(name);
+        if (name === thrower) throw new Error(`thrown by ${name}`);
+      };
+      pool.dispatch({ method: 'GET', path: '/', headers: ['host', 'a'] } as Dispatcher.DispatchOptions, {
+        onRequestStart: () => called('onRequestStart'),
+        onResponseStart: () => called('onResponseStart'),
+        onResponseData: () => called('onResponseData'),
+        onResponseEnd: () => {
+          if (thrower !== 'onResponseEnd') resolve(out);
+          called('onResponseEnd');
+        },
+        onResponseError: (_c, error) => {
+          out.error = error;
+          resolve(out);
+          called('onResponseError');
+        },
+      });
+    }),
+    5_000,
+    'the request',
+  );
+}
+
+describe('H1Pool: handler callbacks that throw', () => {
+  it('reports a throw from any callback through onResponseError, once, instead of crashing the process; the pool goes on', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    for (const thrower of ['onRequestStart', 'onResponseStart', 'onResponseData', 'onResponseEnd'] as const) {
+      const out = await sendThrowing(p, thrower);
+      expect(out.calls.at(-1)).toBe('onResponseError');
+      expect(out.calls.filter((c) => c === 'onResponseError')).toHaveLength(1);
+      expect(out.error?.message).toBe(`thrown by ${thrower}`);
+      expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    }
+  });
+
+  it('swallows a throw from onResponseError reached from the deadline timer or a request body event', async () => {
+    const silent = await rawUpstream(() => {});
+    expect(await sendThrowing(pool(silent.origin, { headersTimeoutMs: 50 }), 'onResponseError')).toMatchObject({ error: { code: 'UND_ERR_HEADERS_TIMEOUT' } });
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    const body = new PassThrough();
+    const failed = new Promise<string>((resolve) =>
+      p.dispatch({ method: 'PUT', path: '/', headers: ['host', 'a', 'content-length', '3'], body } as Dispatcher.DispatchOptions, {
+        onResponseError: (_c, error) => {
+          resolve((error as NodeJS.ErrnoException).code ?? '');
+          throw error;
+        },
+      }),
+    );
+    await waitFor(() => up.sockets[0], 5_000);
+    body.end('toolong');
+    expect(await failed).toBe('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH');
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+  });
+});
+
+describe('H1Pool: what is written upstream', () => {
+  it('refuses header values with control characters or characters above U+00FF (written as latin1, U+010D would be a CR)', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    for (const value of ['a\u010d\u010aInjected: 1', 'a\u0100', 'a\x01b', 'a\x7fb', 'a\u2028']) {
+      expect(await send(p, { headers: ['host', 'a', 'x-v', value] })).toMatchObject({ how: 'error', error: 'UND_ERR_INVALID_ARG' });
+    }
+    expect(await send(p, { headers: ['host', 'a', 'x-v\u010d', 'v'] })).toMatchObject({ how: 'error', error: 'UND_ERR_INVALID_ARG' });
+    expect(await send(p, { path: '/\u010d\u010aInjected: 1' })).toMatchObject({ how: 'error', error: 'UND_ERR_INVALID_ARG' });
+    expect(await send(p, { headers: ['host', 'a', 'x-v', 'tab\there, caf\u00e9 ~'] })).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.received.join('')).not.toContain('Injected');
+    expect(up.received[0]).toContain('x-v: tab\there, caf\u00e9 ~\r\n');
+  });
+
+  it('refuses a Content-Length with no body, so the next request never becomes its body', async () => {
+    const up = await rawUpstream((s) => s.write('HTTP/1.1 401 No\r\nContent-Length: 0\r\n\r\n'));
+    const p = pool(up.origin);
+    expect(await send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', '5'] })).toMatchObject({ how: 'error', error: 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' });
+    expect(await send(p, { headers: ['host', 'a', 'x-secret', 'token'] })).toMatchObject({ how: 'end', heads: [{ status: 401 }] });
+    expect(up.received).toEqual(['GET / HTTP/1.1\r\nhost: a\r\nx-secret: token\r\n\r\n']);
+  });
+
+  it('skips an empty body chunk instead of writing the chunked body\'s end early', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    const body = Readable.from([Buffer.alloc(0), Buffer.from('hello'), Buffer.alloc(0), Buffer.from('!')]);
+    expect(await send(p, { method: 'POST', headers: ['host', 'a'], body })).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.received[0]).toBe('POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n1\r\n!\r\n0\r\n\r\n');
+  });
+
+  it('holds the upload while the upstream does not read it (back-pressure), then sends it all', async () => {
+    const TOTAL = 32 * 1024 * 1024;
+    const piece = Buffer.alloc(64 * 1024, 97);
+    let upstream: Socket | undefined;
+    let received = 0;
+    const origin = await tcpUpstream((socket) => {
+      upstream = socket;
+      socket.pause();
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received >= TOTAL) socket.write(OK);
+      });
+    });
+    let produced = 0;
+    const body = new Readable({
+      read() {
+        produced += piece.length;
+        this.push(piece);
+        if (produced >= TOTAL) this.push(null);
+      },
+    });
+    const p = pool(origin);
+    const done = send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', String(TOTAL)], body });
+    await waitFor(() => (upstream !== undefined && body.isPaused()) || undefined, 5_000, 'the upload to pause');
+    expect(produced).toBeLessThan(TOTAL);
+    upstream?.resume();
+    expect(await done).toMatchObject({ how: 'end', body: 'ok' });
+  });
+});
+
+/** An upstream answering each connection's first request with `total` bytes, written with back-pressure; `blocked` while it waits for a drain. */
+async function bigAnswerUpstream(total: number): Promise<{ origin: string; written: () => number; blocked: () => boolean }> {
+  const piece = Buffer.alloc(1024 * 1024, 97);
+  let written = 0;
+  let blocked = false;
+  const origin = await tcpUpstream((socket) =>
+    socket.once('data', () => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${total}\r\n\r\n`);
+      const pump = (): void => {
+        blocked = false;
+        while (written < total) {
+          written += piece.length;
+          if (!socket.write(piece)) {
+            blocked = true;
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    }),
+  );
+  return { origin, written: () => written, blocked: () => blocked };
+}
+
+/**
+ * Lets `count` event-loop turns pass: each turn's poll phase reads whatever a socket that is not
+ * paused has waiting, so bytes in the kernel reach a reading client within one of them.
+ */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('H1Pool: pausing the answer', () => {
+  const TOTAL = 64 * 1024 * 1024;
+
+  it('a paused answer stops reading the upstream: its writes block until the handler resumes', async () => {
+    const up = await bigAnswerUpstream(TOTAL);
+    let whilePaused = 0;
+    let paused = false;
+    let controller: Dispatcher.DispatchController | undefined;
+    const done = send(pool(up.origin), {
+      headers: ['host', 'a'],
+      onData: (c) => {
+        if (paused) whilePaused++;
+        else if (controller === undefined) {
+          controller = c;
+          paused = true;
+          c.pause();
+        }
+      },
+    });
+    // The upstream blocks once the kernel buffers between the two are full; a client still reading
+    // them would get more data within the next turns.
+    await waitFor(() => (controller !== undefined && up.blocked()) || undefined, 10_000, 'the pause and a blocked upstream');
+    await turns(20);
+    expect(whilePaused).toBe(0);
+    expect(up.written()).toBeLessThan(TOTAL);
+    paused = false;
+    controller?.resume();
+    const out = await within(done, 10_000, 'the resumed answer');
+    expect(out).toMatchObject({ how: 'end' });
+    expect(out.body.length).toBe(TOTAL);
+  });
+
+  it('a pause asked before the request has a socket (in onRequestStart) holds the answer until resumed', async () => {
+    const up = await bigAnswerUpstream(TOTAL);
+    let controller: Dispatcher.DispatchController | undefined;
+    let delivered = 0;
+    const done = send(pool(up.origin), {
+      headers: ['host', 'a'],
+      onStart: (c) => {
+        controller = c;
+        c.pause();
+      },
+      onData: () => void delivered++,
+    });
+    await waitFor(() => up.blocked() || undefined, 10_000, 'a blocked upstream');
+    await turns(20);
+    expect(delivered).toBe(0);
+    controller?.resume();
+    const out = await within(done, 10_000, 'the resumed answer');
+    expect(out.body.length).toBe(TOTAL);
+  });
+
+  it('a socket whose answer ended while paused serves the next request (it is resumed as it goes back to the pool)', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin, { headersTimeoutMs: 2_000 });
+    expect(await send(p, { onData: (c) => c.pause() })).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(1);
   });
 });
