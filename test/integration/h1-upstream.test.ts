@@ -562,3 +562,107 @@ describe('H1Pool: pausing the answer', () => {
     expect(up.sockets).toHaveLength(1);
   });
 });
+
+describe('H1Pool: reuse, retries and deadlines', () => {
+  it('never sends a PUT again after its body went out on a socket the upstream then closed', async () => {
+    const up = await rawUpstream((s, index) => (index === 0 ? s.write(OK) : s.destroy()));
+    const p = pool(up.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    const body = new PassThrough();
+    const done = send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', '5'], body });
+    body.end('hello');
+    expect(await done).toMatchObject({ how: 'error', error: 'UND_ERR_SOCKET' });
+    expect(up.sockets).toHaveLength(1);
+  });
+
+  it('maps a connect that does not finish in time to UND_ERR_CONNECT_TIMEOUT', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const done = send(pool(up.origin, { connectTimeoutMs: 1 }));
+    // Hold the event loop past the deadline tick: the next turn runs timers before it polls the
+    // socket, so the connect is still pending when the deadline is checked.
+    const until = Date.now() + 30;
+    while (Date.now() < until);
+    expect(await done).toMatchObject({ how: 'error', error: 'UND_ERR_CONNECT_TIMEOUT' });
+  });
+
+  it('an aborted queued request never reaches the upstream and the queue goes on', async () => {
+    const held: Socket[] = [];
+    const up = await rawUpstream((s) => held.push(s));
+    const p = pool(up.origin, { connections: 1 });
+    const first = send(p);
+    await waitFor(() => held[0], 5_000);
+    const queued = send(p, { headers: ['host', 'a', 'x-which', 'queued'], onStart: (c) => queueMicrotask(() => c.abort(Object.assign(new Error('gone'), { code: 'DEVPROXY_CLIENT_ABORTED' }))) });
+    expect(await queued).toMatchObject({ how: 'error', error: 'DEVPROXY_CLIENT_ABORTED' });
+    const third = send(p);
+    held[0]?.write(OK);
+    await waitFor(() => held[1], 5_000);
+    held[1]?.write(OK);
+    expect(await first).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await third).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.received.join('')).not.toContain('queued');
+    expect(up.sockets).toHaveLength(1);
+  });
+
+  it('an answer before the upload ended drains the rest of the body and closes that socket', async () => {
+    const up = await rawUpstream((s) => s.write(OK));
+    const p = pool(up.origin);
+    const body = new PassThrough();
+    const done = send(p, { method: 'PUT', headers: ['host', 'a', 'content-length', '10'], body });
+    body.write('hello');
+    await waitFor(() => up.received[0]?.endsWith('hello') || undefined, 5_000);
+    up.sockets[0]?.write('HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n');
+    expect(await done).toMatchObject({ how: 'end', heads: [{ status: 413 }] });
+    const drained = new Promise((resolve) => body.once('end', resolve));
+    body.end('world');
+    await within(drained, 5_000, 'the rest of the upload');
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(up.sockets).toHaveLength(2);
+    expect(up.received[0]).not.toContain('world');
+  });
+
+  it('closes an idle socket after the Keep-Alive timeout hint less the margin; a hint within the margin is not reused', async () => {
+    const soon = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=3\r\nContent-Length: 2\r\n\r\nok'));
+    expect(await send(pool(soon.origin, { connectTimeoutMs: 100 }))).toMatchObject({ how: 'end', body: 'ok' });
+    await waitFor(() => soon.sockets[0]?.readableEnded || undefined, 5_000, 'the idle socket to close');
+    const now = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\nok'));
+    const p = pool(now.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(now.sockets).toHaveLength(2);
+  });
+
+  it('reuses the socket after a 204 or 304, and closes it when that answer declares a body it may send late', async () => {
+    const plain = await rawUpstream((s, index) => s.write(index === 0 ? 'HTTP/1.1 204 No Content\r\n\r\n' : index === 1 ? 'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\n\r\n' : OK));
+    const p = pool(plain.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: '', heads: [{ status: 204 }] });
+    expect(await send(p)).toMatchObject({ how: 'end', body: '', heads: [{ status: 304 }] });
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    expect(plain.sockets).toHaveLength(1);
+    for (const head of ['HTTP/1.1 204 No Content\r\nContent-Length: 6\r\n\r\n', 'HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n']) {
+      // The late "body" is a whole forged answer: it must never reach the next request.
+      const late = await rawUpstream((s, index, _r, connection) => s.write(connection > 0 ? OK : index === 0 ? head : 'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged'));
+      const q = pool(late.origin);
+      expect(await send(q)).toMatchObject({ how: 'end', body: '' });
+      expect(await send(q)).toMatchObject({ how: 'end', body: 'ok' });
+      expect(late.sockets).toHaveLength(2);
+    }
+  });
+
+  it('relays repeated trailer names as an array', async () => {
+    const up = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\nServer-Timing: a\r\nx-t: 2\r\n\r\n'));
+    expect(await send(pool(up.origin))).toMatchObject({ how: 'end', body: 'ok', trailers: { 'x-t': ['1', '2'], 'server-timing': 'a' } });
+  });
+
+  it('close() called twice and destroy() after close() all settle once the sockets are gone', async () => {
+    const held: Socket[] = [];
+    const up = await rawUpstream((s) => held.push(s));
+    const p = pool(up.origin);
+    const answer = send(p);
+    await waitFor(() => held[0], 5_000);
+    const first = p.close();
+    const second = p.close();
+    const destroyed = p.destroy();
+    await within(Promise.all([first, second, destroyed]), 5_000, 'close and destroy');
+    expect(await answer).toMatchObject({ how: 'error', error: 'UND_ERR_DESTROYED' });
+  });
+});
