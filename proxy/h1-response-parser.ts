@@ -71,6 +71,8 @@ export class H1ResponseParser {
   keepAlive = false;
   /** The upstream's `Keep-Alive: timeout=<s>` hint, or -1. */
   keepAliveSeconds = -1;
+  /** A 204 or 304 whose head announced a body (a nonzero Content-Length, or chunked) it must not have. */
+  bodyDeclared = false;
   /** Bytes of the current response seen so far (0: the upstream has not answered yet). */
   bytesSeen = 0;
 
@@ -85,6 +87,7 @@ export class H1ResponseParser {
     this.#trailers = NO_TRAILERS;
     this.keepAlive = false;
     this.keepAliveSeconds = -1;
+    this.bodyDeclared = false;
     this.bytesSeen = 0;
   }
 
@@ -256,10 +259,8 @@ export class H1ResponseParser {
       chunked = true;
     }
     const bodiless = this.#head || code === 204 || code === 304;
-    // A 204 or 304 that declares a body may send it anyway, after the socket went to the next
-    // request: such a socket is closed, not reused.
-    const declaresBody = !this.#head && bodiless && (chunked || length > 0);
-    this.keepAlive = !close && !declaresBody && (http11 || keepAliveToken) && (bodiless || chunked || length !== -1);
+    this.bodyDeclared = !this.#head && bodiless && (chunked || length > 0);
+    this.keepAlive = !close && (http11 || keepAliveToken) && (bodiless || chunked || length !== -1);
     this.keepAliveSeconds = keepAliveSeconds;
     if (bodiless || length === 0) this.#state = DONE;
     else if (chunked) this.#state = CHUNK_SIZE;
