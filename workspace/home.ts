@@ -79,8 +79,9 @@ function exitedUnreaped(pid: number): boolean {
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
   } catch (error) {
-    // Reaped between the probe and the read; without /proc nothing more is known.
-    return (error as NodeJS.ErrnoException).code === 'ENOENT' && process.platform === 'linux';
+    // Unreadable (no /proc, another pid namespace, hidepid) or reaped since the probe: not known
+    // to have exited, and taking a live daemon for dead would start a second one.
+    return false;
   }
   // The state follows the command name, which is in parentheses and may hold any character.
   const state = stat[stat.lastIndexOf(')') + 2];

@@ -245,7 +245,9 @@ export class Workspace {
         if (approach) {
           this.homeApproachDir = approach.dir.path;
           this.homeApproach = await this.ensureWatch(this.homeApproach, approach.dir.path, wanted, (name) => {
-            if (name === approach.name) this.homeRemade();
+            // The folder's own name: it was deleted too (`rm -rf` deletes the home first), so the
+            // approach moves up to the folder that still stands.
+            if (name === approach.name || name === basename(approach.dir.path)) this.homeRemade();
           });
         }
         this.homeWatch = await watchItself(true);

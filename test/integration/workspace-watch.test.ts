@@ -1,6 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, watch, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -381,6 +381,37 @@ describe('watching directories', () => {
     }
   });
 
+  it('follows $DEVPROXY_HOME made again after its parent folder was deleted after it (rm -rf of the parent)', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
+    const parent = join(base, 'p');
+    const home = join(parent, 'home');
+    await mkdir(home, { recursive: true });
+    const repo = await createTempRepo({ 'devproxy.yaml': 'name: contoso\nservices:\n  ui: { local: { port: 3000 }, remote: https://ui-dev.example.com }\nprofiles:\n  minimal: [ui]\ndefault: minimal\n' });
+    await updateRepos(home, () => [repo.main]);
+    const ws = new Workspace({ home });
+    const baseWatch = watch(base);
+    try {
+      await ws.start();
+      const has = () => ws.getTable().routes.has('ui.contoso.localhost');
+      expect(has()).toBe(true);
+      await rm(home, { recursive: true });
+      // Unrouted once the home is found missing, by which time its parent is watched for it.
+      await waitFor(() => (!has() ? true : undefined), 5_000, 'the home deleted');
+      const parentGone = new Promise<void>((resolve) => baseWatch.on('change', (_type, name) => name === 'p' && resolve()));
+      await rm(parent, { recursive: true });
+      await parentGone;
+      await new Promise((resolve) => setImmediate(resolve));
+      await mkdir(home, { recursive: true });
+      await updateRepos(home, () => [repo.main]);
+      await waitFor(() => (has() ? true : undefined), 5_000, 'the home made again under a parent made again');
+    } finally {
+      baseWatch.close();
+      await ws.close();
+      await repo.cleanup();
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
   it('follows $DEVPROXY_HOME deleted and made again (rm -rf ~/.devproxy, then devproxy init)', async () => {
     await startWith();
     const link = join(await mkdtemp(join(tmpdir(), 'devproxy-home-link-')), 'home');
@@ -444,7 +475,7 @@ describe('watching directories', () => {
     let closeAt = 0;
     const hook = createHook({
       init(_id, type) {
-        if (type === 'FSEVENTWRAP' && ++opened === closeAt && (console.log('HOOK', closeAt, new Error().stack?.split('\n').filter((l) => l.includes('watcher.ts')).slice(0, 2).join(' / ')), true)) queueMicrotask(() => void workspace.close());
+        if (type === 'FSEVENTWRAP' && ++opened === closeAt) queueMicrotask(() => void workspace.close());
       },
     });
     hook.enable();

@@ -7,7 +7,7 @@ import { reachablePackages, staticPackages } from '../helpers/static-imports.js'
  * - `undici`: its index also loads fetch, WebSocket, caches and mocks; the proxy loads Pool's own module,
  *   and only for the first remote route (local upstreams go through `proxy/h1-upstream.ts`).
  * - `simple-git`: the daemon reads the worktree list with one `git` call; the CLI's `new`/`rm` keep it.
- * - `@peculiar/x509`: only in the worker thread that mints a CA or leaf; `@azure/identity`: only for
+ * - `@peculiar/x509`: only in the worker process that mints a CA or leaf; `@azure/identity`: only for
  *   a remote with Entra ID auth.
  */
 const NOT_AT_DAEMON_START = ['undici', 'simple-git', '@peculiar/x509', '@azure/identity'];
