@@ -111,7 +111,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     private readonly plan: ExchangePlan,
   ) {
     res[kForward] = this;
-    res.on('close', onClientClose);
+    (res as ServerResponse).on('close', onClientClose);
     if (plan.wake !== undefined) this.#startedAt = Date.now();
     this.#begun = exchangeStart(core.options.requestLog);
     this.#client = clientConnectionOf(req);
@@ -193,7 +193,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       controller.pause();
       if (!this.#awaitsDrain) {
         this.#awaitsDrain = true;
-        this.res.on('drain', onClientDrain);
+        (this.res as ServerResponse).on('drain', onClientDrain);
       }
     }
   }
@@ -213,7 +213,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     this.#release();
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (Object.keys(trailers).length > 0) this.res.addTrailers(trailers);
-    this.res.end();
+    (this.res as ServerResponse).end();
     recordExchange(this.core.options.requestLog, this.req, this.plan.route, this.plan.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
   }
 
@@ -347,14 +347,16 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
     exchange.onResponseError(undefined, error as Error);
     return;
   }
-  const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: hasBody(req) ? (req as IncomingMessage) : null };
+  // Only node's requests carry a body: the front serves bodiless ones alone.
+  const body = hasBody(req) ? (req as IncomingMessage | Http2ServerRequest) : null;
+  const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: body as IncomingMessage | null };
   // undici closes the connection after every HEAD (against servers that send a body anyway), so
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
   // (Azure front ends, Node, dev servers) frame HEAD answers correctly. (The local client keeps
   // the connection after a well-framed HEAD answer by itself.)
   if (request.method === 'HEAD') request.reset = false;
   // A long body's 64 KiB socket buffers are freed only by a collection: see body-gc-pacer.ts.
-  if (request.body) paceLongBody(req);
+  if (body !== null) paceLongBody(body);
   // The pools send only origin-form (and undici absolute-form) targets; `OPTIONS *` goes out by node:http.
   exchange.start(plan.path === '*' ? new AsteriskDispatcher(core, plan.target) : pool, request);
 }

@@ -6,6 +6,7 @@
  * coding other than `chunked`, a malformed chunk size) is an error, and the caller drops the
  * connection. Error codes are llhttp's (`HPE_*`), the ones undici reported for the same faults.
  */
+import { CRLF_CRLF, DIGITS, FIELD_LINE } from './h1-grammar.js';
 
 /** Longest response head (status line and header fields, and a chunked body's trailer section), as node:http's default. */
 export const MAX_HEAD_BYTES = 16 * 1024;
@@ -41,16 +42,12 @@ const TRAILERS = 5;
 const UNTIL_CLOSE = 6;
 const DONE = 7;
 
-const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
 const NO_TRAILERS: string[] = [];
 
 /** `HTTP/1.x SP 3DIGIT [SP reason]`; the reason is any visible bytes, spaces and tabs. */
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9]{2})(?: ([^\0-\x08\x0a-\x1f\x7f]*))?$/;
-/** `token ":" OWS value OWS`: no space before the colon, no control byte but HTAB in the value. */
-const FIELD_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\0-\x08\x0a-\x1f\x7f]*?)[ \t]*$/;
 /** `1*HEXDIG [BWS ";" extension…]` without its CRLF. */
 const CHUNK_SIZE_LINE = /^([0-9A-Fa-f]{1,13})(?:[ \t]*;[^\0-\x08\x0a-\x1f\x7f]*)?$/;
-const DIGITS = /^[0-9]{1,15}$/;
 const KEEP_ALIVE_TIMEOUT = /(?:^|[,;\s])timeout\s*=\s*([0-9]{1,9})/i;
 
 /**

@@ -17,6 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { DIGITS, INVALID_VALUE, TOKEN } from './h1-grammar.js';
 import { H1ResponseParser, type ResponseSink } from './h1-response-parser.js';
 
 /** Settings of one pool; all times in milliseconds. */
@@ -45,17 +46,8 @@ const EXPECTS_PAYLOAD: ReadonlySet<string> = new Set(['PUT', 'POST', 'PATCH', 'Q
 /** Idempotent methods (RFC 9110 §9.2.2): sent again once, without a body, when a reused socket was stale. */
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** A field name devproxy may write: an RFC 9110 token. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/**
- * A character a header value may not hold (as node:http and undici): anything but tab, visible
- * ASCII and 0x80–0xff. Values are written as latin1, so a character above U+00FF would keep only
- * its low byte (U+010D a CR, U+010A a LF): refused, like every control character.
- */
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** A request target: visible ASCII only. */
 const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
-const DIGITS = /^[0-9]{1,15}$/;
 
 /** The exchange reads `controller.rawHeaders`; this path builds no parsed header object. */
 const NO_PARSED_HEADERS: IncomingHttpHeaders = Object.freeze({}) as IncomingHttpHeaders;

@@ -5,7 +5,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ConnectionBudget } from './connection-limits.js';
+import { KEEP_ALIVE_TIMEOUT_MS, type ConnectionBudget } from './connection-limits.js';
+import { takeOverConnections, type H1Front } from './h1-front.js';
 import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
 import type { ProxyHandler } from './types.js';
 
@@ -71,8 +72,12 @@ interface Accepted {
  * ended at once: a tunnel has no end of its own to wait for, and `server.close()` would
  * otherwise wait for it forever (node counts upgraded sockets as open connections).
  */
-function drainServer(server: http.Server, accepted: Accepted, drainMs: number): Promise<void> {
+function drainServer(server: http.Server, front: H1Front, accepted: Accepted, drainMs: number): Promise<void> {
   const { sockets, upgraded } = accepted;
+  const closeIdle = (): void => {
+    server.closeIdleConnections();
+    front.closeIdle();
+  };
   return new Promise((resolve) => {
     let poll: NodeJS.Timeout | undefined;
     let cut: NodeJS.Timeout | undefined;
@@ -82,8 +87,8 @@ function drainServer(server: http.Server, accepted: Accepted, drainMs: number): 
       resolve();
     });
     for (const socket of upgraded) socket.end();
-    server.closeIdleConnections();
-    poll = setInterval(() => server.closeIdleConnections(), DRAIN_POLL_MS);
+    closeIdle();
+    poll = setInterval(closeIdle, DRAIN_POLL_MS);
     cut = setTimeout(() => {
       clearInterval(poll);
       server.closeAllConnections();
@@ -102,6 +107,7 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const drainMs = opts.drainTimeoutMs ?? DRAIN_TIMEOUT_MS;
   const accepted: Accepted = { sockets: new Set(), upgraded: new Set() };
+  const fronts = new Map<http.Server, H1Front>();
   const create = (): http.Server => {
     const server = http.createServer(http1Timeouts(headersTimeout));
     admitWithin(server, opts.connectionBudget);
@@ -121,21 +127,28 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
       clearSocketTimeout(req);
       handler.handleRequest(req, res);
     });
+    // Most requests are served by devproxy's own front; it hands node:http the rest.
+    const front = takeOverConnections(server, handler, KEEP_ALIVE_TIMEOUT_MS);
+    fronts.set(server, front);
     serveUpgrades(
       server,
       handler,
-      (socket) => server.emit('connection', socket),
+      (socket) => {
+        // An Upgrade put back without it is parsed again by node, under the first-request timeout.
+        (socket as Socket).setTimeout(headersTimeout);
+        front.handToNode(socket as Socket);
+      },
       (socket) => accepted.upgraded.add(socket),
     );
     server.on('clientError', onClientError);
     return server;
   };
-  const { servers, port } = await listenOnHosts({ hosts: opts.hosts, port: opts.port, create, discard: (server) => drainServer(server, accepted, 0) });
+  const { servers, port } = await listenOnHosts({ hosts: opts.hosts, port: opts.port, create, discard: (server) => drainServer(server, fronts.get(server) as H1Front, accepted, 0) });
   return {
     port,
     addresses: servers.map((server) => (server.address() as AddressInfo).address),
     async close() {
-      await Promise.all(servers.map((server) => drainServer(server, accepted, drainMs)));
+      await Promise.all(servers.map((server) => drainServer(server, fronts.get(server) as H1Front, accepted, drainMs)));
     },
   };
 }

@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import type { Route } from '../router/types.js';
+import type { FrontResponse } from './h1-front.js';
 import { preflightHeaders, withCorsHeaders, type Preflight } from './cors.js';
 import { renderErrorPage, wantsHtml } from './error-pages.js';
 import { ERROR_CODE_HEADER, ROUTE_HEADER } from './forward-headers.js';
@@ -13,7 +14,7 @@ import { recordExchange, type RecordedRoute } from './request-log.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
 /** The response of either listener. */
-export type ClientResponse = ServerResponse | Http2ServerResponse;
+export type ClientResponse = ServerResponse | Http2ServerResponse | FrontResponse;
 
 /**
  * Answers with `body` (JSON or HTML), the flat `extra` headers (the waking page's `retry-after`),
@@ -65,7 +66,6 @@ export function sendError(core: ProxyCore, req: ClientRequest, res: ClientRespon
  */
 export function sendPreflight(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, origin: string, preflight: Preflight, mode: 'local' | 'remote', answeredBy: RecordedRoute, begun = 0): void {
   const answer = preflightHeaders(origin, preflight.method, preflight.headers, mode);
-  (res as ServerResponse).writeHead(204, answer);
-  res.end();
+  (res as ServerResponse).writeHead(204, answer).end();
   recordExchange(core.options.requestLog, req, route, answeredBy, 204, 0, answer, begun);
 }

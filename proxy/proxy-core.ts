@@ -7,6 +7,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Route } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
+import type { FrontRequest } from './h1-front.js';
 import type { RemoteHopHeaders } from './remote-hop.js';
 import type { StableOrigin } from './response-rewrite.js';
 import type { Logger } from '../logger.js';
@@ -27,7 +28,7 @@ export interface ProxyHandlerOptions extends ProxyOptions {
 }
 
 /** A request of either listener. */
-export type ClientRequest = IncomingMessage | Http2ServerRequest;
+export type ClientRequest = IncomingMessage | Http2ServerRequest | FrontRequest;
 
 /** Internal state shared by the request path and the WebSocket path. */
 export interface ProxyCore {

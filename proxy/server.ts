@@ -229,8 +229,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       if (outcome.kind === 'route' && !context.https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
         // 308 keeps the method and body, so a form POST survives the redirect too.
         const headers = ['location', `https://${outcome.host}:${core.options.httpsPort}${context.url}`, 'content-length', '0'];
-        (res as ServerResponse).writeHead(308, headers);
-        res.end();
+        (res as ServerResponse).writeHead(308, headers).end();
         req.resume();
         recordExchange(core.options.requestLog, req, outcome.route, 'devproxy', 308, 0, headers, 0);
       } else if (outcome.kind === 'route') {

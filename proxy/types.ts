@@ -1,8 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { IncomingMessage } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { RoutingTable } from '../router/types.js';
+import type { ClientResponse } from './own-answers.js';
+import type { ClientRequest } from './proxy-core.js';
 import type { RequestLog } from './request-log.js';
 
 export interface ProxyOptions {
@@ -23,7 +25,7 @@ export interface ProxyOptions {
 
 /** The request handler shared by the HTTP/1.1 and HTTP/2 listeners. */
 export interface ProxyHandler {
-  handleRequest(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): void;
+  handleRequest(req: ClientRequest, res: ClientResponse): void;
   /** HTTP/1.1 `upgrade` event (WebSocket). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
   /** HTTP/2 extended CONNECT with `:protocol websocket` (RFC 8441): a WebSocket on one h2 stream. */
