@@ -21,6 +21,15 @@ import { fromWireError, type MintRequest, type MintResponse } from './mint-messa
 /** How long an idle worker waits for another request before it stops. */
 export const MINT_WORKER_IDLE_MS = 3_000;
 
+/**
+ * The only variables of the daemon's environment the worker gets, when set. Minting reads none; the
+ * daemon's environment holds NODE_OPTIONS (which would load code into the worker or change its
+ * heap) and the tokens of remote hops' auth, which the worker has no use for. `SystemRoot` is there
+ * because Windows' node cannot seed its random generator without it. fork adds the IPC channel's
+ * own variables.
+ */
+const MINT_WORKER_ENV_NAMES: readonly string[] = ['SystemRoot'];
+
 export interface WorkerMinterOptions {
   /** The worker's script, run by this Node binary. Default: the built `certs/mint-worker.js` ({@link builtScriptUrl}). */
   workerUrl?: URL;
@@ -61,9 +70,15 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
   };
 
   const start = (): Running => {
-    // No inherited flags (the daemon's heap settings, a test runner's loaders): the worker is
-    // plain node running one script; stderr stays the daemon's, so a crash's trace reaches its log.
-    const child = fork(fileURLToPath(workerUrl), [], { execArgv: [], serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    // No inherited flags (the daemon's heap settings, a test runner's loaders) nor environment: the
+    // worker is plain node running one script; stderr stays the daemon's, so a crash's trace
+    // reaches its log.
+    const child = fork(fileURLToPath(workerUrl), [], {
+      execArgv: [],
+      env: workerEnv(process.env),
+      serialization: 'advanced',
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
     const running: Running = { child, waiting: new Map() };
     let idleStop = false;
     let failure: Error | undefined;
@@ -144,4 +159,9 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
 function unrefChild(child: ChildProcess): void {
   child.unref();
   child.channel?.unref();
+}
+
+/** The worker's environment: the {@link MINT_WORKER_ENV_NAMES} that `env` sets, nothing else. */
+function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(MINT_WORKER_ENV_NAMES.flatMap((name) => (env[name] === undefined ? [] : [[name, env[name]]])));
 }

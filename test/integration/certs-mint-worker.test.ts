@@ -80,6 +80,29 @@ describe('minting in the certificate worker', () => {
     expectSignedBy(await minter.issueLeafCertificate(ca, ['api.feature-f.localhost']), ca, 'api.feature-f.localhost');
   });
 
+  it("starts the worker with none of the daemon's environment: no NODE_OPTIONS, no secrets of remote hops", async () => {
+    // The daemon's environment as a user's shell may give it: a token a remote hop's auth reads, and
+    // NODE_OPTIONS, which would load code into the worker or change its heap.
+    const set = { DEVPROXY_TEST_REMOTE_TOKEN: 'secret-token-value', NODE_OPTIONS: '--max-old-space-size=64' };
+    const saved = Object.fromEntries(Object.keys(set).map((name) => [name, process.env[name]]));
+    Object.assign(process.env, set);
+    cleanups.push(async () => {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    });
+    // Idle long enough for the worker to be read from /proc before it stops.
+    const minter = createWorkerMinter({ idleMs: 60_000 });
+    cleanups.push(() => minter.close());
+    await minter.createCertificateAuthority({ commonName: 'devproxy worker test CA' });
+    const [pid, ...others] = await workerProcesses();
+    expect(others).toEqual([]);
+    const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0').filter(Boolean);
+    // Only what fork adds for the IPC channel itself.
+    expect(environ.map((variable) => variable.slice(0, variable.indexOf('='))).sort()).toEqual(['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE']);
+  });
+
   it('closes an idle worker in a process that has nothing else to do (its shutdown waits for the exit)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'devproxy-mint-close-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
