@@ -130,9 +130,19 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
     const id = nextId++;
     return new Promise<PemPair>((resolve, reject) => {
       running.waiting.set(id, { resolve, reject });
-      // A worker that died meanwhile fails this request through its 'exit'.
       running.child.send(request(id), (error) => {
-        if (error !== null) options.logger?.warn(`certificate worker: request not sent (${error.message})`);
+        // Not there any more: the worker died meanwhile and its 'exit' failed this request.
+        if (error === null || !running.waiting.delete(id)) return;
+        options.logger?.warn(`certificate worker: request not sent (${error.message}), stopping the worker`);
+        reject(
+          new DevproxyError('DEVPROXY_ERR_INTERNAL', `the certificate worker could not be sent the request (${error.message}); the next request starts a new one`, {
+            cause: error,
+          }),
+        );
+        // Its channel failed, so it can answer nothing more: its exit fails what it still had
+        // pending, as a death does, and the next request starts a new worker.
+        retire(running);
+        running.child.kill();
       });
     });
   };
