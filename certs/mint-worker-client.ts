@@ -125,8 +125,7 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
     current ??= start();
     const running = current;
     clearTimeout(running.idleTimer);
-    running.child.ref();
-    running.child.channel?.ref();
+    refChild(running.child);
     const id = nextId++;
     return new Promise<PemPair>((resolve, reject) => {
       running.waiting.set(id, { resolve, reject });
@@ -165,7 +164,13 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
   };
 }
 
-/** Lets the process exit while the idle worker still runs (its IPC channel is a handle too). */
+/** Keeps the process running while the worker has requests to answer (its IPC channel is a handle too). */
+function refChild(child: ChildProcess): void {
+  child.ref();
+  child.channel?.ref();
+}
+
+/** Lets the process exit while the idle worker still runs: the undoing of {@link refChild}. */
 function unrefChild(child: ChildProcess): void {
   child.unref();
   child.channel?.unref();
