@@ -53,6 +53,13 @@ export interface DirApproach {
   dir: NonNullable<DirState>;
   /** The name of the entry there that is, or leads to, the directory. */
   name: string;
+  /**
+   * The symbolic links followed after `path` itself (`path` → a → b → the directory: a and b),
+   * each as the folder holding it and its name there: one re-pointed leads elsewhere, and only a
+   * watch on its folder hears of it. At most {@link MAX_LINK_HOPS} − 1; given `root`, only those
+   * in a folder inside it.
+   */
+  links: { dir: string; name: string }[];
 }
 
 /**
@@ -65,16 +72,20 @@ export interface DirApproach {
 export async function dirApproach(path: string, root?: string): Promise<DirApproach | undefined> {
   try {
     let target = path;
+    const links: DirApproach['links'] = [];
+    const realRoot = root === undefined ? undefined : await realpath(root);
     for (let hop = 0; hop < MAX_LINK_HOPS; hop++) {
       const entry = await lstat(target).catch(() => undefined);
       if (!entry?.isSymbolicLink()) break;
+      // Given `root`, a link in a folder outside it is followed but not listed: never watched.
+      if (hop > 0 && (realRoot === undefined || isWithin(realRoot, await realpath(dirname(target))))) links.push({ dir: dirname(target), name: basename(target) });
       target = resolve(dirname(target), await readlink(target));
     }
     for (let name = basename(target), folder = dirname(target); name !== ''; name = basename(folder), folder = dirname(folder)) {
       const dir = await dirState(folder);
       if (dir === undefined) continue;
-      if (root !== undefined && !isWithin(await realpath(root), await realpath(dir.path))) return undefined;
-      return { dir, name };
+      if (realRoot !== undefined && !isWithin(realRoot, await realpath(dir.path))) return undefined;
+      return { dir, name, links };
     }
   } catch {
     // Gone while followed: whoever asked asks again on the event that reported it.

@@ -12,7 +12,7 @@ import { homePaths } from '../home-paths.js';
 import { readRepos } from './home.js';
 import { loadWorktree, worktreeInput, type LastGood } from './worktree-loader.js';
 import { isWithin } from '../path-within.js';
-import { dirApproach, dirState, watchDir, type DirWatch } from './dir-watch.js';
+import { dirApproach, dirState, watchDir, type DirApproach, type DirWatch } from './dir-watch.js';
 
 /** Git writes several files per `git worktree add/remove`; one rescan after they settle is enough. */
 const GIT_RESCAN_DEBOUNCE_MS = 50;
@@ -60,6 +60,12 @@ interface TrackedWorktree {
    */
   linkWatch?: DirWatch;
   link?: { dir: string; name: string };
+  /**
+   * While `.devproxy` is a chain of links (`.devproxy` → a → b → folder): the links after the
+   * first ({@link DirApproach.links}), and a watch on each folder holding one, keyed by its path.
+   */
+  chain?: DirApproach['links'];
+  chainWatches?: Map<string, DirWatch>;
   /** Serialises the (re)starts of its watches, so two at once cannot leak one. */
   watching?: Promise<void>;
   /** Identity (inode, size, mtime) of the files last loaded while unwatched ('' while watched). */
@@ -528,24 +534,38 @@ export class Workspace {
       const approach = (await isLink(join(root, STATE_DIR))) ? await dirApproach(join(root, STATE_DIR), root) : undefined;
       if (w.link && w.link.dir !== approach?.dir.path && w.link.dir !== root) this.unwatched.delete(w.link.dir);
       w.link = approach && { dir: approach.dir.path, name: approach.name };
+      // A watch kept across a renewal keeps its first handler: `leads` reads the entries anew.
+      const onApproach = (dir: string, leads: (name: string) => boolean) => (name: string | undefined) => {
+        if (name === undefined || leads(name)) renewAndReload(false);
+        // Its own name: the folder itself deleted or moved, unless an entry named alike changed.
+        else if (name === basename(dir)) void exists(join(dir, name)).then((child) => child || renewAndReload(false));
+      };
       if (approach) {
         const dir = approach.dir.path;
-        w.linkWatch = await this.ensureWatch(w.linkWatch, dir, wanted, (name) => {
-          // A watch kept across a renewal keeps its first handler: the entry's name is read anew.
-          if (name === undefined || name === w.link?.name) renewAndReload(false);
-          // Its own name: the folder itself deleted or moved, unless an entry named alike changed.
-          else if (name === basename(dir)) void exists(join(dir, name)).then((child) => child || renewAndReload(false));
-        }, { renew: renew.state === true });
+        w.linkWatch = await this.ensureWatch(w.linkWatch, dir, wanted, onApproach(dir, (name) => name === w.link?.name), { renew: renew.state === true });
       } else {
         w.linkWatch?.close();
         w.linkWatch = undefined;
       }
+      // The links in between (bounded by dirApproach's hops), each in a folder inside the worktree.
+      const before = w.chain ?? [];
+      w.chain = approach?.links ?? [];
+      const chainWatches = new Map<string, DirWatch>();
+      for (const dir of new Set(w.chain.map((link) => link.dir))) {
+        const leads = (name: string) => w.chain?.some((link) => link.dir === dir && link.name === name) === true;
+        const watch = await this.ensureWatch(w.chainWatches?.get(dir), dir, wanted, onApproach(dir, leads), { root, renew: renew.state === true });
+        if (watch) chainWatches.set(dir, watch);
+      }
+      for (const [dir, watch] of w.chainWatches ?? []) if (chainWatches.get(dir) !== watch) watch.close();
+      // A folder no longer on the way is not polled for any more, unless another watch needs it.
+      for (const { dir } of before) if (!w.chain.some((link) => link.dir === dir) && dir !== root && dir !== w.link?.dir) this.unwatched.delete(dir);
+      w.chainWatches = chainWatches;
       w.stateWatch = await this.ensureWatch(w.stateWatch, join(root, STATE_DIR), wanted, (name) => {
         // Its own deletion is reported on the folder's watch too (or the link's), which starts the next one.
         if (name === undefined || name === PROFILE_FILE) void this.reloadAndRebuild(w);
       }, { root, renew: renew.state === true });
       // A watch opened as close() or the worktree's removal ran is closed now: close is final.
-      if (!wanted()) for (const watch of [w.rootWatch, w.linkWatch, w.stateWatch]) watch?.close();
+      if (!wanted()) for (const watch of [w.rootWatch, w.linkWatch, w.stateWatch, ...w.chainWatches.values()]) watch?.close();
     });
     w.watching = next;
     return next;
@@ -555,13 +575,20 @@ export class Workspace {
     w.rootWatch?.close();
     w.linkWatch?.close();
     w.stateWatch?.close();
+    for (const watch of w.chainWatches?.values() ?? []) watch.close();
     this.unwatched.delete(w.git.path);
     this.unwatched.delete(join(w.git.path, STATE_DIR));
     if (w.link) this.unwatched.delete(w.link.dir);
+    for (const link of w.chain ?? []) this.unwatched.delete(link.dir);
   }
 
   private isUnwatched(w: TrackedWorktree): boolean {
-    return this.unwatched.has(w.git.path) || this.unwatched.has(join(w.git.path, STATE_DIR)) || (w.link !== undefined && this.unwatched.has(w.link.dir));
+    return (
+      this.unwatched.has(w.git.path) ||
+      this.unwatched.has(join(w.git.path, STATE_DIR)) ||
+      (w.link !== undefined && this.unwatched.has(w.link.dir)) ||
+      (w.chain ?? []).some((link) => this.unwatched.has(link.dir))
+    );
   }
 
   /** Reads the worktree's files again when they are not what was loaded (the net while unwatched). */

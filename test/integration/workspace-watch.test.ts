@@ -381,6 +381,43 @@ describe('watching directories', () => {
     }
   });
 
+  it('follows every link of a .devproxy chain re-pointed (.devproxy → link → link → folder)', async () => {
+    const [wt] = await startWith('feature/x');
+    for (const [dir, profile] of [['state-one', 'standard'], ['state-two', 'minimal'], ['state-three', 'standard']] as const) {
+      await mkdir(join(wt!, dir));
+      await writeFile(join(wt!, dir, 'profile.yaml'), `profile: ${profile}\n`);
+    }
+    await mkdir(join(wt!, 'hop-a'));
+    await mkdir(join(wt!, 'hop-b'));
+    await symlink('../state-one', join(wt!, 'hop-b', 'b'));
+    await symlink('../hop-b/b', join(wt!, 'hop-a', 'a'));
+    await symlink('hop-a/a', join(wt!, '.devproxy'));
+    await until('api.x.localhost', 'local', 'the chain .devproxy → hop-a/a → hop-b/b → state-one');
+    /** Points the link at `path` to `target` by a rename over it, as `ln -sfn` through a temporary name does. */
+    const repoint = async (path: string, target: string) => {
+      await symlink(target, `${path}.next`);
+      await rename(`${path}.next`, path);
+    };
+    // The last link re-pointed, then the middle one (to a link of its own), then that new link.
+    await repoint(join(wt!, 'hop-b', 'b'), '../state-two');
+    await until('api.x.localhost', 'remote', 'hop-b/b re-pointed to state-two');
+    await symlink('../state-three', join(wt!, 'hop-b', 'c'));
+    await repoint(join(wt!, 'hop-a', 'a'), '../hop-b/c');
+    await until('api.x.localhost', 'local', 'hop-a/a re-pointed to hop-b/c → state-three');
+    await repoint(join(wt!, 'hop-b', 'c'), '../state-two');
+    await until('api.x.localhost', 'remote', 'hop-b/c re-pointed to state-two');
+    // A chain through a link outside the worktree back into it: the outside folder is not watched.
+    const outside = await mkdtemp(join(tmpdir(), 'devproxy-chain-outside-'));
+    try {
+      await symlink(join(wt!, 'state-three'), join(outside, 'o'));
+      await repoint(join(wt!, '.devproxy'), join(outside, 'o'));
+      await until('api.x.localhost', 'local', '.devproxy re-pointed through a link outside the worktree');
+      expect((await watchedInodes()).has(await inodeOf(outside))).toBe(false);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
   it('follows $DEVPROXY_HOME made again after its parent folder was deleted after it (rm -rf of the parent)', async () => {
     const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
     const parent = join(base, 'p');
