@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici';
 import type { Route, Target } from '../router/types.js';
 import { paceLongBody } from './body-gc-pacer.js';
 import { answeredCors, withCorsHeaders, type CorsMode, type Preflight } from './cors.js';
+import { DispatchControllerState } from './dispatch-controller.js';
 import { renderWakingPage } from './error-pages.js';
 import { buildClientHeaders, flattenHeaders, h2HeaderObject, mayCarryTrailers, type ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
@@ -362,41 +363,23 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
 }
 
 /** The controller of one asterisk-form request: node:http's response stands in for undici's parser. */
-class AsteriskController implements Dispatcher.DispatchController {
-  #paused = false;
-  #aborted = false;
-  #reason: Error | null = null;
+class AsteriskController extends DispatchControllerState {
   rawHeaders: string[] | null = null;
   response: IncomingMessage | undefined;
 
-  constructor(private readonly fail: (reason: Error) => void) {}
-
-  get aborted(): boolean {
-    return this.#aborted;
+  constructor(private readonly fail: (reason: Error) => void) {
+    super();
   }
 
-  get paused(): boolean {
-    return this.#paused;
-  }
-
-  get reason(): Error | null {
-    return this.#reason;
-  }
-
-  abort(reason: Error): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
+  protected onAbort(reason: Error): void {
     this.fail(reason);
   }
 
-  pause(): void {
-    this.#paused = true;
+  protected onPause(): void {
     this.response?.pause();
   }
 
-  resume(): void {
-    this.#paused = false;
+  protected onResume(): void {
     this.response?.resume();
   }
 }

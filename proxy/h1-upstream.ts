@@ -17,6 +17,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { DispatchControllerState } from './dispatch-controller.js';
 import { DIGITS, INVALID_VALUE, TOKEN } from './h1-grammar.js';
 import { H1ResponseParser, type ResponseSink } from './h1-response-parser.js';
 
@@ -116,7 +117,7 @@ function requestHead(method: string, path: string, headers: readonly string[], h
  * One request through the pool, and the controller its handler holds: `pause`/`resume` the
  * response, `abort` the request.
  */
-class H1Request implements Dispatcher.DispatchController {
+class H1Request extends DispatchControllerState {
   rawHeaders: string[] | null = null;
   /** The connection carrying it; undefined while it waits in the queue. */
   connection: H1Connection | undefined;
@@ -132,48 +133,34 @@ class H1Request implements Dispatcher.DispatchController {
   retried = false;
   /** Completed, failed or aborted: no callback follows. */
   done = false;
-  #paused = false;
-  #aborted = false;
   /** onResponseError was called: it is never called twice. */
   #errorReported = false;
-  #reason: Error | null = null;
 
   constructor(
     readonly pool: H1Pool,
     readonly method: string,
     readonly body: RequestBody | null,
     readonly handler: Dispatcher.DispatchHandler,
-  ) {}
-
-  get aborted(): boolean {
-    return this.#aborted;
+  ) {
+    super();
   }
 
-  get paused(): boolean {
-    return this.#paused;
+  protected override ended(): boolean {
+    return this.done;
   }
 
-  get reason(): Error | null {
-    return this.#reason;
-  }
-
-  abort(reason: Error): void {
-    if (this.done) return;
-    this.#aborted = true;
-    this.#reason = reason;
+  protected onAbort(reason: Error): void {
     const connection = this.connection;
     if (connection === undefined) this.pool.unqueue(this);
     else connection.drop();
     this.fail(reason);
   }
 
-  pause(): void {
-    this.#paused = true;
+  protected onPause(): void {
     this.connection?.pause();
   }
 
-  resume(): void {
-    this.#paused = false;
+  protected onResume(): void {
     this.connection?.resume();
   }
 
@@ -207,7 +194,7 @@ class H1Request implements Dispatcher.DispatchController {
 
   /** May go out once more: nothing of the answer came, no body to replay, not sent twice already. */
   retryable(): boolean {
-    return !this.retried && !this.#aborted && this.body === null && IDEMPOTENT.has(this.method);
+    return !this.retried && !this.aborted && this.body === null && IDEMPOTENT.has(this.method);
   }
 
   /** Stops reading the client's body; `drain` lets the rest flow to nowhere (an answer came early). */
