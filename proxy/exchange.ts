@@ -17,7 +17,8 @@ import { DispatchControllerState } from './dispatch-controller.js';
 import { renderWakingPage } from './error-pages.js';
 import { buildClientHeaders, flattenHeaders, h2HeaderObject, mayCarryTrailers, type ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
-import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
+import { H2Response } from './h2-front.js';
+import { profileOf, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import { isWakingStatus, mayRetryWake, WAKE_PAGE_RETRY_S, wakeDelayMs, wakeErrorCode, type WakePlan } from './remote-hop.js';
 import { mapUpstreamError } from './upstream-errors.js';
@@ -62,12 +63,12 @@ type Dispatches = Pick<Dispatcher, 'dispatch'>;
 
 /** The client connection a request came on: its h2 session, or its HTTP/1.1 socket. */
 function clientConnectionOf(req: ClientRequest): object {
-  return req.httpVersionMajor === 2 ? (req as Http2ServerRequest).stream.session ?? req.socket : req.socket;
+  return req.httpVersionMajor === 2 ? (req as H2ClientRequest).stream.session ?? req.socket : req.socket;
 }
 
 /** True when the request carries a body: HTTP/2 says so per stream, HTTP/1.1 by its framing headers. */
 export function hasBody(req: ClientRequest): boolean {
-  if (req.httpVersionMajor === 2) return !(req as Http2ServerRequest).stream.endAfterHeaders;
+  if (req.httpVersionMajor === 2) return !(req as H2ClientRequest).stream.endAfterHeaders;
   const length = req.headers['content-length'];
   return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
@@ -181,7 +182,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       out = withCorsHeaders(out, corsOrigin, mode);
     }
     this.#responseHeaders = out;
-    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse, statusCode, out, mayCarryTrailers(raw));
+    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse | H2Response, statusCode, out, mayCarryTrailers(raw));
     else (res as ServerResponse).writeHead(statusCode, out);
   }
 
@@ -308,7 +309,11 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
  * back until compat sends the trailers, an empty DATA frame when there are none, so every other
  * answer would cost a second TLS write, a JS round trip and a read stop/start on the socket.
  */
-function respondH2(res: Http2ServerResponse, status: number, flat: readonly string[], mayHaveTrailers: boolean): void {
+function respondH2(res: Http2ServerResponse | H2Response, status: number, flat: readonly string[], mayHaveTrailers: boolean): void {
+  if (res instanceof H2Response) {
+    res.respond(status, h2HeaderObject(flat, status), mayHaveTrailers);
+    return;
+  }
   const stream = res.stream;
   if (stream.destroyed || stream.closed) return;
   res.statusCode = status;

@@ -16,6 +16,7 @@ import type { TLSSocket } from 'node:tls';
 import type { CertificateStore } from '../certs/store.js';
 import { SERVER_TLS_POLICY } from '../certs/tls-policy.js';
 import { DevproxyError, isDevproxyError } from '../errors.js';
+import { serveH2Streams } from './h2-front.js';
 import { H2_SESSION_OPTIONS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
 import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
 import type { Logger } from '../logger.js';
@@ -102,6 +103,8 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
         (resOrSocket as Duplex).end('HTTP/1.1 405 Method Not Allowed\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       }
     });
+    // Bodiless h2 requests skip node's compat objects; the rest keep the listener above.
+    serveH2Streams(server, opts.handler);
     // Runs before node's own listener, which creates the h2 session (and emits 'session') at once.
     server.prependListener('secureConnection', (socket: TLSSocket) => {
       handshaken = socket;

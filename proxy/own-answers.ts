@@ -4,6 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
+import type { H2Response } from './h2-front.js';
 import type { Route } from '../router/types.js';
 import type { FrontResponse } from './h1-front.js';
 import { preflightHeaders, withCorsHeaders, type Preflight } from './cors.js';
@@ -13,8 +14,8 @@ import type { ClientRequest, ProxyCore } from './proxy-core.js';
 import { recordExchange, type RecordedRoute } from './request-log.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
-/** The response of either listener. */
-export type ClientResponse = ServerResponse | Http2ServerResponse | FrontResponse;
+/** The response of either listener: node's HTTP/1.1 or h2 compat response, the HTTP/1.1 front's or the h2 front's. */
+export type ClientResponse = ServerResponse | Http2ServerResponse | FrontResponse | H2Response;
 
 /**
  * Answers with `body` (JSON or HTML), the flat `extra` headers (the waking page's `retry-after`),

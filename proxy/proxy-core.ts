@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
+import type { H2Request } from './h2-front.js';
 import type { Duplex } from 'node:stream';
 import type { Route } from '../router/types.js';
 import type { CredentialChainFactory } from './azure-token.js';
@@ -27,8 +28,11 @@ export interface ProxyHandlerOptions extends ProxyOptions {
   maxUpstreamRequests?: number;
 }
 
-/** A request of either listener. */
-export type ClientRequest = IncomingMessage | Http2ServerRequest | FrontRequest;
+/** A request of either listener: node's HTTP/1.1 or h2 compat request, the HTTP/1.1 front's or the h2 front's. */
+export type ClientRequest = IncomingMessage | Http2ServerRequest | FrontRequest | H2Request;
+
+/** An h2 request, compat or the h2 front's. */
+export type H2ClientRequest = Http2ServerRequest | H2Request;
 
 /** Internal state shared by the request path and the WebSocket path. */
 export interface ProxyCore {

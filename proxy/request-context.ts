@@ -3,7 +3,6 @@
  * resolved once ({@link resolveRequest}) into a context the rest of the request path reads, and
  * every outcome devproxy answers itself maps to its page here ({@link refusalOf}).
  */
-import type { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { ServedLeaf } from '../certs/store.js';
 import { ERROR_HINTS } from '../errors.js';
@@ -11,7 +10,7 @@ import { resolve, type Resolution } from '../router/resolve.js';
 import type { Route, RoutingTable } from '../router/types.js';
 import type { HostEntry } from './error-pages.js';
 import { buildUpstreamHeaders, readHops } from './forward-headers.js';
-import { requestAuthority, stableOriginFor, type ClientRequest, type ProxyCore } from './proxy-core.js';
+import { requestAuthority, stableOriginFor, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
 import { stableOriginUrl } from './response-rewrite.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
@@ -79,7 +78,7 @@ function factsOf(socket: ClientSocket): SessionFacts {
   return { https, address: socket?.remoteAddress ?? '', tls: https ? servedLeaf(socket as NonNullable<ClientSocket>) : undefined };
 }
 
-function h2FactsOf(req: Http2ServerRequest): SessionFacts {
+function h2FactsOf(req: H2ClientRequest): SessionFacts {
   const session: object | undefined = req.stream.session;
   if (session === undefined) return factsOf(req.socket as unknown as ClientSocket);
   let facts = sessionFacts.get(session);
@@ -99,7 +98,7 @@ export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestCont
   let clientAddress: string;
   let tls: ServedLeaf | undefined;
   if (req.httpVersionMajor === 2) {
-    ({ https, address: clientAddress, tls } = h2FactsOf(req as Http2ServerRequest));
+    ({ https, address: clientAddress, tls } = h2FactsOf(req as H2ClientRequest));
   } else {
     const socket = req.socket as ClientSocket;
     https = socket?.encrypted === true;
