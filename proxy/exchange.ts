@@ -1,7 +1,7 @@
 /**
  * The forwarding exchange: one request sent to its upstream through its pool (devproxy's own
  * HTTP/1.1 client for a local origin, an undici Pool for a remote) and the answer streamed back
- * into the client's response (HTTP/1.1 or HTTP/2 compat alike), on undici's dispatch handler API
+ * into the client's response (HTTP/1.1, HTTP/2 compat or the h2 front alike), on undici's dispatch handler API
  * (`onRequestStart` … `onResponseEnd`), which both pools drive. Back-pressure runs both ways
  * (the pool pauses the request body; the exchange pauses the upstream while the client is full),
  * a client that goes away aborts the upstream request, and a failure becomes an error page. One

@@ -3,7 +3,8 @@
  * ALPN, and WebSockets over both — HTTP/1.1 `Upgrade` and HTTP/2 extended CONNECT (RFC 8441).
  *
  * Everything after TLS is the shared {@link ProxyHandler}: requests of both protocols go to
- * `handleRequest` (node's compat API), HTTP/1.1 upgrades to `handleUpgrade` and an h2 WebSocket
+ * `handleRequest` (bodiless h2 streams through the core-API front of `h2-front.ts`, the rest as
+ * node's compat objects), HTTP/1.1 upgrades to `handleUpgrade` and an h2 WebSocket
  * CONNECT to `handleWebSocketConnect`, so routing, header rewriting and error pages stay in one
  * place. Browsers that negotiated h2 open WebSockets this way (Vite HMR), and proxies that answer
  * them with 405 break HMR.

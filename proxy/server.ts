@@ -1,7 +1,7 @@
 /**
  * The proxy engine: `createProxyHandler` turns a request for `<service>.<worktree>.localhost`
- * into a forwarded exchange (`exchange.ts`) with the route's local or remote target (HTTP/1.1
- * and HTTP/2 compat requests alike); the listeners (`http-listener.ts`, `https-listener.ts`)
+ * into a forwarded exchange (`exchange.ts`) with the route's local or remote target (HTTP/1.1,
+ * HTTP/2 compat and h2 front requests alike); the listeners (`http-listener.ts`, `https-listener.ts`)
  * serve it.
  */
 import type { ServerResponse } from 'node:http';
