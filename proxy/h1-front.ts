@@ -203,7 +203,7 @@ export class FrontResponse extends EventEmitter {
     }
     const socket = this.connection.socket;
     socket.cork();
-    socket.write(this.#unsent, 'latin1');
+    if (this.#unsent !== '') socket.write(this.#unsent, 'latin1');
     this.#unsent = this.#chunked ? '\r\n' : '';
     const fits = socket.write(chunk);
     socket.uncork();
