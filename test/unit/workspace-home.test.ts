@@ -49,8 +49,9 @@ describe('daemon.json', () => {
   });
 
   it.runIf(process.platform === 'linux')('names no daemon whose process exited but is not reaped yet (a zombie)', async () => {
-    // The shell starts a child that exits at once, then becomes a `sleep` that never reaps it.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell starts a child, then becomes a `sleep` that never reaps it; the child exits only
+    // once its parent is that `sleep` (a child exiting before the exec could be reaped by the shell).
+    const parent = spawn('sh', ['-c', '(while [ "$(cat /proc/$$/comm)" != sleep ]; do sleep 0.01; done) & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const zombie = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
       // Asserted on a zombie, not on a process still exiting.
