@@ -42,6 +42,64 @@ export function echoHandler(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
+/** Size of {@link framingAnswers}' `/big` answer (with a Content-Length). */
+export const FRAMING_BIG_BYTES = 1024 * 1024;
+
+/**
+ * Answers in every framing a proxy relays, by path: `/length` (`ok`), `/chunked` (two pieces a
+ * turn apart), `/no-content` (204), `/not-modified` (304), `/trailers` (chunked, `x-checksum:
+ * abc123`), `/cookies` (201 with two Set-Cookie, a Location, no body for HEAD), `/big`
+ * ({@link FRAMING_BIG_BYTES} with a length), `/big-chunked` (300 KiB without one),
+ * `/utf8-and-binary`; anything else a 404. For tests that compare two paths of the proxy.
+ */
+export function framingAnswers(req: IncomingMessage, res: ServerResponse): void {
+  req.resume();
+  switch (req.url) {
+    case '/length':
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': 'yes' });
+      res.end('ok');
+      return;
+    case '/chunked':
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first ');
+      setImmediate(() => res.end('second'));
+      return;
+    case '/no-content':
+      res.writeHead(204, { 'x-why': 'nothing' });
+      res.end();
+      return;
+    case '/not-modified':
+      res.writeHead(304, { etag: '"v1"' });
+      res.end();
+      return;
+    case '/trailers':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('body');
+      res.addTrailers({ 'x-checksum': 'abc123' });
+      res.end();
+      return;
+    case '/cookies':
+      res.writeHead(201, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain', 'X-Custom', 'v', 'Location', '/next']);
+      res.end(req.method === 'HEAD' ? undefined : `cookies ${req.method ?? ''}`);
+      return;
+    case '/big':
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': FRAMING_BIG_BYTES });
+      res.end(Buffer.alloc(FRAMING_BIG_BYTES, 7));
+      return;
+    case '/big-chunked':
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(Buffer.alloc(300 * 1024, 'x'));
+      return;
+    case '/utf8-and-binary':
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.end(Buffer.from([0, 1, 0xc3, 0xa9, 0xff, 0x0d, 0x0a, 0x80]));
+      return;
+    default:
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('no such page');
+  }
+}
+
 async function listenUpstream(server: http.Server | https.Server, scheme: 'http' | 'https', handler: RequestListener): Promise<Upstream> {
   const upstream: Upstream = {
     port: 0,

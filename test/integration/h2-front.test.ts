@@ -6,50 +6,24 @@ import { createProxyHandler } from '../../proxy/server.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
-import { createTestTls, startHttpUpstream, type TestTls, type Upstream } from '../helpers/upstreams.js';
+import { createTestTls, FRAMING_BIG_BYTES, framingAnswers, startHttpUpstream, type TestTls, type Upstream } from '../helpers/upstreams.js';
 
 const RICH = 'rich.feature-x.localhost';
 const DOWN = 'down.feature-x.localhost';
 const UNKNOWN = 'nope.feature-x.localhost';
-const BIG_BYTES = 1024 * 1024;
 
 /** Upstream requests to `/hang` that saw their connection close (the proxy aborted them). */
 let hangsClosed = 0;
 let hangsSeen = 0;
 
+/** {@link framingAnswers}, and `/hang`, which never answers and counts the aborts it sees. */
 function richHandler(req: IncomingMessage, res: ServerResponse): void {
-  switch (req.url) {
-    case '/trailers':
-      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
-      res.write('part');
-      res.addTrailers({ 'x-checksum': 'abc123' });
-      res.end();
-      return;
-    case '/chunked':
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('one,');
-      res.end('two');
-      return;
-    case '/big':
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG_BYTES });
-      res.end(Buffer.alloc(BIG_BYTES, 7));
-      return;
-    case '/no-content':
-      res.writeHead(204, { 'x-kind': 'empty' });
-      res.end();
-      return;
-    case '/not-modified':
-      res.writeHead(304, { etag: '"v1"' });
-      res.end();
-      return;
-    case '/hang':
-      hangsSeen++;
-      req.socket.once('close', () => hangsClosed++);
-      return;
-    default:
-      res.writeHead(201, ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain', 'X-Custom', 'v', 'Location', '/next']);
-      res.end(req.method === 'HEAD' ? undefined : `cookies ${req.method ?? ''}`);
+  if (req.url !== '/hang') {
+    framingAnswers(req, res);
+    return;
   }
+  hangsSeen++;
+  req.socket.once('close', () => hangsClosed++);
 }
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -163,7 +137,7 @@ describe('h2 front (core stream API) against node compat, same handler', () => {
     const trailers = await exchange(await sessionOf(fx.frontPort, RICH), { ':authority': RICH, ':path': '/trailers', te: 'trailers' });
     expect(trailers.trailers['x-checksum']).toBe('abc123');
     const big = await exchange(await sessionOf(fx.frontPort, RICH), { ':authority': RICH, ':path': '/big' });
-    expect(big.body.length).toBe(BIG_BYTES);
+    expect(big.body.length).toBe(FRAMING_BIG_BYTES);
   });
 
   it('a client that resets its stream aborts the upstream request', async () => {

@@ -9,7 +9,7 @@ import type { ProxyHandler } from '../../proxy/types.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startTestProxy } from '../helpers/proxy.js';
 import { local, route, tableOf } from '../helpers/routes.js';
-import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
+import { framingAnswers, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
 const API = 'api.feature-x.localhost';
 const DOWN = 'down.feature-x.localhost';
@@ -18,52 +18,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** An upstream whose answers take every framing the front writes: length, chunked, none, trailers, big. */
-function variedAnswers(req: IncomingMessage, res: ServerResponse): void {
-  req.resume();
-  switch (req.url) {
-    case '/length':
-      res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': 'yes' });
-      res.end('ok');
-      return;
-    case '/chunked':
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.write('first ');
-      setImmediate(() => res.end('second'));
-      return;
-    case '/no-content':
-      res.writeHead(204, { 'x-why': 'nothing' });
-      res.end();
-      return;
-    case '/not-modified':
-      res.writeHead(304, { etag: '"v1"' });
-      res.end();
-      return;
-    case '/trailers':
-      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
-      res.write('body');
-      res.addTrailers({ 'x-checksum': 'abc123' });
-      res.end();
-      return;
-    case '/cookies':
-      res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/']);
-      res.setHeader('content-length', '0');
-      res.end();
-      return;
-    case '/big':
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      res.end(Buffer.alloc(300 * 1024, 'x'));
-      return;
-    case '/utf8-and-binary':
-      res.writeHead(200, { 'content-type': 'application/octet-stream' });
-      res.end(Buffer.from([0, 1, 0xc3, 0xa9, 0xff, 0x0d, 0x0a, 0x80]));
-      return;
-    default:
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('no such page');
-  }
-}
 
 interface RawResponse {
   /** Status line and fields, each `Date` value replaced by `<date>`. */
@@ -212,7 +166,7 @@ describe("devproxy's HTTP/1.1 front", () => {
   });
 
   it('writes the bytes node:http writes for the same answers (compared request by request, front against a pipelined pair node serves)', async () => {
-    const upstream: Upstream = await startHttpUpstream(variedAnswers);
+    const upstream: Upstream = await startHttpUpstream(framingAnswers);
     cleanups.push(() => upstream.close());
     const closedPort = await new Promise<number>((resolve) => {
       const probe = net.createServer().listen(0, '127.0.0.1', () => {
@@ -231,6 +185,7 @@ describe("devproxy's HTTP/1.1 front", () => {
       ['GET', requestText('GET', '/trailers', API, ['TE: trailers'])],
       ['GET', requestText('GET', '/cookies', API)],
       ['GET', requestText('GET', '/big', API)],
+      ['GET', requestText('GET', '/big-chunked', API)],
       ['GET', requestText('GET', '/utf8-and-binary', API)],
       ['GET', requestText('GET', '/missing', API)],
       ['DELETE', requestText('DELETE', '/length', API, ['Content-Length: 0'])],
@@ -255,7 +210,7 @@ describe("devproxy's HTTP/1.1 front", () => {
   }, 60_000);
 
   it('keeps one connection across front and node requests, in order, and the answers stay whole', async () => {
-    const upstream: Upstream = await startHttpUpstream(variedAnswers);
+    const upstream: Upstream = await startHttpUpstream(framingAnswers);
     cleanups.push(() => upstream.close());
     const proxy = await startTestProxy(tableOf(route(API, local(upstream.port))), cleanups);
     const socket = await connect(proxy.port);
