@@ -16,9 +16,8 @@
 import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { CRLF_CRLF, INVALID_VALUE, TOKEN } from './h1-grammar.js';
+import { CRLF_CRLF, INVALID_VALUE, MAX_HEAD_BYTES, TOKEN } from './h1-grammar.js';
 import { parseServedHead, type ServedHead } from './h1-request-head.js';
-import { MAX_HEAD_BYTES } from './h1-response-parser.js';
 import type { ProxyHandler } from './types.js';
 
 /** A request the front serves: what the handler reads of node's IncomingMessage. It has no body. */

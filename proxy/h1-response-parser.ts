@@ -6,10 +6,8 @@
  * coding other than `chunked`, a malformed chunk size) is an error, and the caller drops the
  * connection. Error codes are llhttp's (`HPE_*`), the ones undici reported for the same faults.
  */
-import { CRLF_CRLF, DIGITS, FIELD_LINE } from './h1-grammar.js';
+import { CRLF_CRLF, DIGITS, FIELD_LINE, MAX_HEAD_BYTES } from './h1-grammar.js';
 
-/** Longest response head (status line and header fields, and a chunked body's trailer section), as node:http's default. */
-export const MAX_HEAD_BYTES = 16 * 1024;
 /** Longest chunk-size line (size and extensions); real servers send a few bytes. */
 export const MAX_CHUNK_LINE_BYTES = 4 * 1024;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { H1ParseError, H1ResponseParser, MAX_CHUNK_LINE_BYTES, MAX_HEAD_BYTES, type ResponseSink } from '../../proxy/h1-response-parser.js';
+import { MAX_HEAD_BYTES } from '../../proxy/h1-grammar.js';
+import { H1ParseError, H1ResponseParser, MAX_CHUNK_LINE_BYTES, type ResponseSink } from '../../proxy/h1-response-parser.js';
 
 interface Parsed {
   heads: { status: number; reason: string; raw: string[] }[];
