@@ -21,6 +21,7 @@ import { H2Response } from './h2-front.js';
 import { profileOf, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import { isWakingStatus, mayRetryWake, WAKE_PAGE_RETRY_S, wakeDelayMs, wakeErrorCode, type WakePlan } from './remote-hop.js';
+import { closesConnection, endUnfinishedUpload } from './unfinished-upload.js';
 import { mapUpstreamError } from './upstream-errors.js';
 import type { ShareWaiter } from './upstream-share.js';
 import { openUpstream } from './websocket.js';
@@ -181,6 +182,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       const mode: CorsMode = kind === 'local' ? 'unless-answered' : 'replace';
       out = withCorsHeaders(out, corsOrigin, mode);
     }
+    // An answer before the whole upload (a 413): see unfinished-upload.ts.
+    if (this.#request?.body != null && closesConnection(this.req)) out.push('connection', 'close');
     this.#responseHeaders = out;
     if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse | H2Response, statusCode, out, mayCarryTrailers(raw));
     else (res as ServerResponse).writeHead(statusCode, out);
@@ -216,6 +219,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (Object.keys(trailers).length > 0) this.res.addTrailers(trailers);
     (this.res as ServerResponse).end();
+    if (this.#request?.body != null) endUnfinishedUpload(this.req);
     recordExchange(this.core.options.requestLog, this.req, this.plan.route, this.plan.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
   }
 

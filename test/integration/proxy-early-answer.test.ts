@@ -1,0 +1,156 @@
+import http2 from 'node:http2';
+import net, { type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_DRAIN_BYTES } from '../../proxy/unfinished-upload.js';
+import { loopbackLookup } from '../../proxy/upstream-pools.js';
+import { waitFor } from '../helpers/git-repo.js';
+import { startHttpsTestProxy, startTestProxy } from '../helpers/proxy.js';
+import { local, route, tableOf } from '../helpers/routes.js';
+import { send } from '../helpers/upstreams.js';
+
+/**
+ * Upstreams that answer out of turn, through a real proxy: an answer that comes before the client
+ * has sent its whole upload (the daemon reads a bounded amount more, then ends the upload), and
+ * bytes an upstream sends after a HEAD answer (never read as the next request's answer).
+ */
+
+const API = 'api.feature-x.localhost';
+const KIB = 1024;
+const MIB = 1024 * KIB;
+/** The most a test client tries to upload. */
+const UPLOAD_BYTES = 64 * MIB;
+const PIECE = Buffer.alloc(64 * KIB, 0x61);
+const TOO_LARGE = 'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\ntoo large';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/**
+ * A raw TCP upstream; `onRequest(socket, index, head)` runs for each request head a connection
+ * sends (bodies are not looked at). Every connection it accepted is listed in order.
+ */
+async function rawUpstream(onRequest: (socket: Socket, index: number, head: string) => void): Promise<{ port: number; sockets: Socket[] }> {
+  const sockets: Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    socket.on('error', () => {});
+    let text = '';
+    let index = 0;
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      for (let end = text.indexOf('\r\n\r\n'); end !== -1; end = text.indexOf('\r\n\r\n')) {
+        const head = text.slice(0, end);
+        text = text.slice(end + 4);
+        onRequest(socket, index++, head);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as net.AddressInfo).port, sockets };
+}
+
+/** An upstream that answers 413 as soon as a request head arrives and never reads the body. */
+function earlyAnswerUpstream(): Promise<{ port: number; sockets: Socket[] }> {
+  return rawUpstream((socket, index) => {
+    if (index > 0) return;
+    socket.pause();
+    socket.write(TOO_LARGE);
+  });
+}
+
+describe('an answer before the client has sent its whole upload', () => {
+  it('HTTP/1.1: the answer says Connection: close and the daemon reads at most 256 KiB more before closing', async () => {
+    const up = await earlyAnswerUpstream();
+    const proxy = await startTestProxy(tableOf(route(API, local(up.port))), cleanups);
+    // The daemon's end of the client connection, to count what it read.
+    const served: Socket[] = [];
+    const handleRequest = proxy.handler.handleRequest.bind(proxy.handler);
+    proxy.handler.handleRequest = (req, res) => {
+      served.push(req.socket as Socket);
+      handleRequest(req, res);
+    };
+    const client = net.connect(proxy.port, '127.0.0.1');
+    cleanups.push(() => client.destroy());
+    let answer = '';
+    let readAtAnswer = -1;
+    let closed = false;
+    let sent = 0;
+    client.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+      if (readAtAnswer === -1 && answer.includes('\r\n\r\n')) readAtAnswer = (served[0] as Socket).bytesRead;
+    });
+    client.on('error', () => {});
+    client.on('close', () => (closed = true));
+    client.write(`POST /upload HTTP/1.1\r\nHost: ${API}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`);
+    // Keeps sending, with back-pressure, until the whole upload is out or the connection is gone.
+    const pump = (): void => {
+      while (!closed && !client.destroyed && sent < UPLOAD_BYTES) {
+        sent += PIECE.length;
+        if (!client.write(PIECE)) {
+          client.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+    await waitFor(() => (closed || (sent >= UPLOAD_BYTES && client.writableLength === 0)) || undefined, 30_000, 'the upload to end or its connection to close');
+    await waitFor(() => readAtAnswer !== -1 || undefined, 5_000, 'the answer');
+    const daemon = served[0] as Socket;
+    // What the daemon read once it had answered: the drain limit and one read of slack, not the upload.
+    expect(daemon.bytesRead - readAtAnswer).toBeLessThanOrEqual(MAX_DRAIN_BYTES + PIECE.length);
+    expect(sent).toBeLessThan(UPLOAD_BYTES);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(answer.endsWith('\r\n\r\ntoo large')).toBe(true);
+    await waitFor(() => (closed && daemon.destroyed) || undefined, 5_000, 'both ends of the connection to close');
+  });
+
+  it('h2: the upload stream is reset with NO_ERROR after the complete answer, so the client stops sending', async () => {
+    const up = await earlyAnswerUpstream();
+    const proxy = await startHttpsTestProxy(tableOf(route(API, local(up.port))), cleanups);
+    const session = http2.connect(`https://${API}:${proxy.port}`, { ca: proxy.caPem, lookup: loopbackLookup });
+    cleanups.push(() => session.destroy());
+    session.on('error', () => {});
+    const stream = session.request({ ':method': 'POST', ':path': '/upload', 'content-type': 'application/octet-stream' });
+    stream.on('error', () => {});
+    let status = 0;
+    let body = '';
+    let sent = 0;
+    let sentAtAnswer = -1;
+    let ended = false;
+    stream.on('response', (headers) => {
+      status = Number(headers[':status']);
+      sentAtAnswer = sent;
+    });
+    stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    stream.on('end', () => (ended = true));
+    const pump = (): void => {
+      while (!stream.closed && !stream.destroyed && sent < UPLOAD_BYTES) {
+        sent += PIECE.length;
+        if (!stream.write(PIECE)) {
+          stream.once('drain', pump);
+          return;
+        }
+      }
+      if (sent >= UPLOAD_BYTES && !stream.closed) stream.end();
+    };
+    pump();
+    await waitFor(() => stream.closed || undefined, 30_000, 'the upload stream to close');
+    expect(status).toBe(413);
+    expect(ended).toBe(true);
+    expect(body).toBe('too large');
+    expect(stream.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    // After the answer the daemon takes no more than what the stream's flow-control window let through.
+    expect(sent - sentAtAnswer).toBeLessThanOrEqual(4 * MIB);
+    expect(sent).toBeLessThan(UPLOAD_BYTES);
+  });
+});
