@@ -117,6 +117,16 @@ export function createWorkerMinter(options: WorkerMinterOptions = {}): WorkerMin
       if (child.pid === undefined) end(error.message);
     });
     child.on('exit', (code, signal) => end(code === null ? `signal ${signal}` : `exit code ${code}`));
+    // A worker whose channel closed can answer nothing more, dead or not; one that lives on (its
+    // code closed the channel) would keep what it had pending waiting for ever. It is killed at once
+    // and its exit fails those requests, with the exit code of one that died by itself (its channel
+    // closes as it exits: killing a process that already ended changes nothing).
+    child.on('disconnect', () => {
+      if (current !== running) return;
+      retire(running);
+      options.logger?.warn('certificate worker closed its channel; stopping it');
+      child.kill('SIGKILL');
+    });
     options.logger?.info('certificate worker started');
     return running;
   };
