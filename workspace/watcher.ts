@@ -1,5 +1,5 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { CONFIG_FILE, PROFILE_FILE, STATE_DIR, configPath, profilePath } from '../profiles/files.js';
 import type { Diagnostic } from '../profiles/schema.js';
 import type { Logger } from '../logger.js';
@@ -44,6 +44,17 @@ export interface WorkspaceOptions {
   onChange?: (table: RoutingTable, changed: WorktreeInput[]) => void;
 }
 
+/**
+ * The symbolic links on the way to a watched directory (`a → b → folder`), each as the folder
+ * holding it and its name there, and a watch on each such folder, keyed by its path: a link
+ * re-pointed leads elsewhere, and only a watch on its folder hears of it (the one on the
+ * directory it led to does not). See {@link Workspace.watchChain}.
+ */
+interface LinkChain {
+  links: DirApproach['links'];
+  watches: Map<string, DirWatch>;
+}
+
 interface TrackedWorktree {
   git: GitWorktree;
   repo: string;
@@ -62,10 +73,9 @@ interface TrackedWorktree {
   link?: { dir: string; name: string };
   /**
    * While `.devproxy` is a chain of links (`.devproxy` → a → b → folder): the links after the
-   * first ({@link DirApproach.links}), and a watch on each folder holding one, keyed by its path.
+   * first ({@link DirApproach.links}), each folder holding one watched.
    */
-  chain?: DirApproach['links'];
-  chainWatches?: Map<string, DirWatch>;
+  chain: LinkChain;
   /** Serialises the (re)starts of its watches, so two at once cannot leak one. */
   watching?: Promise<void>;
   /** Identity (inode, size, mtime) of the files last loaded while unwatched ('' while watched). */
@@ -120,6 +130,8 @@ export class Workspace {
   private homeApproach?: DirWatch;
   private homeApproachDir?: string;
   private homeWatching: Promise<void> = Promise.resolve();
+  /** While `$DEVPROXY_HOME` is a symbolic link: that link and those after it (`home → a → b → folder`). */
+  private readonly homeChain: LinkChain = { links: [], watches: new Map() };
   /** Directories that should be watched and cannot be, by path, with why (shown as diagnostics). */
   private readonly unwatched = new Map<string, Diagnostic>();
   private pollTimer?: NodeJS.Timeout;
@@ -223,6 +235,7 @@ export class Workspace {
     clearTimeout(this.pollTimer);
     this.homeWatch?.close();
     this.homeApproach?.close();
+    for (const watch of this.homeChain.watches.values()) watch.close();
     for (const repo of this.repos.values()) this.unwatchRepo(repo);
     for (const w of this.worktrees.values()) this.unwatchWorktree(w);
     this.repos.clear();
@@ -264,8 +277,13 @@ export class Workspace {
         this.unwatched.delete(this.homeApproachDir);
         this.homeApproachDir = undefined;
       }
+      // A home reached through symbolic links: the folder of each link is watched too (bounded by
+      // dirApproach's hops), the first one's included, which nothing else watches.
+      const approach = this.homeWatch && (await isLink(home)) ? await dirApproach(home) : undefined;
+      const links = approach ? [{ dir: dirname(home), name: basename(home) }, ...approach.links] : [];
+      await this.watchChain(this.homeChain, links, wanted, () => this.homeRemade(), { renew });
       // A watch opened as close() ran is closed now: close is final.
-      if (!wanted()) for (const watch of [this.homeWatch, this.homeApproach]) watch?.close();
+      if (!wanted()) for (const watch of [this.homeWatch, this.homeApproach, ...this.homeChain.watches.values()]) watch?.close();
     });
     return this.homeWatching;
   }
@@ -273,6 +291,27 @@ export class Workspace {
   /** `$DEVPROXY_HOME` deleted, or made again: watched anew and its files read (missing, none). */
   private homeRemade(): void {
     void this.watchHome(true).then(() => Promise.all([this.syncDown(), this.syncRepos()]));
+  }
+
+  /**
+   * Makes `chain` watch the folders of `links` (the links on the way to a directory, from
+   * {@link dirApproach}): `onChange` runs when one of those links is made, re-pointed or deleted,
+   * or a folder holding one is itself deleted. Watches of folders no longer on the way are closed,
+   * and such a folder is no longer polled for unless `shared` says another watch needs it.
+   */
+  private async watchChain(chain: LinkChain, links: DirApproach['links'], wanted: () => boolean, onChange: () => void, options: { root?: string; renew?: boolean; shared?: (dir: string) => boolean }): Promise<void> {
+    const before = chain.links;
+    chain.links = links;
+    const watches = new Map<string, DirWatch>();
+    // A watch kept across a renewal keeps its first handler: `leads` reads the chain anew.
+    for (const dir of new Set(links.map((link) => link.dir))) {
+      const leads = (name: string) => chain.links.some((link) => link.dir === dir && link.name === name);
+      const watch = await this.ensureWatch(chain.watches.get(dir), dir, wanted, onApproach(dir, leads, onChange), { root: options.root, renew: options.renew });
+      if (watch) watches.set(dir, watch);
+    }
+    for (const [dir, watch] of chain.watches) if (watches.get(dir) !== watch) watch.close();
+    for (const { dir } of before) if (!links.some((link) => link.dir === dir) && options.shared?.(dir) !== true) this.unwatched.delete(dir);
+    chain.watches = watches;
   }
 
   /**
@@ -318,7 +357,7 @@ export class Workspace {
   /** Tries the failed watches again, and reads what they should have reported. */
   private async pollUnwatched(): Promise<void> {
     const home = this.options.home;
-    if (this.unwatched.has(home) || (this.homeApproachDir !== undefined && this.unwatched.has(this.homeApproachDir))) {
+    if (this.unwatched.has(home) || (this.homeApproachDir !== undefined && this.unwatched.has(this.homeApproachDir)) || this.homeChain.links.some((link) => this.unwatched.has(link.dir))) {
       await this.watchHome();
       await this.syncDown();
       await this.syncRepos();
@@ -502,7 +541,7 @@ export class Workspace {
   }
 
   private async trackWorktree(repo: string, git: GitWorktree): Promise<void> {
-    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], signature: '', dirty: false, unbuilt: false, loaded: false };
+    const tracked: TrackedWorktree = { git, repo, lastGood: {}, usesMainConfig: false, diagnostics: [], signature: '', dirty: false, unbuilt: false, loaded: false, chain: { links: [], watches: new Map() } };
     this.worktrees.set(git.path, tracked);
     this.fresh.add(git.path);
     // Watching first, then reading: a write in between is seen either way.
@@ -534,38 +573,22 @@ export class Workspace {
       const approach = (await isLink(join(root, STATE_DIR))) ? await dirApproach(join(root, STATE_DIR), root) : undefined;
       if (w.link && w.link.dir !== approach?.dir.path && w.link.dir !== root) this.unwatched.delete(w.link.dir);
       w.link = approach && { dir: approach.dir.path, name: approach.name };
-      // A watch kept across a renewal keeps its first handler: `leads` reads the entries anew.
-      const onApproach = (dir: string, leads: (name: string) => boolean) => (name: string | undefined) => {
-        if (name === undefined || leads(name)) renewAndReload(false);
-        // Its own name: the folder itself deleted or moved, unless an entry named alike changed.
-        else if (name === basename(dir)) void exists(join(dir, name)).then((child) => child || renewAndReload(false));
-      };
       if (approach) {
         const dir = approach.dir.path;
-        w.linkWatch = await this.ensureWatch(w.linkWatch, dir, wanted, onApproach(dir, (name) => name === w.link?.name), { renew: renew.state === true });
+        // A watch kept across a renewal keeps its first handler: `leads` reads the entry anew.
+        w.linkWatch = await this.ensureWatch(w.linkWatch, dir, wanted, onApproach(dir, (name) => name === w.link?.name, () => renewAndReload(false)), { renew: renew.state === true });
       } else {
         w.linkWatch?.close();
         w.linkWatch = undefined;
       }
       // The links in between (bounded by dirApproach's hops), each in a folder inside the worktree.
-      const before = w.chain ?? [];
-      w.chain = approach?.links ?? [];
-      const chainWatches = new Map<string, DirWatch>();
-      for (const dir of new Set(w.chain.map((link) => link.dir))) {
-        const leads = (name: string) => w.chain?.some((link) => link.dir === dir && link.name === name) === true;
-        const watch = await this.ensureWatch(w.chainWatches?.get(dir), dir, wanted, onApproach(dir, leads), { root, renew: renew.state === true });
-        if (watch) chainWatches.set(dir, watch);
-      }
-      for (const [dir, watch] of w.chainWatches ?? []) if (chainWatches.get(dir) !== watch) watch.close();
-      // A folder no longer on the way is not polled for any more, unless another watch needs it.
-      for (const { dir } of before) if (!w.chain.some((link) => link.dir === dir) && dir !== root && dir !== w.link?.dir) this.unwatched.delete(dir);
-      w.chainWatches = chainWatches;
+      await this.watchChain(w.chain, approach?.links ?? [], wanted, () => renewAndReload(false), { root, renew: renew.state === true, shared: (dir) => dir === root || dir === w.link?.dir });
       w.stateWatch = await this.ensureWatch(w.stateWatch, join(root, STATE_DIR), wanted, (name) => {
         // Its own deletion is reported on the folder's watch too (or the link's), which starts the next one.
         if (name === undefined || name === PROFILE_FILE) void this.reloadAndRebuild(w);
       }, { root, renew: renew.state === true });
       // A watch opened as close() or the worktree's removal ran is closed now: close is final.
-      if (!wanted()) for (const watch of [w.rootWatch, w.linkWatch, w.stateWatch, ...w.chainWatches.values()]) watch?.close();
+      if (!wanted()) for (const watch of [w.rootWatch, w.linkWatch, w.stateWatch, ...w.chain.watches.values()]) watch?.close();
     });
     w.watching = next;
     return next;
@@ -575,11 +598,11 @@ export class Workspace {
     w.rootWatch?.close();
     w.linkWatch?.close();
     w.stateWatch?.close();
-    for (const watch of w.chainWatches?.values() ?? []) watch.close();
+    for (const watch of w.chain.watches.values()) watch.close();
     this.unwatched.delete(w.git.path);
     this.unwatched.delete(join(w.git.path, STATE_DIR));
     if (w.link) this.unwatched.delete(w.link.dir);
-    for (const link of w.chain ?? []) this.unwatched.delete(link.dir);
+    for (const link of w.chain.links) this.unwatched.delete(link.dir);
   }
 
   private isUnwatched(w: TrackedWorktree): boolean {
@@ -587,7 +610,7 @@ export class Workspace {
       this.unwatched.has(w.git.path) ||
       this.unwatched.has(join(w.git.path, STATE_DIR)) ||
       (w.link !== undefined && this.unwatched.has(w.link.dir)) ||
-      (w.chain ?? []).some((link) => this.unwatched.has(link.dir))
+      w.chain.links.some((link) => this.unwatched.has(link.dir))
     );
   }
 
@@ -667,6 +690,18 @@ async function fileSignature(worktree: string): Promise<string> {
       (error: NodeJS.ErrnoException) => error.code ?? 'error',
     );
   return `${await one(configPath(worktree))}|${await one(profilePath(worktree))}`;
+}
+
+/**
+ * The handler of a watch on a folder on the way to a directory: `onChange` when an entry that
+ * `leads` there changed, or when the folder itself was deleted or moved (its own name reported),
+ * unless an entry named like the folder changed, which node reports alike.
+ */
+function onApproach(dir: string, leads: (name: string) => boolean, onChange: () => void): (name: string | undefined) => void {
+  return (name) => {
+    if (name === undefined || leads(name)) onChange();
+    else if (name === basename(dir)) void exists(join(dir, name)).then((child) => child || onChange());
+  };
 }
 
 function isLink(path: string): Promise<boolean> {

@@ -160,6 +160,12 @@ const until = (host: string, expected: 'local' | 'remote' | undefined, what: str
   waitFor(() => (mode(host) === expected ? true : undefined), 5_000, `${host} → ${expected ?? 'unrouted'} after ${what}`);
 
 /** Replaces the profile file by rename, as an editor or `devproxy use` does. */
+/** Points the link at `path` to `target` by a rename over it, as `ln -sfn` through a temporary name does. */
+async function repoint(path: string, target: string): Promise<void> {
+  await symlink(target, `${path}.next`);
+  await rename(`${path}.next`, path);
+}
+
 async function replaceProfile(worktree: string, profile: string, tag: string): Promise<void> {
   await mkdir(join(worktree, '.devproxy'), { recursive: true });
   await writeFile(`${profilePath(worktree)}.${tag}`, `profile: ${profile}\n`);
@@ -352,6 +358,39 @@ describe('watching directories', () => {
     }
   });
 
+  it('follows every link of a $DEVPROXY_HOME chain re-pointed ($DEVPROXY_HOME → link → link → folder)', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'devproxy-home-chain-'));
+    const other = await createTempRepo({ 'devproxy.yaml': CONFIG.replace('name: contoso', 'name: fabrikam') });
+    const linked = new Workspace({ home: join(base, 'home') });
+    const routed = () => ['contoso', 'fabrikam'].filter((name) => linked.getTable().routes.has(`ui.${name}.localhost`)).join(',');
+    const routes = (expected: string, what: string) => waitFor(() => (routed() === expected ? true : undefined), 5_000, `${expected} routed after ${what}`);
+    try {
+      for (const dir of ['hop-a', 'hop-b']) await mkdir(join(base, dir));
+      await updateRepos(join(base, 'home-one'), () => [repo.main]);
+      await updateRepos(join(base, 'home-two'), () => [other.main]);
+      await symlink('../home-one', join(base, 'hop-b', 'b'));
+      await symlink('../hop-b/b', join(base, 'hop-a', 'a'));
+      await symlink('hop-a/a', join(base, 'home'));
+      await linked.start();
+      expect(routed()).toBe('contoso');
+      // The middle link re-pointed (to a link of its own), then that new last link, then the first.
+      await symlink('../home-two', join(base, 'hop-b', 'c'));
+      await repoint(join(base, 'hop-a', 'a'), '../hop-b/c');
+      await routes('fabrikam', 'hop-a/a re-pointed to hop-b/c → home-two');
+      await repoint(join(base, 'hop-b', 'c'), '../home-one');
+      await routes('contoso', 'hop-b/c re-pointed to home-one');
+      await repoint(join(base, 'home'), 'home-two');
+      await routes('fabrikam', '$DEVPROXY_HOME re-pointed to home-two');
+      // The registry of the home now reached is the one followed.
+      await updateRepos(join(base, 'home-two'), (list) => [...list, repo.main]);
+      await routes('contoso,fabrikam', 'a repository registered in home-two');
+    } finally {
+      await linked.close();
+      await other.cleanup();
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
   it('follows the target of a .devproxy symbolic link inside the worktree deleted and made again', async () => {
     const [wt] = await startWith('feature/x');
     // Nested, and dangling when linked: the target comes later.
@@ -393,11 +432,6 @@ describe('watching directories', () => {
     await symlink('../hop-b/b', join(wt!, 'hop-a', 'a'));
     await symlink('hop-a/a', join(wt!, '.devproxy'));
     await until('api.x.localhost', 'local', 'the chain .devproxy → hop-a/a → hop-b/b → state-one');
-    /** Points the link at `path` to `target` by a rename over it, as `ln -sfn` through a temporary name does. */
-    const repoint = async (path: string, target: string) => {
-      await symlink(target, `${path}.next`);
-      await rename(`${path}.next`, path);
-    };
     // The last link re-pointed, then the middle one (to a link of its own), then that new link.
     await repoint(join(wt!, 'hop-b', 'b'), '../state-two');
     await until('api.x.localhost', 'remote', 'hop-b/b re-pointed to state-two');
