@@ -1,7 +1,8 @@
+import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_DRAIN_BYTES } from '../../proxy/unfinished-upload.js';
+import { endUnfinishedUpload, MAX_DRAIN_BYTES } from '../../proxy/unfinished-upload.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpsTestProxy, startTestProxy } from '../helpers/proxy.js';
@@ -11,7 +12,8 @@ import { send } from '../helpers/upstreams.js';
 /**
  * Upstreams that answer out of turn, through a real proxy: an answer that comes before the client
  * has sent its whole upload (the daemon reads a bounded amount more, then ends the upload), and
- * bytes an upstream sends after a HEAD answer (never read as the next request's answer).
+ * bytes an upstream sends after a HEAD answer (never read as the next request's answer); and the
+ * drain limit alone, on a real node:http server.
  */
 
 const API = 'api.feature-x.localhost';
@@ -67,6 +69,33 @@ function earlyAnswerUpstream(): Promise<{ port: number; sockets: Socket[] }> {
   });
 }
 
+/**
+ * An HTTP/1.1 upload of {@link UPLOAD_BYTES} on a raw socket to `port`: the head, then pieces
+ * with back-pressure until all is out or the connection is gone. `onAnswer` gets what comes back.
+ */
+async function keepSending(port: number, host: string, onAnswer: (chunk: Buffer) => void = () => {}): Promise<{ sent: () => number; closed: () => boolean; done: Promise<unknown> }> {
+  const client = net.connect(port, '127.0.0.1');
+  cleanups.push(() => void client.destroy());
+  let closed = false;
+  let sent = 0;
+  client.on('data', onAnswer);
+  client.on('error', () => {});
+  client.on('close', () => (closed = true));
+  client.write(`PUT /upload HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`);
+  const pump = (): void => {
+    while (!closed && !client.destroyed && sent < UPLOAD_BYTES) {
+      sent += PIECE.length;
+      if (!client.write(PIECE)) {
+        client.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+  const done = waitFor(() => (closed || (sent >= UPLOAD_BYTES && client.writableLength === 0)) || undefined, 30_000, 'the upload to end or its connection to close');
+  return { sent: () => sent, closed: () => closed, done };
+}
+
 describe('an answer before the client has sent its whole upload', () => {
   it('HTTP/1.1: the answer says Connection: close and the daemon reads at most 256 KiB more before closing', async () => {
     const up = await earlyAnswerUpstream();
@@ -78,40 +107,22 @@ describe('an answer before the client has sent its whole upload', () => {
       served.push(req.socket as Socket);
       handleRequest(req, res);
     };
-    const client = net.connect(proxy.port, '127.0.0.1');
-    cleanups.push(() => void client.destroy());
     let answer = '';
     let readAtAnswer = -1;
-    let closed = false;
-    let sent = 0;
-    client.on('data', (chunk: Buffer) => {
+    const upload = await keepSending(proxy.port, API, (chunk) => {
       answer += chunk.toString('latin1');
       if (readAtAnswer === -1 && answer.includes('\r\n\r\n')) readAtAnswer = (served[0] as Socket).bytesRead;
     });
-    client.on('error', () => {});
-    client.on('close', () => (closed = true));
-    client.write(`POST /upload HTTP/1.1\r\nHost: ${API}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${UPLOAD_BYTES}\r\n\r\n`);
-    // Keeps sending, with back-pressure, until the whole upload is out or the connection is gone.
-    const pump = (): void => {
-      while (!closed && !client.destroyed && sent < UPLOAD_BYTES) {
-        sent += PIECE.length;
-        if (!client.write(PIECE)) {
-          client.once('drain', pump);
-          return;
-        }
-      }
-    };
-    pump();
-    await waitFor(() => (closed || (sent >= UPLOAD_BYTES && client.writableLength === 0)) || undefined, 30_000, 'the upload to end or its connection to close');
+    await upload.done;
     await waitFor(() => readAtAnswer !== -1 || undefined, 5_000, 'the answer');
     const daemon = served[0] as Socket;
     // What the daemon read once it had answered: the drain limit and one read of slack, not the upload.
     expect(daemon.bytesRead - readAtAnswer).toBeLessThanOrEqual(MAX_DRAIN_BYTES + PIECE.length);
-    expect(sent).toBeLessThan(UPLOAD_BYTES);
+    expect(upload.sent()).toBeLessThan(UPLOAD_BYTES);
     expect(answer).toMatch(/^HTTP\/1\.1 413 Payload Too Large\r\n/);
     expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
     expect(answer.endsWith('\r\n\r\ntoo large')).toBe(true);
-    await waitFor(() => (closed && daemon.destroyed) || undefined, 5_000, 'both ends of the connection to close');
+    await waitFor(() => (upload.closed() && daemon.destroyed) || undefined, 5_000, 'both ends of the connection to close');
   });
 
   it('h2: the upload stream is reset with NO_ERROR after the complete answer, so the client stops sending', async () => {
@@ -170,5 +181,28 @@ describe('bytes an upstream sends after a HEAD answer', () => {
     expect(head.headers['content-length']).toBe(String(late.length));
     expect(await send(proxy.port, API)).toMatchObject({ status: 200, body: 'real' });
     expect(up.sockets).toHaveLength(2);
+  });
+});
+
+describe('endUnfinishedUpload on HTTP/1.1, the drain limit alone', () => {
+  it('reads at most 256 KiB more of an unfinished body, then cuts the connection', async () => {
+    // A real node:http server whose answer is under way, its end unread by the client: node:http
+    // cannot close after it, so only the limit stops the reading of an upload that goes on.
+    let served: Socket | undefined;
+    let readAtEnd = -1;
+    const server = http.createServer((req, res) => {
+      served = req.socket;
+      res.writeHead(413, { connection: 'close', 'content-length': '9' });
+      readAtEnd = req.socket.bytesRead;
+      endUnfinishedUpload(req);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    cleanups.push(() => server.closeAllConnections());
+    const upload = await keepSending((server.address() as net.AddressInfo).port, '127.0.0.1');
+    await upload.done;
+    expect((served as Socket).bytesRead - readAtEnd).toBeLessThanOrEqual(MAX_DRAIN_BYTES + PIECE.length);
+    await waitFor(() => served?.destroyed || undefined, 5_000, 'the server to cut the connection');
+    expect(upload.sent()).toBeLessThan(UPLOAD_BYTES);
   });
 });
