@@ -170,6 +170,16 @@ describe('H1Pool: keep-alive and framing', () => {
     expect(up.sockets).toHaveLength(2);
   });
 
+  it('drops an idle socket that sends bytes nobody asked for, so they never answer the next request', async () => {
+    const up = await rawUpstream((s, _i, _r, connection) => s.write(connection === 0 ? OK : 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal'));
+    const p = pool(up.origin);
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'ok' });
+    up.sockets[0]?.write('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged');
+    await waitFor(() => (up.sockets[0]?.readableEnded === true || up.sockets[0]?.destroyed === true) || undefined, 5_000, 'the idle socket to be dropped');
+    expect(await send(p)).toMatchObject({ how: 'end', body: 'real' });
+    expect(up.sockets).toHaveLength(2);
+  });
+
   it('fails an answer whose framing is in doubt (Content-Length with Transfer-Encoding) and closes that socket', async () => {
     const up = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'));
     const p = pool(up.origin);
