@@ -281,7 +281,7 @@ export class Workspace {
       // dirApproach's hops), the first one's included, which nothing else watches.
       const approach = this.homeWatch && (await isLink(home)) ? await dirApproach(home) : undefined;
       const links = approach ? [{ dir: dirname(home), name: basename(home) }, ...approach.links] : [];
-      await this.watchChain(this.homeChain, links, wanted, () => this.homeRemade(), { renew });
+      await this.watchChain(this.homeChain, links, wanted, () => this.homeRemade(), { renew, shared: (dir) => dir === this.homeApproachDir });
       // A watch opened as close() ran is closed now: close is final.
       if (!wanted()) for (const watch of [this.homeWatch, this.homeApproach, ...this.homeChain.watches.values()]) watch?.close();
     });
