@@ -363,7 +363,7 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
   // undici closes the connection after every HEAD (against servers that send a body anyway), so
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
   // (Azure front ends, Node, dev servers) frame HEAD answers correctly. (The local client keeps
-  // the connection after a HEAD answer that announces no body by itself.)
+  // the connection after a well-framed HEAD answer by itself.)
   if (request.method === 'HEAD') request.reset = false;
   // A long body's 64 KiB socket buffers are freed only by a collection: see body-gc-pacer.ts.
   if (body !== null) paceLongBody(body);

@@ -66,11 +66,7 @@ export class H1ResponseParser {
   keepAlive = false;
   /** The upstream's `Keep-Alive: timeout=<s>` hint, or -1. */
   keepAliveSeconds = -1;
-  /**
-   * A HEAD, 204 or 304 answer whose head announced a body (a nonzero Content-Length, or chunked) it
-   * does not carry: a broken upstream may send that body anyway, later, where the next request
-   * would read it as its answer.
-   */
+  /** A 204 or 304 whose head announced a body (a nonzero Content-Length, or chunked) it must not have. */
   bodyDeclared = false;
   /** Bytes of the current response seen so far (0: the upstream has not answered yet). */
   bytesSeen = 0;
@@ -258,7 +254,7 @@ export class H1ResponseParser {
       chunked = true;
     }
     const bodiless = this.#head || code === 204 || code === 304;
-    this.bodyDeclared = bodiless && (chunked || length > 0);
+    this.bodyDeclared = !this.#head && bodiless && (chunked || length > 0);
     this.keepAlive = !close && (http11 || keepAliveToken) && (bodiless || chunked || length !== -1);
     this.keepAliveSeconds = keepAliveSeconds;
     if (bodiless || length === 0) this.#state = DONE;

@@ -470,9 +470,8 @@ class H1Connection implements ResponseSink {
     // is read and dropped, and the socket, mid-request, cannot carry another one.
     if (!request.written) request.detachBody(true);
     if (request.paused) this.socket.resume();
-    // A HEAD, 204 or 304 answer that announced a body may still be followed by it, bytes the next
-    // request would read as its answer: that socket is not reused. (Bytes that come while the socket
-    // idles close it too, but not those that come after the next request went out.)
+    // A 204 or 304 that announced a body may still send it, which the next request would read as
+    // its answer: that socket is not reused.
     if (this.#parser.keepAlive && !this.#parser.bodyDeclared && request.written && !extraBytes && this.#keepAliveMs > 0) this.pool.release(this);
     else this.socket.destroy();
     request.call(request.handler.onResponseEnd, trailers.length === 0 ? NO_PARSED_HEADERS : trailerObject(trailers));
