@@ -31,6 +31,10 @@ export const H2_SESSION_OPTIONS: Pick<SecureServerOptions, 'maxSessionInvalidFra
   settings: { maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS, enableConnectProtocol: true },
 };
 
+const kWatch = Symbol('devproxy.h2SessionWatch');
+
+type WatchedStream = ServerHttp2Stream & { [kWatch]?: SessionWatch };
+
 /**
  * Closes an h2 session when it is idle: no stream within `firstStreamMs` of the handshake, then
  * no open stream for {@link KEEP_ALIVE_TIMEOUT_MS}; also at once after a GOAWAY from the client,
@@ -39,52 +43,104 @@ export const H2_SESSION_OPTIONS: Pick<SecureServerOptions, 'maxSessionInvalidFra
  * `socket` is the TLS socket under the session (the session only exposes a proxy of it).
  */
 export function watchH2Session(session: Http2Session, socket: Duplex, firstStreamMs: number): void {
-  let open = 0;
-  let finished = 0;
-  let resets = 0;
-  let closing = false;
-  let idle: NodeJS.Timeout | undefined;
+  const watch = new SessionWatch(session, socket, firstStreamMs);
+  session.on('stream', (stream: WatchedStream) => watch.opened(stream));
+  session.once('goaway', () => watch.close());
+  session.once('error', () => watch.close());
+  socket.once('close', () => watch.stopTimers());
+}
+
+/**
+ * One session's count of open, finished and reset streams. Each stream gets one shared 'close'
+ * listener and finds its watch on itself (its session is gone by then); the keep-alive deadline
+ * is one timer per session, moved with `refresh()` when the last open stream closes, so a
+ * request costs no timer of its own.
+ */
+class SessionWatch {
+  #open = 0;
+  #finished = 0;
+  #resets = 0;
+  #closing = false;
+  /** Armed until the first stream arrives. */
+  #firstStream: NodeJS.Timeout | undefined;
+  /** Made when the first stream closes; a tick while streams are open does nothing. */
+  #keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly session: Http2Session,
+    readonly socket: Duplex,
+    firstStreamMs: number,
+  ) {
+    this.#firstStream = setTimeout(closeIdle, firstStreamMs, this);
+    this.#firstStream.unref();
+  }
+
+  opened(stream: WatchedStream): void {
+    this.#open++;
+    if (this.#firstStream !== undefined) {
+      clearTimeout(this.#firstStream);
+      this.#firstStream = undefined;
+    }
+    stream[kWatch] = this;
+    stream.on('close', onWatchedStreamClose);
+  }
+
+  closed(stream: ServerHttp2Stream): void {
+    this.#open--;
+    // node sets `aborted` (and emits 'aborted') when a stream closes before its answer ended.
+    if (stream.aborted) {
+      this.#resets++;
+      if (this.#resets > H2_MAX_CLIENT_RESETS && this.#resets > this.#finished) this.cut();
+    }
+    if (stream.rstCode === h2.NGHTTP2_NO_ERROR) this.#finished++;
+    if (this.#open > 0 || this.#closing) return;
+    if (this.#keepAlive === undefined) {
+      this.#keepAlive = setTimeout(closeIdle, KEEP_ALIVE_TIMEOUT_MS, this);
+      this.#keepAlive.unref();
+    } else {
+      this.#keepAlive.refresh();
+    }
+  }
+
+  /** The first-stream or keep-alive deadline passed: closes the session unless a stream is open. */
+  idle(): void {
+    if (this.#open === 0) this.close();
+  }
+
   /** A rapid-reset client gets no graceful close: every frame it sent meanwhile costs event-loop time. */
-  const cut = (): void => {
-    closing = true;
-    clearTimeout(idle);
-    session.destroy();
-    socket.destroy();
-  };
-  const close = (): void => {
-    if (closing) return;
-    closing = true;
-    clearTimeout(idle);
+  cut(): void {
+    this.#closing = true;
+    this.stopTimers();
+    this.session.destroy();
+    this.socket.destroy();
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.stopTimers();
+    const { session, socket } = this;
     if (!session.closed && !session.destroyed) session.close();
-    const grace = setTimeout(cut, H2_CLOSE_GRACE_MS);
+    const grace = setTimeout(() => this.cut(), H2_CLOSE_GRACE_MS);
     grace.unref();
     session.once('close', () => {
       clearTimeout(grace);
       socket.destroy();
     });
-  };
-  const arm = (ms: number): void => {
-    clearTimeout(idle);
-    idle = setTimeout(close, ms);
-    idle.unref();
-  };
-  arm(firstStreamMs);
-  session.on('stream', (stream: ServerHttp2Stream) => {
-    open++;
-    clearTimeout(idle);
-    stream.once('aborted', () => {
-      resets++;
-      if (resets > H2_MAX_CLIENT_RESETS && resets > finished) cut();
-    });
-    stream.once('close', () => {
-      open--;
-      if (stream.rstCode === h2.NGHTTP2_NO_ERROR) finished++;
-      if (open === 0 && !closing) arm(KEEP_ALIVE_TIMEOUT_MS);
-    });
-  });
-  session.once('goaway', close);
-  session.once('error', close);
-  socket.once('close', () => clearTimeout(idle));
+  }
+
+  stopTimers(): void {
+    clearTimeout(this.#firstStream);
+    clearTimeout(this.#keepAlive);
+  }
+}
+
+function closeIdle(watch: SessionWatch): void {
+  watch.idle();
+}
+
+function onWatchedStreamClose(this: WatchedStream): void {
+  this[kWatch]?.closed(this);
 }
 
 /** Descriptors never handed to proxy clients: the admin API, files, watchers, Docker, logs. */

@@ -304,6 +304,42 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
     });
   }, 30_000);
 
+  // The keep-alive deadline is one timer per session, moved when the last stream closes: here it
+  // comes due while the second stream is busy, must let that stream finish, and must still close
+  // the session once it is idle again.
+  it.concurrent('an h2 session busy again after its first request is not cut, and is closed once idle', async () => {
+    await idle.check(async () => {
+      const session = await h2Session(httpsPort, API);
+      try {
+        expect(await h2Get(session, '/first')).toBe(200);
+        const stream = session.request({ ':path': '/sink', ':method': 'POST' }, { endStream: false });
+        let closedEarly = false;
+        session.once('close', () => (closedEarly = true));
+        // One byte a second (the pace is the scenario) past the keep-alive timeout armed when /first closed.
+        const ticks = 7;
+        for (let i = 0; i < ticks; i++) {
+          await new Promise<void>((resolve) => stream.write('y', () => setTimeout(resolve, 1_000)));
+        }
+        const body = await within(
+          new Promise<string>((resolve, reject) => {
+            let text = '';
+            stream.on('data', (c: Buffer) => (text += c.toString()));
+            stream.on('end', () => resolve(text));
+            stream.on('error', reject);
+            stream.end();
+          }),
+          10_000,
+          'the slow upload answer',
+        );
+        expect(body).toBe('drained');
+        expect(closedEarly).toBe(false);
+        await within(sessionClosed(session), CLOSE_DEADLINE_MS, 'the daemon closing the session once idle again');
+      } finally {
+        session.destroy();
+      }
+    });
+  }, 45_000);
+
   async function floodedVictim(attack: () => Promise<ClientHttp2Session[]>): Promise<{ peak: ResourcePeak; latencies: number[]; failures: string[] }> {
     const sampler = sampleResources(pid);
     const sessions = await attack();
