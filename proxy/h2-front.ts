@@ -120,7 +120,8 @@ export class H2Response extends EventEmitter {
   constructor(readonly stream: ServerHttp2Stream) {
     super();
     (stream as FrontStream)[kResponse] = this;
-    stream.once('close', onStreamClose);
+    // 'close' comes once: a plain listener spares the once-wrapper node makes for every stream.
+    stream.on('close', onStreamClose);
   }
 
   get headersSent(): boolean {
