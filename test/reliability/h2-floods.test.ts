@@ -198,6 +198,35 @@ describe('under ulimit -n 256: rapid reset and descriptor floods', () => {
   }, 120_000);
 });
 
+/**
+ * A slow upload to `/sink` on `session`: one byte a second (the pace is the scenario, not a wait
+ * for a condition) past the daemon's keep-alive timeout, then the end; its answer must arrive.
+ * `closedEarly` says whether the session closed meanwhile.
+ */
+async function slowUpload(session: ClientHttp2Session): Promise<{ body: string; closedEarly: boolean }> {
+  const stream = session.request({ ':path': '/sink', ':method': 'POST' }, { endStream: false });
+  stream.on('data', () => undefined);
+  stream.write('x');
+  let closedEarly = false;
+  session.once('close', () => (closedEarly = true));
+  const ticks = 7;
+  for (let i = 0; i < ticks; i++) {
+    await new Promise<void>((resolve) => stream.write('y', () => setTimeout(resolve, 1_000)));
+  }
+  const body = await within(
+    new Promise<string>((resolve, reject) => {
+      let text = '';
+      stream.on('data', (c: Buffer) => (text += c.toString()));
+      stream.on('end', () => resolve(text));
+      stream.on('error', reject);
+      stream.end();
+    }),
+    10_000,
+    'the slow upload answer',
+  );
+  return { body, closedEarly };
+}
+
 describe('with the machine’s descriptor limit: idle sessions and one client starving a service', () => {
   let upstream: Upstream;
   let d: DaemonUnderTest;
@@ -274,30 +303,9 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
     await idle.check(async () => {
       const session = await h2Session(httpsPort, API);
       try {
-        const stream = session.request({ ':path': '/sink', ':method': 'POST' }, { endStream: false });
-        stream.on('data', () => undefined);
-        stream.write('x');
-        let closedEarly = false;
-        session.once('close', () => (closedEarly = true));
-        // A slow upload: one byte a second (the pace is the scenario, not a wait for a condition),
-        // past the keep-alive timeout; then it ends and its answer must arrive.
-        const ticks = 7;
-        for (let i = 0; i < ticks; i++) {
-          await new Promise<void>((resolve) => stream.write('y', () => setTimeout(resolve, 1_000)));
-        }
-        const body = await within(
-          new Promise<string>((resolve, reject) => {
-            let text = '';
-            stream.on('data', (c: Buffer) => (text += c.toString()));
-            stream.on('end', () => resolve(text));
-            stream.on('error', reject);
-            stream.end();
-          }),
-          10_000,
-          'the slow upload answer',
-        );
-        expect(body).toBe('drained');
-        expect(closedEarly).toBe(false);
+        const upload = await slowUpload(session);
+        expect(upload.body).toBe('drained');
+        expect(upload.closedEarly).toBe(false);
       } finally {
         session.destroy();
       }
@@ -312,27 +320,9 @@ describe('with the machine’s descriptor limit: idle sessions and one client st
       const session = await h2Session(httpsPort, API);
       try {
         expect(await h2Get(session, '/first')).toBe(200);
-        const stream = session.request({ ':path': '/sink', ':method': 'POST' }, { endStream: false });
-        let closedEarly = false;
-        session.once('close', () => (closedEarly = true));
-        // One byte a second (the pace is the scenario) past the keep-alive timeout armed when /first closed.
-        const ticks = 7;
-        for (let i = 0; i < ticks; i++) {
-          await new Promise<void>((resolve) => stream.write('y', () => setTimeout(resolve, 1_000)));
-        }
-        const body = await within(
-          new Promise<string>((resolve, reject) => {
-            let text = '';
-            stream.on('data', (c: Buffer) => (text += c.toString()));
-            stream.on('end', () => resolve(text));
-            stream.on('error', reject);
-            stream.end();
-          }),
-          10_000,
-          'the slow upload answer',
-        );
-        expect(body).toBe('drained');
-        expect(closedEarly).toBe(false);
+        const upload = await slowUpload(session);
+        expect(upload.body).toBe('drained');
+        expect(upload.closedEarly).toBe(false);
         await within(sessionClosed(session), CLOSE_DEADLINE_MS, 'the daemon closing the session once idle again');
       } finally {
         session.destroy();
