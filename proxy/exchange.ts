@@ -17,12 +17,15 @@ import { DispatchControllerState } from './dispatch-controller.js';
 import { renderWakingPage } from './error-pages.js';
 import { buildClientHeaders, flattenHeaders, h2HeaderObject, mayCarryTrailers, type ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
+import { FrontResponse } from './h1-front.js';
 import { H2Response } from './h2-front.js';
-import { profileOf, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
+import { profileOf, type ClientRequest, type ProxyCore } from './proxy-core.js';
+import type { RequestContext } from './request-context.js';
 import { exchangeStart, recordExchange } from './request-log.js';
 import { isWakingStatus, mayRetryWake, WAKE_PAGE_RETRY_S, wakeDelayMs, wakeErrorCode, type WakePlan } from './remote-hop.js';
 import { closesConnection, endUnfinishedUpload } from './unfinished-upload.js';
 import { mapUpstreamError } from './upstream-errors.js';
+import type { AnswerWatcher } from './types.js';
 import type { ShareWaiter } from './upstream-share.js';
 import { openUpstream } from './websocket.js';
 
@@ -47,38 +50,27 @@ export interface ExchangePlan {
   preflight?: Preflight;
 }
 
-type ExchangeResponse = ClientResponse & { [kForward]?: ForwardExchange };
+/** node's responses, which tell of their client by events (the fronts' tell their watcher). */
+type NodeResponse = (ServerResponse | Http2ServerResponse) & { [kForward]?: ForwardExchange };
 
 const kForward = Symbol('devproxy.forward');
 
-function onClientDrain(this: ExchangeResponse): void {
-  this[kForward]?.resumeUpstream();
+function onClientDrain(this: NodeResponse): void {
+  this[kForward]?.clientDrained();
 }
 
-function onClientClose(this: ExchangeResponse): void {
+function onClientClose(this: NodeResponse): void {
   this[kForward]?.clientClosed();
 }
 
 /** What an exchange sends through: an upstream pool, or the asterisk-form sender. */
 type Dispatches = Pick<Dispatcher, 'dispatch'>;
 
-/** The client connection a request came on: its h2 session, or its HTTP/1.1 socket. */
-function clientConnectionOf(req: ClientRequest): object {
-  return req.httpVersionMajor === 2 ? (req as H2ClientRequest).stream.session ?? req.socket : req.socket;
-}
-
-/** True when the request carries a body: HTTP/2 says so per stream, HTTP/1.1 by its framing headers. */
-export function hasBody(req: ClientRequest): boolean {
-  if (req.httpVersionMajor === 2) return !(req as H2ClientRequest).stream.endAfterHeaders;
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
-
 /**
  * One forwarded request: an undici dispatch handler streaming the response into `res`. It holds
  * one slot of its client connection's upstream share from its start until it ends.
  */
-class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
+class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter, AnswerWatcher {
   /** undici's handle on the dispatch under way: pause/resume the response, abort the request. */
   #controller: Dispatcher.DispatchController | undefined;
   #clientGone = false;
@@ -97,34 +89,37 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   #status = 0;
   #bytes = 0;
   #responseHeaders: string[] | undefined;
-  readonly #client: object;
   /** Holds a slot of the client's upstream share. */
   #holding = false;
   /** Waits in the client's share queue. */
   #queued = false;
   /** Dispatched and not yet completed or failed (undici will call back). */
   #dispatched = false;
-  /** The client's `drain` resumes the upstream (listened for once the client first filled up). */
+  /** The client's drain resumes the upstream (from the first time the client filled up). */
   #awaitsDrain = false;
 
   constructor(
     private readonly core: ProxyCore,
+    /** The request itself: read only for its body (the rest is in `context`). */
     private readonly req: ClientRequest,
-    private readonly res: ExchangeResponse,
+    private readonly context: RequestContext,
+    private readonly res: ClientResponse,
     private readonly plan: ExchangePlan,
   ) {
-    res[kForward] = this;
-    (res as ServerResponse).on('close', onClientClose);
+    if (res instanceof FrontResponse || res instanceof H2Response) res.watcher = this;
+    else {
+      (res as NodeResponse)[kForward] = this;
+      res.on('close', onClientClose);
+    }
     if (plan.wake !== undefined) this.#startedAt = Date.now();
     this.#begun = exchangeStart(core.options.requestLog);
-    this.#client = clientConnectionOf(req);
   }
 
   /** Sends the request once the client's upstream share has a free slot. */
   start(pool: Dispatches, request: Dispatcher.DispatchOptions): void {
     this.#pool = pool;
     this.#request = request;
-    if (this.core.shares.acquire(this.#client, this)) {
+    if (this.core.shares.acquire(this.context.connection, this)) {
       this.#holding = true;
       this.#dispatch();
     } else {
@@ -147,7 +142,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
   #release(): void {
     if (!this.#holding) return;
     this.#holding = false;
-    this.core.shares.release(this.#client);
+    this.core.shares.release(this.context.connection);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
@@ -176,7 +171,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
         // gets the same preflight answer it gets while the service is remote.
         this.#replaced = true;
         this.#done = true;
-        sendPreflight(this.core, this.req, res, plan.route, corsOrigin, plan.preflight, kind, kind, this.#begun);
+        sendPreflight(this.core, this.context, res, plan.route, corsOrigin, plan.preflight, kind, kind, this.#begun);
         return;
       }
       const mode: CorsMode = kind === 'local' ? 'unless-answered' : 'replace';
@@ -185,7 +180,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     // An answer before the whole upload (a 413): see unfinished-upload.ts.
     if (this.#request?.body != null && closesConnection(this.req)) out.push('connection', 'close');
     this.#responseHeaders = out;
-    if (this.req.httpVersionMajor === 2) respondH2(res as Http2ServerResponse | H2Response, statusCode, out, mayCarryTrailers(raw));
+    if (this.context.h2) respondH2(res as Http2ServerResponse | H2Response, statusCode, out, mayCarryTrailers(raw));
     else (res as ServerResponse).writeHead(statusCode, out);
   }
 
@@ -198,7 +193,8 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       controller.pause();
       if (!this.#awaitsDrain) {
         this.#awaitsDrain = true;
-        (this.res as ServerResponse).on('drain', onClientDrain);
+        // A front's answer tells its watcher of every drain; node's emit 'drain'.
+        if (!(this.res instanceof FrontResponse || this.res instanceof H2Response)) this.res.on('drain', onClientDrain);
       }
     }
   }
@@ -220,7 +216,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     if (Object.keys(trailers).length > 0) this.res.addTrailers(trailers);
     (this.res as ServerResponse).end();
     if (this.#request?.body != null) endUnfinishedUpload(this.req);
-    recordExchange(this.core.options.requestLog, this.req, this.plan.route, this.plan.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
+    recordExchange(this.core.options.requestLog, this.context, this.plan.route, this.plan.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
@@ -234,7 +230,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     if (this.#clientGone) {
       this.#done = true;
       // Status 0: the client went away before the answer was complete.
-      recordExchange(this.core.options.requestLog, this.req, plan.route, plan.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
+      recordExchange(this.core.options.requestLog, this.context, plan.route, plan.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
       this.#release();
       return;
     }
@@ -250,15 +246,15 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     const info = mapUpstreamError(error, { route: plan.route, target: plan.target, profile: profileOf(this.core, plan.route) });
     if (info === null) return;
     this.core.logger?.warn(`${plan.route.host}: ${info.message}`);
-    if (!res.headersSent) sendError(this.core, this.req, res, info, plan.route, plan.corsOrigin, this.#begun);
+    if (!res.headersSent) sendError(this.core, this.context, res, info, plan.route, plan.corsOrigin, this.#begun);
     else {
       res.destroy();
-      recordExchange(this.core.options.requestLog, this.req, plan.route, plan.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
+      recordExchange(this.core.options.requestLog, this.context, plan.route, plan.target.kind, 0, this.#bytes, this.#responseHeaders, this.#begun);
     }
   }
 
-  resumeUpstream(): void {
-    this.#controller?.resume();
+  clientDrained(): void {
+    if (this.#awaitsDrain) this.#controller?.resume();
   }
 
   clientClosed(): void {
@@ -267,7 +263,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
     clearTimeout(this.#retryTimer);
     if (this.#queued) {
       this.#queued = false;
-      this.core.shares.cancel(this.#client, this);
+      this.core.shares.cancel(this.context.connection, this);
     }
     // Between wake attempts nothing is dispatched: no undici callback will give the slot back.
     if (!this.#dispatched) this.#release();
@@ -288,7 +284,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter {
       this.#done = true;
       this.#release();
       this.core.logger?.info(`${plan.route.host}: the remote answered ${answered}; serving the waking page`);
-      sendWakingPage(this.core, this.req, this.res, plan, answered, wake.timeoutMs, this.#begun);
+      sendWakingPage(this.core, this.context, this.res, plan, answered, wake.timeoutMs, this.#begun);
       return;
     }
     const delay = wakeDelayMs(this.#attempts);
@@ -331,7 +327,7 @@ function retryExchange(exchange: ForwardExchange): void {
 /** The waking page reloads itself after this long; clients that retry read it here. */
 const WAKING_PAGE_HEADERS: readonly string[] = ['retry-after', String(WAKE_PAGE_RETRY_S)];
 
-function sendWakingPage(core: ProxyCore, req: ClientRequest, res: ClientResponse, plan: ExchangePlan, answered: string, timeoutMs: number, begun: number): void {
+function sendWakingPage(core: ProxyCore, request: RequestContext, res: ClientResponse, plan: ExchangePlan, answered: string, timeoutMs: number, begun: number): void {
   const { route } = plan;
   const body = renderWakingPage({
     service: route.service,
@@ -341,15 +337,15 @@ function sendWakingPage(core: ProxyCore, req: ClientRequest, res: ClientResponse
     timeoutMs,
     retryAfterSeconds: WAKE_PAGE_RETRY_S,
   });
-  sendPage(core, req, res, 503, body, false, route, undefined, undefined, begun, WAKING_PAGE_HEADERS);
+  sendPage(core, request, res, 503, body, false, route, undefined, undefined, begun, WAKING_PAGE_HEADERS);
 }
 
 /**
  * Forwards `req` as `plan` says and streams the answer into `res`; failures (no pool for the
  * target, upstream errors) become error pages through the same path.
  */
-export function forwardExchange(core: ProxyCore, req: ClientRequest, res: ClientResponse, plan: ExchangePlan): void {
-  const exchange = new ForwardExchange(core, req, res, plan);
+export function forwardExchange(core: ProxyCore, req: ClientRequest, request: RequestContext, res: ClientResponse, plan: ExchangePlan): void {
+  const exchange = new ForwardExchange(core, req, request, res, plan);
   let pool;
   try {
     pool = core.pools.poolFor(plan.target);
@@ -358,17 +354,17 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, res: Client
     return;
   }
   // Only node's requests carry a body: the front serves bodiless ones alone.
-  const body = hasBody(req) ? (req as IncomingMessage | Http2ServerRequest) : null;
-  const request: Dispatcher.DispatchOptions = { method: req.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: body as IncomingMessage | null };
+  const body = request.hasBody ? (req as IncomingMessage | Http2ServerRequest) : null;
+  const options: Dispatcher.DispatchOptions = { method: request.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: body as IncomingMessage | null };
   // undici closes the connection after every HEAD (against servers that send a body anyway), so
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
   // (Azure front ends, Node, dev servers) frame HEAD answers correctly. (The local client keeps
   // the connection after a well-framed HEAD answer by itself.)
-  if (request.method === 'HEAD') request.reset = false;
+  if (options.method === 'HEAD') options.reset = false;
   // A long body's 64 KiB socket buffers are freed only by a collection: see body-gc-pacer.ts.
   if (body !== null) paceLongBody(body);
   // The pools send only origin-form (and undici absolute-form) targets; `OPTIONS *` goes out by node:http.
-  exchange.start(plan.path === '*' ? new AsteriskDispatcher(core, plan.target) : pool, request);
+  exchange.start(plan.path === '*' ? new AsteriskDispatcher(core, plan.target) : pool, options);
 }
 
 /** The controller of one asterisk-form request: node:http's response stands in for undici's parser. */

@@ -13,12 +13,11 @@
  * ServerResponse writes for the same calls (status line, `Date`, `Connection: keep-alive`,
  * `Keep-Alive`, chunked framing when there is no length), so a client cannot tell the paths apart.
  */
-import { EventEmitter } from 'node:events';
 import { STATUS_CODES, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { CRLF_CRLF, INVALID_VALUE, MAX_HEAD_BYTES, TOKEN } from './h1-grammar.js';
 import { parseServedHead, type ServedHead } from './h1-request-head.js';
-import type { ProxyHandler } from './types.js';
+import type { AnswerWatcher, ProxyHandler } from './types.js';
 
 /** A request the front serves: what the handler reads of node's IncomingMessage. It has no body. */
 export class FrontRequest {
@@ -81,13 +80,16 @@ function headerError(code: 'ERR_INVALID_HTTP_TOKEN' | 'ERR_INVALID_CHAR', name: 
 /**
  * The answer to a {@link FrontRequest}: the part of node's ServerResponse the handler uses
  * (`writeHead` with a flat header list, `write`, `end`, `addTrailers`, `destroy`, `headersSent`,
- * `destroyed`, the `drain` and `close` events), writing the same bytes node would. `close` is
- * emitted when the client goes away before the answer is complete.
+ * `destroyed`), writing the same bytes node would. Its {@link watcher} hears what node's `drain`
+ * and `close` events tell: the client's buffer drained, the client went away before the answer
+ * was complete.
  */
-export class FrontResponse extends EventEmitter {
+export class FrontResponse {
   statusCode = 200;
   headersSent = false;
   destroyed = false;
+  /** Told when the client drains or goes away (the exchange writing this answer). */
+  watcher: AnswerWatcher | undefined = undefined;
   /** Latin1 text not yet written: the head until the first write, chunk framing, small pieces of body. */
   #unsent = '';
   #flushQueued = false;
@@ -101,7 +103,6 @@ export class FrontResponse extends EventEmitter {
     private readonly connection: FrontConnection,
     method: string,
   ) {
-    super();
     this.#hasBody = method !== 'HEAD';
   }
 
@@ -260,7 +261,7 @@ export class FrontResponse extends EventEmitter {
   abandoned(): void {
     if (this.#finished) return;
     this.destroyed = true;
-    this.emit('close');
+    this.watcher?.clientClosed();
   }
 }
 
@@ -283,7 +284,7 @@ class FrontConnection {
   readonly #onClose = (): void => this.#closed();
   readonly #onTimeout = (): void => this.#timedOut();
   readonly #onDrain = (): void => {
-    this.#response?.emit('drain');
+    this.#response?.watcher?.clientDrained();
   };
 
   constructor(

@@ -10,13 +10,12 @@
  * node's compat objects ({@link takesCoreStream}): their body streaming, back-pressure, long-body
  * pacing and 100-continue answers are node's, and they are not the hot path.
  */
-import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Http2SecureServer, IncomingHttpHeaders as H2IncomingHeaders, ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { h2HeaderObject } from './forward-headers.js';
-import type { ProxyHandler } from './types.js';
+import type { AnswerWatcher, ProxyHandler } from './types.js';
 
 const kResponse = Symbol('devproxy.h2Response');
 
@@ -94,11 +93,11 @@ function ignoreStreamError(): void {
 }
 
 function onStreamClose(this: FrontStream): void {
-  this[kResponse]?.emit('close');
+  this[kResponse]?.watcher?.clientClosed();
 }
 
 function onStreamDrain(this: FrontStream): void {
-  this[kResponse]?.emit('drain');
+  this[kResponse]?.watcher?.clientDrained();
 }
 
 function onWantTrailers(this: FrontStream): void {
@@ -108,17 +107,18 @@ function onWantTrailers(this: FrontStream): void {
 /**
  * The answer to an {@link H2Request}, written on the stream itself: one `respond` with the
  * headers, the body, END_STREAM on the last DATA frame (or after trailers when the answer may
- * carry them). Emits 'close' when the stream closes (answered or reset) and 'drain' after a
- * `write` that returned false.
+ * carry them). Its {@link watcher} hears when the stream closes (answered or reset) and when it
+ * drains after a `write` that returned false.
  */
-export class H2Response extends EventEmitter {
+export class H2Response {
   statusCode = 200;
   /** Trailers to send once the body ended (`addTrailers`), when the answer waits for them. */
   trailers: OutgoingHttpHeaders | undefined;
+  /** Told when the stream drains or closes (the exchange writing this answer). */
+  watcher: AnswerWatcher | undefined = undefined;
   #awaitsDrain = false;
 
   constructor(readonly stream: ServerHttp2Stream) {
-    super();
     (stream as FrontStream)[kResponse] = this;
     // 'close' comes once: a plain listener spares the once-wrapper node makes for every stream.
     stream.on('close', onStreamClose);

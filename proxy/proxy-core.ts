@@ -87,13 +87,3 @@ export function upstreamPath(method: string | undefined, url: string | undefined
   if (url === '*' && method === 'OPTIONS') return '*';
   return basePath + requestPath(url);
 }
-
-/** The Host / `:authority` of a request. */
-export function requestAuthority(req: ClientRequest): string | undefined {
-  if (req.httpVersionMajor === 2) {
-    const authority = req.headers[':authority'];
-    if (typeof authority === 'string') return authority;
-  }
-  return req.headers.host;
-}
-

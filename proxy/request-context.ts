@@ -3,6 +3,7 @@
  * resolved once ({@link resolveRequest}) into a context the rest of the request path reads, and
  * every outcome devproxy answers itself maps to its page here ({@link refusalOf}).
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { ServedLeaf } from '../certs/store.js';
 import { ERROR_HINTS } from '../errors.js';
@@ -10,16 +11,33 @@ import { resolve, type Resolution } from '../router/resolve.js';
 import type { Route, RoutingTable } from '../router/types.js';
 import type { HostEntry } from './error-pages.js';
 import { buildUpstreamHeaders, readHops } from './forward-headers.js';
-import { requestAuthority, stableOriginFor, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
+import { stableOriginFor, type ClientRequest, type H2ClientRequest, type ProxyCore } from './proxy-core.js';
 import { stableOriginUrl } from './response-rewrite.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 
-/** One request as read at its entry, with the routing decision for it. */
+/**
+ * One request as read at its entry, with the routing decision for it. The request path reads the
+ * request's facts here rather than on the request: requests come as four classes (node's and the
+ * fronts', per protocol), and every function reading them all runs polymorphic, slower for each
+ * protocol once the daemon served the others; made in one place, contexts all share one shape.
+ */
 export interface RequestContext {
   /** Host / `:authority` as the client sent it; undefined without one. */
   readonly authority: string | undefined;
   /** The request-target as sent (`req.url`), `/` when node gives none. */
   readonly url: string;
+  /** The method as sent, '' when node gives none. */
+  readonly method: string;
+  /** The request came over HTTP/2 (its answer is an h2 one). */
+  readonly h2: boolean;
+  /** The request's header object (node's, or the front's). */
+  readonly headers: IncomingHttpHeaders;
+  /** The header fields as sent, flat. */
+  readonly rawHeaders: string[];
+  /** The request carries a body: HTTP/2 says so per stream, HTTP/1.1 by its framing headers. */
+  readonly hasBody: boolean;
+  /** The client connection the request came on (its h2 session or HTTP/1.1 socket), whose upstream share it uses. */
+  readonly connection: object;
   /** The client reached devproxy over TLS. */
   readonly https: boolean;
   /** The client socket's address ('' once it is gone), for X-Forwarded-For. */
@@ -37,8 +55,8 @@ export interface RequestContext {
  * scheme and the hop count. `extra` and `upgrade` are the remote hop's headers and a WebSocket's
  * protocol. Only for a routed request, which always named a host.
  */
-export function upstreamHeadersFor(req: ClientRequest, context: RequestContext, host: string, extra?: readonly string[], upgrade?: string): string[] {
-  return buildUpstreamHeaders(req.rawHeaders, {
+export function upstreamHeadersFor(context: RequestContext, host: string, extra?: readonly string[], upgrade?: string): string[] {
+  return buildUpstreamHeaders(context.rawHeaders, {
     host,
     forwardedFor: context.clientAddress,
     forwardedHost: context.authority as string,
@@ -89,18 +107,35 @@ function h2FactsOf(req: H2ClientRequest): SessionFacts {
   return facts;
 }
 
+/** True when an HTTP/1.1 request's framing headers announce a body. */
+function announcesBody(headers: IncomingHttpHeaders): boolean {
+  const length = headers['content-length'];
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined;
+}
+
 /** Reads a request's authority, target, scheme, client address, hop count and SNI once, and resolves it against the current table. */
 export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestContext {
-  const authority = requestAuthority(req);
-  const hops = readHops(req.rawHeaders);
+  const headers = req.headers;
+  const rawHeaders = req.rawHeaders;
+  const h2 = req.httpVersionMajor === 2;
+  const h2Authority = h2 ? headers[':authority'] : undefined;
+  const authority = typeof h2Authority === 'string' ? h2Authority : headers.host;
+  const hops = readHops(rawHeaders);
   const table = core.options.getTable();
   let https: boolean;
   let clientAddress: string;
   let tls: ServedLeaf | undefined;
-  if (req.httpVersionMajor === 2) {
+  let connection: object;
+  let hasBody: boolean;
+  if (h2) {
+    const stream = (req as H2ClientRequest).stream;
     ({ https, address: clientAddress, tls } = h2FactsOf(req as H2ClientRequest));
+    connection = stream.session ?? req.socket;
+    hasBody = !stream.endAfterHeaders;
   } else {
     const socket = req.socket as ClientSocket;
+    connection = socket as object;
+    hasBody = announcesBody(headers);
     https = socket?.encrypted === true;
     clientAddress = socket?.remoteAddress ?? '';
     if (https) {
@@ -111,7 +146,21 @@ export function resolveRequest(core: ProxyCore, req: ClientRequest): RequestCont
       }
     }
   }
-  return { authority, url: req.url ?? '/', https, clientAddress, hops, table, outcome: resolve(table, authority, hops, tls) };
+  return {
+    authority,
+    url: req.url ?? '/',
+    method: req.method ?? '',
+    h2,
+    headers,
+    rawHeaders,
+    hasBody,
+    connection,
+    https,
+    clientAddress,
+    hops,
+    table,
+    outcome: resolve(table, authority, hops, tls),
+  };
 }
 
 /** The page devproxy answers for a refused request, and the route it concerns (for `x-devproxy-route`). */

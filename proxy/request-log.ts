@@ -5,7 +5,7 @@
  * listens. Redaction and JSON shaping happen only on the read side.
  */
 import type { Route } from '../router/types.js';
-import { requestAuthority, type ClientRequest } from './proxy-core.js';
+import type { RequestContext } from './request-context.js';
 
 /** How many exchanges the log keeps: the last 1,000. */
 export const REQUEST_LOG_CAPACITY = 1000;
@@ -275,7 +275,7 @@ export class RequestLog {
  */
 export function recordExchange(
   log: RequestLog | undefined,
-  req: ClientRequest,
+  request: RequestContext,
   route: Route | undefined,
   answeredBy: RecordedRoute,
   status: number,
@@ -284,7 +284,8 @@ export function recordExchange(
   begun: number,
 ): void {
   if (log === undefined) return;
-  log.record(begun, route === undefined ? (requestAuthority(req) ?? '') : route.host, route, answeredBy, req.method ?? '', req.url ?? '/', status, bytes, req.rawHeaders, responseHeaders);
+  const host = route === undefined ? (request.authority ?? '') : route.host;
+  log.record(begun, host, route, answeredBy, request.method, request.url, status, bytes, request.rawHeaders, responseHeaders);
 }
 
 /** `performance.now()` when a log is configured, else 0 (no clock read for nobody). */

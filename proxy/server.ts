@@ -11,7 +11,7 @@ import type { RemoteHop, Route, Target } from '../router/types.js';
 import { AzureTokenCache } from './azure-token.js';
 import { isPreflight, isWorktreeOrigin, type Preflight } from './cors.js';
 import { renderLandingPage, wantsHtml } from './error-pages.js';
-import { forwardExchange, hasBody } from './exchange.js';
+import { forwardExchange } from './exchange.js';
 import type { ResponseHeaderRewriter } from './forward-headers.js';
 import { sendError, sendPage, sendPreflight, type ClientResponse } from './own-answers.js';
 import {
@@ -85,8 +85,8 @@ class SiblingRewriter implements ResponseHeaderRewriter {
 }
 
 /** The request's Origin when it is one of the route's worktree origins (and `cors` is on), else undefined. */
-function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): string | undefined {
-  const origin = req.headers.origin;
+function worktreeOriginOf(core: ProxyCore, context: RequestContext, route: Route): string | undefined {
+  const origin = context.headers.origin;
   const hosts = route.corsHosts;
   if (hosts === undefined || origin === undefined) return undefined;
   return isWorktreeOrigin(origin, hosts, core.options.httpPort, core.options.httpsPort) ? origin : undefined;
@@ -94,15 +94,15 @@ function worktreeOriginOf(core: ProxyCore, req: ClientRequest, route: Route): st
 
 function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, target: Target, context: RequestContext): void {
   const authority = context.authority as string;
-  const corsOrigin = worktreeOriginOf(core, req, route);
+  const corsOrigin = worktreeOriginOf(core, context, route);
   let preflight: Preflight | undefined;
-  const requestMethod = req.headers['access-control-request-method'];
-  if (corsOrigin !== undefined && isPreflight(req.method as string, requestMethod)) {
-    const requestHeaders = req.headers['access-control-request-headers'];
+  const requestMethod = context.headers['access-control-request-method'];
+  if (corsOrigin !== undefined && isPreflight(context.method, requestMethod)) {
+    const requestHeaders = context.headers['access-control-request-headers'];
     preflight = { method: requestMethod, headers: requestHeaders };
     // A remote's CORS list knows only its cloud UI: devproxy answers for the worktree's origins.
     if (target.kind === 'remote') {
-      sendPreflight(core, req, res, route, corsOrigin, preflight, 'remote', 'devproxy');
+      sendPreflight(core, context, res, route, corsOrigin, preflight, 'remote', 'devproxy');
       req.resume();
       return;
     }
@@ -111,20 +111,20 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     forwardRemoteHop(core, req, res, route, target, target.hop, context, corsOrigin);
     return;
   }
-  const path = upstreamPath(req.method, context.url, target.kind === 'remote' ? target.basePath : '');
+  const path = upstreamPath(context.method, context.url, target.kind === 'remote' ? target.basePath : '');
   let rewriter: ResponseHeaderRewriter | undefined;
   let upstreamHost = authority;
   if (target.kind === 'remote') {
     upstreamHost = target.authority;
     rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, context.https));
   }
-  const headers = upstreamHeadersFor(req, context, upstreamHost);
-  forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, preflight });
+  const headers = upstreamHeadersFor(context, upstreamHost);
+  forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, preflight });
 }
 
 /** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
-function refuse(core: ProxyCore, req: ClientRequest, res: ClientResponse, info: ProxyErrorInfo, route: Route, corsOrigin?: string): void {
-  sendError(core, req, res, info, route, corsOrigin);
+function refuse(core: ProxyCore, req: ClientRequest, context: RequestContext, res: ClientResponse, info: ProxyErrorInfo, route: Route, corsOrigin?: string): void {
+  sendError(core, context, res, info, route, corsOrigin);
   req.resume();
 }
 
@@ -142,20 +142,20 @@ function forwardRemoteHop(
   context: RequestContext,
   corsOrigin: string | undefined,
 ): void {
-  const method = req.method as string;
+  const method = context.method;
   const refused = refusedWrite(route, target, hop, method, context.url, worktreePathOf(core, route));
   if (refused !== undefined) {
     core.logger?.info(`${route.host}: ${method} refused (${refused.why})`);
-    refuse(core, req, res, refused.info, route, corsOrigin);
+    refuse(core, req, context, res, refused.info, route, corsOrigin);
     return;
   }
   const stable = stableOriginFor(core, route.host, context.https);
   const rewriter = hop.siblings !== undefined ? new SiblingRewriter(target, hop.siblings, stable) : new RemoteRewriter(target, stable);
-  const wake = wakePlanFor(hop, method, req.headers.accept, hasBody(req));
+  const wake = wakePlanFor(hop, method, context.headers.accept, context.hasBody);
   const path = upstreamPath(method, context.url, target.basePath);
   const send = (extra: readonly string[]): void => {
-    const headers = upstreamHeadersFor(req, context, target.authority, extra);
-    forwardExchange(core, req, res, { route, target, path, headers, rewriter, corsOrigin, wake });
+    const headers = upstreamHeadersFor(context, target.authority, extra);
+    forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, wake });
   };
   sendWithHopHeaders(
     core,
@@ -165,7 +165,7 @@ function forwardRemoteHop(
     hop,
     context.authority as string,
     send,
-    (error) => hopFailed(core, req, res, route, error, corsOrigin),
+    (error) => hopFailed(core, req, context, res, route, error, corsOrigin),
     () => clientGone(res),
   );
 }
@@ -176,11 +176,11 @@ function clientGone(res: ClientResponse): boolean {
   return stream === undefined ? (res as ServerResponse).destroyed : stream.destroyed;
 }
 
-function hopFailed(core: ProxyCore, req: ClientRequest, res: ClientResponse, route: Route, error: unknown, corsOrigin: string | undefined): void {
+function hopFailed(core: ProxyCore, req: ClientRequest, context: RequestContext, res: ClientResponse, route: Route, error: unknown, corsOrigin: string | undefined): void {
   const info = hopFailure(route, error);
   core.logger?.warn(`${route.host}: ${info.message}`);
   if (res.headersSent || clientGone(res)) return;
-  refuse(core, req, res, info, route, corsOrigin);
+  refuse(core, req, context, res, info, route, corsOrigin);
 }
 
 /**
@@ -219,28 +219,28 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
   };
   return {
     handleRequest(req, res) {
-      if (req.httpVersionMajor === 1 && hasForeignTransferCoding(req.headers['transfer-encoding'])) {
-        sendError(core, req, res, TRANSFER_CODING_REFUSED);
+      const context = resolveRequest(core, req);
+      if (!context.h2 && hasForeignTransferCoding(context.headers['transfer-encoding'])) {
+        sendError(core, context, res, TRANSFER_CODING_REFUSED);
         req.resume();
         return;
       }
-      const context = resolveRequest(core, req);
       const outcome = context.outcome;
       if (outcome.kind === 'route' && !context.https && core.options.redirectToHttps && core.options.httpsPort !== undefined) {
         // 308 keeps the method and body, so a form POST survives the redirect too.
         const headers = ['location', `https://${outcome.host}:${core.options.httpsPort}${context.url}`, 'content-length', '0'];
         (res as ServerResponse).writeHead(308, headers).end();
         req.resume();
-        recordExchange(core.options.requestLog, req, outcome.route, 'devproxy', 308, 0, headers, 0);
+        recordExchange(core.options.requestLog, context, outcome.route, 'devproxy', 308, 0, headers, 0);
       } else if (outcome.kind === 'route') {
         forward(core, req, res, outcome.route, outcome.target, context);
       } else if (outcome.kind === 'landing') {
         const html = wantsHtml(req.headers.accept);
-        sendPage(core, req, res, 200, renderLandingPage(landingEntries(core, context), html), !html);
+        sendPage(core, context, res, 200, renderLandingPage(landingEntries(core, context), html), !html);
         req.resume();
       } else {
         const refused = refusalOf(core, context, outcome);
-        sendError(core, req, res, refused.info, refused.route);
+        sendError(core, context, res, refused.info, refused.route);
         req.resume();
       }
     },

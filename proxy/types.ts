@@ -23,6 +23,18 @@ export interface ProxyOptions {
   requestLog?: RequestLog;
 }
 
+/**
+ * Who a front's answer (`FrontResponse`, `H2Response`) tells of its client, in place of the
+ * 'drain' and 'close' events node's responses emit: the answers are no event emitters, so making
+ * one and watching it costs no emitter set-up and no listener bookkeeping per request.
+ */
+export interface AnswerWatcher {
+  /** The client's buffer drained (a write had found it full). */
+  clientDrained(): void;
+  /** The client went away (for h2, the stream closed, answered or reset). */
+  clientClosed(): void;
+}
+
 /** The request handler shared by the HTTP/1.1 and HTTP/2 listeners. */
 export interface ProxyHandler {
   handleRequest(req: ClientRequest, res: ClientResponse): void;

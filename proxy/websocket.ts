@@ -224,7 +224,7 @@ function forwardWebSocket(core: ProxyCore, req: ClientRequest, client: ClientEnd
   const authority = context.authority as string;
   const send = (extra: readonly string[]): void => {
     const added = client.added.length === 0 ? extra : [...client.added, ...extra];
-    const headers = upstreamHeadersFor(req, context, target.kind === 'remote' ? target.authority : authority, added, upgrade);
+    const headers = upstreamHeadersFor(context, target.kind === 'remote' ? target.authority : authority, added, upgrade);
     openTunnel(core, client, head, context.url, route, target, headers);
   };
   if (target.kind !== 'remote' || target.hop === undefined) {
