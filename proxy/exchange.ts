@@ -32,7 +32,10 @@ import { openUpstream } from './websocket.js';
 /** Reason given to undici when the client went away; maps to "write nothing". */
 const CLIENT_ABORTED: Error = Object.assign(new Error('client closed the connection'), { code: 'DEVPROXY_CLIENT_ABORTED' });
 
-/** What the request entry decided for one exchange: where it goes and how its answer is shaped. */
+/**
+ * What the request entry decided for one exchange: where it goes and how its answer is shaped.
+ * Every field is always given (undefined when unused), so plans share one shape.
+ */
 export interface ExchangePlan {
   route: Route;
   target: Target;
@@ -41,13 +44,13 @@ export interface ExchangePlan {
   /** Request headers sent upstream, flat (`buildUpstreamHeaders`). */
   headers: string[];
   /** Location/Set-Cookie rewriting of a remote's answer. */
-  rewriter?: ResponseHeaderRewriter;
+  rewriter: ResponseHeaderRewriter | undefined;
   /** The request's Origin when it is one of the worktree's origins: the answer gets CORS for it. */
-  corsOrigin?: string;
+  corsOrigin: string | undefined;
   /** Set for a sleeping-capable remote: 502–504 and timeouts are retried or answered with the waking page. */
-  wake?: WakePlan;
+  wake: WakePlan | undefined;
   /** A preflight from the worktree's origin to a local app: answered by devproxy if the app does not answer CORS. */
-  preflight?: Preflight;
+  preflight: Preflight | undefined;
 }
 
 /** node's responses, which tell of their client by events (the fronts' tell their watcher). */

@@ -119,7 +119,7 @@ function forward(core: ProxyCore, req: ClientRequest, res: ClientResponse, route
     rewriter = new RemoteRewriter(target, stableOriginFor(core, route.host, context.https));
   }
   const headers = upstreamHeadersFor(context, upstreamHost);
-  forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, preflight });
+  forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, wake: undefined, preflight });
 }
 
 /** Answers a request devproxy refuses or answers itself on the remote's behalf; the body is drained. */
@@ -155,7 +155,7 @@ function forwardRemoteHop(
   const path = upstreamPath(method, context.url, target.basePath);
   const send = (extra: readonly string[]): void => {
     const headers = upstreamHeadersFor(context, target.authority, extra);
-    forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, wake });
+    forwardExchange(core, req, context, res, { route, target, path, headers, rewriter, corsOrigin, wake, preflight: undefined });
   };
   sendWithHopHeaders(
     core,
