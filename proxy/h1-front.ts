@@ -279,6 +279,8 @@ class FrontConnection {
   /** Bytes read while a request was served: a pipelined request, handed to node:http afterwards. */
   #waiting: Buffer[] | undefined;
   #waitingBytes = 0;
+  /** The socket's timeout fired while a request was served (and was let pass). */
+  #timedOutServing = false;
   readonly #onData = (chunk: Buffer): void => this.#read(chunk);
   readonly #onEnd = (): void => this.#peerEnded();
   readonly #onClose = (): void => this.#closed();
@@ -320,8 +322,9 @@ class FrontConnection {
       this.handOver(chunk);
       return;
     }
+    // The socket's timeout stays armed while the request is served (#timedOut lets it pass):
+    // turning it off and on again per request cost a timer each time.
     this.#state = SERVING;
-    if (this.socket.timeout !== 0) this.socket.setTimeout(0);
     const response = new FrontResponse(this, head.method);
     this.#response = response;
     this.front.handler.handleRequest(new FrontRequest(this.socket, head), response);
@@ -341,10 +344,18 @@ class FrontConnection {
     if (waiting !== undefined) {
       this.#waiting = undefined;
       this.#waitingBytes = 0;
+      // node serves a pipelined request without the front's timeout, as the front served its own.
+      if (this.socket.timeout !== 0) this.socket.setTimeout(0);
       this.handOver(waiting.length === 1 ? (waiting[0] as Buffer) : Buffer.concat(waiting));
       return;
     }
-    this.socket.setTimeout(this.front.keepAliveTimeoutMs);
+    // Armed once for the connection's life: every write refreshes it, so it runs from the
+    // answer's last bytes. One that fired while serving is not armed any more: set it anew.
+    const keepAlive = this.front.keepAliveTimeoutMs;
+    if (this.#timedOutServing || this.socket.timeout !== keepAlive) {
+      this.#timedOutServing = false;
+      this.socket.setTimeout(keepAlive);
+    }
   }
 
   /**
@@ -382,6 +393,7 @@ class FrontConnection {
 
   #timedOut(): void {
     if (this.#state === IDLE) this.socket.destroy();
+    else if (this.#state === SERVING) this.#timedOutServing = true;
   }
 }
 
