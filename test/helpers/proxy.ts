@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inProcessMinter } from '../../certs/in-process-minter.js';
@@ -6,6 +7,7 @@ import { createCertificateStore } from '../../certs/store.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
 import { startHttpProxy, type HttpProxyServer } from '../../proxy/http-listener.js';
+import type { H1Front } from '../../proxy/h1-front.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import type { RoutingTable } from '../../router/types.js';
 
@@ -63,4 +65,13 @@ export async function startHttpsTestProxy(table: RoutingTable, cleanups: Array<(
   cleanups.push(() => server.close());
   options.httpsPort = server.port;
   return { port: server.port, caPath: certificates.caPath, caPem: await readFile(certificates.caPath, 'utf8') };
+}
+
+/** Closes a bare server served by the HTTP/1.1 front (`takeOverConnections`): its idle and open connections, then the server. */
+export function closeFrontServer(server: Server, front: H1Front): Promise<void> {
+  return new Promise<void>((resolve) => {
+    front.closeIdle();
+    server.closeAllConnections();
+    server.close(() => resolve());
+  });
 }

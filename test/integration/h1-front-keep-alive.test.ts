@@ -6,6 +6,7 @@ import { takeOverConnections, type FrontResponse } from '../../proxy/h1-front.js
 import type { ClientRequest } from '../../proxy/proxy-core.js';
 import type { ClientResponse } from '../../proxy/own-answers.js';
 import type { ProxyHandler } from '../../proxy/types.js';
+import { closeFrontServer } from '../helpers/proxy.js';
 
 /** The front's keep-alive timeout here: far shorter than the answers below take. */
 const KEEP_ALIVE_MS = 40;
@@ -36,14 +37,7 @@ async function frontServer(answer: (res: FrontResponse) => void): Promise<number
   const server = http.createServer();
   const front = takeOverConnections(server, handler, KEEP_ALIVE_MS);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        front.closeIdle();
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  cleanups.push(() => closeFrontServer(server, front));
   return (server.address() as AddressInfo).port;
 }
 

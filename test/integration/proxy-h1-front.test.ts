@@ -7,7 +7,7 @@ import type { ClientRequest } from '../../proxy/proxy-core.js';
 import type { ClientResponse } from '../../proxy/own-answers.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { waitFor } from '../helpers/git-repo.js';
-import { startTestProxy } from '../helpers/proxy.js';
+import { closeFrontServer, startTestProxy } from '../helpers/proxy.js';
 import { local, route, tableOf } from '../helpers/routes.js';
 import { framingAnswers, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
@@ -139,14 +139,7 @@ describe("devproxy's HTTP/1.1 front", () => {
     const front = takeOverConnections(server, handler, 5_000);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => handler.handleRequest(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(
-      () =>
-        new Promise<void>((resolve) => {
-          front.closeIdle();
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    );
+    cleanups.push(() => closeFrontServer(server, front));
     const port = (server.address() as AddressInfo).port;
     await exchange(port, requestText('GET', '/one', 'a.localhost'), ['GET']);
     await exchange(port, requestText('GET', '/two', 'a.localhost') + requestText('GET', '/three', 'a.localhost'), ['GET', 'GET']);
