@@ -330,7 +330,7 @@ function retryExchange(exchange: ForwardExchange): void {
 /** The waking page reloads itself after this long; clients that retry read it here. */
 const WAKING_PAGE_HEADERS: readonly string[] = ['retry-after', String(WAKE_PAGE_RETRY_S)];
 
-function sendWakingPage(core: ProxyCore, request: RequestContext, res: ClientResponse, plan: ExchangePlan, answered: string, timeoutMs: number, begun: number): void {
+function sendWakingPage(core: ProxyCore, context: RequestContext, res: ClientResponse, plan: ExchangePlan, answered: string, timeoutMs: number, begun: number): void {
   const { route } = plan;
   const body = renderWakingPage({
     service: route.service,
@@ -340,15 +340,15 @@ function sendWakingPage(core: ProxyCore, request: RequestContext, res: ClientRes
     timeoutMs,
     retryAfterSeconds: WAKE_PAGE_RETRY_S,
   });
-  sendPage(core, request, res, 503, body, false, route, undefined, undefined, begun, WAKING_PAGE_HEADERS);
+  sendPage(core, context, res, 503, body, false, route, undefined, undefined, begun, WAKING_PAGE_HEADERS);
 }
 
 /**
  * Forwards `req` as `plan` says and streams the answer into `res`; failures (no pool for the
  * target, upstream errors) become error pages through the same path.
  */
-export function forwardExchange(core: ProxyCore, req: ClientRequest, request: RequestContext, res: ClientResponse, plan: ExchangePlan): void {
-  const exchange = new ForwardExchange(core, req, request, res, plan);
+export function forwardExchange(core: ProxyCore, req: ClientRequest, context: RequestContext, res: ClientResponse, plan: ExchangePlan): void {
+  const exchange = new ForwardExchange(core, req, context, res, plan);
   let pool;
   try {
     pool = core.pools.poolFor(plan.target);
@@ -357,8 +357,8 @@ export function forwardExchange(core: ProxyCore, req: ClientRequest, request: Re
     return;
   }
   // Only node's requests carry a body: the front serves bodiless ones alone.
-  const body = request.hasBody ? (req as IncomingMessage | Http2ServerRequest) : null;
-  const options: Dispatcher.DispatchOptions = { method: request.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: body as IncomingMessage | null };
+  const body = context.hasBody ? (req as IncomingMessage | Http2ServerRequest) : null;
+  const options: Dispatcher.DispatchOptions = { method: context.method as Dispatcher.HttpMethod, path: plan.path, headers: plan.headers, body: body as IncomingMessage | null };
   // undici closes the connection after every HEAD (against servers that send a body anyway), so
   // the next request to an HTTPS remote paid a new TLS handshake; the remotes devproxy talks to
   // (Azure front ends, Node, dev servers) frame HEAD answers correctly. (The local client keeps

@@ -26,7 +26,7 @@ export type ClientResponse = ServerResponse | Http2ServerResponse | FrontRespons
  */
 export function sendPage(
   core: ProxyCore,
-  request: RequestContext,
+  context: RequestContext,
   res: ClientResponse,
   status: number,
   body: string,
@@ -51,23 +51,23 @@ export function sendPage(
   if (corsOrigin !== undefined) headers = withCorsHeaders(headers, corsOrigin, 'replace');
   const out = res as ServerResponse;
   out.writeHead(status, headers);
-  if (request.method === 'HEAD') out.end();
+  if (context.method === 'HEAD') out.end();
   else out.end(body);
-  recordExchange(core.options.requestLog, request, route, 'devproxy', status, request.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
+  recordExchange(core.options.requestLog, context, route, 'devproxy', status, context.method === 'HEAD' ? 0 : Buffer.byteLength(body), headers, begun);
 }
 
 /** Answers with the error page of `info`, HTML for browsers and JSON for everyone else. */
-export function sendError(core: ProxyCore, request: RequestContext, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string, begun = 0): void {
-  const html = wantsHtml(request.headers.accept);
-  sendPage(core, request, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code, begun);
+export function sendError(core: ProxyCore, context: RequestContext, res: ClientResponse, info: ProxyErrorInfo, route?: Route, corsOrigin?: string, begun = 0): void {
+  const html = wantsHtml(context.headers.accept);
+  sendPage(core, context, res, info.status, renderErrorPage(info, html), !html, route, corsOrigin, info.code, begun);
 }
 
 /**
  * Answers the worktree `origin`'s CORS `preflight` itself with a 204 (`x-devproxy-route: <route>`),
  * recorded as answered by `answeredBy`.
  */
-export function sendPreflight(core: ProxyCore, request: RequestContext, res: ClientResponse, route: Route, origin: string, preflight: Preflight, mode: 'local' | 'remote', answeredBy: RecordedRoute, begun = 0): void {
+export function sendPreflight(core: ProxyCore, context: RequestContext, res: ClientResponse, route: Route, origin: string, preflight: Preflight, mode: 'local' | 'remote', answeredBy: RecordedRoute, begun = 0): void {
   const answer = preflightHeaders(origin, preflight.method, preflight.headers, mode);
   (res as ServerResponse).writeHead(204, answer).end();
-  recordExchange(core.options.requestLog, request, route, answeredBy, 204, 0, answer, begun);
+  recordExchange(core.options.requestLog, context, route, answeredBy, 204, 0, answer, begun);
 }

@@ -275,7 +275,7 @@ export class RequestLog {
  */
 export function recordExchange(
   log: RequestLog | undefined,
-  request: RequestContext,
+  context: RequestContext,
   route: Route | undefined,
   answeredBy: RecordedRoute,
   status: number,
@@ -284,8 +284,8 @@ export function recordExchange(
   begun: number,
 ): void {
   if (log === undefined) return;
-  const host = route === undefined ? (request.authority ?? '') : route.host;
-  log.record(begun, host, route, answeredBy, request.method, request.url, status, bytes, request.rawHeaders, responseHeaders);
+  const host = route === undefined ? (context.authority ?? '') : route.host;
+  log.record(begun, host, route, answeredBy, context.method, context.url, status, bytes, context.rawHeaders, responseHeaders);
 }
 
 /** `performance.now()` when a log is configured, else 0 (no clock read for nobody). */
