@@ -181,7 +181,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter, Answer
       out = withCorsHeaders(out, corsOrigin, mode);
     }
     // An answer before the whole upload (a 413): see unfinished-upload.ts.
-    if (this.#request?.body != null && closesConnection(this.req)) out.push('connection', 'close');
+    if (this.context.hasBody && closesConnection(this.req)) out.push('connection', 'close');
     this.#responseHeaders = out;
     if (this.context.h2) respondH2(res as Http2ServerResponse | H2Response, statusCode, out, mayCarryTrailers(raw));
     else (res as ServerResponse).writeHead(statusCode, out);
@@ -218,7 +218,7 @@ class ForwardExchange implements Dispatcher.DispatchHandler, ShareWaiter, Answer
     // Trailers are relayed because `TE: trailers` was forwarded (gRPC-web, Server-Timing).
     if (Object.keys(trailers).length > 0) this.res.addTrailers(trailers);
     (this.res as ServerResponse).end();
-    if (this.#request?.body != null) endUnfinishedUpload(this.req);
+    if (this.context.hasBody) endUnfinishedUpload(this.req);
     recordExchange(this.core.options.requestLog, this.context, this.plan.route, this.plan.target.kind, this.#status, this.#bytes, this.#responseHeaders, this.#begun);
   }
 

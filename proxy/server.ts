@@ -235,7 +235,7 @@ export function createProxyHandler(options: ProxyHandlerOptions): ProxyHandler {
       } else if (outcome.kind === 'route') {
         forward(core, req, res, outcome.route, outcome.target, context);
       } else if (outcome.kind === 'landing') {
-        const html = wantsHtml(req.headers.accept);
+        const html = wantsHtml(context.headers.accept);
         sendPage(core, context, res, 200, renderLandingPage(landingEntries(core, context), html), !html);
         req.resume();
       } else {
