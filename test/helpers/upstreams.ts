@@ -4,10 +4,41 @@
  */
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
+
+/** A raw TCP upstream: the server, its port and its open sockets. */
+export interface TcpUpstream {
+  port: number;
+  /** Accepted sockets not closed yet. */
+  open: Set<Socket>;
+  server: Server;
+}
+
+/**
+ * A TCP upstream on 127.0.0.1 that hands each accepted socket to `onSocket` as it is, for tests
+ * that script an upstream's bytes; its sockets are destroyed and the server closed by `cleanups`.
+ */
+export async function startTcpUpstream(onSocket: (socket: Socket) => void, cleanups: Array<() => Promise<void> | void>): Promise<TcpUpstream> {
+  const open = new Set<Socket>();
+  const server = createServer((socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const socket of open) socket.destroy();
+        server.close(() => resolve());
+      }),
+  );
+  return { port: (server.address() as AddressInfo).port, open, server };
+}
 
 /** What an upstream saw of one request. */
 export interface SeenRequest {

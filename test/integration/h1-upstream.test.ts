@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { H1Pool } from '../../proxy/h1-upstream.js';
 import { DEFAULT_UPSTREAM_TIMEOUTS } from '../../proxy/upstream-pools.js';
 import { waitFor } from '../helpers/git-repo.js';
+import { startTcpUpstream } from '../helpers/upstreams.js';
 
 /**
  * devproxy's HTTP/1.1 client against raw TCP upstreams that script their bytes exactly: framing,
@@ -327,23 +328,9 @@ describe('H1Pool: request bodies and bounds', () => {
   });
 });
 
-/** A TCP upstream handed each accepted socket as it is; closed after the test. */
+/** A TCP upstream handed each accepted socket as it is, by its origin; closed after the test. */
 async function tcpUpstream(onConnection: (socket: Socket) => void): Promise<string> {
-  const sockets: Socket[] = [];
-  const server = createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => {});
-    onConnection(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return `http://127.0.0.1:${(await startTcpUpstream(onConnection, cleanups)).port}`;
 }
 
 /** Rejects when `promise` has not settled within `ms`: a hang fails the test instead of stalling it. */

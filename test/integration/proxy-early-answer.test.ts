@@ -7,6 +7,7 @@ import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpsTestProxy, startTestProxy } from '../helpers/proxy.js';
 import { local, route, tableOf } from '../helpers/routes.js';
+import { startTcpUpstream, type TcpUpstream } from '../helpers/upstreams.js';
 
 /**
  * Upstreams that answer out of turn, through a real proxy: an answer that comes before the client
@@ -28,44 +29,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/**
- * A raw TCP upstream; `onRequest(socket, index, head)` runs for each request head a connection
- * sends (bodies are not looked at). Every connection it accepted is listed in order.
- */
-async function rawUpstream(onRequest: (socket: Socket, index: number, head: string) => void): Promise<{ port: number; sockets: Socket[] }> {
-  const sockets: Socket[] = [];
-  const server = net.createServer((socket) => {
-    sockets.push(socket);
-    socket.on('error', () => {});
-    let text = '';
-    let index = 0;
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString('latin1');
-      for (let end = text.indexOf('\r\n\r\n'); end !== -1; end = text.indexOf('\r\n\r\n')) {
-        const head = text.slice(0, end);
-        text = text.slice(end + 4);
-        onRequest(socket, index++, head);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as net.AddressInfo).port, sockets };
-}
-
-/** An upstream that answers 413 as soon as a request head arrives and never reads the body. */
-function earlyAnswerUpstream(): Promise<{ port: number; sockets: Socket[] }> {
-  return rawUpstream((socket, index) => {
-    if (index > 0) return;
-    socket.pause();
-    socket.write(TOO_LARGE);
-  });
+/** An upstream that answers 413 as soon as a connection's request head arrives and never reads the body. */
+function earlyAnswerUpstream(): Promise<TcpUpstream> {
+  return startTcpUpstream((socket) => {
+    let head = '';
+    const onData = (chunk: Buffer): void => {
+      head += chunk.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      socket.pause();
+      socket.write(TOO_LARGE);
+    };
+    socket.on('data', onData);
+  }, cleanups);
 }
 
 /**

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import type { ProxyHandlerOptions } from '../../proxy/server.js';
 import type { RoutingTable, Target } from '../../router/types.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
-import { createTestTls, send, startHttpUpstream, startHttpsUpstream, type TestTls } from '../helpers/upstreams.js';
+import { createTestTls, send, startHttpUpstream, startHttpsUpstream, startTcpUpstream, type TestTls } from '../helpers/upstreams.js';
 import { createExpiredTls, createSelfSignedTls } from './bad-certs.js';
 import { within } from './raw-client.js';
 import { tally } from './tally.js';
@@ -30,26 +29,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-/** A raw TCP upstream whose connections get `onSocket`; tracks open sockets. */
-async function tcpUpstream(onSocket: (socket: Socket) => void): Promise<{ port: number; open: Set<Socket>; server: Server }> {
-  const open = new Set<Socket>();
-  const server = createServer((socket) => {
-    open.add(socket);
-    socket.on('close', () => open.delete(socket));
-    socket.on('error', () => {});
-    onSocket(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of open) s.destroy();
-        server.close(() => resolve());
-      }),
-  );
-  return { port: (server.address() as { port: number }).port, open, server };
-}
 
 async function proxy(table: RoutingTable, extra: Partial<ProxyHandlerOptions> = {}): Promise<number> {
   return (await startTestProxy(table, cleanups, extra)).port;
@@ -83,12 +62,12 @@ function getOutcome(port: number, host: string): Promise<{ status: number; body:
 describe('upstream faults', () => {
   it('an upstream that dies mid-response (Content-Length) gives the client a truncated, aborted response, and the next request is served', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => {
+      const up = await startTcpUpstream((socket) => {
         socket.once('data', () => {
           socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(100));
           setTimeout(() => socket.destroy(), 50);
         });
-      });
+      }, cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port)), route(HEALTHY, await healthyUpstream())));
       const outcome = await getOutcome(port, HOST);
       expect(outcome.status).toBe(200);
@@ -100,12 +79,12 @@ describe('upstream faults', () => {
 
   it('an upstream that dies mid-response (chunked) gives a truncated response, never a well-formed end', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => {
+      const up = await startTcpUpstream((socket) => {
         socket.once('data', () => {
           socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
           setTimeout(() => socket.destroy(), 50);
         });
-      });
+      }, cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port)), route(HEALTHY, await healthyUpstream())));
       const outcome = await getOutcome(port, HOST);
       expect(outcome.status).toBe(200);
@@ -116,7 +95,7 @@ describe('upstream faults', () => {
 
   it('an upstream that resets the connection before answering gets a 502 page naming the service', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => socket.once('data', () => socket.resetAndDestroy()));
+      const up = await startTcpUpstream((socket) => socket.once('data', () => socket.resetAndDestroy()), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port)), route(HEALTHY, await healthyUpstream())));
       const res = await send(port, HOST, { headers: { accept: 'application/json' } });
       expect(res.status).toBe(502);
@@ -128,7 +107,7 @@ describe('upstream faults', () => {
 
   it('an upstream that resets at accept (before any byte) gets a 502 page', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => socket.resetAndDestroy());
+      const up = await startTcpUpstream((socket) => socket.resetAndDestroy(), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port))));
       const res = await send(port, HOST, { headers: { accept: 'application/json' } });
       expect(res.status).toBe(502);
@@ -138,7 +117,7 @@ describe('upstream faults', () => {
 
   it('nothing listening on the local port gets a 502 "is it running?" page', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream(() => {});
+      const up = await startTcpUpstream(() => {}, cleanups);
       const deadPort = up.port;
       await new Promise<void>((resolve) => up.server.close(() => resolve()));
       const port = await proxy(tableOf(route(HOST, local(deadPort))));
@@ -151,7 +130,7 @@ describe('upstream faults', () => {
   it('an upstream that stalls before headers gets a 504 page after the headers timeout, and its socket is freed', async () => {
     await faults.check(async () => {
       // Reads the request (a paused socket would never see the proxy's FIN), never answers.
-      const up = await tcpUpstream((socket) => socket.resume());
+      const up = await startTcpUpstream((socket) => socket.resume(), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port)), route(HEALTHY, await healthyUpstream())), {
         upstreamTimeouts: { headersTimeoutMs: 300 },
       });
@@ -165,9 +144,9 @@ describe('upstream faults', () => {
 
   it('an upstream that stalls mid-body is cut after the body timeout and its socket is freed', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => {
+      const up = await startTcpUpstream((socket) => {
         socket.once('data', () => socket.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial'));
-      });
+      }, cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port))), { upstreamTimeouts: { bodyTimeoutMs: 300 } });
       const outcome = await getOutcome(port, HOST);
       expect(outcome.status).toBe(200);
@@ -178,7 +157,7 @@ describe('upstream faults', () => {
 
   it('an upstream that answers garbage gets a 502 page', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => socket.once('data', () => socket.end('SSH-2.0-OpenSSH_9.6\r\nthis is not http\r\n\r\n')));
+      const up = await startTcpUpstream((socket) => socket.once('data', () => socket.end('SSH-2.0-OpenSSH_9.6\r\nthis is not http\r\n\r\n')), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port)), route(HEALTHY, await healthyUpstream())));
       const res = await send(port, HOST, { headers: { accept: 'application/json' } });
       expect(res.status).toBe(502);
@@ -188,7 +167,7 @@ describe('upstream faults', () => {
 
   it('an upstream that answers an invalid status line gets a 502 page', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => socket.once('data', () => socket.end('HTTP/1.1 abc Broken\r\nContent-Length: 0\r\n\r\n')));
+      const up = await startTcpUpstream((socket) => socket.once('data', () => socket.end('HTTP/1.1 abc Broken\r\nContent-Length: 0\r\n\r\n')), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port))));
       const res = await send(port, HOST, { headers: { accept: 'application/json' } });
       expect(res.status).toBe(502);
@@ -198,12 +177,12 @@ describe('upstream faults', () => {
   it('an upstream that frames an answer two ways (Content-Length and chunked) gets a 502 naming it, and the next request is answered on a fresh connection', async () => {
     await faults.check(async () => {
       let connections = 0;
-      const up = await tcpUpstream((socket) => {
+      const up = await startTcpUpstream((socket) => {
         const first = connections++ === 0;
         socket.on('data', () =>
           socket.write(first ? 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged' : 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext'),
         );
-      });
+      }, cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port))));
       const refused = await send(port, HOST, { headers: { accept: 'application/json' } });
       expect(refused.status).toBe(502);
@@ -215,7 +194,7 @@ describe('upstream faults', () => {
 
   it('an upstream that closes every connection at accept gets a 502 or 504, never a hang', async () => {
     await faults.check(async () => {
-      const up = await tcpUpstream((socket) => socket.destroy());
+      const up = await startTcpUpstream((socket) => socket.destroy(), cleanups);
       const port = await proxy(tableOf(route(HOST, local(up.port))), { upstreamTimeouts: { connectTimeoutMs: 300, headersTimeoutMs: 300 } });
       const res = await within(send(port, HOST, { headers: { accept: 'application/json' } }), 10_000, 'request to a closing upstream');
       expect([502, 504]).toContain(res.status);
