@@ -12,7 +12,9 @@ import { waitFor } from '../helpers/git-repo.js';
 
 /** The worker script as the product runs it, built in dist/ by the integration set-up: the minter's default. */
 const WORKER = new URL('../../dist/certs/mint-worker.js', import.meta.url);
-const IDLE_MS = 300;
+// Long enough that a scan of /proc on a busy machine ends before the worker stops: tests read its pid
+// after a request, when the idle countdown has already begun.
+const IDLE_MS = 1_500;
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
