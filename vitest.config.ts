@@ -27,7 +27,8 @@ const WITHOUT_DOCKER = [
  * One at a time, last: tests that assert latencies or count attempts within a time bound (the
  * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
  * deadlines, an idle or slowloris client cut within 10× the header timeout, the dashboard's
- * request within 1 s), and the engine restart, which stops the real dockerd (CI only).
+ * request within 1 s and its push within 250 ms), and the engine restart, which stops the real
+ * dockerd (CI only).
  */
 const ALONE = [
   'test/reliability/h2-floods.test.ts',
@@ -38,6 +39,7 @@ const ALONE = [
   'test/reliability/shutdown-drain.test.ts',
   'test/integration/remote-wake.test.ts',
   'test/integration/dashboard-browser.test.ts',
+  'test/integration/dashboard-feed.test.ts',
   'test/integration/runtime-engine-restart.test.ts',
 ];
 

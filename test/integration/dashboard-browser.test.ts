@@ -177,12 +177,12 @@ describe('devproxy dashboard in Chromium', () => {
     await page.locator('#request-rows tr[data-path="/after-switch"][data-route="local"]').waitFor({ timeout: 5_000 });
     // Filters: by text, then by worktree; cleared, every row is back.
     await page.locator('#f-text').fill('after-sw');
-    await expect.poll(() => page.locator('#request-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path')))).toEqual(['/after-switch']);
+    await expect.poll(() => page.locator('#request-rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-path'))), { timeout: 10_000 }).toEqual(['/after-switch']);
     await page.locator('#f-text').fill('');
     await page.locator('#f-worktree').selectOption('shop');
-    await expect.poll(() => page.locator('#request-rows tr').count()).toBe(0);
+    await expect.poll(() => page.locator('#request-rows tr').count(), { timeout: 10_000 }).toBe(0);
     await page.locator('#f-worktree').selectOption('');
-    await expect.poll(() => page.locator('#request-rows tr').count()).toBe(2);
+    await expect.poll(() => page.locator('#request-rows tr').count(), { timeout: 10_000 }).toBe(2);
 
     // The process devproxy started for the worktree: its log followed on the page, then a restart.
     const worker = page.locator('[data-worktree="dash-board"] tr[data-service="worker"]');

@@ -8,10 +8,13 @@ import type { ClientResponse } from '../../proxy/own-answers.js';
 import type { ProxyHandler } from '../../proxy/types.js';
 import { closeFrontServer } from '../helpers/proxy.js';
 
-/** The front's keep-alive timeout here: far shorter than the answers below take. */
-const KEEP_ALIVE_MS = 40;
+/**
+ * The front's keep-alive timeout here: shorter than the answers below take, and long enough that
+ * the client's second request arrives before it on a busy machine.
+ */
+const KEEP_ALIVE_MS = 500;
 /** How long each answer below is held back: several keep-alive timeouts. */
-const ANSWER_DELAY_MS = 6 * KEEP_ALIVE_MS;
+const ANSWER_DELAY_MS = 3 * KEEP_ALIVE_MS;
 /** A body piece the front writes at once, not joined to the head (it joins up to 16 KiB). */
 const BIG_BODY = Buffer.alloc(20 * 1024, 0x61);
 

@@ -619,7 +619,7 @@ describe('H1Pool: reuse, retries and deadlines', () => {
 
   it('closes an idle socket after the Keep-Alive timeout hint less the margin; a hint within the margin is not reused', async () => {
     const soon = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=3\r\nContent-Length: 2\r\n\r\nok'));
-    expect(await send(pool(soon.origin, { connectTimeoutMs: 100 }))).toMatchObject({ how: 'end', body: 'ok' });
+    expect(await send(pool(soon.origin, { connectTimeoutMs: 1_000 }))).toMatchObject({ how: 'end', body: 'ok' });
     await waitFor(() => soon.sockets[0]?.readableEnded || undefined, 5_000, 'the idle socket to close');
     const now = await rawUpstream((s) => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=2\r\nContent-Length: 2\r\n\r\nok'));
     const p = pool(now.origin);

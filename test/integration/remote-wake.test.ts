@@ -81,7 +81,8 @@ describe('a remote waking from zero', () => {
       if (seen === 1) return; // the first request hangs, as a scaling ingress does
       echoHandler(req, res);
     });
-    const wt = await worktree(api, '', { proxy: { upstreamTimeouts: { headersTimeoutMs: 300 } } });
+    // The timeout also bounds the retry, on a new TLS connection: long enough for a busy machine.
+    const wt = await worktree(api, '', { proxy: { upstreamTimeouts: { headersTimeoutMs: 1_000 } } });
     const res = await send(wt.port, `api.x.localhost:${wt.port}`);
     expect(res.status).toBe(200);
     expect(api.requests).toHaveLength(2);

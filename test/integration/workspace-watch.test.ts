@@ -103,7 +103,8 @@ describe('Workspace watchers', () => {
     await waitFor(() => (mode('api.y.localhost') === 'local' ? true : undefined));
 
     await writeFile(profilePath(wt!), 'profile: [standard\n');
-    const state = await waitFor(() => workspace.getTable().worktrees.find((w) => w.slug === 'x' && w.diagnostics.length > 0));
+    // writeFile truncates first: the watcher may read the empty file before the broken one.
+    const state = await waitFor(() => workspace.getTable().worktrees.find((w) => w.slug === 'x' && w.diagnostics[0]?.message.includes('YAML syntax error')));
     expect(state.diagnostics[0]).toMatchObject({ file: profilePath(wt!), line: 2, message: expect.stringContaining('YAML syntax error') });
     expect(mode('api.x.localhost')).toBe('local');
     expect(workspace.getTable().worktrees.find((w) => w.slug === 'y')?.diagnostics).toEqual([]);

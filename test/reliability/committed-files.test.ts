@@ -342,7 +342,7 @@ describe('many worktrees removed at once', () => {
     let previous = -1;
     await waitFor(async () => {
       const count = (await removals()).length;
-      if (count === previous) return true;
+      if (count > 0 && count === previous) return true;
       previous = count;
       await new Promise((r) => setTimeout(r, 1_000));
       return undefined;

@@ -49,13 +49,17 @@ let profileFile: string;
 let configFile: string;
 let goodConfig: string;
 
+/** Called when a /slow request reaches an upstream. */
+let slowArrived: (() => void) | undefined;
+
 const PROFILE_LOCAL = 'profile: standard\n';
 const PROFILE_REMOTE = 'profile: minimal\n';
 
 beforeAll(async () => {
   const slowOr = (name: string) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-    if (req.url?.startsWith('/slow')) setTimeout(() => res.end(`${name} slow done`), 1_500);
-    else res.end(name);
+    if (!req.url?.startsWith('/slow')) return res.end(name);
+    slowArrived?.();
+    setTimeout(() => res.end(`${name} slow done`), 1_500);
   };
   a = await startHttpUpstream(slowOr('A'));
   b = await startHttpUpstream(slowOr('B'));
@@ -120,8 +124,9 @@ describe('SIGTERM drains', () => {
         ws.once('error', reject);
       });
       const wsClosed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+      const reached = new Promise<void>((resolve) => (slowArrived = resolve));
       const inFlight = d.get(API, '/slow');
-      await new Promise((r) => setTimeout(r, 200));
+      await within(reached, 8_000, 'the in-flight request at the upstream');
       process.kill(pid, 'SIGTERM');
       const res = await within(inFlight, 8_000, 'the in-flight request during SIGTERM');
       expect(res).toEqual({ status: 200, body: 'A slow done' });
@@ -156,11 +161,12 @@ describe('SIGKILL and restart', () => {
       const answersBefore = await Promise.all(hosts.map((h) => d.get(h)));
 
       const pid = await daemonPid();
+      const reached = new Promise<void>((resolve) => (slowArrived = resolve));
       const inFlight = d.get(API, '/slow').then(
         (res) => `answered ${res.status}`,
         (error: NodeJS.ErrnoException) => error.code ?? error.message,
       );
-      await new Promise((r) => setTimeout(r, 200));
+      await within(reached, 5_000, 'the in-flight request at the upstream');
       process.kill(pid, 'SIGKILL');
       const outcome = await within(inFlight, 5_000, 'the in-flight request during SIGKILL');
       expect(['ECONNRESET', 'socket hang up']).toContain(outcome);

@@ -43,14 +43,25 @@ async function proxy(table: RoutingTable, drainTimeoutMs?: number) {
   };
 }
 
+/** An upstream that answers `body` 400 ms after a request reaches it; `reached` tells when one has. */
+async function slowUpstream(body: string): Promise<{ port: number; reached: Promise<void> }> {
+  let arrived!: () => void;
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const up = await startHttpUpstream((_req, res) => {
+    arrived();
+    setTimeout(() => res.end(body), 400);
+  });
+  cleanups.push(() => up.close());
+  return { port: up.port, reached };
+}
+
 describe('shutdown drains', () => {
   it('a request in flight when the proxy closes still gets its whole response (drain, not cut)', async () => {
     await drain.check(async () => {
-      const up = await startHttpUpstream((_req, res) => setTimeout(() => res.end('slow but complete'), 400));
-      cleanups.push(() => up.close());
+      const up = await slowUpstream('slow but complete');
       const p = await proxy(tableOf(route(HOST, local(up.port))));
       const inFlight = send(p.port, HOST);
-      await new Promise((r) => setTimeout(r, 100));
+      await within(up.reached, 5_000, 'the request at the upstream');
       const closing = p.close();
       const res = await within(inFlight, 5_000, 'in-flight request');
       expect(res.status).toBe(200);
@@ -61,11 +72,10 @@ describe('shutdown drains', () => {
 
   it('new connections are refused once closing starts', async () => {
     await drain.check(async () => {
-      const up = await startHttpUpstream((_req, res) => setTimeout(() => res.end('slow'), 400));
-      cleanups.push(() => up.close());
+      const up = await slowUpstream('slow');
       const p = await proxy(tableOf(route(HOST, local(up.port))));
       const inFlight = send(p.port, HOST);
-      await new Promise((r) => setTimeout(r, 100));
+      await within(up.reached, 5_000, 'the request at the upstream');
       const closing = p.close();
       await expect(send(p.port, HOST)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
       await inFlight;
