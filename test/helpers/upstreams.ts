@@ -5,7 +5,7 @@
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { createCertificateAuthority, issueLeafCertificate } from '../../certs/authority.js';
 
@@ -20,15 +20,18 @@ export interface TcpUpstream {
 /**
  * A TCP upstream on 127.0.0.1 that hands each accepted socket to `onSocket` as it is, for tests
  * that script an upstream's bytes; its sockets are destroyed and the server closed by `cleanups`.
+ * Given `tls`, it is a TLS server serving that leaf (a scripted remote), and `onSocket` gets each
+ * socket once its handshake is done.
  */
-export async function startTcpUpstream(onSocket: (socket: Socket) => void, cleanups: Array<() => Promise<void> | void>): Promise<TcpUpstream> {
+export async function startTcpUpstream(onSocket: (socket: Socket) => void, cleanups: Array<() => Promise<void> | void>, tls?: TestTls): Promise<TcpUpstream> {
   const open = new Set<Socket>();
-  const server = createServer((socket) => {
+  const accept = (socket: Socket): void => {
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => {});
     onSocket(socket);
-  });
+  };
+  const server = tls === undefined ? createServer(accept) : createTlsServer({ cert: tls.certPem, key: tls.keyPem }, accept);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   cleanups.push(
     () =>

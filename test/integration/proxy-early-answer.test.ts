@@ -1,19 +1,25 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net, { type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { endUnfinishedUpload, MAX_DRAIN_BYTES } from '../../proxy/unfinished-upload.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
+import type { RoutingTable } from '../../router/types.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpsTestProxy, startTestProxy } from '../helpers/proxy.js';
-import { local, route, tableOf } from '../helpers/routes.js';
-import { startTcpUpstream, type TcpUpstream } from '../helpers/upstreams.js';
+import { local, remote, route, tableOf } from '../helpers/routes.js';
+import { createTestTls, send, startTcpUpstream, type TcpUpstream, type TestTls } from '../helpers/upstreams.js';
+import { within } from '../reliability/raw-client.js';
 
 /**
  * Upstreams that answer out of turn, through a real proxy: an answer that comes before the client
- * has sent its whole upload (the daemon reads a bounded amount more, then ends the upload), and
- * bytes an upstream sends after a HEAD answer (never read as the next request's answer); and the
- * drain limit alone, on a real node:http server.
+ * has sent its whole upload (the daemon reads a bounded amount more, then ends the upload), for a
+ * local target (devproxy's own HTTP/1.1 client) and a remote one (undici over HTTPS, with a test
+ * CA standing in for the team's cloud endpoint); and the drain limit alone, on a real node:http
+ * server.
  */
 
 const API = 'api.feature-x.localhost';
@@ -23,25 +29,93 @@ const MIB = 1024 * KIB;
 const UPLOAD_BYTES = 64 * MIB;
 const PIECE = Buffer.alloc(64 * KIB, 0x61);
 const TOO_LARGE = 'HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n\r\ntoo large';
+/** The upstream's answer to any other (bodiless) request. */
+const OK = 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok';
+/** The remote's public name: Host and SNI (the pool connects to 127.0.0.1). */
+const REMOTE_HOST = 'api-dev.test-remote.localhost';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** An upstream that answers 413 as soon as a connection's request head arrives and never reads the body. */
-function earlyAnswerUpstream(): Promise<TcpUpstream> {
-  return startTcpUpstream((socket) => {
-    let head = '';
-    const onData = (chunk: Buffer): void => {
-      head += chunk.toString('latin1');
-      if (!head.includes('\r\n\r\n')) return;
-      socket.off('data', onData);
-      socket.pause();
-      socket.write(TOO_LARGE);
-    };
-    socket.on('data', onData);
-  }, cleanups);
+let remoteTls: TestTls;
+beforeAll(async () => {
+  remoteTls = await createTestTls([REMOTE_HOST]);
+});
+
+/** A scripted upstream and the connections on which it answered an upload early. */
+interface EarlyAnswerUpstream extends TcpUpstream {
+  answeredEarly: Socket[];
+}
+
+/**
+ * An upstream that answers 413 as soon as the head of a request to `/upload` arrives and never
+ * reads that connection again; any other request gets a 200 `ok` (the connection stays usable).
+ * Given `tls`, it is an HTTPS remote.
+ */
+async function earlyAnswerUpstream(tls?: TestTls): Promise<EarlyAnswerUpstream> {
+  const answeredEarly: Socket[] = [];
+  const up = await startTcpUpstream(
+    (socket) => {
+      let unread = '';
+      const onData = (chunk: Buffer): void => {
+        unread += chunk.toString('latin1');
+        for (let end = unread.indexOf('\r\n\r\n'); end !== -1; end = unread.indexOf('\r\n\r\n')) {
+          const requestLine = unread.slice(0, unread.indexOf('\r\n'));
+          unread = unread.slice(end + 4);
+          if (!requestLine.includes(' /upload ')) {
+            socket.write(OK);
+            continue;
+          }
+          socket.off('data', onData);
+          socket.pause();
+          answeredEarly.push(socket);
+          socket.write(TOO_LARGE);
+          return;
+        }
+      };
+      socket.on('data', onData);
+    },
+    cleanups,
+    tls,
+  );
+  return { ...up, answeredEarly };
+}
+
+/** The two kinds of upstream client: devproxy's own HTTP/1.1 one (local) and undici's Pool over HTTPS (remote). */
+const KINDS = ['local', 'remote'] as const;
+type Kind = (typeof KINDS)[number];
+
+/** A table whose one route, {@link API}, leads to a new early-answer upstream of `kind`. */
+async function earlyAnswerRoute(kind: Kind): Promise<{ table: RoutingTable; up: EarlyAnswerUpstream }> {
+  if (kind === 'local') {
+    const up = await earlyAnswerUpstream();
+    return { table: tableOf(route(API, local(up.port))), up };
+  }
+  const up = await earlyAnswerUpstream(remoteTls);
+  const dir = await mkdtemp(join(tmpdir(), 'devproxy-early-answer-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const ca = join(dir, 'ca.pem');
+  await writeFile(ca, remoteTls.caPem);
+  const target = remote({ origin: `https://127.0.0.1:${up.port}`, hostname: REMOTE_HOST, authority: REMOTE_HOST, caFiles: [ca] });
+  return { table: tableOf(route(API, target)), up };
+}
+
+/**
+ * The daemon's connection to the upstream that answered early is closed (mid-request, it cannot
+ * carry another), and the next request on the route gets its answer on a fresh one.
+ */
+async function expectRouteUsableAfter(up: EarlyAnswerUpstream, next: () => Promise<{ status: number; body: string }>): Promise<void> {
+  expect(up.answeredEarly).toHaveLength(1);
+  const early = up.answeredEarly[0] as Socket;
+  // The client's upload is over by now, so what is left on the connection is bounded; a paused
+  // socket would never read the daemon's end of it.
+  early.resume();
+  await waitFor(() => !up.open.has(early) || undefined, 5_000, 'the daemon to close its connection to the upstream that answered early');
+  const after = await within(next(), 10_000, 'the request after the early answer');
+  expect([after.status, after.body]).toEqual([200, 'ok']);
+  expect(up.answeredEarly).toHaveLength(1);
 }
 
 /**
@@ -71,10 +145,10 @@ async function keepSending(port: number, host: string, onAnswer: (chunk: Buffer)
   return { sent: () => sent, closed: () => closed, done };
 }
 
-describe('an answer before the client has sent its whole upload', () => {
+describe.each(KINDS)('an answer from a %s upstream before the client has sent its whole upload', (kind) => {
   it('HTTP/1.1: the answer says Connection: close and the daemon reads at most 256 KiB more before closing', async () => {
-    const up = await earlyAnswerUpstream();
-    const proxy = await startTestProxy(tableOf(route(API, local(up.port))), cleanups);
+    const { table, up } = await earlyAnswerRoute(kind);
+    const proxy = await startTestProxy(table, cleanups);
     // The daemon's end of the client connection, to count what it read.
     const served: Socket[] = [];
     const handleRequest = proxy.handler.handleRequest.bind(proxy.handler);
@@ -98,11 +172,12 @@ describe('an answer before the client has sent its whole upload', () => {
     expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
     expect(answer.endsWith('\r\n\r\ntoo large')).toBe(true);
     await waitFor(() => (upload.closed() && daemon.destroyed) || undefined, 5_000, 'both ends of the connection to close');
+    await expectRouteUsableAfter(up, () => send(proxy.port, API, { path: '/after' }));
   });
 
   it('h2: the upload stream is reset with NO_ERROR after the complete answer, so the client stops sending', async () => {
-    const up = await earlyAnswerUpstream();
-    const proxy = await startHttpsTestProxy(tableOf(route(API, local(up.port))), cleanups);
+    const { table, up } = await earlyAnswerRoute(kind);
+    const proxy = await startHttpsTestProxy(table, cleanups);
     const session = http2.connect(`https://${API}:${proxy.port}`, { ca: proxy.caPem, lookup: loopbackLookup });
     cleanups.push(() => session.destroy());
     session.on('error', () => {});
@@ -138,8 +213,23 @@ describe('an answer before the client has sent its whole upload', () => {
     // After the answer the daemon takes no more than what the stream's flow-control window let through.
     expect(sent - sentAtAnswer).toBeLessThanOrEqual(4 * MIB);
     expect(sent).toBeLessThan(UPLOAD_BYTES);
+    // The session outlives the reset stream: the next request goes on it.
+    await expectRouteUsableAfter(up, () => h2Get(session, '/after'));
   });
 });
+
+/** A GET on an open h2 session: its status and body. */
+function h2Get(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    let body = '';
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    stream.on('end', () => resolve({ status, body }));
+    stream.on('error', reject);
+  });
+}
 
 describe('endUnfinishedUpload on HTTP/1.1, the drain limit alone', () => {
   it('reads at most 256 KiB more of an unfinished body, then cuts the connection', async () => {
