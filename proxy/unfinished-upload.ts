@@ -7,6 +7,12 @@
  * unfinished says `Connection: close` ({@link closesConnection}), and node:http ends the
  * connection once that answer is written; an h2 upload stream is reset with NO_ERROR after its
  * answer (RFC 9113 §8.1), which tells the client to stop sending without failing the answer.
+ *
+ * For a remote target undici itself destroys the body once such an answer is complete (it closes
+ * its connection to the remote, which is mid-request). On HTTP/1.1 node:http then stops reading
+ * the client at once, and `Connection: close` still ends the connection after the answer (without
+ * it node would read the whole upload to keep the connection). Destroying node's h2 compat
+ * request leaves its stream open, so the NO_ERROR reset here is what stops an h2 client there too.
  */
 import type { IncomingMessage } from 'node:http';
 import { constants as h2, type Http2ServerRequest } from 'node:http2';

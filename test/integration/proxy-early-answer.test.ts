@@ -103,19 +103,20 @@ async function earlyAnswerRoute(kind: Kind): Promise<{ table: RoutingTable; up: 
 }
 
 /**
- * The daemon's connection to the upstream that answered early is closed (mid-request, it cannot
- * carry another), and the next request on the route gets its answer on a fresh one.
+ * The daemon's connection to the upstream that answered early is not reused (mid-request, it
+ * cannot carry another): the next request on the route is answered on a fresh one, and the early
+ * one is closed. From now on the early one reads and drops, so it would never answer a request
+ * sent on it, and its end is seen (a paused socket would never read it); what is left on it is
+ * bounded, as the client's upload is over by now.
  */
 async function expectRouteUsableAfter(up: EarlyAnswerUpstream, next: () => Promise<{ status: number; body: string }>): Promise<void> {
   expect(up.answeredEarly).toHaveLength(1);
   const early = up.answeredEarly[0] as Socket;
-  // The client's upload is over by now, so what is left on the connection is bounded; a paused
-  // socket would never read the daemon's end of it.
   early.resume();
-  await waitFor(() => !up.open.has(early) || undefined, 5_000, 'the daemon to close its connection to the upstream that answered early');
   const after = await within(next(), 10_000, 'the request after the early answer');
   expect([after.status, after.body]).toEqual([200, 'ok']);
   expect(up.answeredEarly).toHaveLength(1);
+  await waitFor(() => !up.open.has(early) || undefined, 5_000, 'the daemon to close its connection to the upstream that answered early');
 }
 
 /**
