@@ -3,6 +3,7 @@
  * its own, and WebSocket echo. Each records what it saw (connections, Host, SNI) for assertions.
  */
 import http, { type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import type { ClientHttp2Session } from 'node:http2';
 import https from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -256,6 +257,19 @@ export function send(port: number, host: string, options: SendOptions = {}): Pro
     );
     req.on('error', reject);
     req.end(options.body);
+  });
+}
+
+/** A GET of `path` on an open h2 session: its status and body. */
+export function h2Get(session: ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path });
+    let status = 0;
+    const chunks: Buffer[] = [];
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+    stream.on('error', reject);
   });
 }
 

@@ -18,7 +18,7 @@ import { createProxyHandler } from '../../proxy/server.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import type { RoutingTable } from '../../router/types.js';
 import { local, route, tableOf } from '../helpers/routes.js';
-import { startHttpUpstream, startWsEcho } from '../helpers/upstreams.js';
+import { h2Get, startHttpUpstream, startWsEcho } from '../helpers/upstreams.js';
 import { encodeClientFrame, FrameReader, OPCODE, type Frame } from '../helpers/ws-frames.js';
 
 const run = promisify(execFile);
@@ -106,18 +106,6 @@ function h2Session(host: string): Promise<http2.ClientHttp2Session> {
     cleanups.push(() => session.destroy());
     session.once('remoteSettings', () => resolve(session));
     session.once('error', reject);
-  });
-}
-
-function h2Get(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path });
-    let status = 0;
-    const chunks: Buffer[] = [];
-    stream.on('response', (headers) => (status = Number(headers[':status'])));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-    stream.on('error', reject);
   });
 }
 

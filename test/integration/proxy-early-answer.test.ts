@@ -11,7 +11,7 @@ import type { RoutingTable } from '../../router/types.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpsTestProxy, startTestProxy } from '../helpers/proxy.js';
 import { local, remote, route, tableOf } from '../helpers/routes.js';
-import { createTestTls, send, startTcpUpstream, type TcpUpstream, type TestTls } from '../helpers/upstreams.js';
+import { createTestTls, h2Get, send, startTcpUpstream, type TcpUpstream, type TestTls } from '../helpers/upstreams.js';
 import { within } from '../reliability/raw-client.js';
 
 /**
@@ -218,19 +218,6 @@ describe.each(KINDS)('an answer from a %s upstream before the client has sent it
     await expectRouteUsableAfter(up, () => h2Get(session, '/after'));
   });
 });
-
-/** A GET on an open h2 session: its status and body. */
-function h2Get(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ':path': path });
-    let status = 0;
-    let body = '';
-    stream.on('response', (headers) => (status = Number(headers[':status'])));
-    stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    stream.on('end', () => resolve({ status, body }));
-    stream.on('error', reject);
-  });
-}
 
 describe('endUnfinishedUpload on HTTP/1.1, the drain limit alone', () => {
   it('reads at most 256 KiB more of an unfinished body, then cuts the connection', async () => {
