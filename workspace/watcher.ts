@@ -23,6 +23,12 @@ const GIT_RESCAN_DEBOUNCE_MS = 50;
  */
 const UNWATCHED_POLL_MS = 1000;
 /**
+ * Most moves of the watch on the way to a missing `$DEVPROXY_HOME` in one pass (one per folder
+ * made meanwhile); a pass cut short by folders made and deleted without end goes on at the next
+ * event of the folder it stopped at.
+ */
+const HOME_APPROACH_STEPS = 16;
+/**
  * Entries of `<git common dir>/worktrees/<name>/` that change what devproxy routes: the branch,
  * the set-up lock (see SETUP_PENDING_LOCK) and the folder `git worktree move` points to.
  */
@@ -257,18 +263,21 @@ export class Workspace {
           if (path !== undefined && name === basename(path)) void exists(join(path, name)).then((child) => child || this.homeRemade());
         }, { renew: renewIt });
       this.homeWatch = await watchItself(renew);
-      if (!this.homeWatch && !this.unwatched.has(home)) {
-        // Missing: the folder it will be made in is watched until it is, then the home again
-        // (made before that watch began, it sends no event).
+      // Missing: the folder it will be made in is watched until it is, then the home again (made
+      // before that watch began, it sends no event). A folder on the way made meanwhile sends
+      // none either (`mkdir -p` makes them all at once): the approach is looked for again after
+      // each watch began, and moves down until it stands still.
+      let approachDir: string | undefined;
+      for (let step = 0; step < HOME_APPROACH_STEPS && !this.homeWatch && !this.unwatched.has(home); step++) {
         const approach = await dirApproach(home);
-        if (approach) {
-          this.homeApproachDir = approach.dir.path;
-          this.homeApproach = await this.ensureWatch(this.homeApproach, approach.dir.path, wanted, (name) => {
-            // The folder's own name: it was deleted too (`rm -rf` deletes the home first), so the
-            // approach moves up to the folder that still stands.
-            if (name === approach.name || name === basename(approach.dir.path)) this.homeRemade();
-          });
-        }
+        if (!approach || approach.dir.path === approachDir) break;
+        approachDir = approach.dir.path;
+        this.homeApproachDir = approachDir;
+        this.homeApproach = await this.ensureWatch(this.homeApproach, approachDir, wanted, (name) => {
+          // The folder's own name: it was deleted too (`rm -rf` deletes the home first), so the
+          // approach moves up to the folder that still stands.
+          if (name === approach.name || name === basename(approach.dir.path)) this.homeRemade();
+        });
         this.homeWatch = await watchItself(true);
       }
       if (this.homeWatch && this.homeApproachDir !== undefined) {

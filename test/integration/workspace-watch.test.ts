@@ -1,6 +1,6 @@
 import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
-import { closeSync, openSync, watch, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, watch, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -478,6 +478,46 @@ describe('watching directories', () => {
       await waitFor(() => (has() ? true : undefined), 5_000, 'the home made again under a parent made again');
     } finally {
       baseWatch.close();
+      await ws.close();
+      await repo.cleanup();
+      await rm(base, { recursive: true, force: true });
+    }
+  });
+
+  it('follows $DEVPROXY_HOME whose parent is made again just as the watch on the folder above begins (mkdir -p racing the watch)', async () => {
+    const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
+    const parent = join(base, 'p');
+    const home = join(parent, 'home');
+    await mkdir(home, { recursive: true });
+    const repo = await createTempRepo({ 'devproxy.yaml': CONFIG });
+    await updateRepos(home, () => [repo.main]);
+    const ws = new Workspace({ home });
+    // The parent is made as the watch on `base` is set up, before it listens: no event tells of it.
+    let armed = false;
+    const hook = createHook({
+      init(_id, type) {
+        if (type !== 'FSEVENTWRAP' || !armed) return;
+        armed = false;
+        mkdirSync(parent);
+      },
+    });
+    try {
+      await ws.start();
+      const has = () => ws.getTable().routes.has('ui.contoso.localhost');
+      await rm(home, { recursive: true });
+      await waitFor(() => (!has() ? true : undefined), 5_000, 'the home deleted');
+      hook.enable();
+      armed = true;
+      await rm(parent, { recursive: true });
+      await waitFor(() => (!armed ? true : undefined), 5_000, 'the watch on the folder above the parent');
+      hook.disable();
+      // The parent stands, and only a watch on it hears the home made in it.
+      await waitFor(async () => ((await watchedInodes()).has(await inodeOf(parent)) ? true : undefined), 5_000, 'the watch to move down to the parent made again');
+      await mkdir(home);
+      await updateRepos(home, () => [repo.main]);
+      await waitFor(() => (has() ? true : undefined), 5_000, 'the home made in the parent made again');
+    } finally {
+      hook.disable();
       await ws.close();
       await repo.cleanup();
       await rm(base, { recursive: true, force: true });
