@@ -17,6 +17,7 @@ import { DevproxyError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { COMPOSE_FILE_SUFFIX, composeFilePath, homePaths } from '../home-paths.js';
 import { CONTAINER_CA_PATH, composeCaVolume, composeExtraHosts } from '../environment/compose-env.js';
+import { MAX_FILE_BYTES, readSmallFileSync } from '../profiles/bounded-read.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 
 /** Compose file names tried, in order, when devproxy.yaml names none. */
@@ -71,9 +72,20 @@ export function findComposeFile(worktreePath: string, configured?: string): stri
   throw new DevproxyError('DEVPROXY_ERR_COMPOSE_FILE_NOT_FOUND', `compose file not found (looked for ${tried})`);
 }
 
-/** Reads and parses a compose file; a YAML error names the file and line. */
+/**
+ * Reads and parses a compose file; a YAML error names the file and line. A branch commits it, so
+ * it is read within bounds (a regular file of at most 1 MiB, as devproxy.yaml: a FIFO or a link
+ * to /dev/zero is refused, never waited on) and refused when its aliases would expand too far.
+ */
 export async function readComposeFile(path: string): Promise<ComposeFile> {
-  const text = await readFile(path, 'utf8');
+  // On the calling thread, like the parse that follows: a capped read of a regular file is short.
+  const read = readSmallFileSync(path, MAX_FILE_BYTES);
+  if (read.problem !== undefined) {
+    throw new DevproxyError('DEVPROXY_ERR_COMPOSE_FAILED', `the compose file ${path} ${read.problem}`, {
+      hint: 'make the compose file a regular file of at most 1 MiB (`git rm` a FIFO or a link a branch committed), or point `compose:` in devproxy.yaml at one',
+    });
+  }
+  const text = read.text;
   const document = parseDocument(text, { merge: true, prettyErrors: true });
   if (document.errors.length > 0) {
     const first = document.errors[0]!;

@@ -4,7 +4,7 @@ import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_COMPOSE_EXPANDED_SIZE, readComposeFile } from '../../runtime/compose.js';
+import { MAX_COMPOSE_ALIASES, MAX_COMPOSE_EXPANDED_SIZE, readComposeFile } from '../../runtime/compose.js';
 import type { StatusReport } from '../../workspace/status.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
@@ -24,7 +24,7 @@ const gone = tally('deleted-worktrees');
 const bounds = tally('file-attack-bounds');
 const storm = tally('worktree-removal-storm');
 const referenced = tally('referenced-files');
-const composeFiles = tally('compose-aliases');
+const composeFiles = tally('compose-files');
 
 /**
  * Bounds asked for by issue #11: another client's p99 under 100 ms during a file attack; the
@@ -376,6 +376,34 @@ describe('files named by ${file:} references and ca: are read within bounds', ()
   });
 });
 
+describe('a committed compose file that is no regular file', () => {
+  const composeService = (name: string, port: number) => `name: ${name}\nservices:\n  web:\n    local: { compose: web, port: ${port} }\nprofiles: { p: [web] }\ndefault: p\n`;
+
+  for (const [kind, target, message] of [
+    ['a FIFO', 'compose.fifo', 'is a FIFO (named pipe), not a regular file'],
+    ['/dev/zero', '/dev/zero', 'is a character device, not a regular file'],
+  ] as const) {
+    it(`linked to ${kind}, it is refused and named on the route while the daemon keeps serving`, async () => {
+      const linked = target.startsWith('/') ? target : join(d.repo.root, target);
+      if (!target.startsWith('/')) execFileSync('mkfifo', [linked]);
+      const branch = `compose-${target.startsWith('/') ? 'zero' : 'fifo'}`;
+      commitBranch(branch, [
+        { name: 'devproxy.yaml', mode: '100644', content: composeService(branch, await freePort()) },
+        { name: 'compose.yaml', mode: '120000', content: linked },
+      ]);
+      let path = '';
+      const result = await underAttack(async () => {
+        path = await addWorktree(branch);
+        const problem = await pollStatus(async () => (await worktreeOf(path))?.services.find((s) => s.name === 'web' && s.problem?.message.includes('compose.yaml'))?.problem?.message, 'the compose problem on web');
+        await composeFiles.check(() => expect(problem).toContain(`the compose file ${join(path, 'compose.yaml')} ${message}`));
+        await composeFiles.check(async () => expect((await d.get(MAIN)).status).toBe(200));
+        await composeFiles.check(async () => expect((await within(d.cli(['status']), WEDGE_LIMIT_MS, '`devproxy status`')).code).toBe(0));
+      });
+      await checkBounds(`compose.yaml → ${kind}`, result);
+    });
+  }
+});
+
 /** Nine levels of nine aliases: 460 bytes that expand to 9^9 strings (security review finding 6). */
 const ALIAS_BOMB = `services:\n  web: { image: x }\na0: &a0 [${Array(9).fill('"lol"').join(',')}]\n${Array.from({ length: 8 }, (_, i) => `a${i + 1}: &a${i + 1} [${Array(9).fill(`*a${i}`).join(',')}]`).join('\n')}\n`;
 
@@ -395,6 +423,25 @@ describe('a compose file of nested aliases (a "billion laughs")', () => {
       await composeFiles.check(async () => expect((await within(d.cli(['status']), WEDGE_LIMIT_MS, '`devproxy status`')).code).toBe(0));
     });
     await checkBounds('compose alias bomb', result);
+  });
+
+  it('is refused by the loader, as are 1,001 aliases and a recursive anchor, each naming the file', async () => {
+    const cases: Array<[string, string, RegExp]> = [
+      ['bomb', ALIAS_BOMB, new RegExp(`expands to more than ${MAX_COMPOSE_EXPANDED_SIZE} values and characters`)],
+      ['many', `x: &x 1\nservices:\n  web:\n    image: x\n    labels: [${Array(MAX_COMPOSE_ALIASES + 1).fill('*x').join(', ')}]\n`, new RegExp(`holds ${MAX_COMPOSE_ALIASES + 1} aliases; devproxy reads at most ${MAX_COMPOSE_ALIASES}`)],
+      ['recursive', 'services:\n  web: { image: x }\nloop: &loop [1, *loop]\n', /holds an alias inside the node it names/],
+    ];
+    for (const [name, text, message] of cases) {
+      const file = join(d.repo.root, `${name}.compose.yaml`);
+      await writeFile(file, text);
+      await composeFiles.check(async () => {
+        const refused = await readComposeFile(file).then(() => undefined, (error: unknown) => error as { code: string; message: string; hint: string });
+        expect(refused?.code, name).toBe('DEVPROXY_ERR_COMPOSE_FAILED');
+        expect(refused?.message).toMatch(message);
+        expect(refused?.message.startsWith(file)).toBe(true);
+        expect(refused?.hint).toContain('anchors');
+      });
+    }
   });
 
   it('a compose file that shares settings through anchors and merge keys still loads', async () => {
