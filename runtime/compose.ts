@@ -132,11 +132,12 @@ function expandedSize(value: unknown, limit: number): number | 'cycle' {
     if (open.has(node)) return 'cycle';
     open.add(node);
     let size = 1;
-    const children: Array<[string, unknown]> = Array.isArray(node) ? node.map((item) => ['', item]) : Object.entries(node);
-    for (const [key, child] of children) {
+    // Keys count as values too; `!!omap` and `!!set` come out as a Map and a Set.
+    const children: unknown[] = Array.isArray(node) ? node : node instanceof Map ? [...node].flat() : node instanceof Set ? [...node] : Object.entries(node).flat();
+    for (const child of children) {
       const part = measure(child);
       if (part === 'cycle') return 'cycle';
-      size += key.length + part;
+      size += part;
       if (size > limit) break;
     }
     open.delete(node);

@@ -425,11 +425,13 @@ describe('a compose file of nested aliases (a "billion laughs")', () => {
     await checkBounds('compose alias bomb', result);
   });
 
-  it('is refused by the loader, as are 1,001 aliases and a recursive anchor, each naming the file', async () => {
+  it('is refused by the loader, as are 1,001 aliases, a recursive anchor and a bomb of sets, each naming the file', async () => {
     const cases: Array<[string, string, RegExp]> = [
       ['bomb', ALIAS_BOMB, new RegExp(`expands to more than ${MAX_COMPOSE_EXPANDED_SIZE} values and characters`)],
       ['many', `x: &x 1\nservices:\n  web:\n    image: x\n    labels: [${Array(MAX_COMPOSE_ALIASES + 1).fill('*x').join(', ')}]\n`, new RegExp(`holds ${MAX_COMPOSE_ALIASES + 1} aliases; devproxy reads at most ${MAX_COMPOSE_ALIASES}`)],
       ['recursive', 'services:\n  web: { image: x }\nloop: &loop [1, *loop]\n', /holds an alias inside the node it names/],
+      // The same bomb through `!!set`, which the YAML library turns into a Set rather than an object.
+      ['set', `services:\n  web: { image: x }\na0: &a0 [${Array(9).fill('"lol"').join(',')}]\n${Array.from({ length: 8 }, (_, i) => `a${i + 1}: &a${i + 1} !!set {${Array.from({ length: 9 }, (_, j) => `? [${j}, *a${i}]`).join(', ')}}`).join('\n')}\n`, /expands to more than/],
     ];
     for (const [name, text, message] of cases) {
       const file = join(d.repo.root, `${name}.compose.yaml`);
