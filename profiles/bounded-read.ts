@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isWithin } from '../path-within.js';
@@ -42,25 +42,9 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
       const stats = await handle.stat();
       if (!stats.isFile()) return { diagnostic: notRegular(path, kindOf(stats), '') };
       if (stats.size > MAX_FILE_BYTES) return { diagnostic: tooLarge(path, stats.size) };
-      // Sized by the file, not by the cap (a 1 MiB buffer per read, two reads per worktree, made a
-      // start with 200 worktrees churn through 400 MiB). One byte more than the size, to notice a
-      // file that grew since fstat; the buffer then grows with it, up to one byte over the cap.
-      let buffer = Buffer.alloc(Math.min(stats.size, MAX_FILE_BYTES) + 1);
-      let length = 0;
-      for (;;) {
-        if (length === buffer.length) {
-          const grown = Buffer.alloc(Math.min(buffer.length * 2, MAX_FILE_BYTES + 1));
-          buffer.copy(grown);
-          buffer = grown;
-        }
-        const wanted = buffer.length - length;
-        const { bytesRead } = await handle.read(buffer, length, wanted, length);
-        length += bytesRead;
-        if (length > MAX_FILE_BYTES) return { diagnostic: tooLarge(path, length) };
-        // A regular file reads short only at its end: no further read is needed to find it.
-        if (bytesRead < wanted) break;
-      }
-      const bytes = buffer.subarray(0, length);
+      const read = await runCappedReads(stats.size, MAX_FILE_BYTES, async (step) => (await handle.read(step.buffer, step.offset, step.length, step.offset)).bytesRead);
+      if (read.tooLarge !== undefined) return { diagnostic: tooLarge(path, read.tooLarge) };
+      const bytes = read.bytes;
       if (bytes.includes(0)) {
         return { diagnostic: fileProblem(path, 'the file holds binary data, not YAML', 'restore it from git or rewrite it (see the README for the format)') };
       }
@@ -82,6 +66,95 @@ export async function readBoundedFile(path: string, root: string): Promise<Bound
     if (code === 'ELOOP') return { diagnostic: fileProblem(path, 'the file was replaced by a symbolic link while devproxy read it', 'replace the link with a regular file inside the worktree') };
     return { diagnostic: fileProblem(path, `cannot read the file (${code ?? String(error)})`, 'check the path and its permissions') };
   }
+}
+
+/** One read asked for by {@link cappedReads}: fill `buffer` from `offset` with `length` bytes at file position `offset`. */
+interface ReadStep {
+  buffer: Buffer;
+  offset: number;
+  length: number;
+}
+
+/** What a capped read gave: the bytes, or how many it had read when it went over the cap. */
+type CappedRead = { bytes: Buffer; tooLarge?: undefined } | { bytes?: undefined; tooLarge: number };
+
+/**
+ * The reads of an opened regular file of `size` bytes (its fstat size), at most `maxBytes` kept,
+ * as steps: each yields the read to make and is given the bytes it read. One plan for the
+ * asynchronous and the synchronous reader, so both apply the cap the same way.
+ */
+function* cappedReads(size: number, maxBytes: number): Generator<ReadStep, CappedRead, number> {
+  // Sized by the file, not by the cap (a 1 MiB buffer per read, two reads per worktree, made a
+  // start with 200 worktrees churn through 400 MiB). One byte more than the size, to notice a
+  // file that grew since fstat; the buffer then grows with it, up to one byte over the cap.
+  let buffer = Buffer.alloc(Math.min(size, maxBytes) + 1);
+  let length = 0;
+  for (;;) {
+    if (length === buffer.length) {
+      const grown = Buffer.alloc(Math.min(buffer.length * 2, maxBytes + 1));
+      buffer.copy(grown);
+      buffer = grown;
+    }
+    const wanted = buffer.length - length;
+    const bytesRead = yield { buffer, offset: length, length: wanted };
+    length += bytesRead;
+    if (length > maxBytes) return { tooLarge: length };
+    // A regular file reads short only at its end: no further read is needed to find it.
+    if (bytesRead < wanted) return { bytes: buffer.subarray(0, length) };
+  }
+}
+
+async function runCappedReads(size: number, maxBytes: number, read: (step: ReadStep) => Promise<number>): Promise<CappedRead> {
+  const steps = cappedReads(size, maxBytes);
+  let step = steps.next();
+  while (!step.done) step = steps.next(await read(step.value));
+  return step.value;
+}
+
+/** What {@link readSmallFileSync} gave: the text, or why there is none, worded to follow "which" or "the file X". */
+export type SmallFileRead = { text: string; problem?: undefined } | { text?: undefined; problem: string };
+
+/**
+ * Reads a small file that a committed file names (a `${file:}` secret, a `ca:` bundle) on the
+ * calling thread, within bounds: `stat` first, so that a FIFO, a device, a socket or a folder is
+ * refused before any `open`; then opened `O_NONBLOCK` (a file swapped for a FIFO since the stat
+ * opens at once instead of waiting for a writer), `fstat`ed again, and at most `maxBytes` read.
+ * Synchronous because the callers resolve synchronously; bounded this way, it costs at most one
+ * read of `maxBytes` from a regular file and can never wait on a writer or read without end.
+ * Symbolic links are followed: unlike devproxy.yaml, these files may live anywhere (an absolute
+ * path is allowed), so a link reaches nothing a path could not.
+ */
+export function readSmallFileSync(path: string, maxBytes: number): SmallFileRead {
+  let fd: number | undefined;
+  try {
+    const found = statSync(path);
+    const problem = refusal(found, maxBytes);
+    if (problem !== undefined) return { problem };
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const opened = fstatSync(fd);
+    const swapped = refusal(opened, maxBytes);
+    if (swapped !== undefined) return { problem: swapped };
+    const steps = cappedReads(opened.size, maxBytes);
+    let step = steps.next();
+    while (!step.done) step = steps.next(readSync(fd, step.value.buffer, step.value.offset, step.value.length, step.value.offset));
+    const read = step.value;
+    if (read.tooLarge !== undefined) return { problem: tooLargeSmall(read.tooLarge, maxBytes) };
+    return { text: read.bytes.toString('utf8') };
+  } catch (error) {
+    return { problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})` };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function refusal(stats: Kind & { isFile(): boolean; size: number }, maxBytes: number): string | undefined {
+  if (!stats.isFile()) return `is ${kindOf(stats)}, not a regular file`;
+  if (stats.size > maxBytes) return tooLargeSmall(stats.size, maxBytes);
+  return undefined;
+}
+
+function tooLargeSmall(size: number, maxBytes: number): string {
+  return `is ${size} bytes; devproxy reads at most ${maxBytes}`;
 }
 
 /** Where the folder of `path` leads when a symbolic link takes it out of `root`; undefined inside. */

@@ -1,10 +1,16 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { DevproxyError } from '../errors.js';
+import { readSmallFileSync } from './bounded-read.js';
 
 /** `${env:NAME}` or `${file:path}` inside a config value. */
 const REFERENCE = /\$\{([a-z]+):([^}]*)\}/g;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Largest file a `${file:}` reference may name (bytes). A secret (a key, a connection string, a
+ * token) is a few hundred bytes; 64 KiB leaves room for a long SAS or JWT while a branch that
+ * names /dev/zero or a 1 GB file costs the daemon one refused read, not its memory.
+ */
+export const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 /** One reference found in a value. */
 export interface Reference {
@@ -35,8 +41,9 @@ export function hasReference(value: string): boolean {
 
 /**
  * Replaces references by their values: environment variables from `env`, files (relative to
- * `baseDir`) read whole with one trailing newline dropped. An unset variable or unreadable file
- * is a DevproxyError naming it — never an empty string sent upstream.
+ * `baseDir`, or absolute) read whole with one trailing newline dropped. An unset variable, or a
+ * file that is missing, unreadable, not a regular file or over {@link MAX_SECRET_FILE_BYTES}, is
+ * a DevproxyError naming it — never an empty string sent upstream.
  */
 export function resolveReferences(value: string, context: { env: NodeJS.ProcessEnv; baseDir: string; what: string }): string {
   return value.replace(REFERENCE, (_whole, kind: string, target: string) => {
@@ -48,10 +55,13 @@ export function resolveReferences(value: string, context: { env: NodeJS.ProcessE
       return resolved;
     }
     const path = isAbsolute(target) ? target : resolve(context.baseDir, target);
-    try {
-      return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
-    } catch (error) {
-      throw new DevproxyError('DEVPROXY_ERR_ENV_UNSET', `${context.what} reads ${path}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { hint: 'create the file or change the ${file:…} reference in devproxy.yaml', cause: error });
-    }
+    // Synchronous, as resolution is, but bounded (stat, non-blocking open, fstat, capped read):
+    // a FIFO or a device a branch names cannot stall the event loop or fill the memory.
+    const read = readSmallFileSync(path, MAX_SECRET_FILE_BYTES);
+    if (read.problem === undefined) return read.text.replace(/\r?\n$/, '');
+    const named = path === target ? `\${file:${target}}` : `\${file:${target}} (${path})`;
+    throw new DevproxyError('DEVPROXY_ERR_ENV_UNSET', `${context.what} reads ${named}, which ${read.problem}`, {
+      hint: `point the \${file:…} reference in devproxy.yaml at a readable regular file of at most ${MAX_SECRET_FILE_BYTES / 1024} KiB (create it if it is missing)`,
+    });
   });
 }

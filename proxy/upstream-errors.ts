@@ -115,7 +115,7 @@ export function mapUpstreamError(error: unknown, context: UpstreamErrorContext):
         status: 502,
         code: 'DEVPROXY_ERR_UPSTREAM_TLS',
         message: `TLS to the remote ${target.hostname} of ${name} cannot be set up: ${(error as Error).message}.`,
-        hint: 'fix the `ca:` path in devproxy.yaml (or NODE_EXTRA_CA_CERTS) so it names a readable PEM file',
+        hint: 'fix the `ca:` path in devproxy.yaml (or NODE_EXTRA_CA_CERTS) so it names a readable PEM file (a regular file of at most 1 MiB)',
         ...where,
       };
     }

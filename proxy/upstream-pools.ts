@@ -4,12 +4,12 @@
  * the CA set trusted for remotes, shared with WebSocket upgrades so both verify the same way.
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Pool as UndiciPool } from 'undici';
 import { isLocalhostName } from '../hostname.js';
+import { readSmallFileSync } from '../profiles/bounded-read.js';
 import type { Target } from '../router/types.js';
 import { H1Pool } from './h1-upstream.js';
 import { CA_UNREADABLE_CODE } from './upstream-errors.js';
@@ -83,16 +83,21 @@ export function loopbackLookup(hostname: string, options: LookupOptions, callbac
   (dnsLookup as (host: string, opts: LookupOptions, cb: LookupCallback) => void)(hostname, options, callback);
 }
 
-/** PEM certificates in a bundle file (a file may hold several). */
+/**
+ * Largest CA bundle file devproxy reads (bytes). A CA certificate is 1–2 KiB and a whole
+ * system bundle (Mozilla's ~145 roots) about 220 KiB; 1 MiB holds several of those, while a `ca:`
+ * that a branch points at /dev/zero or a huge file is refused instead of filling the memory.
+ */
+export const MAX_CA_FILE_BYTES = 1024 * 1024;
+
+/**
+ * PEM certificates in a bundle file (a file may hold several). Read on the request's turn, so
+ * read within bounds: a FIFO or a device is refused before it can block the event loop.
+ */
 function readPemBundle(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw Object.assign(new Error(`the CA file ${file} cannot be read (${reason})`), { code: CA_UNREADABLE_CODE });
-  }
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const read = readSmallFileSync(file, MAX_CA_FILE_BYTES);
+  if (read.problem !== undefined) throw Object.assign(new Error(`the CA file ${file} ${read.problem}`), { code: CA_UNREADABLE_CODE });
+  return read.text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
 /** Owns the pools; `close()` closes them all. */

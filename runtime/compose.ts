@@ -12,11 +12,12 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { parse, parseDocument, stringify } from 'yaml';
+import { parse, parseDocument, stringify, visit } from 'yaml';
 import { DevproxyError } from '../errors.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { COMPOSE_FILE_SUFFIX, composeFilePath, homePaths } from '../home-paths.js';
 import { CONTAINER_CA_PATH, composeCaVolume, composeExtraHosts } from '../environment/compose-env.js';
+import { MAX_FILE_BYTES, readSmallFileSync } from '../profiles/bounded-read.js';
 import type { ProjectConfig } from '../profiles/schema.js';
 
 /** Compose file names tried, in order, when devproxy.yaml names none. */
@@ -30,6 +31,20 @@ export const LABEL_WORKTREE = 'dev.devproxy.worktree';
 export const LABEL_SERVICE = 'dev.devproxy.service';
 /** Label: worktree slug, for people reading `docker ps`. */
 export const LABEL_SLUG = 'dev.devproxy.slug';
+
+/**
+ * Most aliases (`*name`) a compose file may hold. Real files use a few dozen (`<<: *defaults`
+ * per service); the YAML library looks every alias up among all anchors and aliases before it,
+ * so a file of 100,000 aliases would hold the event loop for minutes.
+ */
+export const MAX_COMPOSE_ALIASES = 1_000;
+/**
+ * Largest size a compose file may expand to once its aliases are written out (values plus the
+ * characters of strings and keys, about the characters of the derived file). A real file
+ * expands to tens of KiB; nine levels of nine aliases (the "billion laughs") to ~10^9, which the
+ * derived file would write out for minutes without an event-loop turn.
+ */
+export const MAX_COMPOSE_EXPANDED_SIZE = 4 * 1024 * 1024;
 
 /** How long one Compose CLI call may take (image builds included). */
 const COMPOSE_TIMEOUT_MS = 10 * 60_000;
@@ -57,9 +72,20 @@ export function findComposeFile(worktreePath: string, configured?: string): stri
   throw new DevproxyError('DEVPROXY_ERR_COMPOSE_FILE_NOT_FOUND', `compose file not found (looked for ${tried})`);
 }
 
-/** Reads and parses a compose file; a YAML error names the file and line. */
+/**
+ * Reads and parses a compose file; a YAML error names the file and line. A branch commits it, so
+ * it is read within bounds (a regular file of at most 1 MiB, as devproxy.yaml: a FIFO or a link
+ * to /dev/zero is refused, never waited on) and refused when its aliases would expand too far.
+ */
 export async function readComposeFile(path: string): Promise<ComposeFile> {
-  const text = await readFile(path, 'utf8');
+  // On the calling thread, like the parse that follows: a capped read of a regular file is short.
+  const read = readSmallFileSync(path, MAX_FILE_BYTES);
+  if (read.problem !== undefined) {
+    throw new DevproxyError('DEVPROXY_ERR_COMPOSE_FAILED', `the compose file ${path} ${read.problem}`, {
+      hint: 'make the compose file a regular file of at most 1 MiB (`git rm` a FIFO or a link a branch committed), or point `compose:` in devproxy.yaml at one',
+    });
+  }
+  const text = read.text;
   const document = parseDocument(text, { merge: true, prettyErrors: true });
   if (document.errors.length > 0) {
     const first = document.errors[0]!;
@@ -68,13 +94,57 @@ export async function readComposeFile(path: string): Promise<ComposeFile> {
       hint: 'fix the compose file at the line shown',
     });
   }
+  let aliases = 0;
+  visit(document, { Alias: () => void aliases++ });
+  if (aliases > MAX_COMPOSE_ALIASES) throw aliasBomb(path, `holds ${aliases} aliases; devproxy reads at most ${MAX_COMPOSE_ALIASES}`);
+  // Aliases become shared objects here (cheap); the bound is on what writing them out would cost.
   const doc: unknown = document.toJS({ maxAliasCount: -1 });
+  const expanded = expandedSize(doc, MAX_COMPOSE_EXPANDED_SIZE);
+  if (expanded === 'cycle') throw aliasBomb(path, 'holds an alias inside the node it names (a recursive anchor)');
+  if (expanded > MAX_COMPOSE_EXPANDED_SIZE) throw aliasBomb(path, `expands to more than ${MAX_COMPOSE_EXPANDED_SIZE} values and characters once its aliases are written out; devproxy derives at most that`);
   if (!isRecord(doc) || !isRecord(doc.services)) {
     throw new DevproxyError('DEVPROXY_ERR_COMPOSE_FAILED', `${path} has no \`services:\` mapping`, {
       hint: 'a compose file lists its containers under `services:`',
     });
   }
   return { path, doc, services: Object.keys(doc.services) };
+}
+
+function aliasBomb(path: string, what: string): DevproxyError {
+  return new DevproxyError('DEVPROXY_ERR_COMPOSE_FAILED', `${path} ${what}`, {
+    hint: 'write the repeated parts out or nest fewer anchors (`&name` / `*name`); a real compose file expands to a few hundred KiB at most',
+  });
+}
+
+/**
+ * Size of `value` with every shared object counted each time it is reached (one per value, plus
+ * the length of strings and keys), stopping once past `limit`; `cycle` when an object contains
+ * itself. Linear in the distinct objects: each one's size is computed once.
+ */
+function expandedSize(value: unknown, limit: number): number | 'cycle' {
+  const sizes = new Map<object, number>();
+  const open = new Set<object>();
+  const measure = (node: unknown): number | 'cycle' => {
+    if (typeof node === 'string') return 1 + node.length;
+    if (node === null || typeof node !== 'object') return 1;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    if (open.has(node)) return 'cycle';
+    open.add(node);
+    let size = 1;
+    // Keys count as values too; `!!omap` and `!!set` come out as a Map and a Set.
+    const children: unknown[] = Array.isArray(node) ? node : node instanceof Map ? [...node].flat() : node instanceof Set ? [...node] : Object.entries(node).flat();
+    for (const child of children) {
+      const part = measure(child);
+      if (part === 'cycle') return 'cycle';
+      size += part;
+      if (size > limit) break;
+    }
+    open.delete(node);
+    sizes.set(node, size);
+    return size;
+  };
+  return measure(value);
 }
 
 /** Throws a DevproxyError naming the service and the file when `service` is not in `file`. */
