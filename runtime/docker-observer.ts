@@ -267,12 +267,12 @@ export class DockerObserver {
   }
 
   /**
-   * Address → id of every running container with devproxy's labels, on each of its networks
-   * (from each one's inspect, which every engine answers alike); one that went away meanwhile is
-   * left out.
+   * Address → id of every running (or starting) container with devproxy's labels, on each of its
+   * networks (from each one's inspect, which every engine answers alike); one that went away
+   * meanwhile is left out.
    */
   async ownedAddresses(): Promise<Map<string, string>> {
-    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { filters: { label: [LABEL_WORKTREE], status: ['running'] } } });
+    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { filters: { label: [LABEL_WORKTREE], status: ['running', 'created', 'restarting'] } } });
     const addresses = new Map<string, string>();
     const inspected = await Promise.all(list.map((c) => this.inspect(c.Id).then((info) => ({ id: c.Id, info }), () => undefined)));
     for (const found of inspected) {

@@ -18,15 +18,23 @@ export const MIN_REFRESH_INTERVAL_MS = 200;
 /** Longest wait for the engine's answer to one question, in ms; then the peer is not ours. */
 export const PEER_LOOKUP_TIMEOUT_MS = 3_000;
 
+/**
+ * Engine states in which a container holds its addresses besides `running`: the engine connects
+ * a container's networks before its process starts but records `running` only after, and a
+ * process that calls the proxy at once does so in between (`created`, or `restarting` under a
+ * restart policy). A stopped container's addresses are cleared by the engine.
+ */
+const STARTING_STATES: ReadonlySet<string> = new Set(['created', 'restarting']);
+
 /** The parts of a container inspect (`GET /containers/{id}/json`) {@link containerAddresses} reads. */
 export interface ContainerNetworksInspect {
-  State?: { Running?: boolean } | null;
+  State?: { Running?: boolean; Status?: string } | null;
   NetworkSettings?: { Networks?: Record<string, { IPAddress?: string | null; GlobalIPv6Address?: string | null } | null> | null } | null;
 }
 
-/** Pure: the addresses a running container has on each of its networks (none when it is not running). */
+/** Pure: the addresses a running (or starting) container has on each of its networks; none for a stopped one. */
 export function containerAddresses(inspect: ContainerNetworksInspect): string[] {
-  if (inspect.State?.Running !== true) return [];
+  if (inspect.State?.Running !== true && !STARTING_STATES.has(inspect.State?.Status ?? '')) return [];
   const found: string[] = [];
   for (const network of Object.values(inspect.NetworkSettings?.Networks ?? {})) {
     for (const address of [network?.IPAddress, network?.GlobalIPv6Address]) {

@@ -88,7 +88,9 @@ function httpsGet(port: number, ca: string, localAddress: string, agent?: https.
 }
 
 async function h2Get(port: number, ca: string, localAddress: string): Promise<{ status: number; body: string }> {
-  const session = http2.connect(`https://api.x.localhost:${port}`, { ca, lookup: loopbackLookup, localAddress });
+  // tls.connect takes `localAddress` from the session's options, which node's types leave out.
+  const options = { ca, lookup: loopbackLookup, localAddress } as http2.SecureClientSessionOptions;
+  const session = http2.connect(`https://api.x.localhost:${port}`, options);
   try {
     return await new Promise((resolve, reject) => {
       const stream = session.request({ ':path': '/items' });

@@ -19,7 +19,7 @@ function engine(running: Map<string, string>) {
 }
 
 describe('containerAddresses: a container’s addresses from its inspect', () => {
-  it('lists every network’s IPv4 and IPv6 address of a running container, none of a stopped one', () => {
+  it('lists every network’s IPv4 and IPv6 address of a running or starting container, none of a stopped one', () => {
     const inspect = {
       State: { Running: true },
       NetworkSettings: {
@@ -32,7 +32,10 @@ describe('containerAddresses: a container’s addresses from its inspect', () =>
       },
     };
     expect(containerAddresses(inspect)).toEqual(['172.17.0.3', '172.24.0.2', 'fd00::2']);
-    expect(containerAddresses({ ...inspect, State: { Running: false } })).toEqual([]);
+    expect(containerAddresses({ ...inspect, State: { Running: false, Status: 'exited' } })).toEqual([]);
+    // Networks are connected before the engine records `running`; its process may call in between.
+    expect(containerAddresses({ ...inspect, State: { Running: false, Status: 'created' } })).toEqual(['172.17.0.3', '172.24.0.2', 'fd00::2']);
+    expect(containerAddresses({ ...inspect, State: { Running: false, Status: 'restarting' } })).toEqual(['172.17.0.3', '172.24.0.2', 'fd00::2']);
     expect(containerAddresses({ State: { Running: true }, NetworkSettings: { Networks: null } })).toEqual([]);
     expect(containerAddresses({})).toEqual([]);
   });
