@@ -103,7 +103,7 @@ interface ContainerInspect extends ContainerNetworksInspect {
   Config?: { Tty?: boolean };
   HostConfig?: { NetworkMode?: string };
   NetworkSettings?: ContainerNetworksInspect['NetworkSettings'] & { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
-  State?: { Running?: boolean; ExitCode?: number; OOMKilled?: boolean };
+  State?: { Running?: boolean; Status?: string; ExitCode?: number; OOMKilled?: boolean };
 }
 
 /** Engine API client plus a self-healing event subscription. */
@@ -269,10 +269,11 @@ export class DockerObserver {
   /**
    * Address → id of every running (or starting) container with devproxy's labels, on each of its
    * networks (from each one's inspect, which every engine answers alike); one that went away
-   * meanwhile is left out.
+   * meanwhile is left out. Only containers whose `die` the event feed passes on (both labels).
    */
   async ownedAddresses(): Promise<Map<string, string>> {
-    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { filters: { label: [LABEL_WORKTREE], status: ['running', 'created', 'restarting'] } } });
+    const filters = { label: [LABEL_WORKTREE, LABEL_SERVICE], status: ['running', 'created', 'restarting'] };
+    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { filters } });
     const addresses = new Map<string, string>();
     const inspected = await Promise.all(list.map((c) => this.inspect(c.Id).then((info) => ({ id: c.Id, info }), () => undefined)));
     for (const found of inspected) {
