@@ -16,6 +16,7 @@ import { buildStatus, probeLocalHealth, type Health, type StatusReport } from '.
 import { createWorkerMinter } from '../certs/mint-worker-client.js';
 import { createCertificateStore, type CertificateStore } from '../certs/store.js';
 import { BridgeListeners } from './bridge-listeners.js';
+import { BridgePeers } from '../proxy/bridge-peers.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { isRunningState } from '../runtime/instance.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
@@ -108,12 +109,15 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
   let published: DaemonInfo | undefined;
   // The handler reads its options per request: the bound ports (port 0 = any) are filled in below.
   const requestLog = new RequestLog();
+  // Connections of the bridge listeners borrow credentials only from a container devproxy started.
+  const bridgePeers = new BridgePeers((address) => runtime.isOwnContainerAddress(address));
   const proxyOptions: ProxyHandlerOptions = {
     getTable: workspace.getTable,
     httpPort: options.httpPort,
     logger,
     requestLog,
     maxUpstreamRequests: budget.upstreamRequests,
+    bridgePeers,
     ...(options.redirectToHttps ? { redirectToHttps: true } : {}),
   };
   const handler = createProxyHandler(proxyOptions);
@@ -163,8 +167,8 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       gateway: () => runtime.hostGateway(),
       listening: () => listening,
       listen: async (address) => {
-        const extraHttp = await startHttpProxy({ handler, port: http.port, connectionBudget, hosts: [address] });
-        const extraHttps = httpsPort !== null && certificates ? await startHttpsProxy({ handler, port: httpsPort, certificates, logger, connectionBudget, hosts: [address] }).catch(async (error: unknown) => {
+        const extraHttp = await startHttpProxy({ handler, port: http.port, connectionBudget, hosts: [address], bridgePeers });
+        const extraHttps = httpsPort !== null && certificates ? await startHttpsProxy({ handler, port: httpsPort, certificates, logger, connectionBudget, hosts: [address], bridgePeers }).catch(async (error: unknown) => {
           await extraHttp.close();
           throw error;
         }) : undefined;

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { KEEP_ALIVE_TIMEOUT_MS, type ConnectionBudget } from './connection-limits.js';
 import { takeOverConnections, type H1Front } from './h1-front.js';
 import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
+import type { BridgePeers } from './bridge-peers.js';
 import type { ProxyHandler } from './types.js';
 
 /** A running plain-HTTP listener set. */
@@ -33,6 +34,8 @@ export interface StartHttpProxyOptions {
   drainTimeoutMs?: number;
   /** Client connections shared with the other proxy listeners; default: unbounded. */
   connectionBudget?: ConnectionBudget;
+  /** Set on a Docker bridge listener: every connection it accepts is registered with its peer (the handler's own {@link BridgePeers}). */
+  bridgePeers?: BridgePeers;
 }
 
 /** How long `close()` lets in-flight requests finish before it cuts them. */
@@ -113,6 +116,7 @@ export async function startHttpProxy(opts: StartHttpProxyOptions): Promise<HttpP
     admitWithin(server, opts.connectionBudget);
     server.on('connection', (socket: Socket) => {
       if (socket.destroyed) return;
+      opts.bridgePeers?.admit(socket, socket);
       accepted.sockets.add(socket);
       socket.once('close', () => {
         accepted.sockets.delete(socket);

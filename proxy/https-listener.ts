@@ -21,6 +21,7 @@ import { serveH2Streams } from './h2-front.js';
 import { H2_SESSION_OPTIONS, watchH2Session, type ConnectionBudget } from './connection-limits.js';
 import { admitWithin, HEADERS_TIMEOUT_MS, http1Timeouts, listenOnHosts, serveUpgrades } from './listen.js';
 import type { Logger } from '../logger.js';
+import type { BridgePeers } from './bridge-peers.js';
 import type { ProxyHandler } from './types.js';
 
 /** The no-SNI certificate (clients dialling an IP literal) is re-read this often, so it renews. */
@@ -42,6 +43,8 @@ export interface HttpsProxyOptions {
   headersTimeoutMs?: number;
   /** Client connections shared with the other proxy listeners; default: unbounded. */
   connectionBudget?: ConnectionBudget;
+  /** Set on a Docker bridge listener: every connection it accepts (TLS socket, and h2 session) is registered with its peer (the handler's own {@link BridgePeers}). */
+  bridgePeers?: BridgePeers;
 }
 
 /** A running HTTPS listener. */
@@ -113,6 +116,7 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
     server.on('secureConnection', (socket: TLSSocket) => {
       handshaken = undefined;
       sockets.add(socket);
+      opts.bridgePeers?.admit(socket, socket);
       socket.once('close', () => sockets.delete(socket));
       // node's header deadline starts at the first byte: a TLS client that sends nothing would
       // hold its socket forever. Idle until the first request → cut (h2: watchH2Session).
@@ -124,6 +128,8 @@ export async function startHttpsProxy(opts: HttpsProxyOptions): Promise<HttpsPro
       // Destroying an h2 session that never got the client preface leaves its socket open: the
       // watch cuts the TLS socket itself.
       if (handshaken !== undefined) watchH2Session(session, handshaken, headersTimeout);
+      // An h2 request names its session as its connection.
+      opts.bridgePeers?.admit(session, handshaken ?? session.socket);
     });
     server.on('tlsClientError', (error: Error) => {
       // The SNI refusal reaches here wrapped or as-is depending on where the handshake failed.

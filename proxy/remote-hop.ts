@@ -15,7 +15,8 @@ import type { RemoteHop, Route } from '../router/types.js';
 import { AzureTokenError, type AzureTokenCache } from './azure-token.js';
 import { isWorktreeOrigin } from './cors.js';
 import { wantsHtml } from './error-pages.js';
-import type { ClientRequest, ProxyCore } from './proxy-core.js';
+import type { ProxyCore } from './proxy-core.js';
+import type { RequestContext } from './request-context.js';
 import type { ProxyErrorInfo } from './upstream-errors.js';
 import type { RemoteTarget } from './upstream-pools.js';
 
@@ -157,44 +158,91 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** Distinct `host origin` pairs logged when credentials are withheld; later ones are not, so a hostile page cannot fill the log. */
 const MAX_WITHHELD_NOTICES = 100;
 
+/** Logs, once per `key` (and at most {@link MAX_WITHHELD_NOTICES} keys), why credentials were withheld: the remote's 401 is otherwise a puzzle. */
+function noteWithheld(core: ProxyCore, key: string, message: string): void {
+  if (core.withheldNotices.has(key) || core.withheldNotices.size >= MAX_WITHHELD_NOTICES) return;
+  core.withheldNotices.add(key);
+  core.logger?.info(message);
+}
+
 /**
- * Whether the remote hop may add its credentials to `req` ({@link mayLendCredentials}); the first
- * time a page of another origin is refused them on a host, the log says so (the remote's 401 is
- * otherwise a puzzle).
+ * Whether the remote hop may add its credentials to the request of `context` as its origin
+ * goes ({@link mayLendCredentials}); the first time a page of another origin is refused them on
+ * a host, the log says so.
  */
-export function lendsCredentials(core: ProxyCore, req: ClientRequest, route: Route, hop: RemoteHop): boolean {
-  const origin = req.headers.origin;
-  const lend = mayLendCredentials(origin, headerValue(req.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
+export function lendsCredentials(core: ProxyCore, context: RequestContext, route: Route, hop: RemoteHop): boolean {
+  const origin = context.headers.origin;
+  const lend = mayLendCredentials(origin, headerValue(context.headers['sec-fetch-site']), hop.worktreeHosts, core.options.httpPort, core.options.httpsPort);
   if (!lend && hop.auth !== undefined) {
-    const key = `${route.host} ${origin ?? 'cross-site'}`;
-    if (!core.withheldNotices.has(key) && core.withheldNotices.size < MAX_WITHHELD_NOTICES) {
-      core.withheldNotices.add(key);
-      core.logger?.info(`${route.host}: remote credentials withheld from a request of ${origin ?? 'a cross-site page'}, which is not a page of worktree \`${route.worktree}\``);
-    }
+    noteWithheld(core, `${route.host} ${origin ?? 'cross-site'}`, `${route.host}: remote credentials withheld from a request of ${origin ?? 'a cross-site page'}, which is not a page of worktree \`${route.worktree}\``);
   }
   return lend;
 }
 
 /**
+ * Whether the connection of `context` may lend credentials as its peer goes: any connection of
+ * a loopback listener may; one a Docker bridge listener accepted only from a container devproxy
+ * started (see `bridge-peers.ts`), which may take the engine's answer.
+ */
+function peerLends(core: ProxyCore, context: RequestContext, route: Route): boolean | Promise<boolean> {
+  const peers = core.options.bridgePeers;
+  if (peers === undefined) return true;
+  const verdict = peers.mayLend(context.connection);
+  if (verdict === true) return true;
+  const note = (lend: boolean): boolean => {
+    if (!lend) {
+      const peer = peers.peerOf(context.connection) ?? 'an unknown peer';
+      noteWithheld(core, `${route.host} peer ${peer}`, `${route.host}: remote credentials withheld from ${peer} on the Docker bridge, which is not a container devproxy started`);
+    }
+    return lend;
+  };
+  return verdict === false ? note(false) : verdict.then(note);
+}
+
+/**
  * The remote hop's headers for one request ({@link RemoteHopHeaders.headersFor}, credentials only
- * as {@link lendsCredentials} allows), handed to `send`: at once when they are ready, else once
- * the token came — unless `gone()` says the client left meanwhile. A failure, thrown or
- * rejected, goes to `fail`. The one step plain requests and WebSockets share.
+ * as {@link lendsCredentials} and the connection's peer allow), handed to `send`: at once when
+ * they are ready, else once the peer's verdict and the token came — unless `gone()` says the
+ * client left meanwhile. A failure, thrown or rejected, goes to `fail`. The one step plain
+ * requests and WebSockets share.
  */
 export function sendWithHopHeaders(
   core: ProxyCore,
-  req: ClientRequest,
+  context: RequestContext,
+  route: Route,
+  target: RemoteTarget,
+  hop: RemoteHop,
+  send: (extra: readonly string[]) => void,
+  fail: (error: unknown) => void,
+  gone: () => boolean,
+): void {
+  const authority = context.authority as string;
+  const withAuth = lendsCredentials(core, context, route, hop);
+  // Only a request that would lend asks about its peer: a loopback one, or one without auth, never does.
+  const peer = withAuth && hop.auth !== undefined ? peerLends(core, context, route) : withAuth;
+  if (typeof peer !== 'boolean') {
+    peer.then((lend) => {
+      if (!gone()) sendHeaders(core, route, target, hop, authority, lend, send, fail, gone);
+    }, fail);
+    return;
+  }
+  sendHeaders(core, route, target, hop, authority, peer, send, fail, gone);
+}
+
+function sendHeaders(
+  core: ProxyCore,
   route: Route,
   target: RemoteTarget,
   hop: RemoteHop,
   authority: string,
+  withAuth: boolean,
   send: (extra: readonly string[]) => void,
   fail: (error: unknown) => void,
   gone: () => boolean,
 ): void {
   let extra: string[] | Promise<string[]>;
   try {
-    extra = core.hopHeaders.headersFor(route, target, hop, authority, lendsCredentials(core, req, route, hop));
+    extra = core.hopHeaders.headersFor(route, target, hop, authority, withAuth);
   } catch (error) {
     fail(error);
     return;

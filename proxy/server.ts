@@ -159,11 +159,10 @@ function forwardRemoteHop(
   };
   sendWithHopHeaders(
     core,
-    req,
+    context,
     route,
     target,
     hop,
-    context.authority as string,
     send,
     (error) => hopFailed(core, req, context, res, route, error, corsOrigin),
     () => clientGone(res),

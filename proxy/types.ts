@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
+import type { BridgePeers } from './bridge-peers.js';
 import type { RoutingTable } from '../router/types.js';
 import type { ClientResponse } from './own-answers.js';
 import type { ClientRequest } from './proxy-core.js';
@@ -21,6 +22,8 @@ export interface ProxyOptions {
   logger?: Logger;
   /** Where finished exchanges are recorded for the dashboard and `devproxy requests`; absent: nothing is recorded. */
   requestLog?: RequestLog;
+  /** The connections Docker bridge listeners accepted (given the same to them): credentials only for their own containers' peers. Absent: no bridge listener. */
+  bridgePeers?: BridgePeers;
 }
 
 /**

@@ -241,11 +241,10 @@ function forwardWebSocket(core: ProxyCore, req: ClientRequest, client: ClientEnd
   }
   sendWithHopHeaders(
     core,
-    req,
+    context,
     route,
     target,
     target.hop,
-    authority,
     send,
     (error) => refuseWebSocket(core, client, route, error),
     () => client.channel.destroyed,

@@ -16,6 +16,7 @@ import { LABEL_REPO, LABEL_SERVICE, LABEL_SLUG, LABEL_WORKTREE, lastLines } from
 import { sleep } from './health.js';
 import { bridgeGateway, localAddresses, type BridgeNetworkInspect } from './docker-gateway.js';
 import { DockerEngineApi, ENGINE_TIMEOUT_MS, demuxDockerLog, isEngineStatus, logDemuxer, splitLines } from './docker-engine-api.js';
+import { containerAddresses, type ContainerNetworksInspect } from './owned-addresses.js';
 
 /** Container events devproxy reacts to. */
 export const WATCHED_EVENTS = ['start', 'die', 'oom', 'health_status'] as const;
@@ -98,11 +99,11 @@ interface ContainerSummary {
 }
 
 /** The parts of `GET /containers/{id}/json` this reads. */
-interface ContainerInspect {
+interface ContainerInspect extends ContainerNetworksInspect {
   Config?: { Tty?: boolean };
   HostConfig?: { NetworkMode?: string };
-  NetworkSettings?: { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
-  State?: { Running?: boolean; ExitCode?: number; OOMKilled?: boolean };
+  NetworkSettings?: ContainerNetworksInspect['NetworkSettings'] & { Ports?: Record<string, Array<{ HostIp?: string; HostPort?: string }> | null> | null };
+  State?: { Running?: boolean; Status?: string; ExitCode?: number; OOMKilled?: boolean };
 }
 
 /** Engine API client plus a self-healing event subscription. */
@@ -116,6 +117,8 @@ export class DockerObserver {
   private closed = false;
   private watching = false;
   private eventStream: Readable | undefined;
+  /** Event feeds opened so far: the id of the open one, see {@link eventFeed}. */
+  private feeds = 0;
   private readonly stop = new AbortController();
   /**
    * The bridge gateway looked up since the engine last (re)connected: the runtime asks on every
@@ -176,6 +179,7 @@ export class DockerObserver {
           return;
         }
         this.eventStream = stream;
+        this.feeds++;
         // Events after the stream is open are seen; mark available only now so that a resync
         // triggered by the availability change cannot miss a die that happens meanwhile.
         this.setAvailable(true);
@@ -204,6 +208,14 @@ export class DockerObserver {
       stream.once('close', () => resolve());
       stream.once('error', () => resolve());
     });
+  }
+
+  /**
+   * The id of the event feed open now, undefined while none is: every event about an owned
+   * container since a feed opened was seen as long as the same id is answered.
+   */
+  eventFeed(): number | undefined {
+    return this.eventStream === undefined ? undefined : this.feeds;
   }
 
   private handleEventLine(line: string): void {
@@ -252,6 +264,22 @@ export class DockerObserver {
       if (project) owned.composeProject = project;
       return owned;
     });
+  }
+
+  /**
+   * Address → id of every running (or starting) container with devproxy's labels, on each of its
+   * networks (from each one's inspect, which every engine answers alike); one that went away
+   * meanwhile is left out. Only containers whose `die` the event feed passes on (both labels).
+   */
+  async ownedAddresses(): Promise<Map<string, string>> {
+    const filters = { label: [LABEL_WORKTREE, LABEL_SERVICE], status: ['running', 'created', 'restarting'] };
+    const list = await this.engine.json<ContainerSummary[]>('/containers/json', { query: { filters } });
+    const addresses = new Map<string, string>();
+    const inspected = await Promise.all(list.map((c) => this.inspect(c.Id).then((info) => ({ id: c.Id, info }), () => undefined)));
+    for (const found of inspected) {
+      if (found !== undefined) for (const address of containerAddresses(found.info)) addresses.set(address, found.id);
+    }
+    return addresses;
   }
 
   /**

@@ -19,6 +19,7 @@ import { composeProjectName, type ComposeFile } from './compose.js';
 import { CommandInstances } from './command-instances.js';
 import { ComposeInstances, type ComposeStart } from './compose-instances.js';
 import { DockerObserver, type OwnedContainerEvent } from './docker-observer.js';
+import { OwnedAddresses } from './owned-addresses.js';
 import { ChangeSignal, CONTAINER_UNHEALTHY_DETAIL, DOCKER_UNREACHABLE_DETAIL, readContainerEvent } from './events.js';
 import { healthCheckFor, PROBE_TIMEOUT_MS, sleep } from './health.js';
 import { watchHealth } from './health-watch.js';
@@ -96,6 +97,7 @@ export class LocalRuntime {
   private readonly worktrees = new Map<string, WorktreeRuntime>();
   private readonly ports: PortAllocator;
   private readonly observer: DockerObserver;
+  private readonly owned: OwnedAddresses;
   private readonly signal: ChangeSignal;
   private readonly compose: ComposeInstances;
   private readonly commands: CommandInstances;
@@ -117,6 +119,14 @@ export class LocalRuntime {
     if (opts.dockerHost !== undefined) observerOpts.dockerHost = opts.dockerHost;
     if (opts.logger) observerOpts.logger = opts.logger;
     this.observer = new DockerObserver(observerOpts);
+    this.owned = new OwnedAddresses({
+      snapshot: () => {
+        // The cache is trusted only while an event feed is open: make sure one is.
+        this.observer.watch();
+        return this.observer.ownedAddresses();
+      },
+      eventFeed: () => this.observer.eventFeed(),
+    });
     const jobOpts = { home: opts.home, ports: this.ports, stopGraceMs: this.opts.stopGraceMs, changed };
     this.compose = new ComposeInstances({ ...jobOpts, observer: this.observer, ...(opts.logger ? { logger: opts.logger } : {}) });
     this.commands = new CommandInstances({ ...jobOpts, onExit: (exit) => this.onProcessExit(exit) });
@@ -134,6 +144,14 @@ export class LocalRuntime {
   async hostGateway(): Promise<string | undefined> {
     if (this.observer.available !== true) return undefined;
     return this.observer.hostGateway().catch(() => undefined);
+  }
+
+  /**
+   * True when `address` is the address of a running container devproxy started (on any of its
+   * networks), as the engine says now: at once when known, else after asking the engine.
+   */
+  isOwnContainerAddress(address: string): boolean | Promise<boolean> {
+    return this.owned.isOwned(address);
   }
 
   /** Whether the Docker engine answered last time it was needed; undefined before any need. */
@@ -448,6 +466,7 @@ export class LocalRuntime {
   }
 
   private onContainerEvent(event: OwnedContainerEvent): void {
+    if (event.action === 'die') this.owned.forget(event.containerId);
     const wt = this.worktrees.get(event.worktreePath);
     const inst = wt?.instances.get(event.service);
     if (!wt || !inst) return;

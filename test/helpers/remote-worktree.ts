@@ -11,6 +11,7 @@ import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { validateProfile } from '../../profiles/validate-profile.js';
+import type { BridgePeers } from '../../proxy/bridge-peers.js';
 import { startHttpsProxy, type HttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler, type ProxyHandlerOptions } from '../../proxy/server.js';
 import { startHttpProxy } from '../../proxy/http-listener.js';
@@ -34,6 +35,9 @@ export interface RemoteWorktree {
   port: number;
   /** The HTTPS listener's port and the PEM of the CA its leaves are signed by, with `https: true`. */
   httpsPort?: number;
+  /** With `bridgePeers`: the ports of the listeners that register their connections there, as the Docker bridge listeners do (on 127.0.0.1 here). */
+  bridgePort?: number;
+  bridgeHttpsPort?: number;
   httpsCaPem?: string;
   table: RoutingTable;
   /** Every message the proxy logged (info, warn, error). */
@@ -60,6 +64,8 @@ export interface RemoteWorktreeOptions {
   https?: boolean;
   /** Extra files written into the repo folder before the config is read (name → content). */
   files?: Record<string, string>;
+  /** Also start listeners (HTTP, and HTTPS with `https: true`) that register their connections here, as the daemon's Docker bridge listeners do; the handler is given the same. */
+  bridgePeers?: BridgePeers;
 }
 
 /** Starts a stand-in HTTPS remote with the shared test CA. */
@@ -91,25 +97,34 @@ export async function startRemoteWorktree(options: RemoteWorktreeOptions): Promi
     httpPort: 0,
     logger: { info: (m) => logs.push(m), warn: (m) => logs.push(m), error: (m) => logs.push(m) },
     ...options.proxy,
+    ...(options.bridgePeers === undefined ? {} : { bridgePeers: options.bridgePeers }),
   };
   const handler = createProxyHandler(handlerOptions);
   const server = await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'] });
   handlerOptions.httpPort = server.port;
+  const bridgePeers = options.bridgePeers;
+  const bridge = bridgePeers === undefined ? undefined : await startHttpProxy({ handler, port: 0, hosts: ['127.0.0.1'], bridgePeers });
   let secure: HttpsProxy | undefined;
+  let bridgeSecure: HttpsProxy | undefined;
   let httpsCaPem: string | undefined;
   if (options.https === true) {
     const certificates = createCertificateStore({ home: join(dir, 'home'), minter: inProcessMinter, isKnownName: (name) => table.routes.has(name) });
     secure = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates });
     handlerOptions.httpsPort = secure.port;
     httpsCaPem = await readFile(certificates.caPath, 'utf8');
+    if (bridgePeers !== undefined) bridgeSecure = await startHttpsProxy({ handler, port: 0, hosts: ['127.0.0.1'], certificates, bridgePeers });
   }
   return {
     port: server.port,
     ...(secure === undefined ? {} : { httpsPort: secure.port, httpsCaPem }),
+    ...(bridge === undefined ? {} : { bridgePort: bridge.port }),
+    ...(bridgeSecure === undefined ? {} : { bridgeHttpsPort: bridgeSecure.port }),
     table,
     logs,
     dir,
     async close() {
+      await bridgeSecure?.close();
+      await bridge?.close();
       await secure?.close();
       await server.close();
       await handler.close();

@@ -236,6 +236,8 @@ export interface SendOptions {
   path?: string;
   headers?: http.OutgoingHttpHeaders;
   body?: string | Buffer;
+  /** The client's own address (another loopback one, 127.0.0.2, plays a peer that is not the host's address). */
+  localAddress?: string;
 }
 
 /**
@@ -247,7 +249,7 @@ export function send(port: number, host: string, options: SendOptions = {}): Pro
   const length = options.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(options.body)) };
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: { host, ...length, ...options.headers }, agent: false },
+      { host: '127.0.0.1', port, method: options.method ?? 'GET', path: options.path ?? '/', headers: { host, ...length, ...options.headers }, agent: false, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
