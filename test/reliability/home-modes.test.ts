@@ -8,14 +8,15 @@
  * environment carries a secret (real CLI, daemon, git, Docker engine), and every folder and file
  * of the home is checked, after the secret was shown to be in the files that must hide it.
  */
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL_REPO } from '../../runtime/compose.js';
-import { runCli } from '../helpers/cli.js';
-import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { CLI, runCli } from '../helpers/cli.js';
+import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 const SECRET = 'home-modes-secret-4c7e1a';
@@ -128,5 +129,54 @@ describe('a home devproxy creates is private to its owner', { timeout: 240_000 }
     expect(created.code, created.stderr + created.stdout).toBe(0);
     expect(await readdir(join(home, 'logs'))).toContain('alpha-setup.log');
     await expectPrivateHome(home, 'alpha');
+  });
+});
+
+describe('a home that already exists readable by others is tightened', () => {
+  /** A home as an older devproxy (or a 022 umask) left it: 0755 folders, a 0644 daemon log. */
+  async function wideHome(name: string): Promise<string> {
+    const home = join(scratch, name);
+    await mkdir(join(home, 'logs'), { recursive: true });
+    await writeFile(join(home, 'logs', 'daemon.log'), 'an older daemon\n');
+    await chmod(home, 0o755);
+    await chmod(join(home, 'logs'), 0o755);
+    await chmod(join(home, 'logs', 'daemon.log'), 0o644);
+    return home;
+  }
+  const modeOf = async (path: string) => ((await stat(path)).mode & 0o777).toString(8);
+
+  it('`proxy start` sets the home and logs/ to 0700 and the daemon log to 0600, and says so once', async () => {
+    const home = await wideHome('wide-start');
+    const env = envFor(home);
+    try {
+      const started = await runCli(['proxy', 'start'], { cwd: scratch, env });
+      expect(started.code, started.stderr).toBe(0);
+      expect(started.stderr).toContain(`note: ${home} was mode 0755, readable by other users; devproxy set it to 0700`);
+      expect({ home: await modeOf(home), logs: await modeOf(join(home, 'logs')), log: await modeOf(join(home, 'logs', 'daemon.log')) }).toEqual({ home: '700', logs: '700', log: '600' });
+      expect(await readFile(join(home, 'logs', 'daemon.log'), 'utf8')).toMatch(/^an older daemon\n/);
+      expect((await runCli(['proxy', 'stop'], { cwd: scratch, env })).code).toBe(0);
+      const again = await runCli(['proxy', 'start'], { cwd: scratch, env });
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).not.toContain('note:');
+    } finally {
+      await runCli(['proxy', 'stop'], { cwd: scratch, env });
+    }
+  });
+
+  it('a daemon started in the foreground tightens the home and warns in its log', async () => {
+    const home = await wideHome('wide-foreground');
+    const daemon = spawn(process.execPath, [CLI, 'proxy', 'start', '--foreground'], { cwd: scratch, env: envFor(home), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    daemon.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    daemon.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
+    try {
+      await waitFor(() => (output.includes('readable by other users') ? true : undefined), 15_000, 'the warning');
+      expect(output).toMatch(new RegExp(`warn +${home.replaceAll('/', '\\/')} was mode 0755, readable by other users; set it to 0700`));
+      expect(await modeOf(home)).toBe('700');
+    } finally {
+      daemon.kill('SIGTERM');
+      await exited;
+    }
   });
 });
