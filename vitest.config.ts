@@ -59,6 +59,7 @@ const LONGEST_FIRST = [
   'test/integration/json-schemas.test.ts',
   'test/integration/worktree-setup.test.ts',
   'test/integration/stop-networks.test.ts',
+  'test/reliability/home-modes.test.ts',
   'test/integration/use-lifecycle.test.ts',
   'test/integration/real-apps-browser.test.ts',
 ];

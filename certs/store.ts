@@ -6,12 +6,13 @@
  * so a reader never sees half a PEM.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { writeFileAtomic } from '../atomic-write.js';
+import { makePrivateDir } from '../private-files.js';
 import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
 import type { Logger } from '../logger.js';
@@ -126,12 +127,6 @@ async function withCaLock<T>(home: string, body: () => Promise<T>): Promise<T> {
   } finally {
     await rm(lock, { recursive: true, force: true });
   }
-}
-
-async function makePrivateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  // mkdir's mode is masked by umask and ignored for a directory that already exists.
-  await chmod(dir, 0o700);
 }
 
 async function readIfExists(path: string): Promise<string | undefined> {

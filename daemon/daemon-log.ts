@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, renameSync, writeSync } from 'node:fs';
 import type { Logger } from '../logger.js';
+import { openPrivateLog } from '../private-files.js';
 
 /**
  * Default size (bytes) at which the daemon log is rotated: daemon.log becomes daemon.log.1 (the
@@ -28,7 +29,7 @@ export function openDaemonLog(path: string, maxBytes = DEFAULT_LOG_MAX_BYTES): D
   let retryAt = 0;
 
   const open = (): void => {
-    fd = openSync(path, 'a', 0o600);
+    fd = openPrivateLog(path);
     size = fstatSync(fd).size;
   };
   const closeFd = (): void => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { DevproxyError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { startHttpsProxy } from '../proxy/https-listener.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import { RequestLog } from '../proxy/request-log.js';
 import { startAdminApi, type AdminApiOptions } from './admin-api.js';
 import { DashboardFeed } from './dashboard-feed.js';
+import { makePrivateDir, octalMode } from '../private-files.js';
 import { homePaths } from '../home-paths.js';
 import { acquireLock, readAdminIdentity, readDaemonInfo, writeAdminIdentity, writeDaemonInfo, type DaemonInfo } from '../workspace/home.js';
 import { buildStatus, probeLocalHealth, type Health, type StatusReport } from '../workspace/status.js';
@@ -57,7 +58,8 @@ export interface RunningDaemon {
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const paths = homePaths(options.home);
-  await mkdir(options.home, { recursive: true, mode: 0o700 });
+  const wider = await makePrivateDir(options.home);
+  if (wider !== undefined) options.logger.warn(`${options.home} was mode ${octalMode(wider)}, readable by other users; set it to 0700 (it holds the admin token, logs and resolved secrets)`);
   const release = await acquireLock(paths.daemonLock);
   try {
     const running = await readDaemonInfo(options.home);

@@ -2,9 +2,11 @@
  * The recent-requests log: a fixed ring of preallocated slots the proxy fills as each exchange
  * ends, read by the dashboard and `devproxy requests`. Recording assigns fields of the next slot
  * and keeps each side's headers as one joined string: no closure, no timer unless someone
- * listens. Redaction and JSON shaping happen only on the read side.
+ * listens. Redaction (proxy/log-redaction.ts: secret headers, secret query values in the path) and
+ * JSON shaping happen only on the read side.
  */
 import type { Route } from '../router/types.js';
+import { isSecretHeader, REDACTED, redactPath } from './log-redaction.js';
 import type { RequestContext } from './request-context.js';
 
 /** How many exchanges the log keeps: the last 1,000. */
@@ -18,10 +20,6 @@ export const MAX_ENTRY_CHARS = 8 * 1024;
 const MAX_PATH_CHARS = 2048;
 /** Estimated fixed cost of one slot (object, fields, array headers), in bytes, for `stats()`. */
 const SLOT_OVERHEAD_BYTES = 240;
-/** Headers whose values the read side never shows. */
-const REDACTED_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
-/** What a redacted value reads as. */
-export const REDACTED = '[redacted]';
 
 const NO_HEADERS: readonly string[] = [];
 /**
@@ -83,7 +81,7 @@ export interface RequestEntry extends ExchangeFacts {
 
 /** One exchange with its headers, secrets redacted. */
 export interface RequestDetail extends RequestEntry {
-  /** [name, value] as the client sent them; Authorization and Cookie read `[redacted]`. */
+  /** [name, value] as the client sent them; Authorization, Cookie, API keys ({@link isSecretHeader}) read `[redacted]`. */
   requestHeaders: Array<[string, string]>;
   /** Headers devproxy added on the remote hop (auth, tokens): names only, values always `[redacted]`. */
   injectedHeaders: Array<[string, string]>;
@@ -210,8 +208,7 @@ export class RequestLog {
     const slot = this.#slots[seq % this.capacity] as Slot;
     if (slot.seq !== seq || seq === 0) return undefined;
     const injected = slot.route === 'remote' ? injectedHeaderNames(slot.routeRef) : [];
-    const secret = new Set(REDACTED_HEADERS);
-    for (const name of injected) secret.add(name);
+    const secret = new Set(injected);
     const request = splitFields(slot.requestHeaders, slot.requestFields);
     const response = splitFields(slot.responseHeaders, slot.responseFields);
     return {
@@ -261,7 +258,8 @@ export class RequestLog {
       worktree: slot.worktree,
       service: slot.service,
       method: slot.method,
-      path: slot.path,
+      // Redacted here, on the read side: recording stays a few field assignments.
+      path: redactPath(slot.path),
       status: slot.status,
       route: slot.route,
       bytes: slot.bytes,
@@ -322,7 +320,7 @@ function redactedPairs(flat: readonly string[], secret: ReadonlySet<string>): Ar
   const pairs: Array<[string, string]> = [];
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const name = flat[i] as string;
-    pairs.push([name, secret.has(name.toLowerCase()) ? REDACTED : (flat[i + 1] as string)]);
+    pairs.push([name, secret.has(name.toLowerCase()) || isSecretHeader(name) ? REDACTED : (flat[i + 1] as string)]);
   }
   return pairs;
 }

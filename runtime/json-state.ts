@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-write.js';
+import { PRIVATE_FILE_MODE } from '../private-files.js';
 
 /** Reads a JSON object file; `fallback` when it is missing or not valid JSON. */
 export async function readJsonState<T>(path: string, fallback: T): Promise<T> {
@@ -17,5 +18,5 @@ export async function readJsonState<T>(path: string, fallback: T): Promise<T> {
 
 /** Writes a JSON file atomically (temp file + rename), pretty-printed for people who look. */
 export async function writeJsonState(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+  await writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`, { mode: PRIVATE_FILE_MODE });
 }

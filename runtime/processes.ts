@@ -7,9 +7,10 @@
  * restart every dev server).
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { closeSync, existsSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makePrivateDir, openPrivateLog } from '../private-files.js';
 import { promisify } from 'node:util';
 import { readJsonState, writeJsonState } from './json-state.js';
 import { lastLines } from './compose.js';
@@ -123,8 +124,8 @@ export class ProcessSupervisor {
     // spawn would only say `spawn sh ENOENT` for a missing folder.
     if (!(await stat(cwd).then((s) => s.isDirectory(), () => false))) throw new Error(`its cwd ${opts.cwd ?? '.'} is not a folder of the worktree (${cwd}); fix \`cwd:\` in devproxy.yaml, or add the folder`);
     const logFile = this.logFile(opts.slug, opts.service);
-    await mkdir(this.logsDir, { recursive: true });
-    const fd = openSync(logFile, 'a');
+    await makePrivateDir(this.logsDir);
+    const fd = openPrivateLog(logFile);
     let logOffset = 0;
     try {
       writeSync(fd, `--- devproxy: ${new Date().toISOString()} starting \`${opts.command}\` with PORT=${opts.port}\n`);

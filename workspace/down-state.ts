@@ -4,8 +4,8 @@
  * daemon watches this file and routes a down worktree's services remote until `up` or `use`
  * takes it out of the list. Read tolerantly: a torn file counts as "nothing is down".
  */
-import { mkdir } from 'node:fs/promises';
 import { homePaths } from '../home-paths.js';
+import { makePrivateDir } from '../private-files.js';
 import { readJsonState, writeJsonState } from '../runtime/json-state.js';
 import { acquireLock } from './home.js';
 
@@ -18,7 +18,7 @@ export async function readDownWorktrees(home: string): Promise<Set<string>> {
 /** Changes the down list under a lock; writes only when it changed. Answers the new list. */
 export async function updateDownWorktrees(home: string, change: (down: Set<string>) => void): Promise<Set<string>> {
   const { down: file, downLock } = homePaths(home);
-  await mkdir(home, { recursive: true, mode: 0o700 });
+  await makePrivateDir(home);
   const release = await acquireLock(downLock);
   try {
     const down = await readDownWorktrees(home);

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-write.js';
 import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../private-files.js';
 import { readJsonState } from '../runtime/json-state.js';
 
 /** Default plain HTTP port of the proxy (`--port`, `DEVPROXY_PORT`). */
@@ -54,7 +55,7 @@ export async function readDaemonInfo(home: string): Promise<DaemonInfo | undefin
 }
 
 export async function writeDaemonInfo(home: string, info: DaemonInfo): Promise<void> {
-  await mkdir(home, { recursive: true, mode: 0o700 });
+  await makePrivateDir(home);
   await writeFileAtomic(homePaths(home).daemon, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
 }
 
@@ -121,11 +122,11 @@ export async function readRepos(home: string): Promise<string[]> {
  */
 export async function updateRepos(home: string, change: (repos: string[]) => string[]): Promise<string[]> {
   const paths = homePaths(home);
-  await mkdir(home, { recursive: true, mode: 0o700 });
+  await makePrivateDir(home);
   const release = await acquireLock(paths.reposLock);
   try {
     const next = change(await readRepos(home));
-    await writeFileAtomic(paths.repos, JSON.stringify({ repos: next }, null, 2) + '\n');
+    await writeFileAtomic(paths.repos, JSON.stringify({ repos: next }, null, 2) + '\n', { mode: PRIVATE_FILE_MODE });
     return next;
   } finally {
     await release();
@@ -137,7 +138,7 @@ export async function acquireLock(path: string, waitMs = LOCK_WAIT_MS): Promise<
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      const handle = await open(path, 'wx');
+      const handle = await open(path, 'wx', PRIVATE_FILE_MODE);
       await handle.writeFile(String(process.pid));
       await handle.close();
       return () => rm(path, { force: true });

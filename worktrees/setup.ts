@@ -5,10 +5,11 @@
  * root, their output appended to a log. Library code: it reports through `onEvent`, never prints.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { lstat, mkdir, readdir, stat } from 'node:fs/promises';
+import { closeSync, writeSync } from 'node:fs';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createFileIfAbsent } from '../atomic-write.js';
+import { makePrivateDir, openPrivateLog } from '../private-files.js';
 import { DevproxyError } from '../errors.js';
 import type { WorktreeSetup } from '../profiles/schema.js';
 import { causeLines } from '../runtime/failure-cause.js';
@@ -82,8 +83,8 @@ export async function runWorktreeSetup(opts: SetupOptions): Promise<SetupResult>
 }
 
 async function runStep(opts: SetupOptions, command: string, index: number, total: number): Promise<void> {
-  await mkdir(dirname(opts.logFile), { recursive: true });
-  const fd = openSync(opts.logFile, 'a');
+  await makePrivateDir(dirname(opts.logFile));
+  const fd = openPrivateLog(opts.logFile);
   let offset: number;
   let exit: { code: number | null; signal: NodeJS.Signals | null } | Error;
   const began = Date.now();

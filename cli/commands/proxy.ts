@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access, mkdir, open, readFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, fstatSync } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { daemonSpawnEnv } from '../../daemon-env.js';
 import { homePaths } from '../../home-paths.js';
+import { makePrivateDir, octalMode, openPrivateLog } from '../../private-files.js';
 import { isAlive, readDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
 import { defaultHostsPath } from '../../environment/hosts-file.js';
 import { DevproxyError } from '../../errors.js';
@@ -67,14 +68,20 @@ export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo>
   const paths = homePaths(dir);
   const main = fileURLToPath(new URL('../../daemon/main.js', import.meta.url));
   // On a read-only file system mkdir -p reports ENOENT for a folder that exists: ask plainly first.
-  await mkdir(dir, { recursive: true });
+  const wider = await makePrivateDir(dir);
+  if (wider !== undefined) console.error(`note: ${dir} was mode ${octalMode(wider)}, readable by other users; devproxy set it to 0700 (it holds the admin token, logs and resolved secrets)`);
   await access(dir, constants.W_OK);
-  await mkdir(paths.logs, { recursive: true });
-  const log = await open(paths.daemonLog, 'a');
-  const logStart = (await log.stat()).size;
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, ...args, '--log-file', paths.daemonLog], { detached: true, stdio: ['ignore', log.fd, log.fd], env: daemonSpawnEnv(process.env) });
+  await makePrivateDir(paths.logs);
+  const log = openPrivateLog(paths.daemonLog);
+  let child: ChildProcess;
+  let logStart: number;
+  try {
+    logStart = fstatSync(log).size;
+    child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, main, ...args, '--log-file', paths.daemonLog], { detached: true, stdio: ['ignore', log, log], env: daemonSpawnEnv(process.env) });
+  } finally {
+    closeSync(log);
+  }
   child.unref();
-  await log.close();
   return waitForDaemon(dir, child.pid ?? -1, paths.daemonLog, logStart);
 }
 

@@ -22,6 +22,7 @@ const files = tally('file-modes');
 const listeners = tally('loopback-listeners');
 const spoofing = tally('header-spoofing');
 const secrets = tally('planted-secret');
+const requestLog = tally('request-log-redaction');
 
 const SECRET = 'planted-secret-7f3a9c1e-do-not-leak';
 const API = 'api.contoso.localhost';
@@ -361,6 +362,39 @@ describe('a planted secret never leaks', () => {
       const log = await readFile(join(d.home, 'logs', 'daemon.log'), 'utf8');
       expect(log.length).toBeGreaterThan(0);
       expect(log).not.toContain(SECRET);
+    });
+  });
+});
+
+describe('the request log hides what a client sends as a secret', () => {
+  it('API-key headers and secret query values are forwarded as sent, and read `[redacted]` in `devproxy requests --json` and the detail', async () => {
+    await requestLog.check(async () => {
+      const sent = { functionsKey: 'client-fn-key-5b1d', apimKey: 'client-apim-key-9c2e', code: 'client-code-7a4f', sig: 'client-sig-3e8b' };
+      const path = `/fn/run?code=${sent.code}&sig=${sent.sig}&name=ok`;
+      local.requests.length = 0;
+      const answered = await new Promise<number>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: d.httpPort, path, agent: false, headers: { host: API, 'x-functions-key': sent.functionsKey, 'ocp-apim-subscription-key': sent.apimKey } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject);
+      });
+      expect(answered).toBe(200);
+      // Redaction is for the log only: the upstream gets the request unchanged.
+      expect(local.requests.at(-1)).toMatchObject({ url: path, headers: { 'x-functions-key': sent.functionsKey, 'ocp-apim-subscription-key': sent.apimKey } });
+
+      const listed = await within(d.cli(['requests', '--json']), 10_000, 'requests --json');
+      expect(listed.code, listed.stderr).toBe(0);
+      const entries = JSON.parse(listed.stdout) as Array<{ seq: number; path: string }>;
+      const entry = entries.findLast((e) => e.path.startsWith('/fn/run'));
+      expect(entry?.path).toBe('/fn/run?code=[redacted]&sig=[redacted]&name=ok');
+      const info = (await d.info())!;
+      const detail = await adminRequest(`/api/requests/${entry!.seq}`, { host: `127.0.0.1:${info.adminPort}`, authorization: `Bearer ${info.token}` });
+      expect(detail.status).toBe(200);
+      const parsed = JSON.parse(detail.body) as { path: string; requestHeaders: Array<[string, string]> };
+      expect(parsed.path).toBe(entry!.path);
+      expect(parsed.requestHeaders).toEqual(expect.arrayContaining([['x-functions-key', '[redacted]'], ['ocp-apim-subscription-key', '[redacted]']]));
+      const table = await within(d.cli(['requests']), 10_000, 'requests');
+      for (const secret of Object.values(sent)) expect(listed.stdout + detail.body + table.stdout).not.toContain(secret);
     });
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_ENTRY_CHARS, REDACTED, RequestLog, type RequestEntry } from '../../proxy/request-log.js';
+import { REDACTED } from '../../proxy/log-redaction.js';
+import { MAX_ENTRY_CHARS, RequestLog, type RequestEntry } from '../../proxy/request-log.js';
 import type { Route, Target } from '../../router/types.js';
 import { local, remote, route } from '../helpers/routes.js';
 
@@ -46,6 +47,29 @@ describe('RequestLog', () => {
     expect(detail.injectedHeaders).toEqual([['x-functions-key', REDACTED], ['authorization', REDACTED]]);
     expect(detail.responseHeaders).toEqual([['set-cookie', REDACTED], ['content-type', 'text/html']]);
     expect(JSON.stringify(detail)).not.toMatch(/secret|sid=|client-sent/);
+  });
+
+  it('hides API keys a client sends itself, on a local route, and secret query values in every path it shows', () => {
+    const log = new RequestLog(8);
+    const listened: RequestEntry[] = [];
+    log.subscribe((batch) => listened.push(...batch));
+    recordOne(log, '/api/run?code=fn-code-1&sig=sas-sig-2&sv=2024-01-01&name=ok', 200, {
+      requestHeaders: ['Host', 'api.feature-x.localhost', 'x-functions-key', 'fn-key-3', 'Ocp-Apim-Subscription-Key', 'apim-key-4', 'x-api-key', 'api-key-5', 'Accept', 'text/html'],
+    });
+    log.flush();
+    const detail = log.detail(1)!;
+    expect(detail.requestHeaders).toEqual([
+      ['Host', 'api.feature-x.localhost'],
+      ['x-functions-key', REDACTED],
+      ['Ocp-Apim-Subscription-Key', REDACTED],
+      ['x-api-key', REDACTED],
+      ['Accept', 'text/html'],
+    ]);
+    const shown = `/api/run?code=${REDACTED}&sig=${REDACTED}&sv=2024-01-01&name=ok`;
+    expect(detail.path).toBe(shown);
+    expect(log.entries()[0]!.path).toBe(shown);
+    expect(listened.map((e) => e.path)).toEqual([shown]);
+    expect(JSON.stringify([detail, log.entries(), listened])).not.toMatch(/fn-code-1|sas-sig-2|fn-key-3|apim-key-4|api-key-5/);
   });
 
   it('keeps its own copy of the headers: arrays the exchange reuses or changes later do not alter the entry', () => {
