@@ -28,8 +28,9 @@ interface ServiceRequest {
 
 /**
  * Routes served without the token, by their routed (normalised) path: the data-free dashboard
- * page and the proof that this daemon holds the token (which reveals nothing of it). Everything else — every API endpoint, added later or not, and every path that
- * matches no route — needs the token, so no spelling of a path can reach an endpoint without it.
+ * page, and the proof that this daemon holds the token (which reveals nothing of it). Everything
+ * else — every API endpoint, added later or not, and every path that matches no route — needs
+ * the token, so no spelling of a path can reach an endpoint without it.
  */
 const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/', PROOF_PATH]);
 
