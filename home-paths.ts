@@ -20,6 +20,10 @@ export interface HomePaths {
   daemonLock: string;
   /** Admin port and token kept across daemon restarts, so an open dashboard reconnects (mode 0600). */
   admin: string;
+  /** Files handed to the browser opener instead of a URL with the token (mode 0700). */
+  open: string;
+  /** The page `devproxy dashboard` opens: a redirect to the dashboard URL with the token (mode 0600). */
+  dashboardRedirect: string;
   /** Registered repositories (main checkout paths), `{"repos": [path…]}`. */
   repos: string;
   reposLock: string;
@@ -51,11 +55,14 @@ export interface HomePaths {
 export function homePaths(home: string): HomePaths {
   const logs = join(home, 'logs');
   const certs = join(home, 'certs');
+  const open = join(home, 'open');
   return {
     home,
     daemon: join(home, 'daemon.json'),
     daemonLock: join(home, 'daemon.json.lock'),
     admin: join(home, 'admin.json'),
+    open,
+    dashboardRedirect: join(open, 'dashboard.html'),
     repos: join(home, 'repos.json'),
     reposLock: join(home, 'repos.json.lock'),
     down: join(home, 'down.json'),

@@ -19,6 +19,7 @@ const WORKERS = 3;
 const WITHOUT_DOCKER = [
   'test/integration/browser-cors-flip.test.ts',
   'test/integration/browser-https.test.ts',
+  'test/integration/dashboard-admin-token.test.ts',
   'test/integration/real-apps-browser.test.ts',
   'test/integration/runtime-processes.test.ts',
 ];

@@ -5,6 +5,7 @@ import type { StatusReport } from '../workspace/status.js';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.js';
 import { registerDashboardRoutes, type DashboardApiOptions } from './dashboard-api.js';
 import { AdminRouter, writeJson, type AdminReply } from './admin-router.js';
+import { adminProof, isProofNonce, PROOF_PATH } from './admin-proof.js';
 
 export interface AdminApiOptions {
   /** Bearer token every API call must carry (from daemon.json, mode 0600). */
@@ -27,10 +28,11 @@ interface ServiceRequest {
 
 /**
  * Routes served without the token, by their routed (normalised) path: the data-free dashboard
- * page only. Everything else — every API endpoint, added later or not, and every path that
- * matches no route — needs the token, so no spelling of a path can reach an endpoint without it.
+ * page, and the proof that this daemon holds the token (which reveals nothing of it). Everything
+ * else — every API endpoint, added later or not, and every path that matches no route — needs
+ * the token, so no spelling of a path can reach an endpoint without it.
  */
-const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/']);
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/', PROOF_PATH]);
 
 /**
  * The daemon's admin API, on its own loopback port. Every request but the dashboard page needs
@@ -76,6 +78,15 @@ export async function startAdminApi(options: AdminApiOptions, port = 0): Promise
       },
       DASHBOARD_HTML,
     );
+  });
+  // The page asks before it sends the token: only a daemon that holds it, on the page's port, can answer.
+  app.get(PROOF_PATH, (request, reply) => {
+    const nonce = request.query('nonce');
+    if (!isProofNonce(nonce)) {
+      reply.json(400, { error: { code: 'DEVPROXY_ERR_USAGE', message: 'the proof needs one nonce of 64 lower-case hex digits', hint: null } });
+      return;
+    }
+    return { proof: adminProof(options.token, nonce, boundPort) };
   });
   app.get('/api/status', (request) => options.status(request.query('probe') !== '0'));
   app.post('/api/reload', async () => {

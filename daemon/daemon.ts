@@ -205,10 +205,7 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
       probe: () => probeLocalHealth(workspace.getTable()),
       requestLog,
     });
-    const previous = await readAdminIdentity(options.home);
-    const token = previous?.token ?? randomBytes(24).toString('hex');
-    const adminOptions: AdminApiOptions = {
-      token,
+    const adminOptions: Omit<AdminApiOptions, 'token'> = {
       status,
       reload: () => workspace.reload(),
       stop: () => requestStop(),
@@ -225,12 +222,9 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
         running: (path) => runtime.status(path).filter((s) => isRunningState(s.state)).map((s) => s.service),
       },
     };
-    // The last daemon's port and token: a dashboard left open reconnects to this daemon by itself.
-    const admin = await startAdminApi(adminOptions, previous?.port ?? 0).catch((error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-      return startAdminApi(adminOptions, 0);
-    });
+    const admin = await startAdminOnLastPort(options.home, adminOptions, logger);
     closers.push(() => admin.close());
+    const { token } = admin;
     await writeAdminIdentity(options.home, { port: admin.port, token });
 
     const info: DaemonInfo = { pid: process.pid, httpPort: http.port, httpsPort, adminPort: admin.port, token, startedAt: new Date().toISOString(), version: VERSION, listen: [...listening] };
@@ -244,6 +238,30 @@ async function startUnlocked(options: DaemonOptions): Promise<RunningDaemon> {
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * Starts the admin API on the last daemon's port with its token, so a dashboard left open
+ * reconnects by itself (the page checks the daemon's proof first). When that port is taken, the
+ * API listens on another one with a new token: whatever holds the old port serves its own page to
+ * a dashboard URL opened or reloaded there (from the history, a bookmark, the terminal), and that
+ * page reads the old token from the fragment; the old token must open nothing.
+ */
+async function startAdminOnLastPort(home: string, options: Omit<AdminApiOptions, 'token'>, logger: Logger): Promise<{ port: number; token: string; close(): Promise<void> }> {
+  const previous = await readAdminIdentity(home);
+  if (previous) {
+    try {
+      return { ...(await startAdminApi({ ...options, token: previous.token }, previous.port)), token: previous.token };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    }
+  }
+  const token = randomBytes(24).toString('hex');
+  const admin = await startAdminApi({ ...options, token }, 0);
+  if (previous) {
+    logger.warn(`admin port ${previous.port} is taken by another program: the admin API listens on ${admin.port} with a new token, as the old one may have reached that program; run \`devproxy dashboard\` to open the dashboard again`);
+  }
+  return { ...admin, token };
 }
 
 function runtimeFacts(status: LocalServiceStatus | undefined): Record<string, unknown> | undefined {

@@ -6,6 +6,24 @@
  * the Content-Security-Policy allows only this page's own script and style (no CDN, no fonts).
  */
 import { createHash } from 'node:crypto';
+import { PROOF_CONTEXT, PROOF_PATH } from './admin-proof.js';
+
+/**
+ * The page's half of the proof (admin-proof.ts), on WebCrypto (http://127.0.0.1 is a secure
+ * context): the hex HMAC-SHA256 a daemon holding `token` and listening on `port` gives for `nonce`.
+ * A constant of its own so that a unit test can run it against the daemon's half.
+ */
+export const PROOF_SCRIPT = `
+function hex(buffer) {
+  return Array.prototype.map.call(new Uint8Array(buffer), function (b) { return (b < 16 ? '0' : '') + b.toString(16); }).join('');
+}
+function expectedProof(token, nonce, port) {
+  var encoder = new TextEncoder();
+  return crypto.subtle.importKey('raw', encoder.encode(token), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+    .then(function (key) { return crypto.subtle.sign('HMAC', key, encoder.encode(${JSON.stringify(PROOF_CONTEXT)} + nonce + ':' + port)); })
+    .then(hex);
+}
+`;
 
 const STYLE = `
 :root{--fg:#1d2330;--muted:#5b6475;--line:#dde1e8;--bg:#f6f7f9;--card:#fff;--local:#0a7a55;--remote:#2756c5;--warn:#a35b00;--bad:#b42318;--focus:#7c3aed}
@@ -47,6 +65,39 @@ pre{background:#10141c;color:#e6e6e6;padding:.6rem;border-radius:.4rem;max-heigh
 const SCRIPT = `
 'use strict';
 var token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+/* True while the server on this port has proved that it holds the token: only then is the token sent. */
+var verified = false;
+/* A server that accepts the proof request but never answers it is not the daemon. */
+var PROOF_TIMEOUT_MS = 5000;
+${PROOF_SCRIPT}
+/*
+ * Resolves true when the server on this port proves it holds the token for a fresh nonce, false
+ * when it answers anything else or nothing in time; rejects when nothing listens. The token is
+ * never sent: after a daemon restart another local user may hold the port.
+ */
+function proveDaemon() {
+  var bytes = new Uint8Array(32);
+  crypto.getRandomValues(bytes);
+  var nonce = hex(bytes);
+  var abort = new AbortController();
+  var timer = setTimeout(function () { abort.abort(); }, PROOF_TIMEOUT_MS);
+  return fetch(${JSON.stringify(PROOF_PATH)} + '?nonce=' + nonce, { cache: 'no-store', signal: abort.signal }).then(function (res) {
+    return res.json().then(function (answer) {
+      return expectedProof(token, nonce, location.port || '80').then(function (expected) { return res.ok && answer.proof === expected; });
+    });
+  }).catch(function (error) {
+    if (error instanceof TypeError && !abort.signal.aborted) throw error;
+    return false;
+  }).finally(function () { clearTimeout(timer); });
+}
+/*
+ * The token stays in the address bar only while this port's server is proved to be the daemon: a
+ * reload while another program holds the port loads that program's page, which could read it.
+ */
+function showToken(shown) {
+  var wanted = location.pathname + location.search + (shown ? '#token=' + token : '');
+  if (wanted !== location.pathname + location.search + location.hash) history.replaceState(null, '', wanted);
+}
 var state = { status: null, requests: [], selected: null, plan: null, logs: null, filters: { worktree: '', service: '', status: '', text: '' }, renderQueued: false, recording: true };
 var MAX_REQUESTS = 1000;
 
@@ -85,6 +136,7 @@ function bytes(n) {
 }
 
 function api(path, init) {
+  if (!verified) return Promise.reject(new Error('not connected to the daemon: the page waits for it to prove itself'));
   init = init || {};
   var headers = { authorization: 'Bearer ' + token };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
@@ -103,10 +155,15 @@ function setConnection(kind, text) {
   pill.textContent = text;
 }
 
-/* Live feed: fetch, not EventSource, so the token travels in the Authorization header. */
+/* Live feed: fetch, not EventSource, so the token travels in the Authorization header, and only to a proved daemon. */
 var retryMs = 250;
 function connect() {
-  api('/api/events', { raw: true }).then(function (res) {
+  proveDaemon().then(function (genuine) {
+    if (!genuine) throw new Error('unproved');
+    verified = true;
+    showToken(true);
+    return api('/api/events', { raw: true });
+  }).then(function (res) {
     if (res.status === 401) { setConnection('down', 'token refused'); fill('global', h('ul', { class: 'problems' }, h('li', null, 'The admin token is missing or wrong: open the URL printed by ', h('code', null, 'devproxy dashboard'), '.'))); throw new Error('unauthorized'); }
     if (!res.ok || !res.body) throw new Error('the daemon answered ' + res.status);
     setConnection('live', 'live');
@@ -136,8 +193,13 @@ function connect() {
       });
     }
     return pump();
-  }).catch(function () {
-    if (document.getElementById('conn').textContent !== 'token refused') setConnection('wait', 'reconnecting…');
+  }).catch(function (error) {
+    verified = false;
+    showToken(false);
+    if (error.message === 'unproved') {
+      setConnection('down', 'not verified');
+      fill('global', h('ul', { class: 'problems' }, h('li', null, 'What answers on port ' + location.port + ' could not prove that it is the devproxy daemon, so the page did not send it the token: another program holds the port, or the daemon moved to another port with a new token. The page keeps trying; run ', h('code', null, 'devproxy dashboard'), ' to open the daemon where it is now.')));
+    } else if (document.getElementById('conn').textContent !== 'token refused') setConnection('wait', 'reconnecting…');
     setTimeout(connect, retryMs);
     retryMs = Math.min(retryMs * 2, 2000);
   });
@@ -390,8 +452,9 @@ function setup() {
     else if (!document.getElementById('plan').classList.contains('hidden')) closePlan();
     else closeLogs();
   });
-  if (!token) setConnection('down', 'no token');
-  connect();
+  if (token) { connect(); return; }
+  setConnection('down', 'no token');
+  fill('global', h('ul', { class: 'problems' }, h('li', null, 'The address has no admin token: open the URL printed by ', h('code', null, 'devproxy dashboard'), '.')));
 }
 setup();
 `;

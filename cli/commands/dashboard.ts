@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { writeDashboardRedirect } from '../dashboard-redirect.js';
 import { readDaemonInfo } from '../../workspace/home.js';
 import { DevproxyError } from '../../errors.js';
 import { home } from '../context.js';
@@ -10,7 +12,9 @@ export interface DashboardOptions {
 
 /**
  * `devproxy dashboard [--no-open]`: prints the dashboard URL and opens it in the default browser
- * when there is a display. The token rides in the fragment, which browsers never send.
+ * when there is a display. The token rides in the fragment, which browsers never send, and never
+ * in the opener's arguments, which every local user can read: the browser is given a file only
+ * the user can read, which redirects to the URL.
  */
 export async function dashboard(opts: DashboardOptions = {}): Promise<void> {
   const info = await readDaemonInfo(home());
@@ -20,7 +24,8 @@ export async function dashboard(opts: DashboardOptions = {}): Promise<void> {
   const opener = opts.open === false ? undefined : browserOpener(process.platform, process.env);
   if (!opener) return;
   const [command, ...args] = opener as [string, ...string[]];
-  const child = spawn(command, [...args, url], { detached: true, stdio: 'ignore' });
+  const redirect = pathToFileURL(await writeDashboardRedirect(home(), url)).href;
+  const child = spawn(command, [...args, redirect], { detached: true, stdio: 'ignore' });
   child.once('error', (error: Error) => console.error(`could not open a browser (${(error as NodeJS.ErrnoException).code ?? error.message}): open the URL above yourself`));
   child.unref();
 }

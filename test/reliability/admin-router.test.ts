@@ -3,6 +3,7 @@ import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 import { initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
 import { isAlive } from '../../workspace/home.js';
+import { adminProof } from '../../daemon/admin-proof.js';
 import { rawExchange, statusCodes } from './raw-client.js';
 
 /**
@@ -101,6 +102,32 @@ describe('the public page', () => {
   it.each(['*', 'http://127.0.0.1:PORT'])('is not served for the pathless target %s (fastify served the page): 401 without the token, 404 with it', async (target) => {
     expect((await send('GET', target)).status).toBe(401);
     expect((await send('GET', target, { auth: true })).status).toBe(404);
+  });
+});
+
+describe('the proof route (the dashboard checks the daemon before it sends the token)', () => {
+  const nonce = '0f'.repeat(32);
+
+  it('answers without the token with the HMAC of the nonce and the port it listens on, and nothing else', async () => {
+    const answer = await send('GET', `/proof?nonce=${nonce}`);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toEqual({ proof: adminProof(token, nonce, port) });
+    expect(answer.body).not.toContain(token);
+  });
+
+  it.each([
+    ['no nonce', '/proof'],
+    ['a short nonce', `/proof?nonce=${nonce.slice(2)}`],
+    ['a nonce carrying a port', `/proof?nonce=${nonce.slice(0, 60)}:${port}`],
+    ['two nonces', `/proof?nonce=${nonce}&nonce=${nonce}`],
+  ])('refuses %s (400)', async (_what, target) => {
+    const answer = await send('GET', target);
+    expect(answer.status).toBe(400);
+    expect(errorCode(answer)).toBe('DEVPROXY_ERR_USAGE');
+  });
+
+  it('is GET only: POST wants the token, then matches nothing', async () => {
+    expect((await send('POST', `/proof?nonce=${nonce}`)).status).toBe(401);
   });
 });
 

@@ -13,6 +13,8 @@ describe('homePaths', () => {
       daemon: 'daemon.json',
       daemonLock: 'daemon.json.lock',
       admin: 'admin.json',
+      open: 'open',
+      dashboardRedirect: join('open', 'dashboard.html'),
       repos: 'repos.json',
       reposLock: 'repos.json.lock',
       down: 'down.json',
