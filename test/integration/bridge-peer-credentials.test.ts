@@ -16,7 +16,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgePeers } from '../../proxy/bridge-peers.js';
 import { loopbackLookup } from '../../proxy/upstream-pools.js';
 import { remoteTls, remoteWorktreeFor, startRemote, type RemoteWorktree } from '../helpers/remote-worktree.js';
-import { echoHandler, send, startHttpUpstream, startWsEcho, type TestResponse, type Upstream, type WsUpstream } from '../helpers/upstreams.js';
+import { echoHandler, h2Get, send, startHttpUpstream, startWsEcho, type TestResponse, type Upstream, type WsUpstream } from '../helpers/upstreams.js';
 
 const SECRET = 'bridge-secret-5c1d7e';
 /** Plays a container devproxy did not start. */
@@ -87,20 +87,13 @@ function httpsGet(port: number, ca: string, localAddress: string, agent?: https.
   });
 }
 
-async function h2Get(port: number, ca: string, localAddress: string): Promise<{ status: number; body: string }> {
+/** GET /items over h2 from `localAddress` (a peer address of its own). */
+async function h2GetFrom(port: number, ca: string, localAddress: string): Promise<{ status: number; body: string }> {
   // tls.connect takes `localAddress` from the session's options, which node's types leave out.
   const options = { ca, lookup: loopbackLookup, localAddress } as http2.SecureClientSessionOptions;
   const session = http2.connect(`https://api.x.localhost:${port}`, options);
   try {
-    return await new Promise((resolve, reject) => {
-      const stream = session.request({ ':path': '/items' });
-      let status = 0;
-      const chunks: Buffer[] = [];
-      stream.on('response', (h) => (status = Number(h[':status'])));
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-      stream.on('error', reject);
-    });
+    return await h2Get(session, '/items');
   } finally {
     session.close();
   }
@@ -160,11 +153,11 @@ describe('credentials on the Docker bridge listeners go to devproxy’s own cont
     expect(h1Foreign.status).toBe(200);
     expect(keyOf(h1Foreign)).toBeUndefined();
     expect(keyOf(await httpsGet(port, ca, OURS))).toBe(SECRET);
-    const h2Foreign = await h2Get(port, ca, FOREIGN);
+    const h2Foreign = await h2GetFrom(port, ca, FOREIGN);
     expect(h2Foreign.status).toBe(200);
     expect(keyOf(h2Foreign)).toBeUndefined();
-    expect(keyOf(await h2Get(port, ca, OURS))).toBe(SECRET);
-    expect(keyOf(await h2Get(wt.httpsPort as number, ca, FOREIGN))).toBe(SECRET);
+    expect(keyOf(await h2GetFrom(port, ca, OURS))).toBe(SECRET);
+    expect(keyOf(await h2GetFrom(wt.httpsPort as number, ca, FOREIGN))).toBe(SECRET);
   });
 
   it('a WebSocket upgrade of a foreign peer reaches the remote without credentials, ours with them', async (ctx) => {
