@@ -184,6 +184,35 @@ async function watchedInodes(): Promise<Set<bigint>> {
   return inodes;
 }
 
+/**
+ * A Workspace, not started, on a home at `<base>/p/home` whose registry names a repository that
+ * routes `ui.contoso.localhost`; `register` writes that registry again, `cleanup` closes the
+ * Workspace and deletes everything.
+ */
+async function homeUnderParent() {
+  const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
+  const parent = join(base, 'p');
+  const home = join(parent, 'home');
+  await mkdir(home, { recursive: true });
+  const repo = await createTempRepo({ 'devproxy.yaml': CONFIG });
+  const register = () => updateRepos(home, () => [repo.main]);
+  await register();
+  const ws = new Workspace({ home });
+  return {
+    base,
+    parent,
+    home,
+    ws,
+    register,
+    routed: () => ws.getTable().routes.has('ui.contoso.localhost'),
+    cleanup: async () => {
+      await ws.close();
+      await repo.cleanup();
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+}
+
 const inodeOf = async (path: string) => (await stat(path, { bigint: true })).ino;
 const fsWatchHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
 
@@ -454,45 +483,30 @@ describe('watching directories', () => {
   });
 
   it('follows $DEVPROXY_HOME made again after its parent folder was deleted after it (rm -rf of the parent)', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
-    const parent = join(base, 'p');
-    const home = join(parent, 'home');
-    await mkdir(home, { recursive: true });
-    const repo = await createTempRepo({ 'devproxy.yaml': 'name: contoso\nservices:\n  ui: { local: { port: 3000 }, remote: https://ui-dev.example.com }\nprofiles:\n  minimal: [ui]\ndefault: minimal\n' });
-    await updateRepos(home, () => [repo.main]);
-    const ws = new Workspace({ home });
+    const { base, parent, home, ws, routed, register, cleanup } = await homeUnderParent();
     const baseWatch = watch(base);
     try {
       await ws.start();
-      const has = () => ws.getTable().routes.has('ui.contoso.localhost');
-      expect(has()).toBe(true);
+      expect(routed()).toBe(true);
       await rm(home, { recursive: true });
       // Unrouted once the home is found missing, by which time its parent is watched for it.
-      await waitFor(() => (!has() ? true : undefined), 5_000, 'the home deleted');
+      await waitFor(() => (!routed() ? true : undefined), 5_000, 'the home deleted');
       const parentGone = new Promise<void>((resolve) => baseWatch.on('change', (_type, name) => name === 'p' && resolve()));
       await rm(parent, { recursive: true });
       await parentGone;
       await new Promise((resolve) => setImmediate(resolve));
       await mkdir(home, { recursive: true });
-      await updateRepos(home, () => [repo.main]);
-      await waitFor(() => (has() ? true : undefined), 5_000, 'the home made again under a parent made again');
+      await register();
+      await waitFor(() => (routed() ? true : undefined), 5_000, 'the home made again under a parent made again');
     } finally {
       baseWatch.close();
-      await ws.close();
-      await repo.cleanup();
-      await rm(base, { recursive: true, force: true });
+      await cleanup();
     }
   });
 
   it('follows $DEVPROXY_HOME whose parent is made again just as the watch on the folder above begins (mkdir -p racing the watch)', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'devproxy-home-parent-'));
-    const parent = join(base, 'p');
-    const home = join(parent, 'home');
-    await mkdir(home, { recursive: true });
-    const repo = await createTempRepo({ 'devproxy.yaml': CONFIG });
-    await updateRepos(home, () => [repo.main]);
-    const ws = new Workspace({ home });
-    // The parent is made as the watch on `base` is set up, before it listens: no event tells of it.
+    const { parent, home, ws, routed, register, cleanup } = await homeUnderParent();
+    // The parent is made as the watch on the folder above is set up, before it listens: no event tells of it.
     let armed = false;
     const hook = createHook({
       init(_id, type) {
@@ -503,9 +517,8 @@ describe('watching directories', () => {
     });
     try {
       await ws.start();
-      const has = () => ws.getTable().routes.has('ui.contoso.localhost');
       await rm(home, { recursive: true });
-      await waitFor(() => (!has() ? true : undefined), 5_000, 'the home deleted');
+      await waitFor(() => (!routed() ? true : undefined), 5_000, 'the home deleted');
       hook.enable();
       armed = true;
       await rm(parent, { recursive: true });
@@ -514,13 +527,11 @@ describe('watching directories', () => {
       // The parent stands, and only a watch on it hears the home made in it.
       await waitFor(async () => ((await watchedInodes()).has(await inodeOf(parent)) ? true : undefined), 5_000, 'the watch to move down to the parent made again');
       await mkdir(home);
-      await updateRepos(home, () => [repo.main]);
-      await waitFor(() => (has() ? true : undefined), 5_000, 'the home made in the parent made again');
+      await register();
+      await waitFor(() => (routed() ? true : undefined), 5_000, 'the home made in the parent made again');
     } finally {
       hook.disable();
-      await ws.close();
-      await repo.cleanup();
-      await rm(base, { recursive: true, force: true });
+      await cleanup();
     }
   });
 
