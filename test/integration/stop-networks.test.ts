@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeProjectName, LABEL_REPO } from '../../runtime/compose.js';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
-import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeRepoContainers, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 /** The project's name, and so its Compose projects `<name>-<worktree>`: this run's own on the shared engine. */
 const PROJECT = runScoped('stopnet');
@@ -58,7 +58,7 @@ afterAll(async () => {
   if (repo) {
     await cli(['proxy', 'stop', '--all']);
     // Whatever a failed test left: this run's containers (by repository) and its project's networks, nothing else.
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    await removeRepoContainers(docker, repo.main);
     await removeScopedNetworks(docker, PROJECT);
     await repo.cleanup();
   }

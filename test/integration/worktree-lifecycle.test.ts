@@ -13,7 +13,7 @@ import { LABEL_REPO, LABEL_SERVICE, LABEL_WORKTREE } from '../../runtime/compose
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeRepoContainers, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 /** The project's name, and so its Compose projects `<name>-<worktree>`: this run's own on the shared engine. */
 const PROJECT = runScoped('life');
@@ -82,7 +82,7 @@ afterAll(async () => {
   await cli(['proxy', 'stop', '--all']);
   await remote?.close();
   // Whatever a failed test left behind.
-  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+  await removeRepoContainers(docker, repo.main);
   await removeScopedNetworks(docker, PROJECT);
   await repo?.cleanup();
   await rm(home, { recursive: true, force: true });

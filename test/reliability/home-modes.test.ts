@@ -14,10 +14,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LABEL_REPO } from '../../runtime/compose.js';
 import { CLI, runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
-import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
+import { ensureDockerEngine, removeRepoContainers, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 const SECRET = 'home-modes-secret-4c7e1a';
 /** Files that are public by design: the CA certificate users import into trust stores (its folder is 0700). */
@@ -98,7 +97,7 @@ afterAll(async () => {
   for (const { repo, project, home } of repos) {
     if (home) await runCli(['proxy', 'stop', '--all'], { cwd: repo.main, env: envFor(home), timeoutMs: 120_000 });
     // Whatever a failed test left: this run's containers (by repository) and its project's networks, nothing else.
-    for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repo.main}`] } })) await docker.getContainer(c.Id).remove({ force: true });
+    await removeRepoContainers(docker, repo.main);
     await removeScopedNetworks(docker, project);
     await repo.cleanup();
   }

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { LABEL_REPO } from '../../runtime/compose.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -46,6 +47,11 @@ export async function removeScopedNetworks(docker: Docker, scoped: string): Prom
   for (const n of networks) {
     if (n.Labels?.['com.docker.compose.project']?.startsWith(`${scoped}-`)) await docker.getNetwork(n.Id).remove().catch(() => undefined);
   }
+}
+
+/** Force-removes every container devproxy started for the repository at `repoMain` (by its label): what a failed test left. */
+export async function removeRepoContainers(docker: Docker, repoMain: string): Promise<void> {
+  for (const c of await docker.listContainers({ all: true, filters: { label: [`${LABEL_REPO}=${repoMain}`] } })) await docker.getContainer(c.Id).remove({ force: true });
 }
 
 /** Where dockerd listens unless DOCKER_HOST says otherwise. */
