@@ -21,6 +21,7 @@ import { BridgePeers } from '../proxy/bridge-peers.js';
 import { worktreeEnvironment } from '../environment/worktree-env.js';
 import { isRunningState } from '../runtime/instance.js';
 import { LocalRuntime, type LocalServiceStatus } from '../runtime/local-runtime.js';
+import { localPortRangeWarning } from '../runtime/ports.js';
 import { HostsFileSync } from './hosts-sync.js';
 import { RuntimeController } from './runtime-controller.js';
 import { Workspace } from '../workspace/watcher.js';
@@ -37,7 +38,7 @@ export interface DaemonOptions {
   redirectToHttps?: boolean;
   /** Keep devproxy's block of this hosts file in step with the routed hostnames (opt-in). */
   syncHostsFile?: string;
-  /** Range local ports are allocated from (`DEVPROXY_LOCAL_PORTS`); default 41000-48999. */
+  /** Range local ports are allocated from (`DEVPROXY_LOCAL_PORTS`); default 21000-28999. */
   localPorts?: { start: number; end: number };
   logger: Logger;
 }
@@ -60,6 +61,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const paths = homePaths(options.home);
   const wider = await makePrivateDir(options.home);
   if (wider !== undefined) options.logger.warn(`${options.home} was mode ${octalMode(wider)}, readable by other users; set it to 0700 (it holds the admin token, logs and resolved secrets)`);
+  const portsOverlap = await localPortRangeWarning(options.localPorts);
+  if (portsOverlap !== undefined) options.logger.warn(portsOverlap);
   const release = await acquireLock(paths.daemonLock);
   try {
     const running = await readDaemonInfo(options.home);

@@ -1,6 +1,6 @@
 import { dropDaemonSpawnEnv } from '../daemon-env.js';
 import { isDevproxyError } from '../errors.js';
-import { parsePortRange } from '../runtime/ports.js';
+import { localPortRangeFromEnv } from '../runtime/ports.js';
 import { startDaemon } from './daemon.js';
 import { DEFAULT_LOG_MAX_BYTES, openDaemonLog } from './daemon-log.js';
 import { devproxyHome } from '../home-paths.js';
@@ -30,6 +30,7 @@ export async function runDaemon(args: string[]): Promise<void> {
       logger.warn(`binding to ${host}: devproxy is reachable from other machines; your routes and remote credentials are exposed to them`);
     }
   }
+  const localPorts = localPortRangeFromEnv(process.env);
   const daemon = await startDaemon({
     home: devproxyHome(),
     httpPort: Number(value('--port')),
@@ -37,7 +38,7 @@ export async function runDaemon(args: string[]): Promise<void> {
     ...(hosts.length > 0 ? { hosts } : {}),
     ...(args.includes('--redirect-https') ? { redirectToHttps: true } : {}),
     ...(args.includes('--sync-hosts') ? { syncHostsFile: value('--sync-hosts') } : {}),
-    ...(process.env.DEVPROXY_LOCAL_PORTS ? { localPorts: parsePortRange(process.env.DEVPROXY_LOCAL_PORTS) } : {}),
+    ...(localPorts ? { localPorts } : {}),
     logger,
   });
   await new Promise<void>((resolve) => {

@@ -96,7 +96,7 @@ const PORT_FLAGS: ReadonlyArray<{ test: RegExp; how: string }> = [
 ];
 
 /**
- * `ui listens on 5173, not on PORT=41002: start it with $PORT (for Vite: --port $PORT --strictPort)`,
+ * `ui listens on 5173, not on PORT=21002: start it with $PORT (for Vite: --port $PORT --strictPort)`,
  * the one line shown by the CLI, `status` and the 502 page.
  */
 export function portMismatchMessage(service: string, command: string, listening: readonly number[], port: number): string {

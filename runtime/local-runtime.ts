@@ -79,7 +79,7 @@ export interface LocalRuntimeOptions {
   stopGraceMs?: number;
   /** Memory figures are refreshed this often (ms); 0 refreshes only on `refreshMemory()`. Default 10 000. */
   memoryIntervalMs?: number;
-  /** Range local ports are allocated from; default 41000-48999 (`DEVPROXY_LOCAL_PORTS`). */
+  /** Range local ports are allocated from; default 21000-28999 (`DEVPROXY_LOCAL_PORTS`). */
   portRange?: { start: number; end: number };
 }
 

@@ -4,15 +4,22 @@
  * keeps its port across restarts of the service and of the daemon, and while it is persisted in
  * `$DEVPROXY_HOME/ports.json` it never moves, so bookmarks and app config that captured it stay valid.
  */
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { DevproxyError } from '../errors.js';
 import { homePaths } from '../home-paths.js';
 import { readJsonState, writeJsonState } from './json-state.js';
 
-/** First port of the range devproxy allocates from. */
-export const PORT_RANGE_START = 41_000;
+/**
+ * First port of the range devproxy allocates from. The range lies below the kernels' default ephemeral
+ * ports (Linux 32768-60999, macOS and Windows 49152-65535): a port an outgoing connection holds
+ * (the browser's, the daemon's own to an upstream) cannot be bound by a server, so a service
+ * given one would fail to start whenever such a connection happened to have it.
+ */
+export const PORT_RANGE_START = 21_000;
 /** Last port (inclusive) of the range devproxy allocates from. */
-export const PORT_RANGE_END = 48_999;
+export const PORT_RANGE_END = 28_999;
+const DEFAULT_PORT_RANGE = { start: PORT_RANGE_START, end: PORT_RANGE_END };
 
 interface PortsFile {
   /** `<worktree path>\0<service>` → port. */
@@ -31,24 +38,54 @@ export function isPortFree(port: number): Promise<boolean> {
 }
 
 /**
- * Parses `DEVPROXY_LOCAL_PORTS` (`47000-47999`): the range devproxy allocates local ports from,
- * for machines where 41000-48999 is used by something else.
+ * Parses `DEVPROXY_LOCAL_PORTS` (`27000-27999`): the range devproxy allocates local ports from,
+ * for machines where 21000-28999 is used by something else.
  */
 export function parsePortRange(text: string): { start: number; end: number } {
   const match = /^\s*(\d+)\s*-\s*(\d+)\s*$/.exec(text);
   const start = Number(match?.[1]);
   const end = Number(match?.[2]);
   if (!match || start < 1024 || end > 65_535 || start > end) {
-    throw new DevproxyError('DEVPROXY_ERR_USAGE', `DEVPROXY_LOCAL_PORTS must be a range like 47000-47999 (from 1024 to 65535), not "${text}"`);
+    throw new DevproxyError('DEVPROXY_ERR_USAGE', `DEVPROXY_LOCAL_PORTS must be a range like 27000-27999 (from 1024 to 65535), not "${text}"`);
   }
   return { start, end };
+}
+
+/** The range `DEVPROXY_LOCAL_PORTS` names in `env`, undefined when it is unset (the default range). */
+export function localPortRangeFromEnv(env: NodeJS.ProcessEnv): { start: number; end: number } | undefined {
+  return env.DEVPROXY_LOCAL_PORTS ? parsePortRange(env.DEVPROXY_LOCAL_PORTS) : undefined;
+}
+
+/**
+ * The warning for a local-port range that overlaps the kernel's ephemeral ports, from the text
+ * of `/proc/sys/net/ipv4/ip_local_port_range` (`32768\t60999`); undefined when they are apart
+ * or the text is not a range.
+ */
+export function ephemeralOverlapWarning(range: { start: number; end: number }, ipLocalPortRange: string): string | undefined {
+  const match = /^\s*(\d+)\s+(\d+)\s*$/.exec(ipLocalPortRange);
+  if (!match) return undefined;
+  const ephemeral = { start: Number(match[1]), end: Number(match[2]) };
+  if (range.end < ephemeral.start || range.start > ephemeral.end) return undefined;
+  return (
+    `local ports ${range.start}-${range.end} overlap the kernel's ephemeral ports ${ephemeral.start}-${ephemeral.end}: ` +
+    `a service fails to start when an outgoing connection holds its port; set DEVPROXY_LOCAL_PORTS to a range below ${ephemeral.start}`
+  );
+}
+
+/** Where Linux keeps its ephemeral port range; other systems have no such file. */
+const EPHEMERAL_PORTS_FILE = '/proc/sys/net/ipv4/ip_local_port_range';
+
+/** {@link ephemeralOverlapWarning} on this machine's kernel; undefined where it does not say its range. */
+export async function localPortRangeWarning(range: { start: number; end: number } = DEFAULT_PORT_RANGE): Promise<string | undefined> {
+  const text = await readFile(EPHEMERAL_PORTS_FILE, 'utf8').catch(() => undefined);
+  return text === undefined ? undefined : ephemeralOverlapWarning(range, text);
 }
 
 /** Options of {@link PortAllocator}. */
 export interface PortAllocatorOptions {
   /** $DEVPROXY_HOME; the state lives in `<home>/ports.json`. */
   home: string;
-  /** Inclusive range to allocate from; default 41000–48999. */
+  /** Inclusive range to allocate from; default 21000–28999. */
   range?: { start: number; end: number };
 }
 
@@ -61,7 +98,7 @@ export class PortAllocator {
 
   constructor(opts: PortAllocatorOptions) {
     this.file = homePaths(opts.home).ports;
-    this.range = opts.range ?? { start: PORT_RANGE_START, end: PORT_RANGE_END };
+    this.range = opts.range ?? DEFAULT_PORT_RANGE;
   }
 
   /**

@@ -9,6 +9,7 @@ import { makePrivateDir, octalMode, openPrivateLog } from '../../private-files.j
 import { isAlive, readDaemonInfo, type DaemonInfo } from '../../workspace/home.js';
 import { defaultHostsPath } from '../../environment/hosts-file.js';
 import { DevproxyError } from '../../errors.js';
+import { localPortRangeFromEnv, localPortRangeWarning } from '../../runtime/ports.js';
 import { callDaemon, home, listenPorts, parsePort } from '../context.js';
 
 /** How long `proxy start` waits for a background daemon to publish daemon.json. */
@@ -70,6 +71,8 @@ export async function startBackgroundDaemon(args: string[]): Promise<DaemonInfo>
   // On a read-only file system mkdir -p reports ENOENT for a folder that exists: ask plainly first.
   const wider = await makePrivateDir(dir);
   if (wider !== undefined) console.error(`note: ${dir} was mode ${octalMode(wider)}, readable by other users; devproxy set it to 0700 (it holds the admin token, logs and resolved secrets)`);
+  const portsOverlap = await localPortRangeWarning(localPortRangeFromEnv(process.env));
+  if (portsOverlap !== undefined) console.error(`note: ${portsOverlap}`);
   await access(dir, constants.W_OK);
   await makePrivateDir(paths.logs);
   const log = openPrivateLog(paths.daemonLog);

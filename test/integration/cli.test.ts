@@ -103,6 +103,7 @@ describe('devproxy CLI end to end', () => {
     const info = JSON.parse(started.stdout) as { pid: number; httpPort: number; httpsPort: number };
     const { token } = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as { token: string };
     expect(started.stdout).not.toContain(token);
+    expect(started.stderr).not.toContain('ephemeral');
     httpPort = info.httpPort;
     expect(httpPort).toBeGreaterThan(0);
     expect((await stat(join(home, 'daemon.json'))).mode & 0o777).toBe(0o600);
@@ -255,5 +256,20 @@ describe('devproxy CLI end to end', () => {
     expect(offline.stdout).toContain('devproxy is not running');
     expect(offline.stdout).toMatch(/hierarchy-filters\s+standard/);
     await expect(send(httpPort, 'ui.contoso.localhost')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it("proxy start warns, and the daemon logs, when DEVPROXY_LOCAL_PORTS overlaps the kernel's ephemeral ports", async () => {
+    const [firstEphemeral] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/);
+    const inside = `${firstEphemeral}-${Number(firstEphemeral) + 99}`;
+    const overlapping = { cwd: repo.main, env: { ...env, DEVPROXY_LOCAL_PORTS: inside } };
+    try {
+      const started = await runCli(['proxy', 'start'], overlapping);
+      expect(started.code, started.stderr).toBe(0);
+      const warning = `local ports ${inside} overlap the kernel's ephemeral ports ${firstEphemeral}-`;
+      expect(started.stderr).toContain(`note: ${warning}`);
+      expect(await readFile(join(home, 'logs', 'daemon.log'), 'utf8')).toContain(`warn  ${warning}`);
+    } finally {
+      await runCli(['proxy', 'stop'], overlapping);
+    }
   });
 });

@@ -13,6 +13,7 @@ import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LABEL_REPO, LABEL_WORKTREE } from '../../runtime/compose.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
+import { PORT_RANGE_END, PORT_RANGE_START } from '../../runtime/ports.js';
 import { ensureDockerEngine, removeScopedNetworks, runScoped, TEST_IMAGE } from '../setup/docker-engine.js';
 
 const MB = 1024 * 1024;
@@ -312,9 +313,10 @@ describe('LocalRuntime with compose services on a real engine', () => {
     const rt = runtime();
     const w = await worktree('hostnet');
     await rt.reconcile({ ...w, local: ['edge'] });
+    expect(rt.status(w.path)[0]).toMatchObject({ service: 'edge', state: 'healthy' });
     const port = rt.healthyPorts(w.path).get('edge');
-    expect(port).toBeGreaterThanOrEqual(41_000);
-    expect(port).toBeLessThanOrEqual(48_999);
+    expect(port).toBeGreaterThanOrEqual(PORT_RANGE_START);
+    expect(port).toBeLessThanOrEqual(PORT_RANGE_END);
     expect((await get(port!)).body).toBe(`hostnet ${port}\n`);
     const [c] = await containersOf(w.path);
     const info = await docker.getContainer(c!.Id).inspect();

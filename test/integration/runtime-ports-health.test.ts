@@ -3,13 +3,14 @@
  */
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { once } from 'node:events';
+import { connect, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DevproxyError } from '../../errors.js';
 import { healthCheckFor, probe, waitHealthy } from '../../runtime/health.js';
-import { isPortFree, parsePortRange, PortAllocator } from '../../runtime/ports.js';
+import { isPortFree, parsePortRange, PORT_RANGE_START, PortAllocator } from '../../runtime/ports.js';
 
 let home: string;
 const servers: Array<Server | TcpServer> = [];
@@ -75,10 +76,10 @@ describe('PortAllocator', () => {
   });
 
   it('parses DEVPROXY_LOCAL_PORTS, refusing what is not a usable range', () => {
-    expect(parsePortRange('47000-47999')).toEqual({ start: 47_000, end: 47_999 });
+    expect(parsePortRange('27000-27999')).toEqual({ start: 27_000, end: 27_999 });
     expect(parsePortRange(' 61000 - 61099 ')).toEqual({ start: 61_000, end: 61_099 });
     for (const bad of ['47000', '48000-47000', '80-90', '60000-70000', 'a-b']) {
-      expect(() => parsePortRange(bad)).toThrow(/DEVPROXY_LOCAL_PORTS must be a range like 47000-47999/);
+      expect(() => parsePortRange(bad)).toThrow(/DEVPROXY_LOCAL_PORTS must be a range like 27000-27999/);
     }
   });
 
@@ -95,7 +96,7 @@ describe('PortAllocator', () => {
   it('treats a torn ports.json as empty instead of crashing', async () => {
     await writeFile(join(home, 'ports.json'), '{"ports": {"/w\\u0000a');
     const port = await new PortAllocator({ home }).allocate('/w', 'a');
-    expect(port).toBeGreaterThanOrEqual(41_000);
+    expect(port).toBeGreaterThanOrEqual(PORT_RANGE_START);
   });
 
   it('says so when the range is exhausted', async () => {
@@ -110,6 +111,20 @@ describe('PortAllocator', () => {
     const port = await listen(createTcpServer());
     expect(await isPortFree(port)).toBe(false);
     expect(await isPortFree(await freePort())).toBe(true);
+  });
+
+  it('a port an outgoing connection holds is not free: no server can listen on it (why the default range lies below the ephemeral ports)', async () => {
+    const server = await listen(createTcpServer());
+    const client = connect({ host: '127.0.0.1', port: server });
+    await once(client, 'connect');
+    try {
+      const held = client.localPort!;
+      expect(await isPortFree(held)).toBe(false);
+      const error = await new PortAllocator({ home, range: { start: held, end: held } }).allocate('/w', 'svc').catch((e: unknown) => e);
+      expect((error as DevproxyError).code).toBe('DEVPROXY_ERR_PORTS_EXHAUSTED');
+    } finally {
+      client.destroy();
+    }
   });
 });
 

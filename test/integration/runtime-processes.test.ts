@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatDiagnostic, type ProjectConfig } from '../../profiles/schema.js';
 import { validateConfig } from '../../profiles/validate-config.js';
 import { LocalRuntime, type WorktreeRuntimeSpec } from '../../runtime/local-runtime.js';
+import { PORT_RANGE_END, PORT_RANGE_START } from '../../runtime/ports.js';
 import { send } from '../helpers/upstreams.js';
 
 /** A node HTTP server on $PORT that answers `<name> <PORT> <GREETING>` and logs when it listens. */
@@ -97,8 +98,8 @@ describe('LocalRuntime with command services', () => {
     const api = ports.get('api')!;
     expect(web).not.toBe(api);
     for (const p of [web, api]) {
-      expect(p).toBeGreaterThanOrEqual(41_000);
-      expect(p).toBeLessThanOrEqual(48_999);
+      expect(p).toBeGreaterThanOrEqual(PORT_RANGE_START);
+      expect(p).toBeLessThanOrEqual(PORT_RANGE_END);
     }
     expect(await get(web)).toBe(`web ${web} hi`);
     expect(await get(api)).toBe(`api ${api} hi`);
