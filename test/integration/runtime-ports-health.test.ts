@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DevproxyError } from '../../errors.js';
 import { healthCheckFor, probe, waitHealthy } from '../../runtime/health.js';
-import { isPortFree, parsePortRange, PORT_RANGE_START, PortAllocator } from '../../runtime/ports.js';
+import { isPortFree, parsePortRange, PORT_RANGE_END, PORT_RANGE_START, PortAllocator } from '../../runtime/ports.js';
 
 let home: string;
 const servers: Array<Server | TcpServer> = [];
@@ -73,6 +73,14 @@ describe('PortAllocator', () => {
     await listen(squatter, first);
     expect(await a.allocate('/w', 'svc')).toBe(first);
     expect(await new PortAllocator({ home, range: { start, end: start + 50 } }).allocate('/w', 'svc')).toBe(first);
+  });
+
+  it('a persisted port outside the range in force keeps its number (the default range moved from 41000-48999)', async () => {
+    const old = await new PortAllocator({ home, range: { start: 41_000, end: 48_999 } }).allocate('/w', 'svc');
+    expect(old).toBeGreaterThanOrEqual(41_000);
+    const now = new PortAllocator({ home });
+    expect(await now.allocate('/w', 'svc')).toBe(old);
+    expect(await now.allocate('/w', 'other')).toBeLessThanOrEqual(PORT_RANGE_END);
   });
 
   it('parses DEVPROXY_LOCAL_PORTS, refusing what is not a usable range', () => {
