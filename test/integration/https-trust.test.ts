@@ -4,13 +4,14 @@ import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessMinter } from '../../certs/in-process-minter.js';
 import { createCertificateStore } from '../../certs/store.js';
 import { installTrust, uninstallTrust } from '../../certs/trust.js';
 import { startHttpsProxy } from '../../proxy/https-listener.js';
 import { createProxyHandler } from '../../proxy/server.js';
 import { local, route, tableOf } from '../helpers/routes.js';
+import { ensureTool } from '../helpers/tools.js';
 import { startHttpUpstream } from '../helpers/upstreams.js';
 
 const run = promisify(execFile);
@@ -52,7 +53,7 @@ async function httpsProxy(): Promise<{ port: number; caPath: string; caPem: stri
 
 /** curl with only the system trust store: succeeds once the CA is installed there. */
 async function curlSystemTrust(port: number): Promise<number> {
-  return await run('curl', ['-sS', '-o', '/dev/null', '--max-time', '10', '--resolve', `${API}:${port}:127.0.0.1`, `https://${API}:${port}/`]).then(
+  return await run('curl', ['-sS', '-o', '/dev/null', '--noproxy', '*', '--max-time', '10', '--resolve', `${API}:${port}:127.0.0.1`, `https://${API}:${port}/`]).then(
     () => 0,
     (error: { code: number }) => error.code,
   );
@@ -68,6 +69,11 @@ async function bundleHas(caPem: string): Promise<boolean> {
 }
 
 describe('devproxy trust against real stores', () => {
+  let noCurl: string | undefined;
+  beforeAll(async () => {
+    noCurl = await ensureTool('ensure-curl.sh', 'curl');
+  }, 620_000);
+
   it('adds the CA to an NSS database with certutil, trusted for TLS servers, and removes it again', async (ctx) => {
     if (!(await available('certutil', ['-H']))) ctx.skip('NSS certutil (libnss3-tools) is not installed');
     const { caPath } = await httpsProxy();
@@ -93,6 +99,7 @@ describe('devproxy trust against real stores', () => {
       () => false,
     );
     if (!debian || !(await available('update-ca-certificates', ['--help']))) ctx.skip('not a Debian/Ubuntu trust store');
+    if (noCurl !== undefined) ctx.skip(noCurl);
     const { port, caPath, caPem } = await httpsProxy();
     // A user name of its own, so a real `devproxy trust` of this machine is never touched.
     const user = `test-${randomBytes(4).toString('hex')}`;
