@@ -1,12 +1,12 @@
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { fixedPort } from '../helpers/fixed-ports.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { ensureTool } from '../helpers/tools.js';
 
@@ -56,15 +56,6 @@ async function openPage(url: string): Promise<Page> {
   await page.goto(url, { timeout: 30_000 });
   await pill('live');
   return page;
-}
-
-/** A loopback port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**
@@ -204,7 +195,7 @@ describe('the admin token and another local user', () => {
 
       // Even a daemon that holds the page's token, on another port, cannot vouch for the squatter.
       await stopDaemon();
-      const elsewhere = await freePort();
+      const elsewhere = await fixedPort();
       await writeFile(join(home, 'admin.json'), JSON.stringify({ port: elsewhere, token: printed.token }), { mode: 0o600 });
       expect(await startDaemon()).toMatchObject({ adminPort: elsewhere, token: printed.token });
       squatter.relayTo = elsewhere;

@@ -8,7 +8,8 @@ import { MAX_COMPOSE_ALIASES, MAX_COMPOSE_EXPANDED_SIZE, readComposeFile } from 
 import type { StatusReport } from '../../workspace/status.js';
 import { waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { freePort, initAndStart, openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
+import { initAndStart, openFds, prepareDaemon, rssBytes, type DaemonUnderTest } from './daemon-harness.js';
+import { fixedPort } from '../helpers/fixed-ports.js';
 import { within } from './raw-client.js';
 import { tally } from './tally.js';
 
@@ -300,7 +301,7 @@ const WEDGE_LIMIT_MS = 15_000;
 
 describe('files named by ${file:} references and ca: are read within bounds', () => {
   it('${file:/dev/zero} in a service env is refused and named; the daemon lives and keeps serving', { timeout: 60_000 }, async () => {
-    const dead = await freePort();
+    const dead = await fixedPort();
     // A command service: the daemon resolves its env before starting it (a `port:` one it never starts).
     commitBranch('ref-zero-env', [{ name: 'devproxy.yaml', mode: '100644', content: `name: refzero\nservices:\n  app:\n    local: { command: "node -e 0", port: ${dead} }\n    env:\n      local: { LEAK: "\${file:/dev/zero}" }\nprofiles: { p: [app] }\ndefault: p\n` }]);
     let path = '';
@@ -388,7 +389,7 @@ describe('a committed compose file that is no regular file', () => {
       if (!target.startsWith('/')) execFileSync('mkfifo', [linked]);
       const branch = `compose-${target.startsWith('/') ? 'zero' : 'fifo'}`;
       commitBranch(branch, [
-        { name: 'devproxy.yaml', mode: '100644', content: composeService(branch, await freePort()) },
+        { name: 'devproxy.yaml', mode: '100644', content: composeService(branch, await fixedPort()) },
         { name: 'compose.yaml', mode: '120000', content: linked },
       ]);
       let path = '';
@@ -409,7 +410,7 @@ const ALIAS_BOMB = `services:\n  web: { image: x }\na0: &a0 [${Array(9).fill('"l
 
 describe('a compose file of nested aliases (a "billion laughs")', () => {
   it('is refused and named on the route while the daemon keeps serving', async () => {
-    const dead = await freePort();
+    const dead = await fixedPort();
     commitBranch('compose-bomb', [
       { name: 'devproxy.yaml', mode: '100644', content: `name: bomb\nservices:\n  web:\n    local: { compose: web, port: ${dead} }\nprofiles: { p: [web] }\ndefault: p\n` },
       { name: 'compose.yaml', mode: '100644', content: ALIAS_BOMB },

@@ -8,7 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { createTempRepo, waitFor } from '../helpers/git-repo.js';
 import { startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
-import { freePort, initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { initAndStart, prepareDaemon, type DaemonUnderTest } from './daemon-harness.js';
+import { fixedPort } from '../helpers/fixed-ports.js';
 import { isAlive } from '../../workspace/home.js';
 import { tally } from './tally.js';
 
@@ -126,7 +127,7 @@ describe('errors a user can act on', () => {
     const home = await mkdtemp(join(tmpdir(), 'devproxy-rel-rohome-'));
     cleanups.push(() => rm(home, { recursive: true, force: true }));
     await mountTmpfs(home, 'ro,size=1m');
-    const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: String(await freePort()), DEVPROXY_HTTPS_PORT: '0' };
+    const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: String(await fixedPort()), DEVPROXY_HTTPS_PORT: '0' };
     delete env.NODE_OPTIONS;
     for (const args of [['proxy', 'start'], ['init'], ['trust', '--print']]) {
       const result = await runCli(args, { cwd: repo.main, env });
@@ -161,7 +162,7 @@ describe('errors a user can act on', () => {
       expect(result.stderr).toContain('devproxy proxy stop');
     });
     // Refused outright (listener gone, process alive): the same message at once.
-    const closedPort = await freePort();
+    const closedPort = await fixedPort();
     await writeFile(join(home, 'daemon.json'), JSON.stringify({ pid: process.pid, httpPort: 1, httpsPort: null, adminPort: closedPort, token: 't', startedAt: new Date().toISOString(), version: '0' }));
     const refused = await runCli(['status'], { cwd: home, env });
     await clear.check(() => {

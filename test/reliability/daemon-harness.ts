@@ -6,13 +6,13 @@
  */
 import { readFile, readdir, readlink, rm, mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive, type DaemonInfo } from '../../workspace/home.js';
 import type { StatusReport } from '../../workspace/status.js';
 import { expect } from 'vitest';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { fixedPort } from '../helpers/fixed-ports.js';
 import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
 
 /** A daemon under test and the files around it. */
@@ -31,15 +31,6 @@ export interface DaemonUnderTest {
   cleanup(): Promise<void>;
 }
 
-/** A TCP port that was free a moment ago (bound to 0, then released). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** Registers the repository and starts the daemon in the background; fails the test with the CLI's output when either fails. */
 export async function initAndStart(d: DaemonUnderTest): Promise<void> {
   expect((await d.cli(['init'])).code).toBe(0);
@@ -51,7 +42,7 @@ export async function initAndStart(d: DaemonUnderTest): Promise<void> {
 export async function prepareDaemon(config: string, extraFiles: Record<string, string> = {}): Promise<DaemonUnderTest> {
   const home = await mkdtemp(join(tmpdir(), 'devproxy-rel-home-'));
   const repo = await createTempRepo({ 'devproxy.yaml': config, ...extraFiles });
-  const httpPort = await freePort();
+  const httpPort = await fixedPort();
   const env: NodeJS.ProcessEnv = { ...process.env, DEVPROXY_HOME: home, DEVPROXY_PORT: String(httpPort), DEVPROXY_HTTPS_PORT: '0' };
   delete env.NODE_OPTIONS;
   const cli = (args: string[], cwd = repo.main) => runCli(args, { cwd, env });
