@@ -28,8 +28,8 @@ const WITHOUT_DOCKER = [
  * One at a time, last: tests that assert latencies or count attempts within a time bound (the
  * floods' victim p99, parse p99, flip and race budgets, wake attempts, drain and header
  * deadlines, an idle or slowloris client cut within 10× the header timeout, the dashboard's
- * request within 1 s and its push within 250 ms), and the engine restart, which stops the real
- * dockerd (CI only).
+ * request within 1 s and its push within 250 ms, a keep-alive request inside a 500 ms timeout),
+ * and the engine restart, which stops the real dockerd (CI only).
  */
 const ALONE = [
   'test/reliability/h2-floods.test.ts',
@@ -41,6 +41,7 @@ const ALONE = [
   'test/integration/remote-wake.test.ts',
   'test/integration/dashboard-browser.test.ts',
   'test/integration/dashboard-feed.test.ts',
+  'test/integration/h1-front-keep-alive.test.ts',
   'test/integration/runtime-engine-restart.test.ts',
 ];
 
