@@ -2,14 +2,14 @@
  * Brings up a real Docker engine and the registry-free test image the runtime tests run on.
  * CI starts bare (root, no registry, only npm and Debian reachable), so this installs Debian's
  * `docker.io`, `docker-compose` and `busybox-static` when they are missing, starts `dockerd`
- * detached when nothing answers on the socket, and builds `devproxy-test-busybox:latest` with
+ * detached when nothing answers on the socket, and builds `devproxy-test-busybox:<applets>` with
  * `docker import` from a one-binary root filesystem. Idempotent: a second call only pings.
  *
  * CLI: `node dist/test/setup/docker-engine.js` (after `npm run build`); prints the socket path
  * and image name as JSON, progress on stderr.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, copyFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,8 +21,15 @@ import { LABEL_REPO } from '../../runtime/compose.js';
 
 const execFileAsync = promisify(execFile);
 
-/** The image every runtime test container runs: busybox alone, imported without a registry. */
-export const TEST_IMAGE = 'devproxy-test-busybox:latest';
+/** Applets linked into the test image; `busybox <applet>` works for any other one. */
+const BUSYBOX_APPLETS = ['sh', 'httpd', 'sleep', 'echo', 'cat', 'mkdir', 'ls', 'wget', 'env', 'true', 'kill', 'ps', 'head', 'tr', 'wc'];
+
+/**
+ * The image every runtime test container runs: busybox alone, imported without a registry. Its
+ * tag names the applet list, so an engine that kept an image of an older list (an earlier suite
+ * on the machine) gets a new one rather than containers missing an applet.
+ */
+export const TEST_IMAGE = `devproxy-test-busybox:${createHash('sha256').update(BUSYBOX_APPLETS.join(' ')).digest('hex').slice(0, 12)}`;
 
 /**
  * Unique to this test process (its pid, and a few random bytes against a reused pid): a Compose
@@ -59,9 +66,6 @@ export const DEFAULT_SOCKET_PATH = '/var/run/docker.sock';
 
 /** How long a freshly started dockerd gets to answer `/_ping`. */
 const DOCKERD_START_TIMEOUT_MS = 60_000;
-
-/** Applets linked into the test image; `busybox <applet>` works for any other one. */
-const BUSYBOX_APPLETS = ['sh', 'httpd', 'sleep', 'echo', 'cat', 'mkdir', 'ls', 'wget', 'env', 'true', 'kill', 'ps', 'head', 'tr', 'wc'];
 
 /** The socket path the engine is expected on: DOCKER_HOST when it is a unix socket, else the default. */
 export function dockerSocketPath(env: NodeJS.ProcessEnv = process.env): string {
