@@ -13,8 +13,10 @@ export DEBIAN_FRONTEND=noninteractive
 # instead of failing on dpkg's lock.
 exec 9>"${TMPDIR:-/tmp}/devproxy-test-apt.lock"
 flock 9
+# On a fresh machine apt-daily or unattended-upgrades may hold dpkg's own lock: wait for it too.
+apt="apt-get -o DPkg::Lock::Timeout=600"
 # A stale package index makes apt-get install 404; refresh it only when the install needs it.
-apt-get install -y --no-install-recommends "$@" >/dev/null 2>&1 || {
-  apt-get update >/dev/null
-  apt-get install -y --no-install-recommends "$@" >/dev/null
+$apt install -y --no-install-recommends "$@" >/dev/null 2>&1 || {
+  $apt update >/dev/null
+  $apt install -y --no-install-recommends "$@" >/dev/null
 }

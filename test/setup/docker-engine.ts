@@ -109,7 +109,8 @@ const APT_LOCK_FILE = join(tmpdir(), 'devproxy-test-apt.lock');
 
 async function aptInstall(packages: string[], log: (line: string) => void): Promise<void> {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const aptGet = (args: string[]): Promise<unknown> => execFileAsync('flock', [APT_LOCK_FILE, 'apt-get', ...args], { env, maxBuffer: 64 * 1024 * 1024 });
+  // DPkg::Lock::Timeout: on a fresh machine apt-daily or unattended-upgrades may hold dpkg's own lock.
+  const aptGet = (args: string[]): Promise<unknown> => execFileAsync('flock', [APT_LOCK_FILE, 'apt-get', '-o', 'DPkg::Lock::Timeout=600', ...args], { env, maxBuffer: 64 * 1024 * 1024 });
   const install = (): Promise<unknown> => aptGet(['install', '-y', '--no-install-recommends', ...packages]);
   log(`apt-get install ${packages.join(' ')}`);
   try {
