@@ -20,7 +20,7 @@ export async function createTempRepo(files: Record<string, string>, name = 'repo
   const root = await realpath(await mkdtemp(join(tmpdir(), 'devproxy-git-')));
   const main = join(root, name);
   const git = (args: string[], cwd = main) =>
-    execFileSync('git', ['-c', 'user.email=test@devproxy.test', '-c', 'user.name=devproxy tests', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync('git', ['-c', 'user.email=test@devproxy.test', '-c', 'user.name=devproxy tests', '-c', 'init.defaultBranch=main', '-c', 'commit.gpgsign=false', ...args], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   git(['init', '-q', main], root);
   for (const [file, text] of Object.entries(files)) {
     await mkdir(dirname(join(main, file)), { recursive: true });
