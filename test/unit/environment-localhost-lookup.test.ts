@@ -46,10 +46,31 @@ describe('installLocalhostLookup', () => {
     expect(await promisify(patched.lookup)('ui.x.localhost')).toEqual({ address: '127.0.0.1', family: 4 });
   });
 
-  it('passes other names to the real resolver', async () => {
-    const patched = patchedDns();
-    const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => patched.lookup('devproxy-test.invalid', (e) => resolve(e)));
-    expect(error?.code).toBe('ENOTFOUND');
-    expect(await patched.promises.lookup('127.0.0.1')).toEqual({ address: '127.0.0.1', family: 4 });
+  it('passes other names to the original functions, with their arguments', async () => {
+    // The originals are stand-ins: a real lookup of a name would depend on this machine's resolver.
+    const seen: unknown[][] = [];
+    const notFound = Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
+    const copy = {
+      ...dns,
+      lookup: (...args: unknown[]) => {
+        seen.push(args.slice(0, -1));
+        (args.at(-1) as (error: Error) => void)(notFound);
+      },
+      promises: {
+        ...dns.promises,
+        lookup: async (...args: unknown[]) => {
+          seen.push(args);
+          return { address: '192.0.2.7', family: 4 };
+        },
+      },
+    } as unknown as typeof dns;
+    installLocalhostLookup(copy);
+    const error = await new Promise<NodeJS.ErrnoException | null>((resolve) => copy.lookup('devproxy-test.invalid', { family: 4 }, (e) => resolve(e)));
+    expect(error).toBe(notFound);
+    expect(await copy.promises.lookup('example.test', { all: false })).toEqual({ address: '192.0.2.7', family: 4 });
+    expect(seen).toEqual([
+      ['devproxy-test.invalid', { family: 4 }],
+      ['example.test', { all: false }],
+    ]);
   });
 });
