@@ -90,7 +90,7 @@ describe('the published package', () => {
       expect(response.body).toBe('served for web.packed.localhost');
       expect(response.headers['x-devproxy-route']).toBe('local');
       const daemon = JSON.parse(await readFile(join(home, 'daemon.json'), 'utf8')) as { pid: number };
-      const { stdout: command } = await execFileAsync('ps', ['-o', 'args=', '-p', String(daemon.pid)]);
+      const command = (await readFile(`/proc/${daemon.pid}/cmdline`, 'utf8')).split('\0').join(' ');
       expect(command).toContain(join(scratch, 'prefix'));
     } finally {
       await run(['proxy', 'stop', '--all']);
