@@ -89,6 +89,26 @@ async function createNetwork(base: string, subnet?: string): Promise<string> {
   return name;
 }
 
+/**
+ * A network created with a subnet of its own, so that a container can ask for a given address:
+ * one the engine picked as free for a probe network. Another file's compose network may take it
+ * between the probe's removal and the creation (the engine hands out the lowest free pool), so a
+ * few rounds are tried.
+ */
+async function networkWithOwnSubnet(base: string): Promise<string> {
+  for (let round = 1; ; round++) {
+    const probe = await createNetwork(`${base}-probe`);
+    const configs = ((await docker.getNetwork(probe).inspect()) as { IPAM: { Config: Array<{ Subnet: string }> } }).IPAM.Config;
+    const subnet = configs.find((c) => c.Subnet.includes('.'))!.Subnet;
+    await docker.getNetwork(probe).remove();
+    try {
+      return await createNetwork(base, subnet);
+    } catch (error) {
+      if (round === 5 || !/overlap/i.test(String(error))) throw error;
+    }
+  }
+}
+
 beforeAll(async () => {
   const engine = await ensureDockerEngine();
   socketPath = engine.socketPath;
@@ -158,11 +178,7 @@ describe('credentials on the Docker bridge, real engine', { timeout: 300_000 }, 
   });
 
   it('knows a container that just started at once, and does not lend an address a stopped container freed to the next one', async () => {
-    // A subnet the engine picked as free, kept so that a container can ask for a given address.
-    const probe = await createNetwork('bridgecreds-probe');
-    const subnet = ((await docker.getNetwork(probe).inspect()) as { IPAM: { Config: Array<{ Subnet: string }> } }).IPAM.Config[0]!.Subnet;
-    await docker.getNetwork(probe).remove();
-    const net = await createNetwork('bridgecreds-reuse', subnet);
+    const net = await networkWithOwnSubnet('bridgecreds-reuse');
     const runtime = new LocalRuntime({ home, dockerHost: `unix://${socketPath}` });
     try {
       const labels = { [LABEL_REPO]: repo.main, [LABEL_WORKTREE]: `${repo.main}-bridgecreds-${RUN_ID}`, [LABEL_SERVICE]: 'ours', [LABEL_SLUG]: 'bridgecreds' };
