@@ -12,8 +12,8 @@ import { waitFor } from '../helpers/git-repo.js';
 
 /** The worker script as the product runs it, built in dist/ by the integration set-up: the minter's default. */
 const WORKER = new URL('../../dist/certs/mint-worker.js', import.meta.url);
-// Long enough that a scan of /proc on a busy machine ends before the worker stops: tests read its pid
-// after a request, when the idle countdown has already begun.
+// Long enough that reading the worker's pid from /proc ends before the worker stops on a busy
+// machine: tests read it after a request, when the idle countdown has already begun.
 const IDLE_MS = 1_500;
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -33,17 +33,17 @@ function minterWithLog(workerUrl?: URL): { minter: WorkerMinter; log: string[] }
 const started = (log: string[]) => log.filter((line) => line === 'info certificate worker started').length;
 const stopped = (log: string[]) => log.filter((line) => line === `info certificate worker stopped after ${IDLE_MS} ms idle`).length;
 
-/** The pids of this process's children running the worker script (read from /proc). */
+/**
+ * The pids of this process's children running the worker script: each thread's `children` list
+ * in /proc, a few reads however busy the machine, rather than a scan of every process, which had
+ * to end within the worker's idle time.
+ */
 async function workerProcesses(): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    const [stat, cmdline] = await Promise.all([readFile(`/proc/${entry}/stat`, 'utf8'), readFile(`/proc/${entry}/cmdline`, 'utf8')]).catch(() => ['', '']);
-    // `pid (comm) state ppid …`: the comm may hold spaces, so the fields are counted after its ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === process.pid && cmdline.includes('mint-worker.js')) pids.push(Number(entry));
-  }
-  return pids;
+  const tasks = await readdir('/proc/self/task');
+  const lists = await Promise.all(tasks.map((task) => readFile(`/proc/self/task/${task}/children`, 'utf8').catch(() => '')));
+  const children = lists.join(' ').split(/\s+/).filter(Boolean).map(Number);
+  const cmdlines = await Promise.all(children.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  return children.filter((_, i) => cmdlines[i]!.includes('mint-worker.js'));
 }
 
 function expectSignedBy(leaf: PemPair, ca: PemPair, name: string): void {
