@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { createTempRepo, type TempRepo } from '../helpers/git-repo.js';
+import { createTempRepo, waitFor, type TempRepo } from '../helpers/git-repo.js';
 import { ensureTool, nssHomeTrusting } from '../helpers/tools.js';
 import { createTestTls, startHttpsUpstream, startHttpUpstream, type Upstream } from '../helpers/upstreams.js';
 
@@ -31,7 +31,12 @@ interface Probe {
   requestId?: string | null;
   body?: string;
   error?: string;
+  /** Chromium's reasons for the requests of a failed probe (`net::ERR_…`). */
+  failedRequests?: string[];
 }
+
+/** Attempts of one probe whose requests Chromium aborted because the machine's addresses changed. */
+const NETWORK_CHANGED_ATTEMPTS = 3;
 
 /** The UI: `probe()` sends a credentialed PUT with a custom header (so a preflight) to the api service. */
 const PAGE = `<!doctype html><meta charset="utf-8"><title>ui</title>
@@ -143,15 +148,36 @@ describe('a page calling a sibling service across `devproxy use` flips (Chromium
     page.on('console', (message) => {
       if (message.type() === 'error') consoleErrors.push(message.text());
     });
-    const response = await page.goto(`https://ui.contoso.localhost:${httpsPort}/`, { timeout: 30_000 });
+    let response = null;
+    for (let attempt = 1; response === null; attempt++) {
+      response = await page.goto(`https://ui.contoso.localhost:${httpsPort}/`, { timeout: 30_000 }).catch((error: unknown) => {
+        if (attempt < NETWORK_CHANGED_ATTEMPTS && String(error).includes('net::ERR_NETWORK_CHANGED')) return null;
+        throw error;
+      });
+    }
     expect(response?.status()).toBe(200);
     const api = `https://api.contoso.localhost:${httpsPort}`;
     const probes: Probe[] = [];
+    const failedRequests: string[] = [];
+    page.on('requestfailed', (request) => failedRequests.push(`${request.failure()?.errorText ?? 'unknown'} ${request.method()} ${request.url()}`));
     const probe = async (): Promise<Probe> => {
-      // A string: the expression runs in the page, whose DOM types this Node project does not load.
-      const result = await page.evaluate<Probe>(`window.probe(${JSON.stringify(api)})`);
-      probes.push(result);
-      return result;
+      for (let attempt = 1; ; attempt++) {
+        const failedBefore = failedRequests.length;
+        // A string: the expression runs in the page, whose DOM types this Node project does not load.
+        const result = await page.evaluate<Probe>(`window.probe(${JSON.stringify(api)})`);
+        if (result.ok) {
+          probes.push(result);
+          return result;
+        }
+        await waitFor(() => (failedRequests.length > failedBefore ? true : undefined), 5_000, 'Chromium to report the failed request').catch(() => undefined);
+        const failed = failedRequests.slice(failedBefore);
+        // Chromium aborts requests in flight when an address of the machine comes or goes (a Docker
+        // network created by another program): a fact about the machine, not about the route.
+        const networkChanged = failed.length > 0 && failed.every((reason) => reason.startsWith('net::ERR_NETWORK_CHANGED'));
+        if (networkChanged && attempt < NETWORK_CHANGED_ATTEMPTS) continue;
+        probes.push({ ...result, failedRequests: failed });
+        return result;
+      }
     };
     /** Probes until the route answers from `route` (bounded), then a fixed number more. */
     const phase = async (route: 'local' | 'remote'): Promise<void> => {
