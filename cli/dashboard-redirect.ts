@@ -5,9 +5,9 @@
  * in its own arguments for its whole session. The file's path holds no secret; the file itself
  * (mode 0600, in a 0700 folder) redirects to the URL with the token in the fragment.
  */
-import { chmod, mkdir } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-write.js';
 import { homePaths } from '../home-paths.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../private-files.js';
 import { escapeHtml } from '../proxy/error-pages.js';
 
 /**
@@ -26,8 +26,7 @@ export function dashboardRedirectHtml(url: string): string {
 /** Writes the redirect page to `url` in `home`'s `open/` folder (made 0700 even if it existed); returns its path. */
 export async function writeDashboardRedirect(home: string, url: string): Promise<string> {
   const paths = homePaths(home);
-  await mkdir(paths.open, { recursive: true, mode: 0o700 });
-  await chmod(paths.open, 0o700);
-  await writeFileAtomic(paths.dashboardRedirect, dashboardRedirectHtml(url), { mode: 0o600 });
+  await makePrivateDir(paths.open);
+  await writeFileAtomic(paths.dashboardRedirect, dashboardRedirectHtml(url), { mode: PRIVATE_FILE_MODE });
   return paths.dashboardRedirect;
 }

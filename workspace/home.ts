@@ -45,7 +45,7 @@ export async function readAdminIdentity(home: string): Promise<AdminIdentity | u
 
 /** Keeps the admin port and token for the next daemon (mode 0600: the token opens the admin API). */
 export async function writeAdminIdentity(home: string, identity: AdminIdentity): Promise<void> {
-  await writeFileAtomic(homePaths(home).admin, JSON.stringify(identity) + '\n', { mode: 0o600 });
+  await writeFileAtomic(homePaths(home).admin, JSON.stringify(identity) + '\n', { mode: PRIVATE_FILE_MODE });
 }
 
 /** The daemon's published info, or undefined when no daemon.json exists or its pid is gone. */
@@ -56,7 +56,7 @@ export async function readDaemonInfo(home: string): Promise<DaemonInfo | undefin
 
 export async function writeDaemonInfo(home: string, info: DaemonInfo): Promise<void> {
   await makePrivateDir(home);
-  await writeFileAtomic(homePaths(home).daemon, JSON.stringify(info, null, 2) + '\n', { mode: 0o600 });
+  await writeFileAtomic(homePaths(home).daemon, JSON.stringify(info, null, 2) + '\n', { mode: PRIVATE_FILE_MODE });
 }
 
 /**
